@@ -1,0 +1,183 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Source finds the objects of an export and opens them as streams of rows.
+// Where the bytes live (local disk, S3) and how they become rows (CSV,
+// Parquet) are the implementation's concern. A Source is safe for
+// concurrent use.
+type Source interface {
+	// Objects lists the objects the source selects (its location, glob
+	// and date window), sorted by key. An error means the listing itself
+	// failed; nothing was selected.
+	Objects(ctx context.Context) ([]Object, error)
+	// Open opens one object for reading. An error means the object cannot
+	// be read at all (missing, unreadable, not of its format): a file
+	// error, recorded by the caller, which goes on with the next object.
+	// The caller closes the reader.
+	Open(ctx context.Context, obj Object) (RowReader, error)
+}
+
+// RowReader streams the rows of one object. It is not safe for
+// concurrent use.
+type RowReader interface {
+	// Header returns the object's columns. It is known as soon as the
+	// reader is open, before any row is read, so that the mapping can be
+	// checked against it.
+	Header() *Header
+	// Next returns the next row. At the end it returns io.EOF. A *RowError
+	// reports one bad row: the caller records it and may call Next again.
+	// Any other error ends the object: the caller records it as a file
+	// error and stops reading this object.
+	Next() (Row, error)
+	// Close releases the reader's resources.
+	Close() error
+}
+
+// Mapper turns the rows of an export into conversions. It is pure: no I/O,
+// no context, and safe for concurrent use.
+type Mapper interface {
+	// CheckHeader returns an error, listing the header's columns, when the
+	// mapping names a column the header lacks.
+	CheckHeader(obj Object, h *Header) error
+	// OrderKey returns the value that the lines of one order share (the
+	// configured order-key columns), by which rows are grouped.
+	OrderKey(r Row) string
+	// Map turns the lines of one order, in source order, into a
+	// conversion, or says why it cannot be sent.
+	Map(lines []Row) Mapped
+}
+
+// Mapped is the result of mapping one order.
+type Mapped struct {
+	// Conversion is the conversion built. It is never nil; when Problems
+	// or Skip is set it carries what could be built (at least Refs, and the
+	// Key if the order had one).
+	Conversion *Conversion
+	// Skip, when not empty, is why a filter left the whole order out.
+	Skip string
+	// SkippedRows lists the lines a row filter left out, each with its
+	// reason in Text; the rest of the order goes on.
+	SkippedRows []Message
+	// Problems lists every reason the conversion is invalid; when not
+	// empty the conversion is never sent.
+	Problems []Message
+}
+
+// Sink delivers conversions. Retry and rate limiting are its own layers;
+// the caller sends one conversion per call, from as many goroutines as it
+// has workers. A Sink is safe for concurrent use.
+type Sink interface {
+	// Send submits one conversion and returns its outcome. Every answer,
+	// including a rejection, a failure after retries or a cancelled
+	// context, is an Outcome with a nil error. An error means the whole
+	// run must stop sending (ErrFatal: bad credentials, a token without
+	// the scope); its Outcome is still valid and records the conversion as
+	// not accepted.
+	Send(ctx context.Context, c *Conversion) (Outcome, error)
+}
+
+// Pacer is implemented by sinks that pace their sending. Progress reports
+// use it for the rate and the ETA.
+type Pacer interface {
+	// Pace returns the sink's current pace.
+	Pace() Pace
+}
+
+// Pace describes how fast a sink can send now.
+type Pace struct {
+	// PerSecond is the configured or server-announced rate.
+	PerSecond float64
+	// WaitingUntil, when not zero, is when the server's closed quota
+	// window reopens; nothing is sent before then.
+	WaitingUntil time.Time
+}
+
+// ErrFatal marks an error that must stop the run: every further request
+// would fail the same way (bad credentials, a missing scope).
+var ErrFatal = errors.New("fatal")
+
+// ErrLocked is returned when another run holds the ledger's lock.
+var ErrLocked = errors.New("ledger is locked by another run")
+
+// Entry is the ledger's record of one conversion key.
+type Entry struct {
+	// Key is the conversion's identity; Key.String() is the ledger's key.
+	Key Key `json:"key"`
+	// State is the current state.
+	State State `json:"state"`
+	// PayloadHash is the PayloadHash of the body last built for the key.
+	PayloadHash string `json:"payload_hash,omitempty"`
+	// SentHash is the PayloadHash of the body the API accepted or
+	// rejected, kept when a later run finds the payload changed.
+	SentHash string `json:"sent_hash,omitempty"`
+	// Attempts counts every request ever made for the key, over all runs.
+	Attempts int `json:"attempts"`
+	// HTTPStatus is the status of the last answer.
+	HTTPStatus int `json:"http_status,omitempty"`
+	// Messages are the last messages: the API's, validation's or the
+	// skip reason.
+	Messages []Message `json:"messages,omitempty"`
+	// SubmissionID and QueuedURI come from the API's QUEUED answer.
+	SubmissionID string `json:"submission_id,omitempty"`
+	QueuedURI    string `json:"queued_uri,omitempty"`
+	// MaybeSent is set when an attempt may have reached the server
+	// without its answer reaching us.
+	MaybeSent bool `json:"maybe_sent,omitempty"`
+	// Refs are the source rows the conversion was built from.
+	Refs []Ref `json:"refs,omitempty"`
+	// RunID is the run that last wrote the entry.
+	RunID string `json:"run_id"`
+	// Created and Updated are when the entry was first and last written.
+	Created time.Time `json:"created"`
+	Updated time.Time `json:"updated"`
+}
+
+// Filter selects ledger entries; zero fields select everything.
+type Filter struct {
+	State State
+	RunID string
+	// OrderID selects the entries of one order, of any event type.
+	OrderID string
+}
+
+// RunInfo describes one run of convpipe in the ledger.
+type RunInfo struct {
+	ID       string    `json:"id"`
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished,omitzero"`
+	// Args is the command line, with secrets redacted.
+	Args string `json:"args,omitempty"`
+	// Summary is the run's summary, set when it finishes.
+	Summary *Summary `json:"summary,omitempty"`
+}
+
+// Ledger is the durable record of every conversion, every processed object
+// and every run. It belongs to the pipeline: sinks report, the pipeline
+// records. Every write is durable when the call returns. A Ledger is safe
+// for concurrent use. Opening one takes its lock; a second opener gets
+// ErrLocked.
+type Ledger interface {
+	// BeginRun records the start of a run.
+	BeginRun(ctx context.Context, run RunInfo) error
+	// FinishRun records the end of a run and its summary.
+	FinishRun(ctx context.Context, run RunInfo) error
+	// Get returns the entry of key, and false when there is none.
+	Get(ctx context.Context, key Key) (Entry, bool, error)
+	// Put inserts or replaces the entry of e.Key.
+	Put(ctx context.Context, e Entry) error
+	// Entries calls fn for each entry that f selects, in key order, until
+	// fn returns an error, which Entries returns.
+	Entries(ctx context.Context, f Filter, fn func(Entry) error) error
+	// ObjectDone reports whether obj was fully processed before, with the
+	// same key, ETag and size.
+	ObjectDone(ctx context.Context, obj Object) (bool, error)
+	// MarkObjectDone records obj as fully processed by run.
+	MarkObjectDone(ctx context.Context, obj Object, runID string) error
+	// Close releases the lock and closes the ledger.
+	Close() error
+}
