@@ -14,6 +14,10 @@ type Counts struct {
 	Invalid int64 `json:"invalid"`
 	// Skipped counts orders left out by an order filter.
 	Skipped int64 `json:"skipped"`
+	// ToSend counts orders decided for sending: new, failed before, or
+	// rejected before and changed since. In a run that was not stopped
+	// early, ToSend = Accepted + Rejected + Failed.
+	ToSend int64 `json:"to_send"`
 	// AlreadySent counts orders the ledger had as final with the same
 	// payload, which were not sent again.
 	AlreadySent int64 `json:"already_sent"`
@@ -38,6 +42,7 @@ func (c *Counts) Add(o Counts) {
 	c.Orders += o.Orders
 	c.Invalid += o.Invalid
 	c.Skipped += o.Skipped
+	c.ToSend += o.ToSend
 	c.AlreadySent += o.AlreadySent
 	c.Accepted += o.Accepted
 	c.Rejected += o.Rejected
@@ -48,9 +53,11 @@ func (c *Counts) Add(o Counts) {
 }
 
 // NeedsAttention reports whether anything in c needs a human: bad rows,
-// invalid, rejected, failed or changed orders, or orders left unsent.
+// invalid, rejected, failed or changed orders. Orders left unsent by a
+// run that stopped at its deadline are not among them: the next run sends
+// them.
 func (c Counts) NeedsAttention() bool {
-	return c.RowErrors+c.Invalid+c.Rejected+c.Failed+c.Changed+c.Unsent > 0
+	return c.RowErrors+c.Invalid+c.Rejected+c.Failed+c.Changed > 0
 }
 
 // ObjectSummary is the part of a summary for one object.
