@@ -52,6 +52,11 @@ type Conversion struct {
 	Items []Item `json:"items,omitempty"`
 	// Refs lists every source row the conversion was built from.
 	Refs []Ref `json:"refs"`
+	// MaybeSent tells the sink that an earlier run may have sent this
+	// conversion without its answer being recorded (the ledger had it
+	// pending or marked maybe-sent): a duplicate-OrderId answer then means
+	// accepted. Run sets it; it is not part of the payload.
+	MaybeSent bool `json:"-"`
 }
 
 // Get returns the value of the named order-level field.

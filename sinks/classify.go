@@ -1,0 +1,390 @@
+package sinks
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"convpipe/pipeline"
+)
+
+// answer is what one attempt got back: a response, or the error that
+// stopped it.
+type answer struct {
+	status int
+	header http.Header
+	body   []byte
+	// err is the transport error, or the error reading the body.
+	err error
+	// wrote is set when the whole request was written to the connection.
+	wrote bool
+	// stopped is set when the caller's context ended the attempt.
+	stopped bool
+	// timedOut is set when the attempt's own timeout ended it.
+	timedOut bool
+}
+
+// verdict is what an answer means for the conversion.
+type verdict struct {
+	// state is the conversion's state if no further attempt is made.
+	state pipeline.State
+	// retry says whether another attempt may succeed.
+	retry bool
+	// gate, when set, is how long to wait: the server said the account
+	// may send nothing before then (Retry-After, a spent window), so the
+	// pacer holds every worker until then. When it is zero and retry is
+	// set, the wait is the conversion's backoff.
+	gate time.Time
+	// limits are the rate-limit headers of the answer.
+	limits limits
+	// maybeSent is set when the request may have been processed without
+	// its answer reaching us.
+	maybeSent bool
+	// duplicate is set when the API refused the OrderId as a duplicate.
+	duplicate bool
+	// stopped is set when the caller's context ended the attempt.
+	stopped bool
+	// fatal, when set, must stop the run (wraps pipeline.ErrFatal).
+	fatal error
+	// messages describe the answer.
+	messages []pipeline.Message
+	// submissionID and queuedURI come from a QUEUED answer.
+	submissionID, queuedURI string
+}
+
+// envelope is the API's JSON answer, in both casings: json matches keys
+// case-insensitively, preferring the exact ones.
+type envelope struct {
+	Status      string       `json:"Status"`
+	QueuedURI   string       `json:"QueuedUri"`
+	Message     string       `json:"Message"`
+	ErrorReason string       `json:"ErrorReason"`
+	Lower       []fieldError `json:"errors"`
+	Upper       []fieldError `json:"Errors"`
+}
+
+type fieldError struct {
+	Field   string `json:"field"`
+	Level   string `json:"level"`
+	Message string `json:"message"`
+}
+
+var oidRe = regexp.MustCompile(`\boid\b`)
+
+var emailRe = regexp.MustCompile(`[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}`)
+
+// scrub makes a text from the server safe to keep: e-mail addresses are
+// replaced, control characters flattened, the length bounded.
+func scrub(s string) string {
+	s = emailRe.ReplaceAllString(s, "[e-mail]")
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+	s = strings.TrimSpace(s)
+	if len(s) > 300 {
+		s = s[:300] + "…"
+	}
+	return s
+}
+
+// classify decides, in one place, what every answer means: the
+// conversion's state, whether to retry, how long the server asked to
+// wait, and whether the run must stop.
+func classify(a answer, now time.Time) verdict {
+	v := verdict{limits: parseLimits(a.header, now)}
+	if a.stopped {
+		v.state, v.stopped, v.maybeSent = pipeline.StateFailed, true, a.wrote
+		v.messages = msgs("stopped before an answer")
+		return v
+	}
+	if a.err != nil {
+		v.state, v.retry = pipeline.StateFailed, true
+		v.maybeSent = a.wrote
+		v.messages = msgs(describeErr(a))
+		if isPermanentTransport(a.err) {
+			v.retry = false
+		}
+		return v
+	}
+	st := a.status
+	var env envelope
+	jsonOK := json.Unmarshal(a.body, &env) == nil
+	switch {
+	case st >= 200 && st < 300:
+		if jsonOK && strings.EqualFold(env.Status, "QUEUED") {
+			v.state = pipeline.StateAccepted
+			v.queuedURI = env.QueuedURI
+			v.submissionID = lastSegment(env.QueuedURI)
+			return v
+		}
+		if jsonOK && strings.EqualFold(env.Status, "ERROR") {
+			return rejected(v, st, env, a.body)
+		}
+		// The API may have taken it: not a success, but maybe sent.
+		v.state, v.maybeSent = pipeline.StateFailed, true
+		v.messages = msgs(fmt.Sprintf("HTTP %d with an answer the API does not document (%s): not counted as accepted; was Accept: application/json honoured?",
+			st, excerpt(a.header, a.body)))
+		return v
+	case st == http.StatusUnauthorized:
+		v.state = pipeline.StateFailed
+		v.fatal = fmt.Errorf("impact: 401 unauthorized: the account SID or the auth token is wrong (check %s and %s): %w",
+			EnvAccountSID, EnvAuthToken, pipeline.ErrFatal)
+		v.messages = msgs(v.fatal.Error())
+		return v
+	case st == http.StatusForbidden:
+		v.state = pipeline.StateFailed
+		v.fatal = fmt.Errorf("impact: 403 forbidden: the auth token is valid but not allowed to create conversions for this account (check the token's scope, and that %s is the token's account): %w",
+			EnvAccountSID, pipeline.ErrFatal)
+		v.messages = msgs(v.fatal.Error())
+		return v
+	case st == http.StatusNotFound || st == http.StatusMethodNotAllowed:
+		v.state = pipeline.StateFailed
+		v.messages = msgs(fmt.Sprintf("HTTP %d %s: a configuration error: check sink.base_url and the account SID", st, http.StatusText(st)))
+		return v
+	case st == http.StatusTooManyRequests:
+		v.state, v.retry = pipeline.StateFailed, true
+		v.messages = msgs(fmt.Sprintf("HTTP 429: rate limited%s", untilText(a.header, now)))
+		if ra, ok := parseRetryAfter(a.header.Get("Retry-After"), now); ok {
+			v.gate = now.Add(ra)
+		}
+		if v.limits.remaining == 0 && v.limits.reset.After(v.gate) {
+			v.gate = v.limits.reset
+		}
+		return v
+	case st == http.StatusRequestTimeout:
+		v.state, v.retry, v.maybeSent = pipeline.StateFailed, true, true
+		v.messages = msgs("HTTP 408: the server timed out reading the request")
+		return v
+	case st >= 500:
+		v.state, v.retry = pipeline.StateFailed, true
+		// A gateway error or an internal error may come after the API
+		// recorded the conversion; 503 is refused before it.
+		v.maybeSent = st != http.StatusServiceUnavailable && st != http.StatusNotImplemented
+		if st == http.StatusNotImplemented || st == http.StatusHTTPVersionNotSupported {
+			v.retry = false
+		}
+		v.messages = msgs(fmt.Sprintf("HTTP %d %s (%s)", st, http.StatusText(st), excerpt(a.header, a.body)))
+		if ra, ok := parseRetryAfter(a.header.Get("Retry-After"), now); ok && st == http.StatusServiceUnavailable {
+			v.gate = now.Add(ra)
+		}
+		return v
+	case st >= 400:
+		return rejected(v, st, env, a.body)
+	default:
+		v.state = pipeline.StateFailed
+		v.messages = msgs(fmt.Sprintf("HTTP %d %s: unexpected (a redirect?): check sink.base_url", st, http.StatusText(st)))
+		return v
+	}
+}
+
+// rejected builds the verdict of an ERROR answer: the API refused the
+// conversion; it is not retried.
+func rejected(v verdict, status int, env envelope, body []byte) verdict {
+	v.state = pipeline.StateRejected
+	for _, e := range append(env.Lower, env.Upper...) {
+		v.messages = append(v.messages, pipeline.Message{Field: scrub(e.Field), Text: scrub(e.Message)})
+		if isDuplicateText(e.Field, e.Message) {
+			v.duplicate = true
+		}
+	}
+	if env.Message != "" || env.ErrorReason != "" {
+		text := env.Message
+		if env.ErrorReason != "" {
+			text = strings.TrimSpace(text + " (" + env.ErrorReason + ")")
+		}
+		v.messages = append(v.messages, pipeline.Message{Text: scrub(text)})
+		if isDuplicateText("", env.Message) {
+			v.duplicate = true
+		}
+	}
+	if bytes.Contains(bytes.ToUpper(body), []byte("CONV_DUPLICATE")) {
+		v.duplicate = true
+	}
+	if len(v.messages) == 0 {
+		v.messages = msgs(fmt.Sprintf("HTTP %d %s (%s)", status, http.StatusText(status), excerpt(nil, body)))
+	}
+	return v
+}
+
+// isDuplicateText reports whether an error message says that the OrderId
+// is a duplicate.
+func isDuplicateText(field, message string) bool {
+	m := strings.ToLower(message)
+	if strings.Contains(m, "conv_duplicate") {
+		return true
+	}
+	if !strings.Contains(m, "duplicate") {
+		return false
+	}
+	return strings.EqualFold(field, "OrderId") || strings.Contains(m, "orderid") ||
+		strings.Contains(m, "order id") || oidRe.MatchString(m)
+}
+
+func msgs(text string) []pipeline.Message { return []pipeline.Message{{Text: text}} }
+
+func lastSegment(uri string) string {
+	uri = strings.TrimRight(uri, "/")
+	if i := strings.LastIndexByte(uri, '/'); i >= 0 {
+		return uri[i+1:]
+	}
+	return uri
+}
+
+// excerpt describes an answer's body briefly.
+func excerpt(h http.Header, body []byte) string {
+	ct := ""
+	if h != nil {
+		ct = h.Get("Content-Type")
+	}
+	s := scrub(string(body))
+	if len(s) > 120 {
+		s = s[:120] + "…"
+	}
+	switch {
+	case s == "" && ct == "":
+		return "empty body"
+	case s == "":
+		return "empty " + ct + " body"
+	case ct != "":
+		return ct + ": " + s
+	}
+	return s
+}
+
+func untilText(h http.Header, now time.Time) string {
+	if ra, ok := parseRetryAfter(h.Get("Retry-After"), now); ok {
+		return fmt.Sprintf(", Retry-After %s", ra)
+	}
+	return ""
+}
+
+// describeErr describes a transport error without the request's URL.
+func describeErr(a answer) string {
+	err := a.err
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	var where string
+	switch {
+	case a.status != 0:
+		where = fmt.Sprintf("reading the HTTP %d answer", a.status)
+	case a.wrote:
+		where = "after the request was sent"
+	default:
+		where = "before the request was sent"
+	}
+	if a.timedOut {
+		return fmt.Sprintf("no answer within sink.request_timeout (%s)", where)
+	}
+	return fmt.Sprintf("network error %s: %v", where, err)
+}
+
+// isPermanentTransport reports transport errors that no retry can fix:
+// certificate problems and malformed requests.
+func isPermanentTransport(err error) bool {
+	s := err.Error()
+	switch {
+	case strings.Contains(s, "x509:"), strings.Contains(s, "tls: failed to verify"):
+		return true
+	case errors.Is(err, context.Canceled):
+		return false
+	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) && dnsErr.IsNotFound {
+		return true
+	}
+	return false
+}
+
+// limits are the rate-limit headers of one answer.
+type limits struct {
+	// limit and remaining are -1 when not sent.
+	limit, remaining int
+	// perHour is set when limit is per hour (the -hour headers).
+	perHour bool
+	// reset is when the window resets; zero when not sent.
+	reset time.Time
+}
+
+// parseLimits reads X-RateLimit-Limit/Remaining/Reset, their -hour forms
+// and RateLimit-Reset. Reset is read as seconds until the reset, or as a
+// Unix time when it is that large.
+func parseLimits(h http.Header, now time.Time) limits {
+	l := limits{limit: -1, remaining: -1}
+	if h == nil {
+		return l
+	}
+	num := func(names ...string) (int, string) {
+		for _, n := range names {
+			if v := strings.TrimSpace(h.Get(n)); v != "" {
+				if f, err := strconv.ParseFloat(v, 64); err == nil && f >= 0 && f < math.MaxInt32 {
+					return int(f), n
+				}
+			}
+		}
+		return -1, ""
+	}
+	var name string
+	l.limit, name = num("X-RateLimit-Limit", "X-RateLimit-Limit-hour", "RateLimit-Limit")
+	l.perHour = strings.HasSuffix(name, "-hour")
+	l.remaining, _ = num("X-RateLimit-Remaining", "X-RateLimit-Remaining-hour", "RateLimit-Remaining")
+	for _, n := range []string{"X-RateLimit-Reset", "X-RateLimit-Reset-hour", "RateLimit-Reset"} {
+		if t, ok := parseReset(h.Get(n), now); ok {
+			l.reset = t
+			break
+		}
+	}
+	return l
+}
+
+// unixThreshold separates "seconds until" from "Unix time" in reset
+// headers: no window is longer than ten years, no clock is before 2001.
+const unixThreshold = 1e9
+
+func parseReset(s string, now time.Time) (time.Time, bool) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return time.Time{}, false
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || f < 0 || math.IsInf(f, 0) || math.IsNaN(f) {
+		return time.Time{}, false
+	}
+	if f >= unixThreshold {
+		sec, frac := math.Modf(f)
+		return time.Unix(int64(sec), int64(frac*1e9)), true
+	}
+	return now.Add(time.Duration(f * float64(time.Second))), true
+}
+
+// parseRetryAfter reads Retry-After as seconds or as an HTTP date.
+func parseRetryAfter(s string, now time.Time) (time.Duration, bool) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, false
+	}
+	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		if f < 0 || f > 7*24*3600 {
+			return 0, false
+		}
+		return time.Duration(f * float64(time.Second)), true
+	}
+	if t, err := http.ParseTime(s); err == nil {
+		return max(t.Sub(now), 0), true
+	}
+	return 0, false
+}

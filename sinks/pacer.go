@@ -1,0 +1,183 @@
+package sinks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"convpipe/pipeline"
+)
+
+// errQuotaDeadline is returned when the quota allows no request before the
+// context's deadline.
+var errQuotaDeadline = errors.New("the quota allows no request before the deadline")
+
+// pacer is the layer every attempt passes before its request: a gate that
+// the server's rate-limit answers close, then the configured token bucket.
+//
+// The gate keeps the server's own count: within a window it knows the
+// lowest Remaining the server reported and how many requests are in
+// flight, and lets a request pass only while Remaining exceeds those in
+// flight (each of them may still be counted). When nothing remains and
+// nothing is in flight, it closes until the window's reset, and it closes
+// for everyone on Retry-After. So no request is spent against a closed
+// window, and, once the answers are in, none of the window is wasted.
+type pacer struct {
+	lim *rate.Limiter
+	log *slog.Logger
+
+	mu      sync.Mutex
+	changed chan struct{} // closed and replaced when the state changes
+	// closedUntil: nothing passes before.
+	closedUntil time.Time
+	// known: the current window's remaining and reset are known.
+	known     bool
+	remaining int
+	reset     time.Time
+	inflight  int
+	// loggedUntil is the end of the last closure logged.
+	loggedUntil time.Time
+}
+
+func newPacer(limit rate.Limit, burst int, log *slog.Logger) *pacer {
+	return &pacer{lim: rate.NewLimiter(limit, burst), log: log, changed: make(chan struct{})}
+}
+
+// blocked reports whether a request may not pass now, until when it must
+// wait (zero: until the state changes), and whether the gate is closed
+// (rather than waiting for answers in flight). p.mu is held.
+func (p *pacer) blocked(now time.Time) (blocked bool, until time.Time, closed bool) {
+	if now.Before(p.closedUntil) {
+		return true, p.closedUntil, true
+	}
+	if p.known && !now.Before(p.reset) {
+		p.known = false
+	}
+	if p.known && p.remaining-p.inflight <= 0 {
+		if p.inflight > 0 {
+			// An answer in flight will tell more.
+			return true, p.reset, false
+		}
+		p.close(p.reset, "the server reports no requests left in its window", now)
+		return true, p.reset, true
+	}
+	return false, time.Time{}, false
+}
+
+// close closes the gate until t and logs it once. p.mu is held.
+func (p *pacer) close(t time.Time, why string, now time.Time) {
+	if !t.After(p.closedUntil) {
+		return
+	}
+	p.closedUntil = t
+	if !now.Before(p.loggedUntil) {
+		p.log.Info("sink: quota window closed: waiting", "until", t.Format(time.RFC3339), "in", t.Sub(now).Round(time.Second).String(), "reason", why)
+		p.loggedUntil = t
+	}
+}
+
+// acquire waits until a request may be sent and counts it in flight. The
+// caller must call the returned release exactly once, with what the
+// answer said. An error means the context ended first, or its deadline
+// comes before the quota allows a request.
+func (p *pacer) acquire(ctx context.Context) (release func(limits, time.Time), err error) {
+	for {
+		if err := p.waitGate(ctx); err != nil {
+			return nil, err
+		}
+		if err := p.lim.Wait(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, errQuotaDeadline
+		}
+		p.mu.Lock()
+		if b, _, _ := p.blocked(time.Now()); b {
+			// The gate closed while we waited for the limiter.
+			p.mu.Unlock()
+			continue
+		}
+		p.inflight++
+		p.mu.Unlock()
+		var once sync.Once
+		return func(l limits, gate time.Time) { once.Do(func() { p.release(l, gate) }) }, nil
+	}
+}
+
+func (p *pacer) waitGate(ctx context.Context) error {
+	for {
+		p.mu.Lock()
+		now := time.Now()
+		b, until, closed := p.blocked(now)
+		ch := p.changed
+		p.mu.Unlock()
+		if !b {
+			return nil
+		}
+		if dl, ok := ctx.Deadline(); ok && closed && until.After(dl) {
+			return fmt.Errorf("%w (the window reopens at %s)", errQuotaDeadline, until.Format(time.RFC3339))
+		}
+		t := time.NewTimer(until.Sub(now))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-ch:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// release ends an attempt: it learns the server's window from the
+// answer's limits and closes the gate until gate when that is set.
+func (p *pacer) release(l limits, gate time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := time.Now()
+	p.inflight--
+	if gate.After(now) {
+		p.close(gate, "the server asked to wait (429 or Retry-After)", now)
+	}
+	if l.remaining >= 0 && l.reset.After(now) {
+		if !p.known || !p.reset.After(now) {
+			p.known, p.remaining, p.reset = true, l.remaining, l.reset
+		} else {
+			p.remaining = min(p.remaining, l.remaining)
+			p.reset = maxTime(p.reset, l.reset)
+		}
+	}
+	if l.perHour && l.limit > 0 {
+		if r := rate.Limit(float64(l.limit) / 3600); r < p.lim.Limit() {
+			p.lim.SetLimit(r)
+		}
+	}
+	close(p.changed)
+	p.changed = make(chan struct{})
+}
+
+// pace returns the current rate and when a closed window reopens.
+func (p *pacer) pace() pipeline.Pace {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := time.Now()
+	pc := pipeline.Pace{PerSecond: float64(p.lim.Limit())}
+	if now.Before(p.closedUntil) {
+		pc.WaitingUntil = p.closedUntil
+	} else if p.known && now.Before(p.reset) && p.remaining <= 0 {
+		pc.WaitingUntil = p.reset
+	}
+	return pc
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
