@@ -22,7 +22,17 @@ build: ## build the static binary into bin/convpipe
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/convpipe
 
 run: build ## the main job on the bundled sample export, against the built-in API simulator
-	@bash scripts/demo.sh $(BIN)
+	@rm -rf out/demo && mkdir -p out/demo
+	@echo "== convpipe run: the sample export (samples/export/) to the built-in impact.com API simulator"
+	@$(BIN) run --config configs/sample.yaml --simulate --rate 20/s --ledger out/demo/ledger.db --summary-json out/demo/summary.json --metrics-file out/demo/convpipe.prom; \
+	  code=$$?; echo "exit code $$code (3: the sample's bad rows need a human; see README, Exit codes)"; [ $$code -le 3 ]
+	@echo
+	@echo "== the same run again, as cron would: nothing is read again or resent"
+	@$(BIN) run --config configs/sample.yaml --simulate --rate 20/s --ledger out/demo/ledger.db; \
+	  code=$$?; echo "exit code $$code"; [ $$code -le 3 ]
+	@echo
+	@echo "== what needs a human: convpipe ledger export --ledger out/demo/ledger.db --state invalid"
+	@$(BIN) ledger export --ledger out/demo/ledger.db --state invalid
 
 $(VERSITYGW):
 	@echo "installing versitygw (S3-compatible test server) into .tools/bin: about 1.5 minutes, once"

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -17,21 +19,73 @@ func newRootCmd() *cobra.Command {
 		Long: `convpipe reads order exports, groups order lines into orders, maps them to
 impact.com Conversions API payloads through a YAML mapping, checks them against
 the API's rules and submits them at the account's quota, recording every
-outcome in a ledger so that any run can be repeated or resumed safely.`,
+outcome in a ledger so that any run can be repeated or resumed safely.
+
+Credentials come from the environment only: IMPACT_ACCOUNT_SID and
+IMPACT_AUTH_TOKEN for the API, the AWS SDK's standard chain for S3.
+
+Exit codes: 0 all good; 1 fatal error; 2 usage or configuration error;
+3 finished, but some rows or conversions are invalid, rejected, failed or
+changed; 4 another run holds the ledger's lock.`,
 		Version:       version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newSimCmd())
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return configError{err} })
+	root.AddCommand(newRunCmd(), newValidateCmd(), newPlanCmd(), newLedgerCmd(), newSimCmd())
 	return root
 }
 
 func run(args []string) int {
 	root := newRootCmd()
 	root.SetArgs(args)
-	if err := root.Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "convpipe:", err)
-		return 2
+	cmd, err := root.ExecuteC()
+	if err == nil {
+		return exitOK
 	}
-	return 0
+	var ce *codeError
+	if errors.As(err, &ce) {
+		if ce.err != nil {
+			fmt.Fprintln(os.Stderr, "convpipe:", ce.err)
+		}
+		return ce.code
+	}
+	var cfgErr configError
+	if isUsageError(err) || (errors.As(err, &cfgErr) && strings.Contains(err.Error(), "flag")) {
+		fmt.Fprintf(os.Stderr, "convpipe: %v\nSee '%s --help'.\n", err, cmd.CommandPath())
+		return exitUsage
+	}
+	fmt.Fprintln(os.Stderr, "convpipe:", err)
+	return exitCode(err, nil)
+}
+
+// codeError carries a command's chosen exit code to run; err, when not
+// nil, is printed.
+type codeError struct {
+	code int
+	err  error
+}
+
+func (e *codeError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit %d", e.code)
+	}
+	return e.err.Error()
+}
+
+func (e *codeError) Unwrap() error { return e.err }
+
+// isUsageError reports whether cobra refused the command line itself.
+func isUsageError(err error) bool {
+	var ce configError
+	if errors.As(err, &ce) {
+		return false
+	}
+	msg := err.Error()
+	for _, p := range []string{"unknown flag", "unknown shorthand", "unknown command", "flag needs an argument", "invalid argument", "accepts ", "requires at least", "required flag"} {
+		if strings.Contains(msg, p) {
+			return true
+		}
+	}
+	return false
 }

@@ -1,0 +1,355 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"convpipe/ledger"
+	"convpipe/pipeline"
+	"convpipe/sim"
+	"convpipe/sinks"
+)
+
+type runFlags struct {
+	common
+	rate          string
+	workers       int
+	dryRun        bool
+	dryRunOut     string
+	deadline      string
+	maxDuration   time.Duration
+	ledgerPath    string
+	all           bool
+	retryRejected bool
+	summaryJSON   string
+	metricsFile   string
+	progress      string
+	simulate      bool
+}
+
+func newRunCmd() *cobra.Command {
+	var f runFlags
+	cmd := &cobra.Command{
+		Use:   "run --config FILE",
+		Short: "Read the export, send what is new to impact.com, record every outcome",
+		Long: `run reads the export, groups its lines into orders, maps and checks them, skips
+what the ledger says is done, submits the rest at the configured quota and
+records every outcome in the ledger. Objects processed by an earlier run with
+the same ETag and size are not read again (--all reads them).
+
+It stops cleanly at --deadline, after --max-duration, or on SIGINT/SIGTERM:
+reading stops, in-flight requests get run.grace to finish, and the summary is
+printed; a second signal aborts in-flight requests. The next run resumes.
+
+Exit codes: 0 all good; 1 fatal error; 2 usage or configuration error;
+3 finished, but some rows or conversions are invalid, rejected, failed or
+changed; 4 another run holds the ledger's lock.`,
+		Example: `  # nightly, from cron: stop by 06:00, leave figures for node_exporter
+  convpipe run --config /etc/convpipe.yaml --deadline 06:00 --metrics-file /var/lib/node_exporter/convpipe.prom
+
+  # backfill one quarter, resumable
+  convpipe run --config backfill.yaml --since 2024-01-01 --until 2024-03-31
+
+  # see what would be sent, sending nothing
+  convpipe run --config convpipe.yaml --dry-run --dry-run-out payloads.jsonl`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runRun(cmd, &f)
+		},
+	}
+	fs := cmd.Flags()
+	f.common.register(fs)
+	fs.StringVar(&f.rate, "rate", "", "the account's quota, e.g. 1000/h, 20/s, 50/min (overrides sink.rate)")
+	fs.IntVar(&f.workers, "workers", 0, "concurrent requests (overrides sink.workers)")
+	fs.BoolVar(&f.dryRun, "dry-run", false, "send nothing and write what would be sent as JSON lines; the ledger is read, never written")
+	fs.StringVar(&f.dryRunOut, "dry-run-out", "-", "with --dry-run: file for the JSON lines, - for standard output")
+	fs.StringVar(&f.deadline, "deadline", "", "stop at this clock time (06:00, the next one) or RFC 3339 time (overrides run.deadline)")
+	fs.DurationVar(&f.maxDuration, "max-duration", 0, "stop after this long, e.g. 7h30m (overrides run.max_duration)")
+	fs.StringVar(&f.ledgerPath, "ledger", "", "the ledger's SQLite file (overrides ledger.path)")
+	fs.BoolVar(&f.all, "all", false, "read every object, also those processed before and unchanged")
+	fs.BoolVar(&f.retryRejected, "retry-rejected", false, "send again conversions the API rejected, even if unchanged")
+	fs.StringVar(&f.summaryJSON, "summary-json", "", "write the summary as JSON to this file")
+	fs.StringVar(&f.metricsFile, "metrics-file", "", "write the summary as a Prometheus textfile (node_exporter) to this file")
+	fs.StringVar(&f.progress, "progress", "", "progress display: auto, bar, log or off (overrides run.progress)")
+	fs.BoolVar(&f.simulate, "simulate", false, "send to a built-in impact.com API simulator on loopback instead of the real API (no credentials needed); for trying a configuration")
+	return cmd
+}
+
+// newRunID returns a sortable, unique run id: 20261123T201503Z-1a2b.
+func newRunID() string {
+	var b [2]byte
+	_, _ = rand.Read(b[:])
+	return time.Now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
+}
+
+// stopContext returns a context that ends on the first SIGINT/SIGTERM, at
+// the deadline or after the maximum duration, with the reason as its
+// cause, and a channel closed by a second signal.
+func stopContext(parent context.Context, deadline time.Time, maxDur time.Duration, log *slog.Logger) (context.Context, <-chan struct{}, func()) {
+	ctx, cancel := context.WithCancelCause(parent)
+	var cancels []context.CancelFunc
+	if !deadline.IsZero() {
+		c, cf := context.WithDeadlineCause(ctx, deadline, fmt.Errorf("deadline %s reached", deadline.Format(time.RFC3339)))
+		ctx, cancels = c, append(cancels, cf)
+	}
+	if maxDur > 0 {
+		c, cf := context.WithTimeoutCause(ctx, maxDur, fmt.Errorf("maximum duration %s reached", maxDur))
+		ctx, cancels = c, append(cancels, cf)
+	}
+	abort := make(chan struct{})
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		n := 0
+		for {
+			select {
+			case s := <-sigs:
+				n++
+				if n == 1 {
+					log.Warn("stopping: no new requests; in-flight requests may finish (signal again to abort them)", "signal", s.String())
+					cancel(fmt.Errorf("stopped by %s", s))
+				} else {
+					close(abort)
+					signal.Stop(sigs)
+					return
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	return ctx, abort, func() {
+		signal.Stop(sigs)
+		close(done)
+		for _, c := range cancels {
+			c()
+		}
+		cancel(nil)
+	}
+}
+
+func runRun(cmd *cobra.Command, f *runFlags) error {
+	cfg, err := f.load()
+	if err != nil {
+		return err
+	}
+	if f.rate != "" {
+		cfg.Sink.Rate = f.rate
+	}
+	if f.workers != 0 {
+		cfg.Sink.Workers = f.workers
+	}
+	if f.deadline != "" {
+		cfg.Run.Deadline = f.deadline
+	}
+	if f.maxDuration != 0 {
+		cfg.Run.MaxDuration = f.maxDuration
+	}
+	if f.ledgerPath != "" {
+		cfg.Ledger.Path = f.ledgerPath
+	}
+	if f.progress != "" {
+		cfg.Run.Progress = f.progress
+	}
+	stderr := cmd.ErrOrStderr()
+	log := newLogger(stderr, cfg.Run.LogFormat, cfg.Run.LogLevel)
+
+	var simulator *sim.Server
+	if f.simulate {
+		if f.dryRun {
+			return configError{errors.New("--simulate and --dry-run: choose one")}
+		}
+		simulator = sim.New(sim.Config{Quota: 1000, Window: time.Hour})
+		url, err := simulator.Start("127.0.0.1:0")
+		if err != nil {
+			return fmt.Errorf("simulator: %w", err)
+		}
+		defer simulator.Close()
+		cfg.Sink.BaseURL = url
+		cfg.Sink.AccountSID, cfg.Sink.AuthToken = "", ""
+		os.Setenv(sinks.EnvAccountSID, sim.DefaultAccountSID)
+		os.Setenv(sinks.EnvAuthToken, sim.DefaultAuthToken)
+		log.Info("sending to the built-in API simulator, not to impact.com", "url", url)
+	}
+	if err := cfg.validate(!f.dryRun); err != nil {
+		return err
+	}
+	var deadline time.Time
+	if cfg.Run.Deadline != "" {
+		deadline, _ = parseDeadline(cfg.Run.Deadline, time.Now())
+	}
+
+	ctx, abort, stop := stopContext(cmd.Context(), deadline, cfg.Run.MaxDuration, log)
+	defer stop()
+
+	src, mapper, err := buildReading(ctx, cfg)
+	if err != nil {
+		return err
+	}
+
+	runID := newRunID()
+	var sink pipeline.Sink
+	var closeSink func()
+	var dryCount func() int64
+	if f.dryRun {
+		var w io.Writer = cmd.OutOrStdout()
+		if f.dryRunOut != "-" {
+			file, err := os.Create(f.dryRunOut)
+			if err != nil {
+				return fmt.Errorf("--dry-run-out: %w", err)
+			}
+			defer file.Close()
+			w = file
+		}
+		d := sinks.NewDryRun(w)
+		sink, dryCount = d, d.Count
+	} else {
+		imp, err := sinks.New(cfg.Sink, version, log)
+		if err != nil {
+			return configError{fmt.Errorf("sink: %w", err)}
+		}
+		sink, closeSink = imp, func() { imp.Close() }
+	}
+	if closeSink != nil {
+		defer closeSink()
+	}
+	_ = dryCount
+
+	// The ledger: read-only for a dry run (and absent if it does not exist
+	// yet), locked for a real one.
+	var led *ledger.Ledger
+	if f.dryRun {
+		if _, err := os.Stat(cfg.Ledger.Path); err == nil {
+			led, err = ledger.OpenReadOnly(ctx, cfg.Ledger.Path)
+			if err != nil {
+				return fmt.Errorf("ledger: %w", err)
+			}
+		}
+	} else {
+		led, err = ledger.Open(ctx, cfg.Ledger.Path, ledger.Options{Command: redactedArgs()})
+		if err != nil {
+			if errors.Is(err, pipeline.ErrLocked) {
+				return &codeError{code: exitLocked, err: err}
+			}
+			return fmt.Errorf("ledger: %w", err)
+		}
+	}
+	var pled pipeline.Ledger
+	if led != nil {
+		defer led.Close()
+		pled = led
+	}
+
+	started := time.Now().UTC()
+	info := pipeline.RunInfo{ID: runID, Started: started, Args: redactedArgs()}
+	if !f.dryRun {
+		if err := led.BeginRun(ctx, info); err != nil {
+			return fmt.Errorf("ledger: %w", err)
+		}
+	}
+	log.Info("run started", "run", runID, "source", cfg.Source.Location, "ledger", cfg.Ledger.Path,
+		"rate", cfg.Sink.Rate, "workers", cfg.Sink.Workers, "dry_run", f.dryRun)
+
+	pr := newProgressReporter(stderr, log, cfg.Run.progressInterval(), cfg.Run.Progress)
+	opt := pipeline.Options{
+		Source:        src,
+		Mapper:        mapper,
+		Sink:          sink,
+		Ledger:        pled,
+		DryRun:        f.dryRun,
+		Group:         cfg.Group,
+		Workers:       cfg.Sink.Workers,
+		Queue:         cfg.Run.Queue,
+		All:           f.all,
+		RetryRejected: f.retryRejected,
+		RunID:         runID,
+		Grace:         cfg.Run.Grace,
+		Abort:         abort,
+		Logger:        log,
+	}
+	if cfg.Run.Progress != "off" {
+		opt.OnProgress = pr.report
+	}
+	summary, runErr := pipeline.Run(ctx, opt)
+	pr.done()
+
+	resultsPath := ""
+	if !f.dryRun {
+		info.Finished = time.Now().UTC()
+		info.Summary = &summary
+		// The run's records must be finished even when ctx has ended.
+		wctx := context.WithoutCancel(ctx)
+		if err := led.FinishRun(wctx, info); err != nil && runErr == nil {
+			runErr = fmt.Errorf("ledger: %w", err)
+		}
+		resultsPath = resultsFile(cfg, runID)
+		if err := ledger.WriteResultsFile(wctx, led, resultsPath, runID); err != nil {
+			log.Error("cannot write the results file", "err", err)
+			resultsPath = ""
+		}
+	}
+	ledgerShown := cfg.Ledger.Path
+	if f.dryRun {
+		ledgerShown = ""
+	}
+	printSummary(cmd.OutOrStdout(), summary, ledgerShown, resultsPath)
+	code := exitCode(runErr, &summary)
+	if f.summaryJSON != "" {
+		if err := writeJSONFile(f.summaryJSON, summary); err != nil {
+			log.Error("cannot write --summary-json", "err", err)
+		}
+	}
+	if f.metricsFile != "" {
+		if err := writeFileAtomic(f.metricsFile, []byte(metricsText(summary, time.Now(), code))); err != nil {
+			log.Error("cannot write --metrics-file", "err", err)
+		}
+	}
+	if runErr != nil {
+		return &codeError{code: code, err: runErr}
+	}
+	if code != exitOK {
+		return &codeError{code: code}
+	}
+	return nil
+}
+
+// resultsFile is where a run's results CSV goes: run.results_dir, or next
+// to the ledger.
+func resultsFile(cfg Config, runID string) string {
+	p := ledger.ResultsPath(cfg.Ledger.Path, runID)
+	if cfg.Run.ResultsDir != "" {
+		p = filepath.Join(cfg.Run.ResultsDir, filepath.Base(p))
+	}
+	return p
+}
+
+// redactedArgs is the command line as recorded in the ledger and the lock
+// file. convpipe takes no secret as a flag, but a value that looks like a
+// token is masked all the same.
+func redactedArgs() string {
+	args := make([]string, len(os.Args))
+	for i, a := range os.Args {
+		lower := strings.ToLower(a)
+		if strings.Contains(lower, "token") || strings.Contains(lower, "secret") || strings.Contains(lower, "password") {
+			if k, _, ok := strings.Cut(a, "="); ok {
+				a = k + "=REDACTED"
+			}
+		}
+		args[i] = a
+	}
+	return strings.Join(args, " ")
+}

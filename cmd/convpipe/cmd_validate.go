@@ -1,0 +1,165 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"convpipe/pipeline"
+)
+
+type validateFlags struct {
+	common
+	limit     int
+	maxErrors int
+}
+
+func newValidateCmd() *cobra.Command {
+	var f validateFlags
+	cmd := &cobra.Command{
+		Use:   "validate --config FILE",
+		Short: "Check the configuration and the export, and show the conversions as they would be sent",
+		Long: `validate checks the configuration and each object's header against the
+mapping, reads the whole export, and prints the first --limit conversions as
+they would be sent (the form body and a readable JSON view), then every row
+and order error found, with counts. It sends nothing and does not touch the
+ledger.
+
+Exit codes: 0 no problems; 2 configuration error; 3 problems found in the
+export; 1 the export could not be listed.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runValidate(cmd, &f) },
+	}
+	f.common.register(cmd.Flags())
+	cmd.Flags().IntVarP(&f.limit, "limit", "n", 3, "how many conversions to print")
+	cmd.Flags().IntVar(&f.maxErrors, "max-errors", 1000, "print at most this many errors (all are counted)")
+	return cmd
+}
+
+func runValidate(cmd *cobra.Command, f *validateFlags) error {
+	cfg, err := f.load()
+	if err != nil {
+		return err
+	}
+	if err := cfg.validate(false); err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	log := newLogger(cmd.ErrOrStderr(), cfg.Run.LogFormat, "error")
+	ctx := cmd.Context()
+	src, mapper, err := buildReading(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	shown := 0
+	var problems []pipeline.Message
+	var nProblems int
+	keep := func(m pipeline.Message) {
+		nProblems++
+		if len(problems) < f.maxErrors {
+			problems = append(problems, m)
+		}
+	}
+	opt := pipeline.Options{
+		Source: src, Mapper: mapper, Group: cfg.Group, Logger: log,
+		OnDecision: func(d pipeline.Decision) {
+			switch d.Action {
+			case pipeline.ActionInvalid:
+				for _, p := range d.Mapped.Problems {
+					if len(p.Refs) == 0 {
+						p.Refs = d.Mapped.Conversion.Refs
+					}
+					keep(p)
+				}
+			case pipeline.ActionSend:
+				if shown < f.limit {
+					shown++
+					printConversion(out, shown, d.Mapped.Conversion, d.Body)
+				}
+			}
+		},
+		OnRowError: keep,
+	}
+	s, err := pipeline.Run(ctx, opt)
+	if err != nil {
+		return err
+	}
+	if nProblems > 0 {
+		fmt.Fprintf(out, "\n%d problems:\n", nProblems)
+		for _, p := range problems {
+			fmt.Fprintf(out, "  %s\n", formatProblem(p))
+		}
+		if nProblems > len(problems) {
+			fmt.Fprintf(out, "  … and %d more (--max-errors)\n", nProblems-len(problems))
+		}
+	}
+	t := s.Total
+	fmt.Fprintf(out, "\n%d objects (%d unreadable), %d rows (%d malformed, %d skipped by a filter), %d orders: %d valid, %d invalid, %d skipped\n",
+		len(s.Objects), s.FileErrors, t.Rows, t.RowErrors, t.SkippedRows, t.Orders, t.ToSend, t.Invalid, t.Skipped)
+	if s.FileErrors > 0 || t.RowErrors > 0 || t.Invalid > 0 {
+		return &codeError{code: exitAttention}
+	}
+	return nil
+}
+
+// formatProblem renders a problem as "file:line: Field "value": text".
+func formatProblem(p pipeline.Message) string {
+	var b strings.Builder
+	for i, r := range p.Refs {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		if i == 4 && len(p.Refs) > 5 {
+			fmt.Fprintf(&b, "… (%d lines)", len(p.Refs))
+			break
+		}
+		b.WriteString(r.String())
+	}
+	if b.Len() > 0 {
+		b.WriteString(": ")
+	}
+	if p.Field != "" {
+		b.WriteString(p.Field)
+		if p.Value != "" {
+			fmt.Fprintf(&b, " %q", p.Value)
+		}
+		b.WriteString(": ")
+	}
+	b.WriteString(p.Text)
+	return b.String()
+}
+
+// printConversion shows one conversion as its form body and as readable
+// JSON (fields in wire order).
+func printConversion(w io.Writer, n int, c *pipeline.Conversion, body string) {
+	fmt.Fprintf(w, "conversion %d: %s (from %s)\n", n, c.Key, refsList(c.Refs))
+	fmt.Fprintf(w, "  body: %s\n", body)
+	var b strings.Builder
+	b.WriteString("  {\n")
+	form := c.Form()
+	for i, fld := range form {
+		v, _ := json.Marshal(fld.Value)
+		fmt.Fprintf(&b, "    %q: %s", fld.Name, v)
+		if i < len(form)-1 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('\n')
+	}
+	b.WriteString("  }\n")
+	fmt.Fprint(w, b.String())
+}
+
+func refsList(refs []pipeline.Ref) string {
+	parts := make([]string, 0, len(refs))
+	for i, r := range refs {
+		if i == 6 {
+			parts = append(parts, fmt.Sprintf("… %d lines", len(refs)))
+			break
+		}
+		parts = append(parts, r.String())
+	}
+	return strings.Join(parts, ", ")
+}

@@ -1,0 +1,41 @@
+package main
+
+import (
+	"errors"
+
+	"convpipe/pipeline"
+)
+
+// The exit codes, documented in the README. They are chosen here and
+// nowhere else.
+const (
+	exitOK        = 0 // everything read was sent or was already sent
+	exitFatal     = 1 // the run could not go on: source, ledger, credentials
+	exitUsage     = 2 // bad command line or configuration
+	exitAttention = 3 // the run finished, but some input or conversions need a human
+	exitLocked    = 4 // another run holds the ledger's lock
+)
+
+// exitCode maps the result of a command to its exit code.
+func exitCode(err error, s *pipeline.Summary) int {
+	var ce configError
+	switch {
+	case err == nil:
+	case errors.Is(err, pipeline.ErrLocked):
+		return exitLocked
+	case errors.As(err, &ce):
+		return exitUsage
+	default:
+		return exitFatal
+	}
+	if s != nil && (s.FileErrors > 0 || s.Total.NeedsAttention()) {
+		return exitAttention
+	}
+	return exitOK
+}
+
+// attentionError is returned by commands whose work finished but found
+// problems, for exit code 3; its message has already been printed.
+type attentionError struct{}
+
+func (attentionError) Error() string { return "some input or conversions need attention (see above)" }

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/term"
+
+	"convpipe/pipeline"
+)
+
+// progressReporter shows a run's progress: a bar redrawn in place on a
+// terminal, plain log lines every interval otherwise (cron, CI).
+type progressReporter struct {
+	w        io.Writer
+	tty      bool
+	log      *slog.Logger
+	interval time.Duration
+	last     time.Time
+	drawn    bool
+}
+
+func newProgressReporter(w io.Writer, log *slog.Logger, interval time.Duration, mode string) *progressReporter {
+	tty := false
+	if f, ok := w.(*os.File); ok {
+		tty = term.IsTerminal(int(f.Fd()))
+	}
+	switch mode {
+	case "bar":
+		tty = true
+	case "log":
+		tty = false
+	}
+	return &progressReporter{w: w, tty: tty, log: log, interval: interval}
+}
+
+// report is a pipeline.Options.OnProgress callback.
+func (p *progressReporter) report(pr pipeline.Progress) {
+	if p.tty {
+		p.draw(pr)
+		return
+	}
+	if time.Since(p.last) < p.interval && !pr.ReadDone {
+		return
+	}
+	p.last = time.Now()
+	attrs := []any{
+		"objects", fmt.Sprintf("%d/%d", pr.ObjectsDone, pr.ObjectsTotal),
+		"orders", pr.Counts.Orders, "sent", pr.Sent, "to_send", pr.EstimatedToSend,
+		"accepted", pr.Counts.Accepted, "rejected", pr.Counts.Rejected, "failed", pr.Counts.Failed,
+		"rate_per_s", fmt.Sprintf("%.3g", pr.Pace.PerSecond),
+	}
+	if pr.ETA > 0 {
+		attrs = append(attrs, "eta", humanDuration(pr.ETA))
+	}
+	if w := time.Until(pr.Pace.WaitingUntil); w > 0 {
+		attrs = append(attrs, "waiting_for_quota_until", pr.Pace.WaitingUntil.Format(time.RFC3339))
+	}
+	p.log.Info("progress", attrs...)
+}
+
+func (p *progressReporter) draw(pr pipeline.Progress) {
+	total := pr.EstimatedToSend
+	frac := 0.0
+	if total > 0 {
+		frac = float64(pr.Sent) / float64(total)
+	} else if pr.ReadDone {
+		frac = 1
+	}
+	if frac > 1 {
+		frac = 1
+	}
+	const width = 24
+	n := int(frac * width)
+	bar := strings.Repeat("█", n) + strings.Repeat("░", width-n)
+	of := fmt.Sprintf("%d/%d", pr.Sent, total)
+	if !pr.ReadDone && total > pr.ToSend {
+		of = fmt.Sprintf("%d/~%d", pr.Sent, total)
+	}
+	line := fmt.Sprintf("%s %s orders sent · %d read · %.3g/s", bar, of, pr.Counts.Orders, pr.Pace.PerSecond)
+	if w := time.Until(pr.Pace.WaitingUntil); w > 0 {
+		line += fmt.Sprintf(" · quota window closed, waiting until %s", pr.Pace.WaitingUntil.Format("15:04:05"))
+	}
+	if pr.ETA > 0 {
+		line += " · ETA " + humanDuration(pr.ETA)
+	}
+	fmt.Fprintf(p.w, "\r\033[K%s", line)
+	p.drawn = true
+}
+
+// done ends the bar's line so that what follows starts on a new one.
+func (p *progressReporter) done() {
+	if p.tty && p.drawn {
+		fmt.Fprintln(p.w)
+	}
+}

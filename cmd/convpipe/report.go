@@ -1,0 +1,154 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"convpipe/pipeline"
+)
+
+// printSummary writes the human summary of a run.
+func printSummary(w io.Writer, s pipeline.Summary, ledgerPath, resultsPath string) {
+	t := s.Total
+	title := "run " + s.RunID
+	if s.DryRun {
+		title += " (dry run: nothing sent, ledger untouched)"
+	}
+	fmt.Fprintf(w, "\n%s — %s\n", title, humanDuration(time.Duration(s.Seconds*float64(time.Second))))
+	if s.Stopped != "" {
+		fmt.Fprintf(w, "  stopped early: %s (the next run resumes)\n", s.Stopped)
+	}
+	unchanged := 0
+	for _, o := range s.Objects {
+		if o.Unchanged {
+			unchanged++
+		}
+	}
+	fmt.Fprintf(w, "  objects   %d read, %d unchanged since an earlier run, %d unreadable\n", len(s.Objects)-unchanged, unchanged, s.FileErrors)
+	fmt.Fprintf(w, "  rows      %d read, %d malformed, %d skipped by a filter\n", t.Rows, t.RowErrors, t.SkippedRows)
+	fmt.Fprintf(w, "  orders    %d grouped: %d to send, %d already sent, %d invalid, %d skipped, %d changed after acceptance\n",
+		t.Orders, t.ToSend, t.AlreadySent, t.Invalid, t.Skipped, t.Changed)
+	if !s.DryRun {
+		fmt.Fprintf(w, "  sent      %d accepted, %d rejected, %d failed, %d not sent (stopped); %d requests\n",
+			t.Accepted, t.Rejected, t.Failed, t.Unsent, t.Requests)
+	}
+	if len(s.Objects) > 1 {
+		fmt.Fprintln(w, "  by object:")
+		for _, o := range s.Objects {
+			switch {
+			case o.Unchanged:
+				fmt.Fprintf(w, "    %s: unchanged, not read\n", o.Key)
+			case o.Error != "":
+				fmt.Fprintf(w, "    %s: UNREADABLE: %s\n", o.Key, o.Error)
+			default:
+				c := o.Counts
+				fmt.Fprintf(w, "    %s: %d rows (%d malformed), %d orders: %d accepted, %d rejected, %d failed, %d invalid, %d skipped, %d already sent, %d changed\n",
+					o.Key, c.Rows, c.RowErrors, c.Orders, c.Accepted, c.Rejected, c.Failed, c.Invalid, c.Skipped, c.AlreadySent, c.Changed)
+			}
+		}
+	}
+	if ledgerPath != "" {
+		fmt.Fprintf(w, "  ledger    %s\n", ledgerPath)
+	}
+	if resultsPath != "" {
+		fmt.Fprintf(w, "  results   %s\n", resultsPath)
+	}
+	if verdict := needsHuman(s); verdict != "" {
+		fmt.Fprintf(w, "  ATTENTION %s\n", verdict)
+	} else {
+		fmt.Fprintln(w, "  OK        nothing needs attention")
+	}
+}
+
+// needsHuman says what in s needs a person, or "" when nothing does.
+func needsHuman(s pipeline.Summary) string {
+	t := s.Total
+	var parts []string
+	add := func(n int64, what string) {
+		if n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n, what))
+		}
+	}
+	add(s.FileErrors, "unreadable objects")
+	add(t.RowErrors, "malformed rows")
+	add(t.Invalid, "invalid orders")
+	add(t.Rejected, "rejected orders")
+	add(t.Failed, "failed orders (sent again next run)")
+	add(t.Changed, "orders changed after acceptance (need a correction)")
+	if len(parts) == 0 {
+		return ""
+	}
+	return strings.Join(parts, ", ") + ": see `convpipe ledger export --state STATE`"
+}
+
+func writeJSONFile(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(path, append(b, '\n'))
+}
+
+// writeFileAtomic writes data to path through a temporary file and a
+// rename, so that readers (node_exporter) never see half a file.
+func writeFileAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// metricsText renders the summary in Prometheus text format, for the
+// node_exporter textfile collector.
+func metricsText(s pipeline.Summary, finished time.Time, code int) string {
+	var b strings.Builder
+	gauge := func(name, help string, v any, labels string) {
+		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s gauge\n%s%s %v\n", name, help, name, name, labels, v)
+	}
+	t := s.Total
+	gauge("convpipe_last_run_timestamp_seconds", "When the last run finished (Unix time).", finished.Unix(), "")
+	gauge("convpipe_last_run_duration_seconds", "How long the last run took.", fmt.Sprintf("%.3f", s.Seconds), "")
+	gauge("convpipe_last_run_exit_code", "Exit code of the last run.", code, "")
+	stopped := 0
+	if s.Stopped != "" {
+		stopped = 1
+	}
+	gauge("convpipe_last_run_stopped_early", "1 when the last run stopped before the end (deadline, signal, fatal error).", stopped, "")
+	gauge("convpipe_last_run_file_errors", "Objects the last run could not read.", s.FileErrors, "")
+	fmt.Fprintf(&b, "# HELP convpipe_last_run_orders Orders of the last run by outcome.\n# TYPE convpipe_last_run_orders gauge\n")
+	outcomes := map[string]int64{
+		"grouped": t.Orders, "to_send": t.ToSend, "already_sent": t.AlreadySent, "invalid": t.Invalid, "skipped": t.Skipped,
+		"accepted": t.Accepted, "rejected": t.Rejected, "failed": t.Failed, "changed": t.Changed, "unsent": t.Unsent,
+	}
+	keys := make([]string, 0, len(outcomes))
+	for k := range outcomes {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(&b, "convpipe_last_run_orders{outcome=%q} %d\n", k, outcomes[k])
+	}
+	gauge("convpipe_last_run_rows", "Rows read by the last run.", t.Rows, "")
+	gauge("convpipe_last_run_row_errors", "Malformed rows in the last run.", t.RowErrors, "")
+	gauge("convpipe_last_run_requests", "HTTP requests made by the last run.", t.Requests, "")
+	return b.String()
+}
+
+func humanDuration(d time.Duration) string {
+	switch {
+	case d < time.Second:
+		return d.Round(time.Millisecond).String()
+	case d < time.Minute:
+		return d.Round(100 * time.Millisecond).String()
+	case d < 48*time.Hour:
+		return d.Round(time.Second).String()
+	}
+	days := int(d / (24 * time.Hour))
+	return fmt.Sprintf("%dd%s", days, (d % (24 * time.Hour)).Round(time.Minute))
+}

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"convpipe/mapping"
+	"convpipe/pipeline"
+	"convpipe/sources"
+)
+
+// common holds the flags that every command reading an export shares.
+type common struct {
+	configPath string
+	source     string
+	since      string
+	until      string
+	logFormat  string
+	logLevel   string
+}
+
+func (c *common) register(fs *pflag.FlagSet) {
+	fs.StringVarP(&c.configPath, "config", "c", "", "configuration file (YAML; see configs/)")
+	fs.StringVar(&c.source, "source", "", "where the export is: a file, folder or glob, or s3://bucket/prefix/ (overrides source.location)")
+	fs.StringVar(&c.since, "since", "", "read only objects dated at or after this date (2026-11-01) or RFC 3339 time (overrides source.since)")
+	fs.StringVar(&c.until, "until", "", "read only objects dated before this time; a date includes its whole day (overrides source.until)")
+	fs.StringVar(&c.logFormat, "log-format", "", "log format: text or json (overrides run.log_format)")
+	fs.StringVar(&c.logLevel, "log-level", "", "log level: debug, info, warn or error (overrides run.log_level)")
+}
+
+// load reads the configuration and applies the flags over it.
+func (c *common) load() (Config, error) {
+	cfg, err := loadConfig(c.configPath)
+	if err != nil {
+		return cfg, err
+	}
+	if c.source != "" {
+		cfg.Source.Location = c.source
+	}
+	if c.since != "" {
+		cfg.Source.Since = c.since
+	}
+	if c.until != "" {
+		cfg.Source.Until = c.until
+	}
+	if c.logFormat != "" {
+		cfg.Run.LogFormat = c.logFormat
+	}
+	if c.logLevel != "" {
+		cfg.Run.LogLevel = c.logLevel
+	}
+	return cfg, nil
+}
+
+// newLogger returns the structured logger the configuration asks for.
+func newLogger(w io.Writer, format, level string) *slog.Logger {
+	var lv slog.Level
+	switch strings.ToLower(level) {
+	case "debug":
+		lv = slog.LevelDebug
+	case "warn":
+		lv = slog.LevelWarn
+	case "error":
+		lv = slog.LevelError
+	default:
+		lv = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// buildReading builds the source and the mapper of a configuration.
+func buildReading(ctx context.Context, cfg Config) (pipeline.Source, *mapping.Mapping, error) {
+	m, err := mapping.New(cfg.Mapping)
+	if err != nil {
+		return nil, nil, configError{fmt.Errorf("mapping: %w", err)}
+	}
+	src, err := sources.New(ctx, cfg.Source)
+	if err != nil {
+		return nil, nil, fmt.Errorf("source: %w", err)
+	}
+	return src, m, nil
+}
