@@ -1,0 +1,650 @@
+package mapping
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"convpipe/pipeline"
+)
+
+// resolved holds the positions of the mapping's columns in one header.
+type resolved struct {
+	h       *pipeline.Header
+	idx     []int // by slot; -1 when the header lacks the column
+	missing []string
+}
+
+// resolve returns the column positions for h, cached for the last header
+// seen.
+func (m *Mapping) resolve(h *pipeline.Header) *resolved {
+	if r := m.header.Load(); r != nil && r.h == h {
+		return r
+	}
+	r := &resolved{h: h, idx: make([]int, len(m.columns))}
+	for s, c := range m.columns {
+		i, ok := -1, false
+		if h != nil {
+			i, ok = h.Index(c)
+		}
+		if !ok {
+			i = -1
+			r.missing = append(r.missing, c)
+		}
+		r.idx[s] = i
+	}
+	m.header.Store(r)
+	return r
+}
+
+// cell returns the value of the column at slot in r; a null or missing
+// value is "".
+func cell(r *pipeline.Row, idx []int, slot int) string {
+	i := idx[slot]
+	if i < 0 || i >= len(r.Values) {
+		return ""
+	}
+	if r.Nulls != nil && i < len(r.Nulls) && r.Nulls[i] {
+		return ""
+	}
+	return r.Values[i]
+}
+
+// raw returns the plan's value before its transforms. A template whose
+// columns are all empty is empty.
+func (p *plan) raw(r *pipeline.Row, idx []int) string {
+	switch p.src {
+	case srcConst:
+		return p.konst
+	case srcColumn:
+		return cell(r, idx, p.slot)
+	}
+	n, empty := 0, true
+	for _, pt := range p.tmpl {
+		if pt.slot >= 0 {
+			v := cell(r, idx, pt.slot)
+			n += len(v)
+			empty = empty && v == ""
+		} else {
+			n += len(pt.lit)
+		}
+	}
+	if empty {
+		return ""
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for _, pt := range p.tmpl {
+		if pt.slot >= 0 {
+			b.WriteString(cell(r, idx, pt.slot))
+		} else {
+			b.WriteString(pt.lit)
+		}
+	}
+	return b.String()
+}
+
+// value returns the plan's value for row r. On failure it returns the
+// input of the failing step and the step's index.
+func (p *plan) value(r *pipeline.Row, idx []int) (v, in string, step int, err error) {
+	if p.src == srcConst {
+		return p.konst, "", 0, nil
+	}
+	return p.apply(p.raw(r, idx))
+}
+
+func (p *plan) apply(v string) (out, in string, step int, err error) {
+	for i, s := range p.steps {
+		o, err := s.apply(v)
+		if err != nil {
+			return "", v, i, err
+		}
+		v = o
+	}
+	return v, "", 0, nil
+}
+
+// failure describes a failed transform.
+func (p *plan) failure(step int, err error) string {
+	return p.names[step] + ": " + err.Error() + " (" + p.from + ")"
+}
+
+// columns resolves the rows of one order, which usually share a header.
+type columns struct {
+	m    *Mapping
+	last *resolved
+	miss []string // missing columns seen, reported once
+}
+
+func (c *columns) at(r *pipeline.Row) []int {
+	if c.last == nil || c.last.h != r.Header {
+		c.last = c.m.resolve(r.Header)
+		for _, name := range c.last.missing {
+			if !containsString(c.miss, name) {
+				c.miss = append(c.miss, name)
+			}
+		}
+	}
+	return c.last.idx
+}
+
+func containsString(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// OrderKey returns the values of the order-key columns, joined by the
+// unit separator (U+001F) when there are several.
+func (m *Mapping) OrderKey(r pipeline.Row) string {
+	idx := m.resolve(r.Header).idx
+	if len(m.keySlots) == 1 {
+		return cell(&r, idx, m.keySlots[0])
+	}
+	n := len(m.keySlots)
+	for _, s := range m.keySlots {
+		n += len(cell(&r, idx, s))
+	}
+	b := make([]byte, 0, n)
+	for i, s := range m.keySlots {
+		if i > 0 {
+			b = append(b, '\x1f')
+		}
+		b = append(b, cell(&r, idx, s)...)
+	}
+	return string(b)
+}
+
+// Columns returns the source columns the mapping reads, each once: the
+// order key's, then those of the order-level and item fields in wire
+// order, then the filters'.
+func (m *Mapping) Columns() []string { return append([]string(nil), m.columns...) }
+
+// HeaderError reports that an object's header does not fit the mapping.
+type HeaderError struct {
+	// Object is the object's key.
+	Object string
+	// Missing lists the mapped columns the header lacks, each with the
+	// configuration keys that read it.
+	Missing []MissingColumn
+	// Duplicated lists the mapped columns the header has more than once.
+	Duplicated []string
+	// Columns are the header's columns.
+	Columns []string
+}
+
+// MissingColumn is a mapped column that a header lacks.
+type MissingColumn struct {
+	Column string
+	// UsedBy lists the configuration keys that read it
+	// ("fields.CustomerEmail").
+	UsedBy []string
+}
+
+// Error lists what is wrong and the file's columns.
+func (e *HeaderError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.Object)
+	b.WriteString(": header does not fit the mapping:")
+	for _, mc := range e.Missing {
+		fmt.Fprintf(&b, " column %q (%s) is missing;", mc.Column, strings.Join(mc.UsedBy, ", "))
+	}
+	for _, d := range e.Duplicated {
+		fmt.Fprintf(&b, " column %q occurs more than once;", d)
+	}
+	b.WriteString(" the file's columns are: ")
+	const maxListed = 100
+	for i, c := range e.Columns {
+		if i == maxListed {
+			fmt.Fprintf(&b, " and %d more", len(e.Columns)-maxListed)
+			break
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(strconv.Quote(display(c)))
+	}
+	return b.String()
+}
+
+// CheckHeader returns a *HeaderError, listing the header's columns, when
+// the header lacks a column the mapping reads or has one of them more than
+// once.
+func (m *Mapping) CheckHeader(obj pipeline.Object, h *pipeline.Header) error {
+	e := &HeaderError{Object: obj.Key}
+	if h != nil {
+		e.Columns = h.Names()
+	}
+	for s, c := range m.columns {
+		ok := false
+		if h != nil {
+			_, ok = h.Index(c)
+		}
+		if !ok {
+			e.Missing = append(e.Missing, MissingColumn{Column: c, UsedBy: append([]string(nil), m.uses[s]...)})
+		}
+	}
+	if h != nil {
+		for _, d := range h.Duplicates() {
+			if _, ok := m.slots[d]; ok {
+				e.Duplicated = append(e.Duplicated, d)
+			}
+		}
+	}
+	if len(e.Missing) == 0 && len(e.Duplicated) == 0 {
+		return nil
+	}
+	return e
+}
+
+// disagreement records that an order-level value differs between lines.
+type disagreement struct {
+	plan  int
+	value string
+	refs  []pipeline.Ref
+	count int
+}
+
+// Map turns the lines of one order into a conversion. It never panics:
+// whatever is wrong with the lines is a Problem naming the field, the
+// value (e-mail addresses redacted) and the source rows.
+func (m *Mapping) Map(lines []pipeline.Row) pipeline.Mapped {
+	conv := &pipeline.Conversion{}
+	out := pipeline.Mapped{Conversion: conv}
+	var probs problems
+	if len(lines) == 0 {
+		probs.add("", "", "the order has no lines", nil)
+		out.Problems = probs.result()
+		return out
+	}
+	cols := columns{m: m}
+
+	// Order filters on columns come first: a test order is left out
+	// whole, whatever its lines hold.
+	for _, f := range m.orderFilters {
+		if f.subj != subjColumn {
+			continue
+		}
+		for i := range lines {
+			r := &lines[i]
+			if v := cell(r, cols.at(r), f.slot); f.test(v) {
+				return m.skipOrder(out, lines, &cols, f.reason)
+			}
+		}
+	}
+
+	// Row filters.
+	kept := lines
+	if len(m.rowFilters) > 0 {
+		var keep []pipeline.Row
+		for i := range lines {
+			r := &lines[i]
+			if f, v := m.rowSkip(r, cols.at(r)); f != nil {
+				if keep == nil {
+					keep = make([]pipeline.Row, 0, len(lines))
+					keep = append(keep, lines[:i]...)
+				}
+				out.SkippedRows = append(out.SkippedRows, pipeline.Message{
+					Field: f.name, Value: display(v), Text: f.reason, Refs: []pipeline.Ref{r.Ref()},
+				})
+				continue
+			}
+			if keep != nil {
+				keep = append(keep, *r)
+			}
+		}
+		if keep != nil {
+			kept = keep
+		}
+		if len(kept) == 0 {
+			skipped := out.SkippedRows
+			out = m.skipOrder(out, lines, &cols, "every line was left out by a row filter")
+			out.SkippedRows = skipped
+			return out
+		}
+	}
+
+	// Refs: every kept line; order-level messages name the first few.
+	conv.Refs = make([]pipeline.Ref, len(kept))
+	for i := range kept {
+		conv.Refs[i] = kept[i].Ref()
+	}
+	orderRefs := conv.Refs[:min(len(conv.Refs), maxRefs):min(len(conv.Refs), maxRefs)]
+
+	// Order-level values, from the first kept line.
+	base := &kept[0]
+	bix := cols.at(base)
+	var vbuf [48]string
+	var bbuf [48]bool
+	vals, bad := vbuf[:0], bbuf[:0]
+	if len(m.order) > len(vbuf) {
+		vals, bad = make([]string, 0, len(m.order)), make([]bool, 0, len(m.order))
+	}
+	for _, p := range m.order {
+		v, in, step, err := p.value(base, bix)
+		if err != nil {
+			probs.add(p.def.name, in, p.failure(step, err), orderRefs)
+		}
+		vals, bad = append(vals, v), append(bad, err != nil)
+	}
+	m.agree(kept, &cols, vals, bad, &probs)
+
+	// Checks of the order-level values; fields in catalogue order. A
+	// field whose value failed is reported once, not also as missing.
+	var have, reported [roleCount]bool
+	attributed, attrReported := false, false
+	n := 0
+	for i, p := range m.order {
+		v := vals[i]
+		if bad[i] {
+			reported[p.role] = true
+			attrReported = attrReported || p.def.attribution
+			continue
+		}
+		if v == "" && !p.keep {
+			continue
+		}
+		n++
+		if v == "" {
+			continue
+		}
+		var msg string
+		if p.role == roleEventDate {
+			msg = m.checkEventDate(v)
+		} else {
+			msg = p.check(v)
+		}
+		if msg != "" {
+			probs.add(p.def.name, v, msg, orderRefs)
+			if hasEmail(v) {
+				vals[i] = redact(v)
+			}
+			reported[p.role] = true
+			attrReported = attrReported || p.def.attribution
+			continue
+		}
+		have[p.role] = true
+		attributed = attributed || p.def.attribution
+	}
+	// One allocation holds the order-level fields and every item's.
+	all := make([]pipeline.Field, 0, n+len(kept)*len(m.items))
+	conv.Fields = all[:0:n]
+	for i, p := range m.order {
+		if bad[i] || vals[i] == "" && !p.keep {
+			continue
+		}
+		conv.Fields = append(conv.Fields, pipeline.Field{Name: p.def.name, Value: vals[i]})
+	}
+	conv.Key = m.key(vals)
+
+	// Items: one per kept line.
+	if len(m.items) > 0 {
+		m.buildItems(conv, all[n:n], kept, &cols, &probs)
+	}
+
+	// Order filters on mapped values.
+	for _, f := range m.orderFilters {
+		if f.subj != subjColumn && m.orderFilterHolds(f, conv, vals) {
+			out.SkippedRows = nil
+			return m.skipOrder(out, lines, &cols, f.reason)
+		}
+	}
+
+	// The order's structural rules.
+	if !have[roleEventTypeID] && !have[roleEventTypeCode] && !reported[roleEventTypeID] && !reported[roleEventTypeCode] {
+		probs.add("EventTypeId", "", "missing: the order has neither EventTypeId nor EventTypeCode ("+m.eventTypeFrom()+" gave no value)", orderRefs)
+	}
+	for _, r := range [...]struct {
+		role role
+		name string
+	}{{roleCampaignID, "CampaignId"}, {roleOrderID, "OrderId"}, {roleEventDate, "EventDate"}} {
+		if !have[r.role] && !reported[r.role] {
+			probs.add(r.name, "", "missing: "+m.byName[r.name].from+" gave no value", orderRefs)
+		}
+	}
+	if !attributed && !attrReported {
+		probs.add("", "", "no attribution key: the order needs one of "+attributionKeys(), orderRefs)
+	}
+	if len(conv.Items) > 0 && have[roleSubTotalPost] {
+		v, _ := conv.Get("OrderSubTotalPostDiscount")
+		probs.add("OrderSubTotalPostDiscount", v, "must not be sent with items (it is the order's amount when there are none)", orderRefs)
+	}
+	for _, name := range cols.miss {
+		probs.add("", "", fmt.Sprintf("the file lacks the mapped column %q", name), orderRefs)
+	}
+	out.Problems = probs.result()
+	return out
+}
+
+// eventTypeFrom says where the event type comes from, for messages.
+func (m *Mapping) eventTypeFrom() string {
+	var from []string
+	for _, n := range [...]string{"EventTypeId", "EventTypeCode"} {
+		if p := m.byName[n]; p != nil {
+			from = append(from, p.from)
+		}
+	}
+	return strings.Join(from, " and ")
+}
+
+// key returns the conversion's identity from the order-level values.
+func (m *Mapping) key(vals []string) pipeline.Key {
+	var k pipeline.Key
+	code := ""
+	for i, p := range m.order {
+		switch p.role {
+		case roleEventTypeID:
+			k.EventType = vals[i]
+		case roleEventTypeCode:
+			code = vals[i]
+		case roleOrderID:
+			k.OrderID = vals[i]
+		}
+	}
+	if k.EventType == "" {
+		k.EventType = code
+	}
+	return k
+}
+
+// skipOrder returns out as the skip of the whole order, with its key and
+// every line's ref.
+func (m *Mapping) skipOrder(out pipeline.Mapped, lines []pipeline.Row, cols *columns, reason string) pipeline.Mapped {
+	conv := out.Conversion
+	conv.Fields, conv.Items = nil, nil
+	conv.Refs = make([]pipeline.Ref, len(lines))
+	for i := range lines {
+		conv.Refs[i] = lines[i].Ref()
+	}
+	r := &lines[0]
+	idx := cols.at(r)
+	vals := make([]string, len(m.order))
+	for i, p := range m.order {
+		if p.role == roleEventTypeID || p.role == roleEventTypeCode || p.role == roleOrderID {
+			vals[i], _, _, _ = p.value(r, idx)
+		}
+	}
+	conv.Key = m.key(vals)
+	out.Skip = reason
+	out.Problems = nil
+	return out
+}
+
+// rowSkip returns the first row filter that leaves r out, with the value
+// it tested.
+func (m *Mapping) rowSkip(r *pipeline.Row, idx []int) (*filter, string) {
+	for _, f := range m.rowFilters {
+		var v string
+		switch f.subj {
+		case subjColumn:
+			v = cell(r, idx, f.slot)
+		case subjField:
+			var err error
+			v, _, _, err = f.field.value(r, idx)
+			if err != nil {
+				continue // reported when the line is mapped
+			}
+		}
+		if f.test(v) {
+			return f, v
+		}
+	}
+	return nil, ""
+}
+
+// orderFilterHolds tests an order filter on a mapped field or the amount.
+func (m *Mapping) orderFilterHolds(f *filter, conv *pipeline.Conversion, vals []string) bool {
+	switch {
+	case f.subj == subjAmount:
+		a, ok := orderAmount(conv)
+		return ok && f.test(a)
+	case f.field.def.item:
+		for _, it := range conv.Items {
+			v, _ := it.Get(f.field.def.name)
+			if f.test(v) {
+				return true
+			}
+		}
+		return false
+	default:
+		for i, p := range m.order {
+			if p == f.field {
+				return f.test(vals[i])
+			}
+		}
+	}
+	return false
+}
+
+// agree checks that every kept line gives the same order-level values as
+// the first. Lines whose cells agree on every column the order-level
+// fields read are not evaluated again, so the cost is linear in the lines
+// and small when they agree.
+func (m *Mapping) agree(kept []pipeline.Row, cols *columns, vals []string, bad []bool, probs *problems) {
+	if len(kept) < 2 || len(m.orderSlots) == 0 {
+		return
+	}
+	base := &kept[0]
+	bix := cols.at(base)
+	var dis []disagreement
+	for j := 1; j < len(kept); j++ {
+		r := &kept[j]
+		ix := cols.at(r)
+		same := true
+		for _, s := range m.orderSlots {
+			if cell(r, ix, s) != cell(base, bix, s) {
+				same = false
+				break
+			}
+		}
+		if same {
+			continue
+		}
+		for i, p := range m.order {
+			if p.src == srcConst || bad[i] {
+				continue
+			}
+			differs := false
+			for _, s := range p.slots {
+				if cell(r, ix, s) != cell(base, bix, s) {
+					differs = true
+					break
+				}
+			}
+			if !differs {
+				continue
+			}
+			v, in, _, err := p.value(r, ix)
+			if err == nil && v == vals[i] {
+				continue
+			}
+			if err != nil {
+				v = in
+			}
+			k := -1
+			for x := range dis {
+				if dis[x].plan == i {
+					k = x
+				}
+			}
+			if k < 0 {
+				dis = append(dis, disagreement{plan: i, value: v})
+				k = len(dis) - 1
+			}
+			d := &dis[k]
+			d.count++
+			if len(d.refs) < maxRefs-1 {
+				d.refs = append(d.refs, r.Ref())
+			}
+		}
+	}
+	for _, d := range dis {
+		p := m.order[d.plan]
+		refs := append([]pipeline.Ref{base.Ref()}, d.refs...)
+		text := fmt.Sprintf("differs between the lines of the order: %q on %s, %q on %s",
+			display(vals[d.plan]), base.Ref(), display(d.value), d.refs[0])
+		if d.count > 1 {
+			text += fmt.Sprintf(" (%d lines differ from %s)", d.count, base.Ref())
+		}
+		probs.add(p.def.name, vals[d.plan], text, refs)
+		bad[d.plan] = true
+	}
+}
+
+// buildItems adds one item per kept line, checking each value.
+// backing has room for every item field and is not shared.
+func (m *Mapping) buildItems(conv *pipeline.Conversion, backing []pipeline.Field, kept []pipeline.Row, cols *columns, probs *problems) {
+	conv.Items = make([]pipeline.Item, len(kept))
+	for j := range kept {
+		r := &kept[j]
+		idx := cols.at(r)
+		n := j + 1
+		start := len(backing)
+		var have [roleCount]bool
+		var failed [roleCount]bool
+		for _, p := range m.items {
+			v, in, step, err := p.value(r, idx)
+			if err != nil {
+				probs.add(pipeline.ItemFieldName(p.def.name, n), in, p.failure(step, err), []pipeline.Ref{r.Ref()})
+				failed[p.role] = true
+				continue
+			}
+			if v == "" && !p.keep {
+				continue
+			}
+			if msg := p.check(v); msg != "" {
+				probs.add(pipeline.ItemFieldName(p.def.name, n), v, msg, []pipeline.Ref{r.Ref()})
+				failed[p.role] = true
+				if hasEmail(v) {
+					v = redact(v)
+				}
+			} else if v != "" {
+				have[p.role] = true
+			}
+			backing = append(backing, pipeline.Field{Name: p.def.name, Value: v})
+		}
+		it := &conv.Items[j]
+		it.Fields = backing[start:len(backing):len(backing)]
+		it.Ref = r.Ref()
+		if len(it.Fields) == 0 {
+			probs.add("Item"+strconv.Itoa(n), "", "item "+strconv.Itoa(n)+" has no values, which would leave a gap in the item indices", []pipeline.Ref{r.Ref()})
+			continue
+		}
+		switch {
+		case have[rolePrice] && have[roleSubTotal]:
+			v, _ := it.Get("ItemSubTotal")
+			probs.add(pipeline.ItemFieldName("ItemSubTotal", n), v, "ItemPrice and ItemSubTotal must not both be sent for one item", []pipeline.Ref{r.Ref()})
+		case !have[rolePrice] && !have[roleSubTotal] && !failed[rolePrice] && !failed[roleSubTotal]:
+			probs.add(pipeline.ItemFieldName("ItemPrice", n), "", "missing: an item needs ItemPrice or ItemSubTotal", []pipeline.Ref{r.Ref()})
+		}
+		if !have[roleSku] && !failed[roleSku] {
+			probs.add(pipeline.ItemFieldName("ItemSku", n), "", "missing: "+m.byName["ItemSku"].from+" gave no value", []pipeline.Ref{r.Ref()})
+		}
+		if !have[roleQuantity] && !failed[roleQuantity] {
+			probs.add(pipeline.ItemFieldName("ItemQuantity", n), "", "missing: "+m.byName["ItemQuantity"].from+" gave no value", []pipeline.Ref{r.Ref()})
+		}
+	}
+}

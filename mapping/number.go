@@ -1,0 +1,487 @@
+package mapping
+
+import (
+	"errors"
+	"unicode"
+	"unicode/utf8"
+)
+
+// maxNumberLen bounds the text of a number, so that a runaway cell is an
+// error and not work.
+const maxNumberLen = 64
+
+var (
+	errNotNumber   = errors.New("not a number")
+	errNumberLong  = errors.New("too long for a number")
+	errGrouping    = errors.New("thousands separators must group three digits (check the decimal separator)")
+	errExponent    = errors.New("exponent out of range (at most 40)")
+	errNotWhole    = errors.New("not a whole number")
+	errTwoSigns    = errors.New("more than one sign")
+	errTwoCurrency = errors.New("more than one currency")
+)
+
+// numberFormat is a compiled Number.
+type numberFormat struct {
+	dec, thou byte
+	// decimals is the number of decimals written; -1 keeps the digits
+	// given, without trailing zeros.
+	decimals int
+}
+
+// canonical parses a formatted number ("$1,234.50", "(12,00 €)", "1e3")
+// and writes it as a plain decimal: an optional "-", digits, and a "."
+// with decimals when there are any. It returns s itself when s is
+// already in that form.
+func (f numberFormat) canonical(s string) (string, error) {
+	if f.isCanonical(s) {
+		return s, nil
+	}
+	var buf [maxNumberLen + 8]byte
+	neg, digits, point, err := f.parse(s, buf[:0])
+	if err != nil {
+		return "", err
+	}
+	var obuf [maxNumberLen + 16]byte
+	out := render(neg, digits, point, f.decimals, obuf[:0])
+	return string(out), nil
+}
+
+// isCanonical reports whether s is already what canonical would write:
+// "0" or digits without a leading zero, an optional "-" (not on zero), and
+// the decimals the format writes.
+func (f numberFormat) isCanonical(s string) bool {
+	if len(s) > maxNumberLen {
+		return false
+	}
+	i, neg := 0, false
+	if len(s) > 0 && s[0] == '-' {
+		i, neg = 1, true
+	}
+	start := i
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	n := i - start
+	if n == 0 || n > 1 && s[start] == '0' {
+		return false
+	}
+	zero := n == 1 && s[start] == '0'
+	frac := 0
+	if i < len(s) {
+		if s[i] != '.' || f.dec != '.' {
+			return false
+		}
+		i++
+		fs := i
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			if s[i] != '0' {
+				zero = false
+			}
+			i++
+		}
+		frac = i - fs
+		if i != len(s) || frac == 0 {
+			return false
+		}
+		if f.decimals < 0 && s[len(s)-1] == '0' {
+			return false
+		}
+	}
+	if neg && zero {
+		return false
+	}
+	return f.decimals < 0 || frac == f.decimals
+}
+
+// parse reads s into its sign and digits; point is the number of digits
+// before the decimal point (it may be negative or exceed len(digits)
+// after an exponent).
+func (f numberFormat) parse(s string, digits []byte) (neg bool, _ []byte, point int, err error) {
+	s = trimSpace(s)
+	if len(s) > maxNumberLen {
+		return false, nil, 0, errNumberLong
+	}
+	if len(s) >= 2 && s[0] == '(' && s[len(s)-1] == ')' {
+		neg = true
+		s = trimSpace(s[1 : len(s)-1])
+	}
+	sign, cur := false, false
+	// Leading sign, currency and spaces, in any order.
+	for len(s) > 0 {
+		switch {
+		case s[0] == '-' || s[0] == '+':
+			if sign {
+				return false, nil, 0, errTwoSigns
+			}
+			sign = true
+			neg = neg != (s[0] == '-')
+			s = s[1:]
+		case isSpace(s, 0):
+			s = s[spaceLen(s, 0):]
+		default:
+			n := currencyPrefix(s)
+			if n == 0 {
+				goto body
+			}
+			if cur {
+				return false, nil, 0, errTwoCurrency
+			}
+			cur = true
+			s = s[n:]
+		}
+	}
+body:
+	// Trailing currency, spaces and minus ("12,50 €", "12.50-").
+	for len(s) > 0 {
+		last := s[len(s)-1]
+		switch {
+		case last == '-':
+			if sign {
+				return false, nil, 0, errTwoSigns
+			}
+			sign = true
+			neg = !neg
+			s = s[:len(s)-1]
+		case last == ' ':
+			s = s[:len(s)-1]
+		default:
+			if r, size := utf8.DecodeLastRuneInString(s); r == '\u00a0' || r == '\u202f' || r == '\u2009' {
+				s = s[:len(s)-size]
+				continue
+			}
+			n := currencySuffix(s)
+			if n == 0 {
+				goto digits
+			}
+			if cur {
+				return false, nil, 0, errTwoCurrency
+			}
+			cur = true
+			s = s[:len(s)-n]
+		}
+	}
+digits:
+	point = -1
+	group := -1 // digits since the last thousands separator; -1 before the first
+	lead := 0   // digits before the first separator
+	exp := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		switch {
+		case c >= '0' && c <= '9':
+			digits = append(digits, c)
+			if point < 0 {
+				if group >= 0 {
+					group++
+				} else {
+					lead++
+				}
+			}
+			i++
+		case c == f.dec && point < 0:
+			if group >= 0 && group != 3 {
+				return false, nil, 0, errGrouping
+			}
+			point = len(digits)
+			i++
+		case point < 0 && (c == f.thou || c == ' ' || c == '\'' || isSpace(s, i)):
+			if lead == 0 || lead > 3 || (group >= 0 && group != 3) {
+				return false, nil, 0, errGrouping
+			}
+			group = 0
+			if c >= utf8.RuneSelf {
+				i += spaceLen(s, i)
+			} else {
+				i++
+			}
+		case (c == 'e' || c == 'E') && len(digits) > 0 && group < 0 && f.dec == '.':
+			e, err := parseExponent(s[i+1:])
+			if err != nil {
+				return false, nil, 0, err
+			}
+			exp = e
+			i = len(s)
+		default:
+			return false, nil, 0, errNotNumber
+		}
+	}
+	if len(digits) == 0 {
+		return false, nil, 0, errNotNumber
+	}
+	if group >= 0 && point < 0 && group != 3 {
+		return false, nil, 0, errGrouping
+	}
+	if point < 0 {
+		point = len(digits)
+	}
+	point += exp
+	return neg, digits, point, nil
+}
+
+// parseExponent reads "+5", "-3" or "12"; exponents beyond ±40 are
+// refused.
+func parseExponent(s string) (int, error) {
+	neg := false
+	if len(s) > 0 && (s[0] == '+' || s[0] == '-') {
+		neg = s[0] == '-'
+		s = s[1:]
+	}
+	if len(s) == 0 {
+		return 0, errNotNumber
+	}
+	e := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, errNotNumber
+		}
+		if e = e*10 + int(s[i]-'0'); e > 40 {
+			return 0, errExponent
+		}
+	}
+	if neg {
+		e = -e
+	}
+	return e, nil
+}
+
+// render writes the number as a plain decimal into out, rounding half away
+// from zero or padding to decimals (or, when decimals < 0, keeping the
+// digits without trailing zeros).
+func render(neg bool, digits []byte, point, decimals int, out []byte) []byte {
+	// Integer part: digits[:point], with zeros added when point is past
+	// the end; fraction: zeros when point is negative, then the rest.
+	var intg, frac []byte
+	var tmp []byte
+	switch {
+	case point > 0 && point <= len(digits):
+		// The common case: no exponent moved the point out of the digits.
+		intg, frac = digits[:point], digits[point:]
+	case point <= 0:
+		tmp = make([]byte, 0, 1-point+len(digits))
+		tmp = append(tmp, '0')
+		for range -point {
+			tmp = append(tmp, '0')
+		}
+		tmp = append(tmp, digits...)
+		intg, frac = tmp[:1], tmp[1:]
+	default:
+		tmp = make([]byte, 0, point)
+		tmp = append(tmp, digits...)
+		for range point - len(digits) {
+			tmp = append(tmp, '0')
+		}
+		intg = tmp
+	}
+	if decimals >= 0 && len(frac) > decimals {
+		up := frac[decimals] >= '5'
+		frac = frac[:decimals]
+		if up {
+			// Increment intg.frac as one digit string.
+			carry := true
+			for i := len(frac) - 1; i >= 0 && carry; i-- {
+				if frac[i] == '9' {
+					frac[i] = '0'
+				} else {
+					frac[i]++
+					carry = false
+				}
+			}
+			for i := len(intg) - 1; i >= 0 && carry; i-- {
+				if intg[i] == '9' {
+					intg[i] = '0'
+				} else {
+					intg[i]++
+					carry = false
+				}
+			}
+			if carry {
+				intg = append([]byte{'1'}, intg...)
+			}
+		}
+	}
+	if decimals < 0 {
+		for len(frac) > 0 && frac[len(frac)-1] == '0' {
+			frac = frac[:len(frac)-1]
+		}
+	}
+	for len(intg) > 1 && intg[0] == '0' {
+		intg = intg[1:]
+	}
+	zero := true
+	for _, c := range intg {
+		if c != '0' {
+			zero = false
+		}
+	}
+	for _, c := range frac {
+		if c != '0' {
+			zero = false
+		}
+	}
+	if neg && !zero {
+		out = append(out, '-')
+	}
+	out = append(out, intg...)
+	if len(frac) > 0 || decimals > 0 {
+		out = append(out, '.')
+		out = append(out, frac...)
+		for i := len(frac); i < decimals; i++ {
+			out = append(out, '0')
+		}
+	}
+	return out
+}
+
+// whole parses a formatted number that must be whole ("2", "2.00", "1,000")
+// and writes it as an integer.
+func (f numberFormat) whole(s string) (string, error) {
+	f.decimals = -1
+	v, err := f.canonical(s)
+	if err != nil {
+		return "", err
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] == '.' {
+			return "", errNotWhole
+		}
+	}
+	return v, nil
+}
+
+// isZero reports whether s is a number equal to zero, read with the
+// default format.
+func isZero(s string) bool {
+	var buf [maxNumberLen + 8]byte
+	_, digits, _, err := numberFormat{dec: '.', thou: ','}.parse(s, buf[:0])
+	if err != nil {
+		return false
+	}
+	for _, c := range digits {
+		if c != '0' {
+			return false
+		}
+	}
+	return true
+}
+
+// currencyPrefix returns the length of a currency symbol or ISO 4217 code
+// at the start of s, or 0.
+func currencyPrefix(s string) int {
+	if len(s) >= 3 && isUpper(s[0]) && isUpper(s[1]) && isUpper(s[2]) && (len(s) == 3 || !isLetter(s[3])) {
+		return 3
+	}
+	r, size := utf8.DecodeRuneInString(s)
+	if r >= utf8.RuneSelf && unicode.Is(unicode.Sc, r) || r == '$' {
+		return size
+	}
+	return 0
+}
+
+// currencySuffix returns the length of a currency symbol or ISO 4217 code
+// at the end of s, or 0.
+func currencySuffix(s string) int {
+	n := len(s)
+	if n >= 3 && isUpper(s[n-1]) && isUpper(s[n-2]) && isUpper(s[n-3]) && (n == 3 || !isLetter(s[n-4])) {
+		return 3
+	}
+	r, size := utf8.DecodeLastRuneInString(s)
+	if r >= utf8.RuneSelf && unicode.Is(unicode.Sc, r) || r == '$' {
+		return size
+	}
+	return 0
+}
+
+func isUpper(c byte) bool  { return c >= 'A' && c <= 'Z' }
+func isLetter(c byte) bool { return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' }
+
+// isSpace reports whether s has a space at i: ASCII white space or a
+// no-break or thin space, as thousands separators are written.
+func isSpace(s string, i int) bool { return spaceLen(s, i) > 0 }
+
+func spaceLen(s string, i int) int {
+	switch c := s[i]; {
+	case c == ' ' || c == '\t':
+		return 1
+	case c < utf8.RuneSelf:
+		return 0
+	}
+	r, size := utf8.DecodeRuneInString(s[i:])
+	if r == '\u00a0' || r == '\u202f' || r == '\u2009' {
+		return size
+	}
+	return 0
+}
+
+// trimSpace trims ASCII white space and no-break spaces.
+func trimSpace(s string) string {
+	for len(s) > 0 {
+		if n := spaceLen(s, 0); n > 0 {
+			s = s[n:]
+			continue
+		}
+		if s[0] == '\n' || s[0] == '\r' || s[0] == '\v' || s[0] == '\f' {
+			s = s[1:]
+			continue
+		}
+		break
+	}
+	for len(s) > 0 {
+		c := s[len(s)-1]
+		if c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f' {
+			s = s[:len(s)-1]
+			continue
+		}
+		if r, size := utf8.DecodeLastRuneInString(s); r == '\u00a0' || r == '\u202f' || r == '\u2009' {
+			s = s[:len(s)-size]
+			continue
+		}
+		break
+	}
+	return s
+}
+
+// Checks of wire values.
+
+// isPlainDecimal reports whether s is "-?digits(.digits)?" with at most
+// maxFrac decimals (maxFrac < 0: any).
+func isPlainDecimal(s string, maxFrac int) bool {
+	i := 0
+	if i < len(s) && s[i] == '-' {
+		i++
+	}
+	start := i
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	if i == start {
+		return false
+	}
+	if i == len(s) {
+		return true
+	}
+	if s[i] != '.' {
+		return false
+	}
+	i++
+	fstart := i
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	if i != len(s) || i == fstart {
+		return false
+	}
+	return maxFrac < 0 || i-fstart <= maxFrac
+}
+
+// isDigits reports whether s is 1 to max ASCII digits.
+func isDigits(s string, max int) bool {
+	if len(s) == 0 || len(s) > max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
