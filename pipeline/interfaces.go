@@ -181,3 +181,12 @@ type Ledger interface {
 	// Close releases the lock and closes the ledger.
 	Close() error
 }
+
+// Settler is implemented by ledgers that can tell cheaply, without reading
+// the whole entry, whether a key is final with a given payload hash. Run
+// uses it, when the ledger has it, for every order of a rerun.
+type Settler interface {
+	// Settled reports whether key is in a final state with exactly this
+	// payload hash, and which state. False means "ask Get".
+	Settled(ctx context.Context, key Key, payloadHash string) (State, bool, error)
+}

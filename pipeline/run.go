@@ -481,6 +481,32 @@ func (r *runner) order(ctx context.Context, o *objectState, lines []Row, jobs ch
 		key = Key{EventType: "!order", OrderID: c.Refs[0].String()}
 	}
 
+	valid := len(m.Problems) == 0 && m.Skip == ""
+	if valid {
+		d.Body = c.Encode()
+		d.Hash = PayloadHash(d.Body)
+		// A rerun asks this of every order: answer it from the ledger's
+		// index when it has one, without reading the whole entry.
+		if st, ok := r.settled(ctx, key, d.Hash); ok {
+			d.Action = ActionAlreadySent
+			if st == StateChanged {
+				d.Action = ActionChanged
+			}
+			if r.opt.OnDecision != nil {
+				r.opt.OnDecision(d)
+			}
+			r.count(o, func(cn *Counts) {
+				cn.Orders++
+				cn.SkippedRows += int64(len(m.SkippedRows))
+				if d.Action == ActionChanged {
+					cn.Changed++
+				} else {
+					cn.AlreadySent++
+				}
+			})
+			return nil
+		}
+	}
 	var prev *Entry
 	if r.opt.Ledger != nil {
 		e, found, err := r.opt.Ledger.Get(ctx, key)
@@ -506,8 +532,6 @@ func (r *runner) order(ctx context.Context, o *objectState, lines []Row, jobs ch
 	case dup:
 		d.Action = ActionDuplicate
 	default:
-		d.Body = c.Encode()
-		d.Hash = PayloadHash(d.Body)
 		d.Action = decideSend(prev, d.Hash, r.opt.RetryRejected)
 	}
 	if r.opt.OnDecision != nil {
@@ -596,6 +620,27 @@ func (r *runner) order(ctx context.Context, o *objectState, lines []Row, jobs ch
 		return r.fatalErr()
 	}
 	return nil
+}
+
+// settled reports, from a ledger that implements Settler, whether key is
+// final with this payload and needs nothing more: accepted (or changed and
+// still reported), or rejected unless rejected ones are retried.
+func (r *runner) settled(ctx context.Context, key Key, hash string) (State, bool) {
+	st, ok := r.opt.Ledger.(Settler)
+	if !ok {
+		return "", false
+	}
+	state, found, err := st.Settled(ctx, key, hash)
+	if err != nil || !found {
+		return "", false // Get decides, and reports a failing ledger
+	}
+	switch state {
+	case StateAccepted, StateChanged:
+		return state, true
+	case StateRejected:
+		return state, !r.opt.RetryRejected
+	}
+	return "", false
 }
 
 // decideSend decides for a valid conversion with the given payload hash.

@@ -1,0 +1,206 @@
+package ledger
+
+import (
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gocarina/gocsv"
+
+	"convpipe/pipeline"
+)
+
+func TestResultOf(t *testing.T) {
+	tests := []struct {
+		name string
+		e    pipeline.Entry
+		want Result
+	}{
+		{"rejected", sample("O-1", pipeline.StateRejected), Result{
+			Key: "12345/O-1", Order: "O-1", Source: "s3://bucket/a b/orders.csv:2;orders.parquet:9", State: "rejected",
+			HTTPStatus: "400", Messages: "ItemPrice1: Invalid numeric format (value: fifty); second", SubmissionID: "A-123",
+		}},
+		{"pending, nothing else", pipeline.Entry{Key: pipeline.Key{EventType: "1", OrderID: "O"}, State: pipeline.StatePending},
+			Result{Key: "1/O", Order: "O", State: "pending"}},
+		{"multi-line message", pipeline.Entry{Key: pipeline.Key{EventType: "1", OrderID: "O"}, State: pipeline.StateFailed,
+			Messages: []pipeline.Message{{Text: "connection reset\r\nretrying"}}},
+			Result{Key: "1/O", Order: "O", State: "failed", Messages: "connection reset retrying"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := ResultOf(tt.e); got != tt.want {
+				t.Errorf("ResultOf() =\n%+v\nwant\n%+v", got, tt.want)
+			}
+		})
+	}
+}
+
+// exportLedger returns a ledger holding n entries of run "r1" and one of
+// run "r2", with the texts a results file must keep intact.
+func exportLedger(t *testing.T, n int) *Ledger {
+	l := tempLedger(t)
+	for i := range n {
+		e := sample(fmt.Sprintf("O-%04d", i), pipeline.StateRejected)
+		e.RunID = "r1"
+		e.Messages = []pipeline.Message{{Field: "Note", Value: `a "quoted", comma`, Text: "too long"}}
+		mustPut(t, l, e)
+	}
+	mustPut(t, l, pipeline.Entry{Key: pipeline.Key{EventType: "9", OrderID: "X"}, State: pipeline.StateAccepted, RunID: "r2", HTTPStatus: 200})
+	return l
+}
+
+func TestWriteCSV(t *testing.T) {
+	header := "key,order,source,state,http_status,messages,submission_id\n"
+	for _, n := range []int{0, 1, resultChunk - 1, resultChunk, resultChunk + 1, 2*resultChunk + 3} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			l := exportLedger(t, n)
+			var buf bytes.Buffer
+			if err := WriteCSV(t.Context(), &buf, l, pipeline.Filter{RunID: "r1"}); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasPrefix(buf.String(), header) {
+				t.Fatalf("file starts %q, want the header %q", buf.String()[:min(80, buf.Len())], header)
+			}
+			// Read back as people's tools would: plain CSV, then gocsv.
+			recs, err := csv.NewReader(bytes.NewReader(buf.Bytes())).ReadAll()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(recs) != n+1 {
+				t.Fatalf("%d records, want %d and the header", len(recs)-1, n)
+			}
+			var got []Result
+			if err := gocsv.UnmarshalBytes(buf.Bytes(), &got); err != nil {
+				t.Fatal(err)
+			}
+			for i, r := range got {
+				want := Result{Key: fmt.Sprintf("12345/O-%04d", i), Order: fmt.Sprintf("O-%04d", i),
+					Source: "s3://bucket/a b/orders.csv:2;orders.parquet:9", State: "rejected", HTTPStatus: "400",
+					Messages: `Note: too long (value: a "quoted", comma)`, SubmissionID: "A-123"}
+				if r != want {
+					t.Fatalf("line %d = %+v, want %+v", i, r, want)
+				}
+			}
+		})
+	}
+}
+
+func TestCSVWriterError(t *testing.T) {
+	w := NewCSVWriter(failWriter{})
+	var err error
+	for i := 0; i < 2*resultChunk && err == nil; i++ {
+		err = w.Write(sample(fmt.Sprint(i), pipeline.StateAccepted))
+	}
+	if err == nil {
+		err = w.Flush()
+	}
+	if !errors.Is(err, errDiskFull) {
+		t.Fatalf("error = %v, want the writer's", err)
+	}
+	if err := w.Write(sample("x", pipeline.StateAccepted)); !errors.Is(err, errDiskFull) {
+		t.Errorf("Write after a failure = %v, want the first error again", err)
+	}
+}
+
+var errDiskFull = errors.New("no space left on device")
+
+type failWriter struct{}
+
+func (failWriter) Write([]byte) (int, error) { return 0, errDiskFull }
+
+// TestCSVWriterNoGoroutines writes a results file through gocsv and
+// checks that no goroutine is left behind, on success or on failure.
+func TestCSVWriterNoGoroutines(t *testing.T) {
+	before := runtime.NumGoroutine()
+	for range 20 {
+		w := NewCSVWriter(&bytes.Buffer{})
+		for i := range resultChunk + 5 {
+			w.Write(sample(fmt.Sprint(i), pipeline.StateAccepted))
+		}
+		w.Flush()
+		f := NewCSVWriter(failWriter{})
+		for i := range resultChunk + 5 {
+			f.Write(sample(fmt.Sprint(i), pipeline.StateAccepted))
+		}
+		f.Flush()
+	}
+	deadline := time.Now().Add(time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if after := runtime.NumGoroutine(); after > before {
+		t.Errorf("%d goroutines before, %d after", before, after)
+	}
+}
+
+func TestWriteJSONL(t *testing.T) {
+	l := exportLedger(t, 3)
+	var buf bytes.Buffer
+	if err := WriteJSONL(t.Context(), &buf, l, pipeline.Filter{}); err != nil {
+		t.Fatal(err)
+	}
+	var want []pipeline.Entry
+	l.Entries(t.Context(), pipeline.Filter{}, func(e pipeline.Entry) error { want = append(want, e); return nil })
+	lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
+	if len(lines) != len(want) {
+		t.Fatalf("%d lines, want %d", len(lines), len(want))
+	}
+	for i, line := range lines {
+		var e pipeline.Entry
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("line %d: %v", i+1, err)
+		}
+		if !reflect.DeepEqual(e, want[i]) {
+			t.Errorf("line %d = %+v, want %+v", i+1, e, want[i])
+		}
+	}
+	if !strings.Contains(lines[0], `"value":"a \"quoted\", comma"`) || strings.Contains(buf.String(), `\u003c`) {
+		t.Errorf("line 1 = %s", lines[0])
+	}
+	buf.Reset()
+	if err := WriteJSONL(t.Context(), &buf, l, pipeline.Filter{State: pipeline.StateChanged}); err != nil || buf.Len() != 0 {
+		t.Errorf("empty selection: %q, %v", buf.String(), err)
+	}
+}
+
+func TestWriteResultsFile(t *testing.T) {
+	l := exportLedger(t, 2)
+	path := ResultsPath(filepath.Join(t.TempDir(), "ledger.db"), "2026-03-01T02:00:00Z/x")
+	if want := ".db.results-2026-03-01T02_00_00Z_x.csv"; !strings.HasSuffix(path, want) {
+		t.Errorf("ResultsPath = %s, want it to end in %s", path, want)
+	}
+	if err := WriteResultsFile(t.Context(), l, path, "r1"); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(b), "\n"); n != 3 || !strings.Contains(string(b), "12345/O-0001") || strings.Contains(string(b), "9/X") {
+		t.Errorf("results file:\n%s", b)
+	}
+	files, _ := filepath.Glob(filepath.Join(filepath.Dir(path), "*"))
+	if len(files) != 1 {
+		t.Errorf("files left: %v", files)
+	}
+	// A failed write leaves the old file and no temporary one.
+	l.Close()
+	if err := WriteResultsFile(t.Context(), l, path, "r1"); !errors.Is(err, ErrClosed) {
+		t.Errorf("WriteResultsFile on a closed ledger = %v", err)
+	}
+	if b2, _ := os.ReadFile(path); !bytes.Equal(b, b2) {
+		t.Error("a failed write changed the results file")
+	}
+	if files, _ := filepath.Glob(filepath.Join(filepath.Dir(path), "*")); len(files) != 1 {
+		t.Errorf("files left after a failure: %v", files)
+	}
+}

@@ -1,0 +1,282 @@
+package ledger
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"fmt"
+	"hash/maphash"
+	"slices"
+	"sync"
+
+	"convpipe/pipeline"
+)
+
+// index is an in-memory summary of the conversions table, loaded on the
+// first call to Settled: for every key, a 64-bit hash of the key mapped to
+// its state and the first 56 bits of its payload hash, 16 bytes per entry
+// (a million entries take 16 MiB), sorted for binary search, plus a map
+// of what was written since, merged in when it grows. In a ledger opened
+// for writing it is loaded by the writer goroutine and kept current by it
+// after every commit, so that it always covers every stored key.
+//
+// It answers two questions without SQL: "is this key surely absent?"
+// (no hash matches) and "is this key final with this payload?" (hash,
+// final state and payload prefix match). A wrong yes to the second needs a
+// 64-bit collision of two keys' hashes and a 56-bit collision of their
+// payload hashes at once; a hash collision otherwise only sends the caller
+// to the database.
+type index struct {
+	seed  maphash.Seed
+	mu    sync.RWMutex
+	base  []slot // sorted by h
+	delta map[uint64]uint64
+}
+
+type slot struct{ h, v uint64 }
+
+// Packed values: the payload prefix in the high 56 bits, the state code in
+// the low 7, and noPayload when the stored payload hash is not hex.
+const (
+	stateMask = 0x7f
+	noPayload = 0x80
+)
+
+var codeStates = func() map[uint64]pipeline.State {
+	m := make(map[uint64]pipeline.State)
+	for _, s := range []pipeline.State{pipeline.StatePending, pipeline.StateAccepted, pipeline.StateRejected,
+		pipeline.StateFailed, pipeline.StateInvalid, pipeline.StateSkipped, pipeline.StateChanged} {
+		m[stateCode(s)] = s
+	}
+	return m
+}()
+
+// payloadPrefix returns the first 56 bits of a hex payload hash, in the
+// high bits.
+func payloadPrefix[T ~string | ~[]byte](ph T) (uint64, bool) {
+	if len(ph) < 16 {
+		return 0, false
+	}
+	var p uint64
+	for i := range 16 {
+		c := ph[i]
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c -= 'a' - 10
+		case c >= 'A' && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, false
+		}
+		p = p<<4 | uint64(c)
+	}
+	return p &^ 0xff, true
+}
+
+// stateCode returns the code of a state read as text.
+func stateCode[T ~string | ~[]byte](s T) uint64 {
+	switch string(s) {
+	case string(pipeline.StatePending):
+		return 1
+	case string(pipeline.StateAccepted):
+		return 2
+	case string(pipeline.StateRejected):
+		return 3
+	case string(pipeline.StateFailed):
+		return 4
+	case string(pipeline.StateInvalid):
+		return 5
+	case string(pipeline.StateSkipped):
+		return 6
+	case string(pipeline.StateChanged):
+		return 7
+	}
+	return 0
+}
+
+// pack returns the packed value of a state and a payload hash.
+func pack[T ~string | ~[]byte](state, payloadHash T) uint64 {
+	p, ok := payloadPrefix(payloadHash)
+	if !ok {
+		return stateCode(state) | noPayload
+	}
+	return p | stateCode(state)
+}
+
+func newIndex() *index {
+	return &index{seed: maphash.MakeSeed(), delta: make(map[uint64]uint64)}
+}
+
+// hash hashes the event type and the OrderId, with a NUL between.
+func (ix *index) hash(k pipeline.Key) uint64 {
+	var h maphash.Hash
+	h.SetSeed(ix.seed)
+	h.WriteString(k.EventType)
+	h.WriteByte(0)
+	h.WriteString(k.OrderID)
+	return h.Sum64()
+}
+
+// hashBytes is hash of a key read as bytes; the same bytes give the same
+// hash.
+func (ix *index) hashBytes(eventType, orderID []byte) uint64 {
+	var h maphash.Hash
+	h.SetSeed(ix.seed)
+	h.Write(eventType)
+	h.WriteByte(0)
+	h.Write(orderID)
+	return h.Sum64()
+}
+
+func (ix *index) sort() {
+	slices.SortFunc(ix.base, func(a, b slot) int { return cmp.Compare(a.h, b.h) })
+	ix.base = slices.Clip(ix.base)
+}
+
+func (ix *index) lookup(h uint64) (uint64, bool) {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	if v, ok := ix.delta[h]; ok {
+		return v, true
+	}
+	i, ok := slices.BinarySearchFunc(ix.base, h, func(s slot, h uint64) int { return cmp.Compare(s.h, h) })
+	if !ok {
+		return 0, false
+	}
+	return ix.base[i].v, true
+}
+
+// set records a committed write.
+func (ix *index) set(h, v uint64) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	ix.delta[h] = v
+	if len(ix.delta) >= max(1<<16, len(ix.base)/4) {
+		ix.merge()
+	}
+}
+
+// merge folds delta into base: sort the delta, then one merge pass.
+func (ix *index) merge() {
+	d := make([]slot, 0, len(ix.delta))
+	for h, v := range ix.delta {
+		d = append(d, slot{h, v})
+	}
+	slices.SortFunc(d, func(a, b slot) int { return cmp.Compare(a.h, b.h) })
+	out := make([]slot, 0, len(ix.base)+len(d))
+	i, j := 0, 0
+	for i < len(ix.base) && j < len(d) {
+		switch {
+		case ix.base[i].h < d[j].h:
+			out = append(out, ix.base[i])
+			i++
+		case ix.base[i].h > d[j].h:
+			out = append(out, d[j])
+			j++
+		default: // the newer value wins
+			out = append(out, d[j])
+			i++
+			j++
+		}
+	}
+	out = append(out, ix.base[i:]...)
+	out = append(out, d[j:]...)
+	ix.base = out
+	clear(ix.delta)
+}
+
+// Settled reports whether key is in a final state (accepted, rejected,
+// invalid, skipped or changed) with exactly this payload hash, and which
+// state: the question a run asks of every order before deciding whether
+// to send it. When it reports false, call Get for the whole entry.
+//
+// It answers from memory. The first call loads the index (one scan of the
+// ledger, about 1 to 1.5 s per million entries here; writes wait meanwhile; 16 bytes per entry stay in
+// memory for the life of the Ledger); later calls take well under a
+// microsecond, and once the index is loaded Get answers "no entry" from it
+// without SQL as well. In a Ledger opened for writing the index is kept
+// current by every write; in one opened read-only it is a snapshot taken
+// at its first use (another process may write since).
+func (l *Ledger) Settled(ctx context.Context, key pipeline.Key, payloadHash string) (pipeline.State, bool, error) {
+	p, ok := payloadPrefix(payloadHash)
+	if !ok {
+		// Not a hex digest: ask the database.
+		e, found, err := l.Get(ctx, key)
+		if err != nil || !found || !e.State.Final() || e.PayloadHash != payloadHash {
+			return "", false, err
+		}
+		return e.State, true, nil
+	}
+	ix, err := l.loadIndex(ctx)
+	if err != nil {
+		return "", false, err
+	}
+	v, ok := ix.lookup(ix.hash(key))
+	if !ok || v&noPayload != 0 || v&^0xff != p {
+		return "", false, nil
+	}
+	st := codeStates[v&stateMask]
+	if !st.Final() {
+		return "", false, nil
+	}
+	return st, true, nil
+}
+
+// loadIndex returns the index, loading it on first use.
+func (l *Ledger) loadIndex(ctx context.Context) (*index, error) {
+	if ix := l.idx.Load(); ix != nil {
+		return ix, nil
+	}
+	l.idxLoad.Lock()
+	defer l.idxLoad.Unlock()
+	if ix := l.idx.Load(); ix != nil {
+		return ix, nil
+	}
+	if err := l.readable("load index"); err != nil {
+		return nil, err
+	}
+	ix := newIndex()
+	if l.readOnly {
+		if err := scanIndex(ctx, ix, l.rdb.QueryContext); err != nil {
+			return nil, fmt.Errorf("ledger %s: load index: %w", l.name, sqlError(err))
+		}
+		l.idx.Store(ix)
+		return ix, nil
+	}
+	// In the writer, so that no commit falls between the scan and the
+	// moment the index starts taking updates.
+	err := l.writeThen(ctx, "load index", func(ctx context.Context) error {
+		return scanIndex(ctx, ix, l.wconn.QueryContext)
+	}, func() { l.idx.Store(ix) })
+	if err != nil {
+		return nil, err
+	}
+	return ix, nil
+}
+
+// queryFunc is the QueryContext of a *sql.DB or a *sql.Conn.
+type queryFunc func(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+
+// scanIndex fills ix from the conversions table.
+func scanIndex(ctx context.Context, ix *index, query queryFunc) error {
+	rows, err := query(ctx, `SELECT event_type, order_id, state, payload_hash FROM conversions`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	// RawBytes: no allocation per row.
+	var et, oid, state, ph sql.RawBytes
+	for rows.Next() {
+		if err := rows.Scan(&et, &oid, &state, &ph); err != nil {
+			return err
+		}
+		ix.base = append(ix.base, slot{ix.hashBytes(et, oid), pack(state, ph)})
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	ix.sort()
+	return nil
+}

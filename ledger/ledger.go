@@ -1,0 +1,429 @@
+// Package ledger is convpipe's durable record of every conversion, every
+// processed object and every run: an embedded SQLite database (the pure-Go
+// modernc.org/sqlite, no cgo) that implements pipeline.Ledger.
+//
+// # Durability
+//
+// The database runs in WAL mode with synchronous=FULL: every commit fsyncs
+// the WAL before it returns, so a write whose call returned survives a
+// SIGKILL of the process and also a crash of the machine or a power loss.
+// synchronous=NORMAL would survive a process crash too (the WAL is in the
+// kernel's page cache) but not a machine crash, and a ledger that forgets an
+// accepted conversion makes the next run send it twice. FULL costs one fsync
+// per transaction; the ledger pays it once per batch, not once per write:
+// a single writer goroutine owns the only write connection and commits the
+// writes of every concurrent caller that arrived while the previous commit
+// was syncing in one transaction (group commit). Each call returns only
+// after the transaction holding its write committed.
+//
+// Measured here (2 shared cores, BenchmarkPut): about 12,000 durable
+// Puts/s from 8 concurrent callers and 20,000/s from 64, against about
+// 3,000/s for one caller alone; PutAll gives one caller the same batching.
+//
+// # Lookups
+//
+// Get is one indexed SQL query (about 20-30 µs here). The question a rerun
+// asks of every order, "is this key final with this payload?", has a
+// faster path: Settled answers it from an in-memory index of the ledger
+// (16 bytes per entry, loaded by its first call), a million lookups in
+// under 2 s including the load (BenchmarkRerun1M). Once the index is
+// loaded, Get also answers "no such key" from memory.
+//
+// # Locking
+//
+// Open takes an exclusive advisory lock (flock) on "<path>.lock" and records
+// in it who holds it. A second Open, in this process or another, fails at
+// once with a *LockedError that wraps pipeline.ErrLocked and names the
+// holder. The kernel drops the lock when the holder's process ends, however
+// it ends. OpenReadOnly takes no lock: `ledger export` and `ledger show`
+// read while a run writes (WAL readers never block the writer).
+//
+// # Storage faults
+//
+// Open fails, before anything is sent, when the lock file or the database
+// cannot be created or written (it commits a probe write). A write that
+// fails later (disk full, I/O error, read-only file) returns an error naming
+// the ledger, the write and the cause; the pipeline must then stop sending.
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"convpipe/pipeline"
+)
+
+var (
+	_ pipeline.Ledger  = (*Ledger)(nil)
+	_ pipeline.Settler = (*Ledger)(nil)
+)
+
+// ErrClosed is returned by calls on a closed Ledger.
+var ErrClosed = errors.New("ledger is closed")
+
+// ErrReadOnly is returned by writes to a Ledger opened with OpenReadOnly.
+var ErrReadOnly = errors.New("ledger is open read-only")
+
+// ErrInvalidEntry marks a Put refused for the entry itself (no OrderId,
+// an unknown state), not for the storage: nothing was written, and other
+// writes can go on.
+var ErrInvalidEntry = errors.New("invalid entry")
+
+// DefaultPath is the ledger's path when the configuration names none.
+const DefaultPath = "convpipe-ledger.db"
+
+// Config is the ledger's part of the configuration file.
+type Config struct {
+	// Path is the SQLite file. Its lock file is Path + ".lock"; the
+	// results files of runs are written next to it.
+	Path string `yaml:"path"`
+}
+
+// Validate reports the first bad field of c.
+func (c Config) Validate() error {
+	switch {
+	case strings.TrimSpace(c.Path) == "":
+		return errors.New("ledger.path: must not be empty")
+	case strings.HasSuffix(c.Path, "/") || strings.HasSuffix(c.Path, string(filepath.Separator)):
+		return fmt.Errorf("ledger.path: %q names a directory; name the database file", c.Path)
+	case strings.HasPrefix(c.Path, "s3://"):
+		return fmt.Errorf("ledger.path: %q: the ledger must be a local file", c.Path)
+	}
+	return nil
+}
+
+// Options tune Open. The zero value is ready to use.
+type Options struct {
+	// Command describes this opener (its command line, secrets redacted)
+	// in the lock file, for the message a second opener gets.
+	Command string
+	// MaxBatch is the most writes committed in one transaction; 0 means
+	// 1000.
+	MaxBatch int
+}
+
+// Ledger is a pipeline.Ledger on a SQLite file. It is safe for concurrent
+// use; Close it to release the lock.
+type Ledger struct {
+	name     string // the path as given, for messages
+	readOnly bool
+	lock     *flock
+
+	rdb     *sql.DB // readers
+	getStmt *sql.Stmt
+	objStmt *sql.Stmt
+
+	wdb       *sql.DB   // the single write connection's pool
+	wconn     *sql.Conn // the write connection, owned by the writer goroutine
+	putStmt   *sql.Stmt
+	markStmt  *sql.Stmt
+	beginStmt *sql.Stmt
+	endStmt   *sql.Stmt
+
+	maxBatch   int
+	reqs       chan *writeReq
+	quit       chan struct{}
+	writerDone chan struct{}
+
+	idx     atomic.Pointer[index] // loaded by the first Settled
+	idxLoad sync.Mutex
+
+	closed    atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open opens the ledger at path for a run, creating it (and its directory)
+// when missing and bringing its schema up to date. It takes the ledger's
+// lock: when another process or another Open holds it, Open fails at once
+// with a *LockedError (errors.Is(err, pipeline.ErrLocked)).
+func Open(ctx context.Context, path string, opts Options) (*Ledger, error) {
+	if strings.TrimSpace(path) == "" {
+		return nil, errors.New("ledger: open: empty path")
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("ledger %s: %w", path, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(abs), 0o750); err != nil {
+		return nil, fmt.Errorf("ledger %s: create directory: %w", path, err)
+	}
+	if fi, err := os.Stat(abs); err == nil && fi.IsDir() {
+		return nil, fmt.Errorf("ledger %s: is a directory; name the database file", path)
+	}
+	lk, err := lockFile(abs, opts.Command)
+	if err != nil {
+		var le *LockedError
+		if errors.As(err, &le) {
+			le.Path = path
+		}
+		return nil, err
+	}
+	l := &Ledger{name: path, lock: lk, maxBatch: opts.MaxBatch}
+	if l.maxBatch <= 0 {
+		l.maxBatch = 1000
+	}
+	if err := l.openWriter(ctx, abs); err != nil {
+		l.closeAll()
+		return nil, err
+	}
+	if err := l.openReaders(ctx, abs, false); err != nil {
+		l.closeAll()
+		return nil, err
+	}
+	l.reqs = make(chan *writeReq)
+	l.quit = make(chan struct{})
+	l.writerDone = make(chan struct{})
+	go l.writer()
+	return l, nil
+}
+
+// OpenReadOnly opens an existing ledger for reading, without its lock, so
+// that it can be read while a run holds it. Its writes return ErrReadOnly.
+func OpenReadOnly(ctx context.Context, path string) (*Ledger, error) {
+	if strings.TrimSpace(path) == "" {
+		return nil, errors.New("ledger: open: empty path")
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("ledger %s: %w", path, err)
+	}
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return nil, fmt.Errorf("ledger %s: %w", path, err)
+	}
+	if fi.IsDir() {
+		return nil, fmt.Errorf("ledger %s: is a directory; name the database file", path)
+	}
+	l := &Ledger{name: path, readOnly: true}
+	if err := l.openReaders(ctx, abs, true); err != nil {
+		l.closeAll()
+		return nil, err
+	}
+	return l, nil
+}
+
+// Path returns the ledger's path as given to Open.
+func (l *Ledger) Path() string { return l.name }
+
+// dsn returns the SQLite URI of path with the given query parameters.
+// SQLite %-decodes the path of a file: URI, so '%', '?' and '#' are escaped.
+func dsn(path string, params url.Values) string {
+	r := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
+	return "file:" + r.Replace(filepath.ToSlash(path)) + "?" + params.Encode()
+}
+
+const busyTimeoutMS = "10000"
+
+func (l *Ledger) openWriter(ctx context.Context, abs string) error {
+	p := url.Values{}
+	p.Add("_pragma", "busy_timeout("+busyTimeoutMS+")")
+	p.Add("_pragma", "journal_mode(WAL)")
+	p.Add("_pragma", "synchronous(FULL)")
+	// On macOS, sync with F_FULLFSYNC, which reaches the platter; no
+	// effect elsewhere.
+	p.Add("_pragma", "fullfsync(1)")
+	p.Add("_pragma", "cache_size(-16384)")
+	p.Add("_pragma", "foreign_keys(0)")
+	// Truncate a WAL that a long reader let grow, once checkpointed.
+	p.Add("_pragma", "journal_size_limit(67108864)")
+	db, err := sql.Open("sqlite", dsn(abs, p))
+	if err != nil {
+		return fmt.Errorf("ledger %s: open: %w", l.name, err)
+	}
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxLifetime(0)
+	db.SetConnMaxIdleTime(0)
+	l.wdb = db
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("ledger %s: open: %w", l.name, sqlError(err))
+	}
+	l.wconn = conn
+	var mode string
+	if err := conn.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode); err != nil {
+		return fmt.Errorf("ledger %s: open: %w", l.name, sqlError(err))
+	}
+	if !strings.EqualFold(mode, "wal") {
+		return fmt.Errorf("ledger %s: open: journal mode is %q, not wal (is the file on a file system without shared memory?)", l.name, mode)
+	}
+	if err := migrate(ctx, conn, l.name); err != nil {
+		return err
+	}
+	// Probe: commit a real write, so that an unwritable file or a full
+	// disk fails here, before anything is sent.
+	if err := l.probe(ctx); err != nil {
+		return err
+	}
+	for _, s := range []struct {
+		st  **sql.Stmt
+		sql string
+	}{
+		{&l.putStmt, putSQL},
+		{&l.markStmt, markObjectSQL},
+		{&l.beginStmt, beginRunSQL},
+		{&l.endStmt, finishRunSQL},
+	} {
+		st, err := conn.PrepareContext(ctx, s.sql)
+		if err != nil {
+			return fmt.Errorf("ledger %s: prepare: %w", l.name, sqlError(err))
+		}
+		*s.st = st
+	}
+	return nil
+}
+
+func (l *Ledger) probe(ctx context.Context) error {
+	h, _ := json.Marshal(l.lock.holder)
+	return runTx(ctx, l.wconn, func(ctx context.Context) error {
+		_, err := l.wconn.ExecContext(ctx, `INSERT INTO meta (name, value) VALUES ('last_open', ?)
+			ON CONFLICT (name) DO UPDATE SET value = excluded.value`, string(h))
+		return err
+	}, func(err error) error {
+		return fmt.Errorf("ledger %s: not writable: %w", l.name, sqlError(err))
+	})
+}
+
+func (l *Ledger) openReaders(ctx context.Context, abs string, readOnly bool) error {
+	p := url.Values{}
+	p.Add("_pragma", "busy_timeout("+busyTimeoutMS+")")
+	p.Add("_pragma", "cache_size(-4096)")
+	if readOnly {
+		p.Set("mode", "ro")
+	} else {
+		p.Set("_query_only", "1")
+	}
+	db, err := sql.Open("sqlite", dsn(abs, p))
+	if err != nil {
+		return fmt.Errorf("ledger %s: open: %w", l.name, err)
+	}
+	// No cap on open connections: Entries holds one while its callback
+	// may call Get. Idle ones are kept with their prepared statements.
+	db.SetMaxIdleConns(2*runtime.GOMAXPROCS(0) + 2)
+	db.SetConnMaxLifetime(0)
+	db.SetConnMaxIdleTime(0)
+	l.rdb = db
+	if readOnly {
+		version, err := checkSchema(ctx, db, l.name)
+		if err != nil {
+			return err
+		}
+		if version != schemaVersion {
+			return fmt.Errorf("ledger %s: schema version %d, this convpipe reads %d (a run with this convpipe migrates it)", l.name, version, schemaVersion)
+		}
+	}
+	if l.getStmt, err = db.PrepareContext(ctx, getSQL); err != nil {
+		return fmt.Errorf("ledger %s: open: %w", l.name, sqlError(err))
+	}
+	if l.objStmt, err = db.PrepareContext(ctx, objectSQL); err != nil {
+		return fmt.Errorf("ledger %s: open: %w", l.name, sqlError(err))
+	}
+	return nil
+}
+
+// Close stops the writer after the writes already queued, closes the
+// database and releases the lock. Writes that were not queued yet fail
+// with ErrClosed. Calling Close again returns the first result.
+func (l *Ledger) Close() error {
+	l.closeOnce.Do(func() {
+		l.closed.Store(true)
+		if l.quit != nil {
+			close(l.quit)
+			<-l.writerDone
+		}
+		l.closeErr = l.closeAll()
+	})
+	return l.closeErr
+}
+
+func (l *Ledger) closeAll() error {
+	var errs []error
+	for _, st := range []*sql.Stmt{l.getStmt, l.objStmt, l.putStmt, l.markStmt, l.beginStmt, l.endStmt} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
+	if l.wconn != nil {
+		errs = append(errs, l.wconn.Close())
+	}
+	if l.wdb != nil {
+		errs = append(errs, l.wdb.Close())
+	}
+	if l.rdb != nil {
+		errs = append(errs, l.rdb.Close())
+	}
+	if l.lock != nil {
+		errs = append(errs, l.lock.release())
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("ledger %s: close: %w", l.name, err)
+	}
+	return nil
+}
+
+// readable returns ErrClosed, wrapped, once the ledger is closed.
+func (l *Ledger) readable(op string) error {
+	if l.closed.Load() {
+		return fmt.Errorf("ledger %s: %s: %w", l.name, op, ErrClosed)
+	}
+	return nil
+}
+
+// sqlError puts the storage failures a person must act on into plain words
+// in front of SQLite's own message.
+func sqlError(err error) error {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return err
+	}
+	switch se.Code() & 0xff {
+	case sqlite3.SQLITE_FULL:
+		return fmt.Errorf("disk full: %w", err)
+	case sqlite3.SQLITE_READONLY:
+		return fmt.Errorf("storage is read-only: %w", err)
+	case sqlite3.SQLITE_IOERR:
+		return fmt.Errorf("storage i/o error (disk full, removed or failing?): %w", err)
+	case sqlite3.SQLITE_CANTOPEN:
+		return fmt.Errorf("cannot open the database file (missing or unwritable directory?): %w", err)
+	case sqlite3.SQLITE_PERM:
+		return fmt.Errorf("permission denied: %w", err)
+	case sqlite3.SQLITE_NOTADB:
+		return fmt.Errorf("not a SQLite database: %w", err)
+	case sqlite3.SQLITE_CORRUPT:
+		return fmt.Errorf("database file is corrupt: %w", err)
+	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+		return fmt.Errorf("database is busy (another process writes to it?): %w", err)
+	}
+	return err
+}
+
+// nanos stores a time as nanoseconds since the epoch; the zero time as 0.
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+// fromNanos is the inverse of nanos, in UTC.
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}

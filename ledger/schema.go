@@ -1,0 +1,127 @@
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// applicationID marks a SQLite file as a convpipe ledger ("cpLG").
+const applicationID = 0x63704c47
+
+// migrations are the schema's steps; the database's user_version is the
+// number of steps applied. Append new steps; never edit an old one.
+//
+// Times are INTEGER nanoseconds since the Unix epoch, UTC (read them with
+// datetime(created/1e9, 'unixepoch')). messages and refs are JSON arrays,
+// NULL when empty. The state and run indexes end in the rowid, which
+// grows with each new key: the rows a run writes land on the last pages
+// of each, so that a commit rewrites few pages (each page is a WAL frame
+// to write). There are no foreign keys: an entry may name a run that
+// was never recorded (a test, an import), and the ledger must still take it.
+var migrations = []string{
+	// 1: the first schema.
+	`CREATE TABLE conversions (
+		event_type    TEXT NOT NULL,
+		order_id      TEXT NOT NULL,
+		state         TEXT NOT NULL CHECK (state IN ('pending','accepted','rejected','failed','invalid','skipped','changed')),
+		payload_hash  TEXT NOT NULL DEFAULT '',
+		sent_hash     TEXT NOT NULL DEFAULT '',
+		attempts      INTEGER NOT NULL DEFAULT 0,
+		http_status   INTEGER NOT NULL DEFAULT 0,
+		messages      TEXT,
+		submission_id TEXT NOT NULL DEFAULT '',
+		queued_uri    TEXT NOT NULL DEFAULT '',
+		maybe_sent    INTEGER NOT NULL DEFAULT 0,
+		refs          TEXT,
+		run_id        TEXT NOT NULL DEFAULT '',
+		created       INTEGER NOT NULL,
+		updated       INTEGER NOT NULL,
+		PRIMARY KEY (event_type, order_id)
+	);
+	CREATE INDEX conversions_state ON conversions (state);
+	CREATE INDEX conversions_run ON conversions (run_id);
+	CREATE INDEX conversions_order ON conversions (order_id);
+	CREATE TABLE objects (
+		key          TEXT PRIMARY KEY,
+		etag         TEXT NOT NULL,
+		size         INTEGER NOT NULL,
+		modtime      INTEGER NOT NULL,
+		run_id       TEXT NOT NULL,
+		processed_at INTEGER NOT NULL
+	);
+	CREATE TABLE runs (
+		id       TEXT PRIMARY KEY,
+		started  INTEGER NOT NULL,
+		finished INTEGER,
+		args     TEXT NOT NULL DEFAULT '',
+		summary  TEXT
+	);
+	CREATE TABLE meta (
+		name  TEXT PRIMARY KEY,
+		value TEXT NOT NULL
+	);`,
+}
+
+// schemaVersion is the version this code reads and writes.
+var schemaVersion = len(migrations)
+
+// checkSchema reads the file's version and application id and says whether
+// it is a ledger this code can use: 0 for a new, empty database.
+func checkSchema(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}, path string) (int, error) {
+	var version, appID, tables int
+	if err := q.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version); err != nil {
+		return 0, fmt.Errorf("ledger %s: read schema version: %w", path, sqlError(err))
+	}
+	if err := q.QueryRowContext(ctx, `PRAGMA application_id`).Scan(&appID); err != nil {
+		return 0, fmt.Errorf("ledger %s: read application id: %w", path, sqlError(err))
+	}
+	if err := q.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema`).Scan(&tables); err != nil {
+		return 0, fmt.Errorf("ledger %s: read schema: %w", path, sqlError(err))
+	}
+	switch {
+	case appID != applicationID && (version != 0 || tables != 0):
+		return 0, fmt.Errorf("ledger %s: not a convpipe ledger (a SQLite database of something else)", path)
+	case version > schemaVersion:
+		return 0, fmt.Errorf("ledger %s: schema version %d is newer than this convpipe knows (%d); use a newer convpipe", path, version, schemaVersion)
+	}
+	return version, nil
+}
+
+// migrate brings the database to schemaVersion in one transaction.
+func migrate(ctx context.Context, conn *sql.Conn, path string) error {
+	if _, err := conn.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
+		return fmt.Errorf("ledger %s: begin migration: %w", path, sqlError(err))
+	}
+	err := func() error {
+		version, err := checkSchema(ctx, conn, path)
+		if err != nil {
+			return err
+		}
+		for i := version; i < schemaVersion; i++ {
+			if _, err := conn.ExecContext(ctx, migrations[i]); err != nil {
+				return fmt.Errorf("ledger %s: migrate to schema version %d: %w", path, i+1, sqlError(err))
+			}
+		}
+		if version < schemaVersion {
+			if _, err := conn.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion)); err != nil {
+				return fmt.Errorf("ledger %s: set schema version: %w", path, sqlError(err))
+			}
+			if _, err := conn.ExecContext(ctx, fmt.Sprintf(`PRAGMA application_id = %d`, applicationID)); err != nil {
+				return fmt.Errorf("ledger %s: set application id: %w", path, sqlError(err))
+			}
+		}
+		return nil
+	}()
+	if err != nil {
+		conn.ExecContext(context.Background(), `ROLLBACK`)
+		return err
+	}
+	if _, err := conn.ExecContext(ctx, `COMMIT`); err != nil {
+		conn.ExecContext(context.Background(), `ROLLBACK`)
+		return fmt.Errorf("ledger %s: commit migration: %w", path, sqlError(err))
+	}
+	return nil
+}
