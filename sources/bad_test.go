@@ -1,0 +1,210 @@
+package sources
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"convpipe/pipeline"
+)
+
+// generatedBad makes the binary inputs of the bad-input corpus; -update
+// writes them to testdata/bad/<case>/.
+var generatedBad = map[string]func(testing.TB) []byte{
+	"binary_named_csv/input.csv": func(testing.TB) []byte {
+		return []byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x10\x00\x00\x00\x10\x08\x06\x00\x00\x00")
+	},
+	"truncated_csv_gz/input.csv.gz": func(tb testing.TB) []byte {
+		var b bytes.Buffer
+		b.WriteString("order_id,qty\n")
+		for i := range 3000 {
+			fmt.Fprintf(&b, "O%d,%d\n", i*7919%100003, i%9)
+		}
+		gz := gzipBytes(tb, b.Bytes())
+		return gz[:len(gz)/20]
+	},
+	"empty_parquet/input.parquet": func(tb testing.TB) []byte {
+		return parquetBytes[orderLine](tb, nil, 0)
+	},
+	"truncated_parquet/input.parquet": func(tb testing.TB) []byte {
+		b := parquetBytes(tb, orderLines(0, 200), 50)
+		return b[:len(b)*6/10]
+	},
+	"corrupt_parquet_page/input.parquet": func(tb testing.TB) []byte {
+		// Two row groups; the second one's first page is overwritten: the
+		// first row group's rows come through, then a file error.
+		b := parquetBytes(tb, orderLines(0, 40), 20)
+		footer := int(binary.LittleEndian.Uint32(b[len(b)-8:]))
+		dataEnd := len(b) - 8 - footer
+		return corrupt(b, 4+(dataEnd-4)*3/4, 24)
+	},
+	"corrupt_parquet_footer/input.parquet": func(tb testing.TB) []byte {
+		b := parquetBytes(tb, orderLines(0, 10), 0)
+		footer := int(binary.LittleEndian.Uint32(b[len(b)-8:]))
+		return corrupt(b, len(b)-8-footer+3, 12)
+	},
+	"not_parquet/input.parquet": func(testing.TB) []byte {
+		return []byte("order_id,qty\nA,1\n")
+	},
+}
+
+// corrupt overwrites n bytes of b at off with a fixed pattern.
+func corrupt(b []byte, off, n int) []byte {
+	c := bytes.Clone(b)
+	for i := range n {
+		c[off+i] = byte(0xA5 ^ i*37)
+	}
+	return c
+}
+
+// TestBadInput reads every case of testdata/bad: the transcript (rows,
+// row errors, file error) must match want.txt; -update rewrites it.
+func TestBadInput(t *testing.T) {
+	if *update {
+		for name, gen := range generatedBad {
+			writeFile(t, filepath.Join("testdata", "bad", name), gen(t))
+		}
+	}
+	cases, err := os.ReadDir(filepath.Join("testdata", "bad"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cases {
+		t.Run(c.Name(), func(t *testing.T) {
+			dir := filepath.Join("testdata", "bad", c.Name())
+			inputs, _ := filepath.Glob(filepath.Join(dir, "input.*"))
+			if len(inputs) != 1 {
+				t.Fatalf("%s: want one input.* file, have %v (run go test -update to generate)", dir, inputs)
+			}
+			src := newSource(t, Config{Location: inputs[0]})
+			objs, err := src.Objects(t.Context())
+			if err != nil || len(objs) != 1 {
+				t.Fatalf("Objects = %v, %v", objs, err)
+			}
+			r, err := src.Open(t.Context(), objs[0])
+			got := transcript(r, err)
+			checkTranscript(t, inputs[0], got)
+			wantFile := filepath.Join(dir, "want.txt")
+			if *update {
+				writeFile(t, wantFile, []byte(got))
+				return
+			}
+			want, err := os.ReadFile(wantFile)
+			if err != nil {
+				t.Fatalf("%v (run go test -update to create it)", err)
+			}
+			if got != string(want) {
+				t.Errorf("got\n%s\nwant\n%s", got, want)
+			}
+		})
+	}
+}
+
+// checkTranscript checks what every bad input must give: an end (EOF or a
+// file error) and errors that name the file and the row.
+func checkTranscript(t *testing.T, key, got string) {
+	t.Helper()
+	lines := strings.Split(strings.TrimSuffix(got, "\n"), "\n")
+	last := lines[len(lines)-1]
+	if last != "EOF" && !strings.HasPrefix(last, "file error: "+key) {
+		t.Errorf("transcript ends with %q, want EOF or a file error naming %s", last, key)
+	}
+	for _, l := range lines {
+		if line, rest, ok := strings.Cut(l, " error: "); ok && line != "file" && !strings.HasPrefix(rest, key+":"+line+":") {
+			t.Errorf("row error %q does not name %s:%s", l, key, line)
+		}
+	}
+}
+
+// TestBigField reads a 10 MB value: over the default limit it is a row
+// error naming the field; with a larger limit it comes through. The rows
+// around it come through either way.
+func TestBigField(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "big_field.csv")
+	big := strings.Repeat("x", 10<<20)
+	writeFile(t, p, []byte("id,note\n1,a\n2,\""+big+"\"\n3,c\n"))
+	for _, tc := range []struct {
+		limit int
+		rows  int
+		err   string
+	}{
+		{0, 2, p + ":3: note: value of 10485760 bytes is over the limit of 1048576 (source.csv.max_field_bytes)"},
+		{16 << 20, 3, ""},
+	} {
+		t.Run(fmt.Sprint(tc.limit), func(t *testing.T) {
+			src := newSource(t, Config{Location: p, CSV: CSVConfig{MaxFieldBytes: tc.limit}})
+			r, err := src.Open(t.Context(), pipeline.Object{Key: p})
+			if err != nil {
+				t.Fatal(err)
+			}
+			res := readAll(t, r)
+			if res.fatal != nil || len(res.rows) != tc.rows {
+				t.Fatalf("%d rows, fatal %v", len(res.rows), res.fatal)
+			}
+			if tc.err != "" && (len(res.errs) != 1 || res.errs[0].Error() != tc.err || res.errs[0].Field != "note") {
+				t.Fatalf("errs %v, want %q", res.errs, tc.err)
+			}
+			if last := res.rows[len(res.rows)-1]; last.Line != 4 || last.Values[1] != "c" {
+				t.Fatalf("last row %v line %d", last.Values, last.Line)
+			}
+		})
+	}
+}
+
+// TestParquetCorruptionNeverPanics damages a valid file at every byte
+// (and truncates it at many lengths): every read ends, with rows, row
+// errors or a file error, and never panics out of the reader.
+func TestParquetCorruptionNeverPanics(t *testing.T) {
+	valid := parquetBytes(t, orderLines(0, 30), 10)
+	step := 2
+	if testing.Short() {
+		step = 11
+	}
+	var opened, failed int
+	try := func(name string, b []byte) {
+		obj := &pipeline.Object{Key: name, Size: int64(len(b))}
+		r, err := newParquetReader(obj, nopCloser{bytes.NewReader(b)}, int64(len(b)))
+		if err != nil {
+			failed++
+			if !strings.HasPrefix(err.Error(), name+": ") {
+				t.Fatalf("open error does not name the object: %v", err)
+			}
+			return
+		}
+		opened++
+		for n := range 100 {
+			_, err := r.Next()
+			var re *pipeline.RowError
+			if errors.Is(err, io.EOF) {
+				if n != 30 {
+					t.Fatalf("%s: EOF after %d rows of 30 and no error", name, n)
+				}
+				return
+			}
+			if err != nil && !errors.As(err, &re) {
+				if !strings.HasPrefix(err.Error(), name+": ") {
+					t.Fatalf("file error does not name the object: %v", err)
+				}
+				return
+			}
+		}
+		t.Fatalf("%s: more than 100 results from 30 rows", name)
+	}
+	for i := 0; i < len(valid); i += step {
+		try(fmt.Sprintf("flip-%d", i), corrupt(valid, i, 1))
+	}
+	for n := 0; n < len(valid); n += 13 * step {
+		try(fmt.Sprintf("cut-%d", n), valid[:n])
+	}
+	t.Logf("%d opened, %d refused at open", opened, failed)
+}
+
+type nopCloser struct{ *bytes.Reader }
+
+func (nopCloser) Close() error { return nil }

@@ -1,0 +1,277 @@
+package sources
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"path"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Format names how an object's bytes become rows.
+const (
+	// FormatCSV is comma-separated (or otherwise delimited) text with a
+	// header row, plain or gzip-compressed.
+	FormatCSV = "csv"
+	// FormatParquet is Apache Parquet.
+	FormatParquet = "parquet"
+)
+
+// Where the date of an object is taken from for Since and Until.
+const (
+	// DateFromModTime compares the object's modification time.
+	DateFromModTime = "modtime"
+	// DateFromKey compares the date found in the object's key by
+	// KeyDatePattern.
+	DateFromKey = "key"
+)
+
+// DefaultKeyDatePattern finds a date in keys such as
+// "exports/dt=2026-11-22/orders.csv", "exports/date=2026-11-22/..." and
+// "exports/2026/11/22/orders.csv".
+const DefaultKeyDatePattern = `(?:^|/)(?:dt|date)=(?P<year>\d{4})-(?P<month>\d{2})-(?P<day>\d{2})(?:/|$)|(?:^|/)(?P<year>\d{4})/(?P<month>\d{2})/(?P<day>\d{2})(?:/|$)`
+
+// DefaultMaxFieldBytes is the default limit on one CSV value.
+const DefaultMaxFieldBytes = 1 << 20
+
+// Config configures a Source: where the export lives, its format and which
+// of its objects to read. It decodes from YAML (the "source" section).
+//
+// Credentials for S3 come only from the AWS SDK's standard chain
+// (environment, shared profile, IAM role, web identity), never from here.
+type Config struct {
+	// Location is a local file, folder or glob ("exports/2026-*/orders_*.csv"),
+	// or an S3 URL "s3://bucket/prefix/" whose key part may hold a glob.
+	// A folder or prefix selects, recursively, the objects whose names end
+	// in an extension of the format (".csv", ".csv.gz", ".parquet"),
+	// leaving out names that start with "." or "_". A glob or a single
+	// object selects every match. "*" does not match "/". The command
+	// line's --source overrides it.
+	Location string `yaml:"location"`
+	// Format is "csv" or "parquet"; empty chooses by extension (".csv",
+	// ".csv.gz", ".parquet"). Gzip-compressed CSV is recognised by its
+	// content, whatever its name.
+	Format string `yaml:"format"`
+	// CSV configures the reading of CSV objects.
+	CSV CSVConfig `yaml:"csv"`
+	// Since, when set, selects objects dated at or after it: a date
+	// ("2026-11-01", the start of that day in UTC) or an RFC 3339 time.
+	Since string `yaml:"since"`
+	// Until, when set, selects objects dated before it: a date (which
+	// includes that whole day, UTC) or an RFC 3339 time (exclusive).
+	Until string `yaml:"until"`
+	// DateFrom says which date Since and Until compare: "modtime" (the
+	// default) or "key" (the date KeyDatePattern finds in the key; an
+	// object is selected when its day overlaps the window, and a key with
+	// no date makes the listing fail).
+	DateFrom string `yaml:"date_from"`
+	// KeyDatePattern is a regular expression with the named groups year,
+	// month and day that finds the date in a key. Empty means
+	// DefaultKeyDatePattern. A name may occur in several alternatives.
+	KeyDatePattern string `yaml:"key_date_pattern"`
+	// S3 configures access to S3 and S3-compatible stores.
+	S3 S3Config `yaml:"s3"`
+}
+
+// CSVConfig configures CSV reading.
+type CSVConfig struct {
+	// Delimiter separates fields: one character, "," by default. "\t"
+	// (backslash t) and "tab" mean a tab.
+	Delimiter string `yaml:"delimiter"`
+	// Quote is the quote character. Only `"` (the default) is supported:
+	// encoding/csv has no other, and Validate rejects the rest.
+	Quote string `yaml:"quote"`
+	// LazyQuotes lets a quote appear in an unquoted field and a
+	// non-doubled quote in a quoted field (encoding/csv's LazyQuotes).
+	LazyQuotes bool `yaml:"lazy_quotes"`
+	// MaxFieldBytes is the largest value a row may hold; a larger one is a
+	// row error naming the field. 0 means DefaultMaxFieldBytes.
+	MaxFieldBytes int `yaml:"max_field_bytes"`
+}
+
+// S3Config configures the S3 client.
+type S3Config struct {
+	// Region is the bucket's region. Empty takes it from the environment
+	// or profile; with a custom Endpoint it falls back to "us-east-1".
+	Region string `yaml:"region"`
+	// Endpoint is the URL of an S3-compatible store (MinIO, Ceph, R2,
+	// versitygw). Empty means AWS.
+	Endpoint string `yaml:"endpoint"`
+	// PathStyle addresses buckets as endpoint/bucket/key instead of
+	// bucket.endpoint/key, as most S3-compatible stores need.
+	PathStyle bool `yaml:"path_style"`
+	// Profile selects a shared-config profile instead of AWS_PROFILE.
+	Profile string `yaml:"profile"`
+}
+
+// Validate checks the configuration and names the first bad field.
+func (c Config) Validate() error {
+	_, err := c.compile()
+	return err
+}
+
+// settings is a validated Config in the form the readers use.
+type settings struct {
+	cfg       Config
+	format    string // "" = by extension
+	comma     rune
+	maxField  int
+	since     time.Time // zero = open
+	until     time.Time // zero = open
+	dateFrom  string
+	keyDate   *regexp.Regexp
+	s3        *s3Location // nil for local
+	localPath string
+}
+
+func (c Config) compile() (*settings, error) {
+	s := &settings{cfg: c}
+	if strings.TrimSpace(c.Location) == "" {
+		return nil, errors.New("source.location: required (or --source)")
+	}
+	if strings.HasPrefix(c.Location, "s3://") {
+		loc, err := parseS3Location(c.Location)
+		if err != nil {
+			return nil, fmt.Errorf("source.location: %w", err)
+		}
+		s.s3 = loc
+	} else {
+		if strings.Contains(c.Location, "://") {
+			return nil, fmt.Errorf("source.location: %q: only local paths and s3:// URLs are supported", c.Location)
+		}
+		if _, err := filepath.Match(c.Location, ""); err != nil {
+			return nil, fmt.Errorf("source.location: bad glob %q: %w", c.Location, err)
+		}
+		s.localPath = filepath.Clean(c.Location)
+	}
+	switch c.Format {
+	case "", FormatCSV, FormatParquet:
+		s.format = c.Format
+	default:
+		return nil, fmt.Errorf("source.format: %q: must be %q, %q or empty (by extension)", c.Format, FormatCSV, FormatParquet)
+	}
+
+	switch c.CSV.Delimiter {
+	case "":
+		s.comma = ','
+	case `\t`, "tab":
+		s.comma = '\t'
+	default:
+		r, size := utf8.DecodeRuneInString(c.CSV.Delimiter)
+		if size != len(c.CSV.Delimiter) || r == utf8.RuneError || r == '"' || r == '\r' || r == '\n' || r == 0xFEFF {
+			return nil, fmt.Errorf("source.csv.delimiter: %q: must be one character other than a quote or a line break", c.CSV.Delimiter)
+		}
+		s.comma = r
+	}
+	if c.CSV.Quote != "" && c.CSV.Quote != `"` {
+		return nil, fmt.Errorf("source.csv.quote: %q: only '\"' is supported (encoding/csv has no other quote character)", c.CSV.Quote)
+	}
+	switch {
+	case c.CSV.MaxFieldBytes < 0:
+		return nil, errors.New("source.csv.max_field_bytes: must be >= 0")
+	case c.CSV.MaxFieldBytes == 0:
+		s.maxField = DefaultMaxFieldBytes
+	default:
+		s.maxField = c.CSV.MaxFieldBytes
+	}
+
+	var err error
+	if s.since, err = parseBound(c.Since, false); err != nil {
+		return nil, fmt.Errorf("source.since: %w", err)
+	}
+	if s.until, err = parseBound(c.Until, true); err != nil {
+		return nil, fmt.Errorf("source.until: %w", err)
+	}
+	if !s.since.IsZero() && !s.until.IsZero() && !s.since.Before(s.until) {
+		return nil, fmt.Errorf("source.until: %s is not after since %s", c.Until, c.Since)
+	}
+	switch c.DateFrom {
+	case "", DateFromModTime:
+		s.dateFrom = DateFromModTime
+	case DateFromKey:
+		s.dateFrom = DateFromKey
+	default:
+		return nil, fmt.Errorf("source.date_from: %q: must be %q or %q", c.DateFrom, DateFromModTime, DateFromKey)
+	}
+	pattern := c.KeyDatePattern
+	if pattern == "" {
+		pattern = DefaultKeyDatePattern
+	}
+	if s.keyDate, err = compileKeyDate(pattern); err != nil {
+		return nil, fmt.Errorf("source.key_date_pattern: %w", err)
+	}
+
+	if c.S3.Endpoint != "" {
+		u, err := url.Parse(c.S3.Endpoint)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("source.s3.endpoint: %q: must be an http:// or https:// URL", c.S3.Endpoint)
+		}
+	}
+	return s, nil
+}
+
+// parseBound parses a Since or Until value. A date alone is the start of
+// that day in UTC, or for an upper bound the start of the next day.
+func parseBound(v string, upper bool) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	if d, err := time.Parse(time.DateOnly, v); err == nil {
+		if upper {
+			d = d.AddDate(0, 0, 1)
+		}
+		return d, nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02 15:04:05"} {
+		if t, err := time.Parse(layout, v); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%q: want a date (2006-01-02) or an RFC 3339 time", v)
+}
+
+func compileKeyDate(pattern string) (*regexp.Regexp, error) {
+	re, err := regexp.Compile(pattern)
+	if err != nil {
+		return nil, err
+	}
+	have := map[string]bool{}
+	for _, n := range re.SubexpNames() {
+		have[n] = true
+	}
+	for _, n := range []string{"year", "month", "day"} {
+		if !have[n] {
+			return nil, fmt.Errorf("%q: needs the named groups year, month and day, e.g. (?P<year>\\d{4})", pattern)
+		}
+	}
+	return re, nil
+}
+
+// s3Location is a parsed s3:// location.
+type s3Location struct {
+	bucket string
+	// prefix is the key part before the first glob character.
+	prefix string
+	// glob is the whole key pattern when it has glob characters.
+	glob string
+}
+
+func parseS3Location(loc string) (*s3Location, error) {
+	rest := strings.TrimPrefix(loc, "s3://")
+	bucket, key, _ := strings.Cut(rest, "/")
+	if bucket == "" || strings.ContainsAny(bucket, "*?[") {
+		return nil, fmt.Errorf("%q: want s3://bucket/prefix/", loc)
+	}
+	l := &s3Location{bucket: bucket, prefix: key}
+	if i := strings.IndexAny(key, `*?[\`); i >= 0 {
+		if _, err := path.Match(key, ""); err != nil {
+			return nil, fmt.Errorf("bad glob %q: %w", key, err)
+		}
+		l.prefix, l.glob = key[:i], key
+	}
+	return l, nil
+}

@@ -1,0 +1,292 @@
+package sources
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"convpipe/pipeline"
+)
+
+const (
+	// csvBufferSize is the read buffer of a CSV stream.
+	csvBufferSize = 64 << 10
+	// sniffSize is how much of a CSV object is checked for binary data.
+	sniffSize = 8000
+	// slabRows is how many rows' worth of value slices a CSV reader
+	// allocates at once.
+	slabRows = 64
+)
+
+// csvReader reads the rows of one CSV object with encoding/csv.
+type csvReader struct {
+	obj      *pipeline.Object
+	src      io.Closer
+	gz       *gzip.Reader
+	r        *csv.Reader
+	header   *pipeline.Header
+	names    []string
+	maxField int
+	slab     []string
+	// scan checks the stream's UTF-8 ahead of the CSV parser, so that
+	// records before the first invalid byte need no check of their own.
+	scan *utf8Scan
+	// bom is the length of the byte order mark dropped before the parser.
+	bom int64
+	// err, once set, is returned by every later Next: io.EOF or a file
+	// error.
+	err error
+}
+
+// newCSVReader reads the header of the CSV stream src. It takes src over:
+// Close closes it. Gzip data is recognised by its magic number, a UTF-8
+// byte order mark is dropped, and data that looks binary (a NUL byte in
+// the first 8,000 bytes) is a file error. Repeated column names are a file
+// error, except empty ones (from trailing delimiters), which no mapping
+// can name anyway.
+func newCSVReader(obj *pipeline.Object, src io.ReadCloser, set *settings) (*csvReader, error) {
+	c := &csvReader{obj: obj, src: src, maxField: set.maxField}
+	br := bufio.NewReaderSize(src, csvBufferSize)
+	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		gz, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, fmt.Errorf("%s: gzip: %w", obj.Key, err)
+		}
+		c.gz = gz
+		c.scan = &utf8Scan{r: gz, bad: -1}
+	} else {
+		c.scan = &utf8Scan{r: br, bad: -1}
+	}
+	br = bufio.NewReaderSize(c.scan, csvBufferSize)
+	// A read error here comes back, after the rows before it, from Next.
+	head, _ := br.Peek(sniffSize)
+	switch {
+	case bytes.HasPrefix(head, []byte{0xEF, 0xBB, 0xBF}):
+		br.Discard(3)
+		c.bom = 3
+	case bytes.HasPrefix(head, []byte{0xFF, 0xFE}), bytes.HasPrefix(head, []byte{0xFE, 0xFF}):
+		c.closeStreams()
+		return nil, fmt.Errorf("%s: UTF-16 text, not UTF-8 CSV", obj.Key)
+	}
+	if i := bytes.IndexByte(head, 0); i >= 0 {
+		c.closeStreams()
+		return nil, fmt.Errorf("%s: binary data (NUL byte at offset %d), not CSV", obj.Key, i)
+	}
+
+	r := csv.NewReader(br)
+	r.Comma = set.comma
+	r.LazyQuotes = set.cfg.CSV.LazyQuotes
+	r.FieldsPerRecord = -1
+	r.ReuseRecord = true
+	c.r = r
+
+	rec, err := r.Read()
+	switch {
+	case errors.Is(err, io.EOF):
+		c.header = pipeline.NewHeader(nil)
+		c.err = io.EOF
+		return c, nil
+	case err != nil:
+		c.closeStreams()
+		var pe *csv.ParseError
+		if errors.As(err, &pe) {
+			return nil, fmt.Errorf("%s:%d: header: %w", obj.Key, pe.StartLine, parseProblem(pe))
+		}
+		return nil, fmt.Errorf("%s: read header: %w", obj.Key, err)
+	}
+	for i, n := range rec {
+		if !utf8.ValidString(n) {
+			c.closeStreams()
+			return nil, fmt.Errorf("%s:1: header: column %d: invalid UTF-8 at byte %d", obj.Key, i+1, invalidAt(n))
+		}
+	}
+	c.header = pipeline.NewHeader(rec) // copies rec
+	if d := slices.DeleteFunc(c.header.Duplicates(), func(n string) bool { return n == "" }); len(d) > 0 {
+		c.closeStreams()
+		return nil, fmt.Errorf("%s:1: header: duplicate column names %s", obj.Key, quoteList(d))
+	}
+	c.names = c.header.Names()
+	return c, nil
+}
+
+// Header returns the object's columns; an empty file has none.
+func (c *csvReader) Header() *pipeline.Header { return c.header }
+
+// Next returns the next record. A record whose field count differs from
+// the header's, that has a quote error, invalid UTF-8 or a value over the
+// size limit is a *pipeline.RowError; a read error (a truncated gzip
+// stream, a failed download) ends the object.
+func (c *csvReader) Next() (pipeline.Row, error) {
+	if c.err != nil {
+		return pipeline.Row{}, c.err
+	}
+	rec, err := c.r.Read()
+	if err != nil {
+		var pe *csv.ParseError
+		switch {
+		case errors.Is(err, io.EOF):
+			c.err = io.EOF
+		case errors.As(err, &pe):
+			return pipeline.Row{}, &pipeline.RowError{Ref: c.ref(int64(pe.StartLine)), Err: parseProblem(pe)}
+		default:
+			c.err = fmt.Errorf("%s: read: %w", c.obj.Key, err)
+		}
+		return pipeline.Row{}, c.err
+	}
+	line, _ := c.r.FieldPos(0)
+	if len(rec) != len(c.names) {
+		return pipeline.Row{}, &pipeline.RowError{Ref: c.ref(int64(line)),
+			Err: fmt.Errorf("%d fields, the header has %d", len(rec), len(c.names))}
+	}
+	checkUTF8 := c.scan.bad >= 0 && c.r.InputOffset()+c.bom > c.scan.bad
+	for i, v := range rec {
+		if len(v) > c.maxField {
+			return pipeline.Row{}, &pipeline.RowError{Ref: c.ref(int64(line)), Field: c.names[i],
+				Err: fmt.Errorf("value of %d bytes is over the limit of %d (source.csv.max_field_bytes)", len(v), c.maxField)}
+		}
+		if checkUTF8 && !utf8.ValidString(v) {
+			return pipeline.Row{}, &pipeline.RowError{Ref: c.ref(int64(line)), Field: c.names[i],
+				Err: fmt.Errorf("invalid UTF-8 at byte %d of the value", invalidAt(v))}
+		}
+	}
+	n := len(rec)
+	if len(c.slab) < n {
+		c.slab = make([]string, n*slabRows)
+	}
+	vals := c.slab[:n:n]
+	c.slab = c.slab[n:]
+	copy(vals, rec)
+	return pipeline.Row{Object: c.obj, Line: int64(line), Header: c.header, Values: vals}, nil
+}
+
+// Close releases the streams; it may be called more than once.
+func (c *csvReader) Close() error {
+	if c.err == nil {
+		c.err = errors.New("reader is closed")
+	}
+	return c.closeStreams()
+}
+
+func (c *csvReader) closeStreams() error {
+	if c.src == nil {
+		return nil
+	}
+	if c.gz != nil {
+		c.gz.Close()
+	}
+	err := c.src.Close()
+	c.src = nil
+	return err
+}
+
+func (c *csvReader) ref(line int64) pipeline.Ref {
+	return pipeline.Ref{Object: c.obj.Key, Line: line}
+}
+
+// parseProblem describes a quote error, with its position when that is
+// not where the record starts.
+func parseProblem(pe *csv.ParseError) error {
+	if pe.Line != pe.StartLine {
+		return fmt.Errorf("%w (at line %d, column %d; an unbalanced quote runs to the next quote or the end of the file)", pe.Err, pe.Line, pe.Column)
+	}
+	return fmt.Errorf("%w (column %d)", pe.Err, pe.Column)
+}
+
+func quoteList(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = fmt.Sprintf("%q", n)
+	}
+	return strings.Join(q, ", ")
+}
+
+// invalidAt returns the offset of the first invalid UTF-8 byte in s. Error
+// messages give it instead of the value, which may be personal data.
+func invalidAt(s string) int {
+	for i, r := range s {
+		if r == utf8.RuneError {
+			if _, size := utf8.DecodeRuneInString(s[i:]); size == 1 {
+				return i
+			}
+		}
+	}
+	return len(s)
+}
+
+// utf8Scan passes a stream through and records the offset of its first
+// byte that is not valid UTF-8 (-1 while there is none). Its first error
+// is returned by every later Read.
+type utf8Scan struct {
+	r   io.Reader
+	err error
+	off int64 // bytes passed through
+	bad int64
+	// carry holds the start of a rune cut by the end of the last read.
+	carry []byte
+}
+
+func (s *utf8Scan) Read(p []byte) (int, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	n, err := s.r.Read(p)
+	if s.bad < 0 {
+		s.check(p[:n], err != nil)
+	}
+	s.off += int64(n)
+	s.err = err
+	return n, err
+}
+
+// check validates b, which follows the bytes passed so far; end says no
+// more bytes follow.
+func (s *utf8Scan) check(b []byte, end bool) {
+	start := s.off // offset of b[0]
+	if len(s.carry) > 0 {
+		k := min(len(b), utf8.UTFMax-len(s.carry))
+		tmp := append(s.carry[:len(s.carry):len(s.carry)], b[:k]...)
+		if !utf8.FullRune(tmp) {
+			if end {
+				s.bad = start - int64(len(s.carry))
+			}
+			s.carry = tmp
+			return
+		}
+		r, size := utf8.DecodeRune(tmp)
+		if r == utf8.RuneError && size <= 1 {
+			s.bad = start - int64(len(s.carry))
+			return
+		}
+		used := size - len(s.carry)
+		s.carry = s.carry[:0]
+		b, start = b[used:], start+int64(used)
+	}
+	// Leave out a rune cut at the end; it is checked with the next read.
+	cut := len(b)
+	for i := len(b) - 1; i >= 0 && i >= len(b)-utf8.UTFMax; i-- {
+		if utf8.RuneStart(b[i]) {
+			if !utf8.FullRune(b[i:]) {
+				cut = i
+			}
+			break
+		}
+	}
+	if !utf8.Valid(b[:cut]) {
+		s.bad = start + int64(invalidAt(string(b[:cut])))
+		return
+	}
+	if cut < len(b) {
+		if end {
+			s.bad = start + int64(cut)
+			return
+		}
+		s.carry = append(s.carry[:0], b[cut:]...)
+	}
+}

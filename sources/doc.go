@@ -1,0 +1,14 @@
+// Package sources reads order exports where they live, as streams of rows
+// that remember where they came from: it implements pipeline.Source and
+// pipeline.RowReader.
+//
+// Storage and format are apart. Storage is a local file, folder or glob,
+// or an S3 location (s3://bucket/prefix/, globs on keys) read through the
+// AWS SDK's standard credential chain; objects are streamed, and a body
+// cut mid-way is resumed with a Range request on the same ETag. Formats
+// are CSV (encoding/csv, plain or gzip) and Parquet (xitongsys/parquet-go,
+// over random access to the object: a local file or ranged GETs).
+//
+// Construct a Source with New from a Config; Objects lists what it
+// selects, Open reads one object.
+package sources

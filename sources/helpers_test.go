@@ -1,0 +1,179 @@
+package sources
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/xitongsys/parquet-go/parquet"
+	"github.com/xitongsys/parquet-go/source"
+	"github.com/xitongsys/parquet-go/writer"
+
+	"convpipe/pipeline"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files and the generated inputs under testdata")
+
+// bufFile is a write-only source.ParquetFile over a buffer, for
+// parquet-go's writer.
+type bufFile struct{ buf *bytes.Buffer }
+
+var _ source.ParquetFile = (*bufFile)(nil)
+
+func (f *bufFile) Write(p []byte) (int, error)               { return f.buf.Write(p) }
+func (f *bufFile) Read([]byte) (int, error)                  { return 0, errors.New("write-only") }
+func (f *bufFile) Seek(int64, int) (int64, error)            { return 0, errors.New("write-only") }
+func (f *bufFile) Close() error                              { return nil }
+func (f *bufFile) Open(string) (source.ParquetFile, error)   { return f, nil }
+func (f *bufFile) Create(string) (source.ParquetFile, error) { return f, nil }
+
+// parquetBytes writes rows as a Parquet file with parquet-go's writer,
+// starting a new row group every groupRows rows (0: one row group).
+func parquetBytes[T any](tb testing.TB, rows []T, groupRows int) []byte {
+	tb.Helper()
+	return parquetBytesPaged(tb, rows, groupRows, 4<<10)
+}
+
+// parquetBytesPaged is parquetBytes with pages of about pageSize bytes.
+func parquetBytesPaged[T any](tb testing.TB, rows []T, groupRows int, pageSize int64) []byte {
+	tb.Helper()
+	var buf bytes.Buffer
+	pw, err := writer.NewParquetWriter(&bufFile{&buf}, new(T), 1)
+	if err != nil {
+		tb.Fatalf("parquet writer: %v", err)
+	}
+	pw.CompressionType = parquet.CompressionCodec_SNAPPY
+	pw.PageSize = pageSize
+	for i, r := range rows {
+		if err := pw.Write(r); err != nil {
+			tb.Fatalf("parquet write: %v", err)
+		}
+		if groupRows > 0 && (i+1)%groupRows == 0 {
+			if err := pw.Flush(true); err != nil {
+				tb.Fatalf("parquet flush: %v", err)
+			}
+		}
+	}
+	if err := pw.WriteStop(); err != nil {
+		tb.Fatalf("parquet write stop: %v", err)
+	}
+	return buf.Bytes()
+}
+
+func gzipBytes(tb testing.TB, b []byte) []byte {
+	tb.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	if _, err := zw.Write(b); err != nil {
+		tb.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func writeFile(tb testing.TB, p string, b []byte) {
+	tb.Helper()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// newSource builds a Source, failing the test on error.
+func newSource(tb testing.TB, cfg Config) *Source {
+	tb.Helper()
+	s, err := New(tb.Context(), cfg)
+	if err != nil {
+		tb.Fatalf("New: %v", err)
+	}
+	return s
+}
+
+// result is everything a reader produced.
+type result struct {
+	header []string
+	rows   []pipeline.Row
+	errs   []*pipeline.RowError
+	fatal  error
+}
+
+// readAll reads r to its end (at most limit calls of Next) and closes it.
+func readAll(tb testing.TB, r pipeline.RowReader) result {
+	tb.Helper()
+	defer r.Close()
+	res := result{header: r.Header().Names()}
+	for range 10_000_000 {
+		row, err := r.Next()
+		var re *pipeline.RowError
+		switch {
+		case err == nil:
+			if len(row.Values) != r.Header().Len() {
+				tb.Fatalf("%s: %d values for %d columns", row.Ref(), len(row.Values), r.Header().Len())
+			}
+			res.rows = append(res.rows, row)
+		case errors.Is(err, io.EOF):
+			return res
+		case errors.As(err, &re):
+			res.errs = append(res.errs, re)
+		default:
+			res.fatal = err
+			return res
+		}
+	}
+	tb.Fatal("reader does not end")
+	return res
+}
+
+// transcript renders what a reader produced, one line per event, for
+// golden files: "header: [...]", "<line> [values]" (with "nulls: [...]"
+// for nulls), "<line> error: ...", "file error: ...".
+func transcript(r pipeline.RowReader, openErr error) string {
+	var sb strings.Builder
+	if openErr != nil {
+		fmt.Fprintf(&sb, "file error: %v\n", openErr)
+		return sb.String()
+	}
+	defer r.Close()
+	h, _ := json.Marshal(append([]string{}, r.Header().Names()...))
+	fmt.Fprintf(&sb, "header: %s\n", h)
+	for range 1_000_000 {
+		row, err := r.Next()
+		var re *pipeline.RowError
+		switch {
+		case err == nil:
+			v, _ := json.Marshal(row.Values)
+			fmt.Fprintf(&sb, "%d %s", row.Line, v)
+			var nulls []int
+			for i, n := range row.Nulls {
+				if n {
+					nulls = append(nulls, i)
+				}
+			}
+			if len(nulls) > 0 {
+				fmt.Fprintf(&sb, " nulls: %v", nulls)
+			}
+			sb.WriteByte('\n')
+		case errors.Is(err, io.EOF):
+			sb.WriteString("EOF\n")
+			return sb.String()
+		case errors.As(err, &re):
+			fmt.Fprintf(&sb, "%d error: %v\n", re.Line, re)
+		default:
+			fmt.Fprintf(&sb, "file error: %v\n", err)
+			return sb.String()
+		}
+	}
+	return sb.String() + "(no end)\n"
+}
