@@ -38,7 +38,16 @@ type s3Store struct {
 }
 
 func newS3Store(ctx context.Context, set *settings) (*s3Store, error) {
-	c := set.cfg.S3
+	client, err := newS3Client(ctx, set.cfg.S3)
+	if err != nil {
+		return nil, err
+	}
+	return &s3Store{set: set, loc: set.s3, client: client}, nil
+}
+
+// newS3Client returns a client for c, with the AWS SDK's standard
+// credential chain.
+func newS3Client(ctx context.Context, c S3Config) (*s3.Client, error) {
 	var opts []func(*config.LoadOptions) error
 	if c.Region != "" {
 		opts = append(opts, config.WithRegion(c.Region))
@@ -56,7 +65,7 @@ func newS3Store(ctx context.Context, set *settings) (*s3Store, error) {
 		}
 		awsCfg.Region = "us-east-1"
 	}
-	client := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
+	return s3.NewFromConfig(awsCfg, func(o *s3.Options) {
 		if c.Endpoint != "" {
 			o.BaseEndpoint = aws.String(c.Endpoint)
 		}
@@ -64,8 +73,28 @@ func newS3Store(ctx context.Context, set *settings) (*s3Store, error) {
 		// Ranged and S3-compatible responses often carry no checksum; the
 		// SDK would print a line to stderr for each.
 		o.DisableLogOutputChecksumValidationSkipped = true
-	})
-	return &s3Store{set: set, loc: set.s3, client: client}, nil
+	}), nil
+}
+
+// Upload writes body to the S3 object url ("s3://bucket/key"), with the
+// client settings of c (the source's s3 section). It is how a run puts its
+// results file under an S3 prefix.
+func Upload(ctx context.Context, c S3Config, url string, body io.ReadSeeker) error {
+	bucket, key, err := splitS3URL(url)
+	if err != nil {
+		return err
+	}
+	if key == "" || strings.HasSuffix(key, "/") {
+		return fmt.Errorf("s3: upload %s: the URL names no object", url)
+	}
+	client, err := newS3Client(ctx, c)
+	if err != nil {
+		return err
+	}
+	if _, err := client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: body}); err != nil {
+		return fmt.Errorf("s3: upload %s: %w", url, explain(err))
+	}
+	return nil
 }
 
 func s3URL(bucket, key string) string { return "s3://" + bucket + "/" + key }

@@ -21,6 +21,7 @@ import (
 	"convpipe/pipeline"
 	"convpipe/sim"
 	"convpipe/sinks"
+	"convpipe/sources"
 )
 
 type runFlags struct {
@@ -296,10 +297,9 @@ func runRun(cmd *cobra.Command, f *runFlags) error {
 		if err := led.FinishRun(wctx, info); err != nil && runErr == nil {
 			runErr = fmt.Errorf("ledger: %w", err)
 		}
-		resultsPath = resultsFile(cfg, runID)
-		if err := ledger.WriteResultsFile(wctx, led, resultsPath, runID); err != nil {
+		resultsPath, err = writeResults(wctx, cfg, led, runID)
+		if err != nil {
 			log.Error("cannot write the results file", "err", err)
-			resultsPath = ""
 		}
 	}
 	ledgerShown := cfg.Ledger.Path
@@ -327,14 +327,34 @@ func runRun(cmd *cobra.Command, f *runFlags) error {
 	return nil
 }
 
-// resultsFile is where a run's results CSV goes: run.results_dir, or next
-// to the ledger.
-func resultsFile(cfg Config, runID string) string {
+// writeResults writes the run's results CSV next to the ledger, into
+// run.results_dir, or, when that is an s3:// prefix, uploads it there (with
+// the source's S3 settings). It returns where the file went.
+func writeResults(ctx context.Context, cfg Config, led *ledger.Ledger, runID string) (string, error) {
 	p := ledger.ResultsPath(cfg.Ledger.Path, runID)
-	if cfg.Run.ResultsDir != "" {
-		p = filepath.Join(cfg.Run.ResultsDir, filepath.Base(p))
+	dir := cfg.Run.ResultsDir
+	if !strings.HasPrefix(dir, "s3://") {
+		if dir != "" {
+			p = filepath.Join(dir, filepath.Base(p))
+		}
+		return p, ledger.WriteResultsFile(ctx, led, p, runID)
 	}
-	return p
+	tmp, err := os.CreateTemp("", "convpipe-results-*.csv")
+	if err != nil {
+		return "", err
+	}
+	tmp.Close()
+	defer os.Remove(tmp.Name())
+	if err := ledger.WriteResultsFile(ctx, led, tmp.Name(), runID); err != nil {
+		return "", err
+	}
+	f, err := os.Open(tmp.Name())
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	url := strings.TrimSuffix(dir, "/") + "/" + filepath.Base(p)
+	return url, sources.Upload(ctx, cfg.Source.S3, url, f)
 }
 
 // redactedArgs is the command line as recorded in the ledger and the lock

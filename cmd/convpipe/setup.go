@@ -85,7 +85,7 @@ func buildReading(ctx context.Context, cfg Config) (pipeline.Source, *mapping.Ma
 	}
 	src, err := sources.New(ctx, cfg.Source)
 	if err != nil {
-		return nil, nil, fmt.Errorf("source: %w", err)
+		return nil, nil, err
 	}
 	return src, m, nil
 }
