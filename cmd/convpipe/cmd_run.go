@@ -205,7 +205,6 @@ func runRun(cmd *cobra.Command, f *runFlags) error {
 	runID := newRunID()
 	var sink pipeline.Sink
 	var closeSink func()
-	var dryCount func() int64
 	if f.dryRun {
 		var w io.Writer = cmd.OutOrStdout()
 		if f.dryRunOut != "-" {
@@ -217,7 +216,7 @@ func runRun(cmd *cobra.Command, f *runFlags) error {
 			w = file
 		}
 		d := sinks.NewDryRun(w)
-		sink, dryCount = d, d.Count
+		sink = d
 	} else {
 		imp, err := sinks.New(cfg.Sink, version, log)
 		if err != nil {
@@ -228,7 +227,6 @@ func runRun(cmd *cobra.Command, f *runFlags) error {
 	if closeSink != nil {
 		defer closeSink()
 	}
-	_ = dryCount
 
 	// The ledger: read-only for a dry run (and absent if it does not exist
 	// yet), locked for a real one.

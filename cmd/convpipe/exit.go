@@ -33,9 +33,3 @@ func exitCode(err error, s *pipeline.Summary) int {
 	}
 	return exitOK
 }
-
-// attentionError is returned by commands whose work finished but found
-// problems, for exit code 3; its message has already been printed.
-type attentionError struct{}
-
-func (attentionError) Error() string { return "some input or conversions need attention (see above)" }
