@@ -105,8 +105,9 @@ type Progress struct {
 	// ToSend counts orders decided for sending so far; Sent those with an
 	// outcome.
 	ToSend, Sent int64
-	// EstimatedToSend extrapolates ToSend to the whole export from the
-	// bytes read; it equals ToSend once ReadDone.
+	// EstimatedToSend extrapolates ToSend to the whole export, from the
+	// share of orders to send among the rows decided so far and the rows
+	// and bytes still to come; it is exact once every order is decided.
 	EstimatedToSend int64
 	// Pace is the sink's pace, if it reports one.
 	Pace Pace
@@ -145,8 +146,13 @@ type runner struct {
 	bytesTotal   int64
 	objectsDone  int
 	objectsTotal int
-	readDone     bool
-	fatal        error
+	// For the estimate of what is left: rows read so far, the bytes of the
+	// objects read to their end and of those left out as unchanged, and
+	// the rows of the orders decided so far.
+	rowsRead, rowsDecided   int64
+	bytesRead, bytesSkipped int64
+	readDone                bool
+	fatal                   error
 
 	readCtx  context.Context
 	stopRead context.CancelFunc
@@ -347,6 +353,7 @@ func (r *runner) readObject(ctx context.Context, obj Object, jobs chan<- job) {
 		if done {
 			o.sum.Unchanged = true
 			r.mu.Lock()
+			r.bytesSkipped += obj.Size
 			r.objects = append(r.objects, o)
 			r.objectsDone++
 			r.bytesDone += obj.Size
@@ -403,7 +410,7 @@ func (r *runner) readRows(ctx context.Context, o *objectState, jobs chan<- job) 
 	defer g.Close()
 	var rows, rowErrs int64
 	flush := func() {
-		r.count(o, func(c *Counts) { c.Rows += rows; c.RowErrors += rowErrs })
+		r.count(o, func(c *Counts) { c.Rows += rows; c.RowErrors += rowErrs; r.rowsRead += rows })
 		rows, rowErrs = 0, 0
 	}
 	defer flush()
@@ -413,6 +420,10 @@ func (r *runner) readRows(ctx context.Context, o *objectState, jobs chan<- job) 
 		}
 		row, err := rr.Next()
 		if err == io.EOF {
+			flush()
+			r.mu.Lock()
+			r.bytesRead += o.obj.Size
+			r.mu.Unlock()
 			break
 		}
 		var re *RowError
@@ -497,6 +508,7 @@ func (r *runner) order(ctx context.Context, o *objectState, lines []Row, jobs ch
 			}
 			r.count(o, func(cn *Counts) {
 				cn.Orders++
+				r.rowsDecided += int64(len(lines))
 				cn.SkippedRows += int64(len(m.SkippedRows))
 				if d.Action == ActionChanged {
 					cn.Changed++
@@ -544,7 +556,7 @@ func (r *runner) order(ctx context.Context, o *objectState, lines []Row, jobs ch
 		base = *prev
 		base.Refs = c.Refs
 	}
-	r.count(o, func(cn *Counts) { cn.Orders++; cn.SkippedRows += skippedRows })
+	r.count(o, func(cn *Counts) { cn.Orders++; cn.SkippedRows += skippedRows; r.rowsDecided += int64(len(lines)) })
 	switch d.Action {
 	case ActionInvalid:
 		r.count(o, func(cn *Counts) { cn.Invalid++ })
@@ -610,7 +622,7 @@ func (r *runner) order(ctx context.Context, o *objectState, lines []Row, jobs ch
 		case <-ctx.Done():
 			r.mu.Lock()
 			delete(r.inflight, key)
-			r.toSend--
+			o.sum.Unsent++
 			r.mu.Unlock()
 			r.release(o, true)
 			return ctx.Err()
@@ -798,13 +810,22 @@ func (r *runner) progress() Progress {
 		Sent:         r.sent,
 		ObjectsTotal: r.objectsTotal,
 	}
+	rowsRead, rowsDecided, bytesRead, bytesSkipped := r.rowsRead, r.rowsDecided, r.bytesRead, r.bytesSkipped
 	for _, o := range r.objects {
 		p.Counts.Add(o.sum.Counts)
 	}
 	r.mu.Unlock()
 	p.EstimatedToSend = p.ToSend
-	if !p.ReadDone && p.BytesDone > 0 && p.BytesTotal > p.BytesDone {
-		p.EstimatedToSend = int64(float64(p.ToSend) * float64(p.BytesTotal) / float64(p.BytesDone))
+	// Extrapolate: the rows still to come (from the bytes not yet read)
+	// hold orders to send in the proportion seen so far.
+	if rowsDecided > 0 {
+		estRows := float64(rowsRead)
+		if toRead := p.BytesTotal - bytesSkipped; !p.ReadDone && bytesRead > 0 && toRead > bytesRead {
+			estRows = float64(rowsRead) * float64(toRead) / float64(bytesRead)
+		}
+		if est := int64(float64(p.ToSend) * estRows / float64(rowsDecided)); est > p.ToSend {
+			p.EstimatedToSend = est
+		}
 	}
 	if pc, ok := r.opt.Sink.(Pacer); ok {
 		p.Pace = pc.Pace()

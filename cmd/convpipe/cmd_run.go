@@ -166,8 +166,10 @@ func runRun(cmd *cobra.Command, f *runFlags) error {
 	if f.progress != "" {
 		cfg.Run.Progress = f.progress
 	}
-	stderr := cmd.ErrOrStderr()
-	log := newLogger(stderr, cfg.Run.LogFormat, cfg.Run.LogLevel)
+	// On a terminal, log lines and the progress bar share stderr.
+	pr := newProgressReporter(cmd.ErrOrStderr(), nil, cfg.Run.progressInterval(), cfg.Run.Progress)
+	log := newLogger(pr, cfg.Run.LogFormat, cfg.Run.LogLevel)
+	pr.log = log
 
 	var simulator *sim.Server
 	if f.simulate {
@@ -263,7 +265,6 @@ func runRun(cmd *cobra.Command, f *runFlags) error {
 	log.Info("run started", "run", runID, "source", cfg.Source.Location, "ledger", cfg.Ledger.Path,
 		"rate", cfg.Sink.Rate, "workers", cfg.Sink.Workers, "dry_run", f.dryRun)
 
-	pr := newProgressReporter(stderr, log, cfg.Run.progressInterval(), cfg.Run.Progress)
 	opt := pipeline.Options{
 		Source:        src,
 		Mapper:        mapper,

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/term"
@@ -16,14 +17,32 @@ import (
 // progressReporter shows a run's progress: a bar redrawn in place on a
 // terminal, plain log lines every interval otherwise (cron, CI).
 type progressReporter struct {
+	mu       sync.Mutex // serialises the bar and log lines on a terminal
 	w        io.Writer
 	tty      bool
 	log      *slog.Logger
 	interval time.Duration
 	last     time.Time
 	drawn    bool
+	line     string // the bar as last drawn
 }
 
+// Write writes a log line; on a terminal it clears the bar first and draws
+// it again below, so that the two never mix. Use it as the logger's writer.
+func (p *progressReporter) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.tty || !p.drawn {
+		return p.w.Write(b)
+	}
+	fmt.Fprint(p.w, "\r\033[K")
+	n, err := p.w.Write(b)
+	fmt.Fprint(p.w, p.line)
+	return n, err
+}
+
+// newProgressReporter returns a reporter writing to w; set its log before
+// reporting when it is not on a terminal.
 func newProgressReporter(w io.Writer, log *slog.Logger, interval time.Duration, mode string) *progressReporter {
 	tty := false
 	if f, ok := w.(*os.File); ok {
@@ -32,7 +51,7 @@ func newProgressReporter(w io.Writer, log *slog.Logger, interval time.Duration, 
 	switch mode {
 	case "bar":
 		tty = true
-	case "log":
+	case "log", "off":
 		tty = false
 	}
 	return &progressReporter{w: w, tty: tty, log: log, interval: interval}
@@ -88,13 +107,19 @@ func (p *progressReporter) draw(pr pipeline.Progress) {
 	if pr.ETA > 0 {
 		line += " · ETA " + humanDuration(pr.ETA)
 	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.line = line
 	fmt.Fprintf(p.w, "\r\033[K%s", line)
 	p.drawn = true
 }
 
 // done ends the bar's line so that what follows starts on a new one.
 func (p *progressReporter) done() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.tty && p.drawn {
 		fmt.Fprintln(p.w)
 	}
+	p.drawn = false
 }
