@@ -23,6 +23,9 @@ build: ## build the static binary into bin/convpipe
 
 run: build ## the main job on the bundled sample export, against the built-in API simulator
 	@rm -rf out/demo && mkdir -p out/demo
+	@echo "== convpipe validate: the configuration, each file's header, the first conversion as it will be sent, every problem"
+	@$(BIN) validate --config configs/sample.yaml --limit 1; echo "exit code $$? (3: problems found)"
+	@echo
 	@echo "== convpipe run: the sample export (samples/export/) to the built-in impact.com API simulator"
 	@$(BIN) run --config configs/sample.yaml --simulate --rate 20/s --ledger out/demo/ledger.db --summary-json out/demo/summary.json --metrics-file out/demo/convpipe.prom; \
 	  code=$$?; echo "exit code $$code (3: the sample's bad rows need a human; see README, Exit codes)"; [ $$code -le 3 ]

@@ -55,6 +55,14 @@ func runValidate(cmd *cobra.Command, f *validateFlags) error {
 		return err
 	}
 	shown := 0
+	skips := map[string][]pipeline.Ref{} // reason → first line of each order or row left out
+	var skipOrder []string
+	skip := func(reason string, ref pipeline.Ref) {
+		if _, ok := skips[reason]; !ok {
+			skipOrder = append(skipOrder, reason)
+		}
+		skips[reason] = append(skips[reason], ref)
+	}
 	var problems []pipeline.Message
 	var nProblems int
 	keep := func(m pipeline.Message) {
@@ -66,7 +74,14 @@ func runValidate(cmd *cobra.Command, f *validateFlags) error {
 	opt := pipeline.Options{
 		Source: src, Mapper: mapper, Group: cfg.Group, Logger: log,
 		OnDecision: func(d pipeline.Decision) {
+			for _, sr := range d.Mapped.SkippedRows {
+				if len(sr.Refs) > 0 {
+					skip("row: "+sr.Text, sr.Refs[0])
+				}
+			}
 			switch d.Action {
+			case pipeline.ActionSkip:
+				skip("order: "+d.Mapped.Skip, d.Mapped.Conversion.Refs[0])
 			case pipeline.ActionInvalid:
 				for _, p := range d.Mapped.Problems {
 					if len(p.Refs) == 0 {
@@ -94,6 +109,13 @@ func runValidate(cmd *cobra.Command, f *validateFlags) error {
 		}
 		if nProblems > len(problems) {
 			fmt.Fprintf(out, "  … and %d more (--max-errors)\n", nProblems-len(problems))
+		}
+	}
+	if len(skipOrder) > 0 {
+		fmt.Fprintln(out, "\nleft out by a filter:")
+		for _, reason := range skipOrder {
+			refs := skips[reason]
+			fmt.Fprintf(out, "  %s: %d (%s)\n", reason, len(refs), refsList(refs))
 		}
 	}
 	t := s.Total
