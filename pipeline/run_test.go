@@ -1,0 +1,335 @@
+package pipeline_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"convpipe/ledger"
+	"convpipe/mapping"
+	"convpipe/pipeline"
+	"convpipe/sim"
+	"convpipe/sinks"
+	"convpipe/sources"
+)
+
+// These tests run pipeline.Run with the real parts around it: CSV files on
+// disk, the YAML mapping, the HTTP sink against the simulator on loopback,
+// and a SQLite ledger.
+
+const testMapping = `
+order_key: [order_id]
+fields:
+  EventTypeId: {const: "12345"}
+  CampaignId: {const: "1000"}
+  OrderId: order_id
+  EventDate: {column: created_at, transforms: [{time: {layout: rfc3339}}]}
+  ClickId: click_id
+  CurrencyCode: {const: EUR}
+items:
+  ItemSku: sku
+  ItemCategory: {const: tools}
+  ItemQuantity: {column: qty, transforms: [integer]}
+  ItemPrice: {column: price, transforms: [number]}
+filters:
+  - {skip: order, when: {column: status, in: [cancelled]}, reason: order cancelled}
+`
+
+const header = "order_id,created_at,click_id,sku,qty,price,status\n"
+
+// orders returns n orders of two lines each, ids from first on.
+func orders(first, n int) string {
+	var b strings.Builder
+	b.WriteString(header)
+	for i := first; i < first+n; i++ {
+		for l := 1; l <= 2; l++ {
+			fmt.Fprintf(&b, "A-%d,2026-11-20T10:00:00Z,clk%d,SKU-%d,%d,%d.50,paid\n", i, i, l, l, 10+l)
+		}
+	}
+	return b.String()
+}
+
+type harness struct {
+	t      *testing.T
+	dir    string
+	sim    *sim.Server
+	mapper *mapping.Mapping
+	ledger string
+	token  string
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	h := &harness{t: t, dir: t.TempDir(), token: sim.DefaultAuthToken}
+	h.sim = sim.NewTestServer(t, sim.Config{})
+	cfg, err := mapping.ParseConfig([]byte(testMapping))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.mapper, err = mapping.New(cfg); err != nil {
+		t.Fatal(err)
+	}
+	h.ledger = filepath.Join(h.dir, "ledger.db")
+	if err := os.Mkdir(filepath.Join(h.dir, "export"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func (h *harness) write(name, content string) {
+	h.t.Helper()
+	p := filepath.Join(h.dir, "export", name)
+	old, statErr := os.Stat(p)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		h.t.Fatal(err)
+	}
+	if statErr == nil { // a rewrite must look changed whatever the clock's resolution
+		os.Chtimes(p, time.Now(), old.ModTime().Add(time.Second))
+	}
+}
+
+type runOpts struct {
+	all, retryRejected bool
+	ctx                context.Context
+	onOutcome          func(pipeline.Outcome)
+}
+
+func (h *harness) run(o runOpts) (pipeline.Summary, error) {
+	h.t.Helper()
+	h.t.Setenv(sinks.EnvAccountSID, h.sim.AccountSID())
+	h.t.Setenv(sinks.EnvAuthToken, h.token)
+	src, err := sources.New(h.t.Context(), sources.Config{Location: filepath.Join(h.dir, "export")})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	sink, err := sinks.New(sinks.Config{BaseURL: h.sim.URL(), Rate: "2000/s", Burst: 20, Workers: 4, MaxAttempts: 3,
+		BackoffInitial: time.Millisecond, BackoffMax: 10 * time.Millisecond}.WithDefaults(), "test", nil)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer sink.Close()
+	led, err := ledger.Open(h.t.Context(), h.ledger, ledger.Options{})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer led.Close()
+	ctx := o.ctx
+	if ctx == nil {
+		ctx = h.t.Context()
+	}
+	return pipeline.Run(ctx, pipeline.Options{
+		Source: src, Mapper: h.mapper, Sink: sink, Ledger: led, Workers: 4,
+		All: o.all, RetryRejected: o.retryRejected, RunID: fmt.Sprintf("run-%d", time.Now().UnixNano()),
+		Grace: 5 * time.Second, OnOutcome: o.onOutcome,
+	})
+}
+
+// states reads the ledger's entries by state.
+func (h *harness) states() map[pipeline.State]int {
+	h.t.Helper()
+	l, err := ledger.OpenReadOnly(h.t.Context(), h.ledger)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer l.Close()
+	got := map[pipeline.State]int{}
+	if err := l.Entries(h.t.Context(), pipeline.Filter{}, func(e pipeline.Entry) error { got[e.State]++; return nil }); err != nil {
+		h.t.Fatal(err)
+	}
+	return got
+}
+
+// acceptedOnce checks that the simulator accepted each of the ids exactly once.
+func (h *harness) acceptedOnce(ids ...string) {
+	h.t.Helper()
+	seen := map[string]int{}
+	for _, r := range h.sim.Accepted() {
+		seen[r.OrderID]++
+	}
+	for _, id := range ids {
+		if seen[id] != 1 {
+			h.t.Errorf("order %s accepted %d times at the simulator, want once", id, seen[id])
+		}
+	}
+	if len(seen) != len(ids) {
+		h.t.Errorf("simulator accepted %d distinct orders, want %d", len(seen), len(ids))
+	}
+}
+
+func ids(first, n int) []string {
+	var out []string
+	for i := first; i < first+n; i++ {
+		out = append(out, fmt.Sprintf("A-%d", i))
+	}
+	return out
+}
+
+func TestRunRerunChangedAndNew(t *testing.T) {
+	h := newHarness(t)
+	h.write("a.csv", orders(1, 20))
+	s, err := h.run(runOpts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Total.Accepted != 20 || s.Total.ToSend != 20 || s.Total.Orders != 20 || s.Total.Rows != 40 {
+		t.Fatalf("first run: %+v", s.Total)
+	}
+	h.acceptedOnce(ids(1, 20)...)
+
+	// Unchanged objects are not read again.
+	before := len(h.sim.Requests())
+	s, err = h.run(runOpts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Objects[0].Unchanged || s.Total.Rows != 0 || len(h.sim.Requests()) != before {
+		t.Fatalf("rerun read or sent something: %+v, requests %d → %d", s, before, len(h.sim.Requests()))
+	}
+
+	// --all reads everything; the ledger says it was all sent.
+	s, err = h.run(runOpts{all: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Total.AlreadySent != 20 || s.Total.Requests != 0 || len(h.sim.Requests()) != before {
+		t.Fatalf("rerun --all: %+v", s.Total)
+	}
+
+	// A corrected amount on an accepted order, and new orders in the same
+	// file: the new ones are sent, the changed one is reported.
+	content := orders(1, 25)
+	content = strings.Replace(content, "A-3,2026-11-20T10:00:00Z,clk3,SKU-1,1,11.50", "A-3,2026-11-20T10:00:00Z,clk3,SKU-1,1,9.99", 1)
+	h.write("a.csv", content)
+	s, err = h.run(runOpts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Total.Accepted != 5 || s.Total.Changed != 1 || s.Total.AlreadySent != 19 {
+		t.Fatalf("changed export: %+v", s.Total)
+	}
+	h.acceptedOnce(ids(1, 25)...)
+	if got := h.states(); got[pipeline.StateAccepted] != 24 || got[pipeline.StateChanged] != 1 {
+		t.Fatalf("ledger states %v, want 24 accepted and 1 changed", got)
+	}
+	// Still changed next time, and still not sent.
+	s, err = h.run(runOpts{all: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Total.Changed != 1 || s.Total.Requests != 0 {
+		t.Fatalf("changed order on the next run: %+v", s.Total)
+	}
+}
+
+func TestRunRejectedNotResentUnlessAsked(t *testing.T) {
+	h := newHarness(t)
+	h.write("a.csv", orders(1, 3))
+	h.sim.FailNext(400) // the first conversion is refused
+	s, err := h.run(runOpts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Total.Rejected != 1 || s.Total.Accepted != 2 {
+		t.Fatalf("first run: %+v", s.Total)
+	}
+	s, err = h.run(runOpts{all: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Total.Requests != 0 || s.Total.AlreadySent != 3 {
+		t.Fatalf("rerun resent a rejected conversion: %+v", s.Total)
+	}
+	s, err = h.run(runOpts{all: true, retryRejected: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Total.Requests != 1 || s.Total.Accepted != 1 {
+		t.Fatalf("--retry-rejected: %+v", s.Total)
+	}
+	h.acceptedOnce(ids(1, 3)...)
+	if got := h.states(); got[pipeline.StateAccepted] != 3 {
+		t.Fatalf("ledger states %v", got)
+	}
+}
+
+func TestRunDuplicateOrderAcrossFiles(t *testing.T) {
+	h := newHarness(t)
+	h.write("a.csv", orders(1, 3))
+	h.write("b.csv", orders(3, 2)) // A-3 again
+	s, err := h.run(runOpts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Total.Accepted != 4 || s.Total.Invalid != 1 {
+		t.Fatalf("summary %+v, want 4 accepted and the second A-3 invalid", s.Total)
+	}
+	h.acceptedOnce(ids(1, 4)...)
+}
+
+func TestRunFatalCredentialsStop(t *testing.T) {
+	h := newHarness(t)
+	h.write("a.csv", orders(1, 30))
+	h.token = "wrong-token"
+	s, err := h.run(runOpts{})
+	if !errors.Is(err, pipeline.ErrFatal) {
+		t.Fatalf("err = %v, want ErrFatal", err)
+	}
+	if strings.Contains(err.Error(), "wrong-token") || strings.Contains(s.Stopped, "wrong-token") {
+		t.Fatal("the token appears in the error")
+	}
+	if n := len(h.sim.Requests()); n > 4 {
+		t.Fatalf("%d requests after a 401; want the run to stop at once (at most one per worker)", n)
+	}
+	if got := h.states(); got[pipeline.StatePending] != 0 || got[pipeline.StateAccepted] != 0 {
+		t.Fatalf("ledger states after a 401: %v", got)
+	}
+	// With the right token the next run sends everything.
+	h.token = sim.DefaultAuthToken
+	if _, err := h.run(runOpts{}); err != nil {
+		t.Fatal(err)
+	}
+	h.acceptedOnce(ids(1, 30)...)
+}
+
+func TestRunStopAndResume(t *testing.T) {
+	h := newHarness(t)
+	h.write("a.csv", orders(1, 60))
+	h.sim.SetFaults(sim.Faults{Latency: 20 * time.Millisecond})
+	ctx, cancel := context.WithCancelCause(t.Context())
+	var outcomes atomic.Int64
+	s, err := h.run(runOpts{ctx: ctx, onOutcome: func(pipeline.Outcome) {
+		if outcomes.Add(1) == 10 {
+			cancel(errors.New("deadline reached"))
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Stopped != "deadline reached" {
+		t.Fatalf("Stopped = %q", s.Stopped)
+	}
+	if s.Total.Accepted < 10 || s.Total.Accepted >= 60 {
+		t.Fatalf("accepted %d before the stop, want some but not all", s.Total.Accepted)
+	}
+	if s.Total.Accepted+s.Total.Failed+s.Total.Unsent != s.Total.ToSend {
+		t.Fatalf("counts do not add up: %+v", s.Total)
+	}
+	if got := h.states(); got[pipeline.StatePending] != 0 {
+		t.Fatalf("pending entries after a clean stop: %v", got)
+	}
+	// The object was not finished: the next run reads it and sends the rest.
+	s, err = h.run(runOpts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Total.AlreadySent+s.Total.Accepted != 60 {
+		t.Fatalf("resume: %+v", s.Total)
+	}
+	h.acceptedOnce(ids(1, 60)...)
+}
