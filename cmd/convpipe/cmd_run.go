@@ -299,6 +299,7 @@ func runRun(cmd *cobra.Command, f *runFlags) error {
 		resultsPath, err = writeResults(wctx, cfg, led, runID)
 		if err != nil {
 			log.Error("cannot write the results file", "err", err)
+			resultsPath = ""
 		}
 	}
 	ledgerShown := cfg.Ledger.Path

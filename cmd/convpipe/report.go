@@ -58,9 +58,13 @@ func printSummary(w io.Writer, s pipeline.Summary, ledgerPath, resultsPath strin
 	if resultsPath != "" {
 		fmt.Fprintf(w, "  results   %s\n", resultsPath)
 	}
+	fatal := strings.HasPrefix(s.Stopped, "fatal: ")
+	if fatal {
+		fmt.Fprintln(w, "  FAILED    the run stopped on a fatal error (see above); fix it and run again: what was not sent is sent then")
+	}
 	if verdict := needsHuman(s); verdict != "" {
 		fmt.Fprintf(w, "  ATTENTION %s\n", verdict)
-	} else {
+	} else if !fatal {
 		fmt.Fprintln(w, "  OK        nothing needs attention")
 	}
 }
