@@ -896,7 +896,7 @@ func (g *Grouper) reset() error {
 
 func (g *Grouper) createSpill(name string, bufSize int) (*spillFile, error) {
 	if g.dir == "" {
-		dir, err := os.MkdirTemp(g.cfg.TempDir, "convpipe-group-")
+		dir, err := os.MkdirTemp(g.cfg.TempDir, spillPrefix+strconv.Itoa(os.Getpid())+"-")
 		if err != nil {
 			return nil, fmt.Errorf("group: create temporary directory in %s: %w", g.cfg.TempDir, err)
 		}

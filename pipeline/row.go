@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -130,8 +131,14 @@ type Ref struct {
 	Line   int64  `json:"line"`
 }
 
-// String returns "object:line".
-func (r Ref) String() string { return fmt.Sprintf("%s:%d", r.Object, r.Line) }
+// String returns "object:line", or the object alone when the ref names
+// the whole object (Line 0).
+func (r Ref) String() string {
+	if r.Line == 0 {
+		return r.Object
+	}
+	return r.Object + ":" + strconv.FormatInt(r.Line, 10)
+}
 
 // RowError is a problem with one row of an object that does not stop the
 // reading of the rest: a wrong column count, an unbalanced quote, invalid
