@@ -519,7 +519,12 @@ func (s *Server) conversion(ex *exchange, p plan) {
 			s.status(ex, StatusClientGone)
 			return
 		}
-		s.fail(ex, http.StatusBadRequest, "Invalid request body", nil)
+		msg := "Invalid request body"
+		var tooBig *http.MaxBytesError
+		if errors.As(ex.bodyErr, &tooBig) {
+			msg = fmt.Sprintf("Request body too large: more than %d bytes", tooBig.Limit)
+		}
+		s.fail(ex, http.StatusBadRequest, msg, nil)
 		return
 	}
 	values, err := parseBody(r.Header.Get("Content-Type"), body)
