@@ -145,9 +145,16 @@ func (p *pacer) release(l limits, gate time.Time) {
 		p.close(gate, "the server asked to wait (429 or Retry-After)", now)
 	}
 	if l.remaining >= 0 && l.reset.After(now) {
-		if !p.known || !p.reset.After(now) {
+		switch {
+		case !p.known || !p.reset.After(now):
 			p.known, p.remaining, p.reset = true, l.remaining, l.reset
-		} else {
+		case l.remaining > p.remaining && l.reset.After(p.reset):
+			// Remaining only goes up when a new window has begun. Resets
+			// given in whole seconds make two windows' resets hard to
+			// tell apart, so keeping the lower Remaining here would shut
+			// the gate on a window that has already rolled over.
+			p.remaining, p.reset = l.remaining, l.reset
+		default:
 			p.remaining = min(p.remaining, l.remaining)
 			p.reset = maxTime(p.reset, l.reset)
 		}

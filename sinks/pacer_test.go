@@ -1,0 +1,46 @@
+package sinks
+
+import (
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// TestPacerWindowRollover: with resets given in whole seconds, answers of
+// two consecutive windows carry resets that overlap. A window that was
+// spent must not keep the gate shut once an answer shows a new window
+// (Remaining back up).
+func TestPacerWindowRollover(t *testing.T) {
+	p := newPacer(rate.Inf, 1, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	now := time.Now()
+	answer := func(remaining int, reset time.Time) {
+		p.mu.Lock()
+		p.inflight++
+		p.mu.Unlock()
+		p.release(limits{limit: 50, remaining: remaining, reset: reset}, time.Time{})
+	}
+	// The first window is nearly spent: its last answers say 3, then 2
+	// left, with the reset rounded up to whole seconds.
+	answer(3, now.Add(900*time.Millisecond))
+	answer(2, now.Add(1900*time.Millisecond))
+	// Requests sent just after the real reset are answered from the new
+	// window, whose rounded reset overlaps the old one's.
+	answer(49, now.Add(2*time.Second))
+	p.mu.Lock()
+	blocked, until, _ := p.blocked(time.Now())
+	remaining := p.remaining
+	p.mu.Unlock()
+	if blocked || remaining != 49 {
+		t.Fatalf("after an answer from a new window (49 left): blocked=%v until %v, remaining %d", blocked, until, remaining)
+	}
+	// Answers of the same window that come back out of order keep the
+	// lowest Remaining.
+	answer(47, now.Add(2*time.Second))
+	answer(48, now.Add(2*time.Second))
+	if p.remaining != 47 {
+		t.Fatalf("remaining %d after out-of-order answers of one window, want 47", p.remaining)
+	}
+}
