@@ -64,8 +64,19 @@ fuzz-short:
 fuzz: ## run every fuzz target for 5 minutes each (corpus kept in testdata/fuzz)
 	@$(MAKE) --no-print-directory fuzz-short FUZZTIME=5m
 
-bench: build ## measure throughput, memory, quota use, rerun and ledger cost; writes docs/benchmarks.md
-	@bash scripts/bench.sh
+# `make test` runs the same tests of cmd/convpipe at a small size.
+reliability: ## the built binary under SIGKILLs, fault storms, bad input, storage faults, secrets search, full size; writes docs/reliability.md
+	CONVPIPE_RELIABILITY=full $(GO) test -count=1 -timeout 30m ./cmd/convpipe
+	@cat docs/reliability.md
+
+bench: build ## measure throughput, memory, quota use, rerun and ledger cost beside their floors; writes docs/benchmarks.md (about 10 minutes)
+	$(GO) build -o bin/convpipe-bench ./cmd/convpipe-bench
+	GO=$(GO) bin/convpipe-bench -convpipe $(BIN) -out docs/benchmarks.md
+
+.PHONY: profile
+profile: ## CPU profiles of the dry run over 1M generated CSV rows, into out/bench/profile, and their top
+	$(GO) build -o bin/convpipe-bench ./cmd/convpipe-bench
+	GO=$(GO) bin/convpipe-bench profile
 
 lint: $(STATICCHECK) ## gofmt, go vet and staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

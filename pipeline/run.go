@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
+	"strings"
 	"sync"
 	"time"
 )
@@ -45,10 +47,12 @@ type Options struct {
 	// Logger receives the run's log; nil discards it.
 	Logger *slog.Logger
 	// OnDecision, if set, is called for every order once Run has decided
-	// what to do with it, from the reading goroutine.
+	// what to do with it, in the order the orders were grouped.
 	OnDecision func(Decision)
-	// OnRowError, if set, is called for every malformed row and every
-	// object that could not be read, from the reading goroutine.
+	// OnRowError, if set, is called for every malformed row, in its place
+	// among the orders' decisions, and every object that could not be
+	// read. Calls to OnDecision and OnRowError never overlap: they need no
+	// locking of their own.
 	OnRowError func(Message)
 	// OnOutcome, if set, is called with every send's outcome, from the
 	// worker that sent it.
@@ -222,6 +226,12 @@ func Run(ctx context.Context, opt Options) (Summary, error) {
 		}
 	}()
 
+	if n, err := RemoveStaleSpills(opt.Group.TempDir); err != nil {
+		r.log.Warn("cannot remove the temporary files of an earlier run", "err", err)
+	} else if n > 0 {
+		r.log.Info("removed the temporary files of earlier runs that were killed", "folders", n)
+	}
+
 	objs, err := opt.Source.Objects(readCtx)
 	if err != nil {
 		return r.summary(ctx), fmt.Errorf("list source: %w", err)
@@ -378,7 +388,8 @@ func (r *runner) readObject(ctx context.Context, obj Object, jobs chan<- job) {
 
 // fileError records that obj could not be read (or read to its end).
 func (r *runner) fileError(o *objectState, err error) {
-	msg := Message{Text: err.Error(), Refs: []Ref{{Object: o.obj.Key}}}
+	// The ref names the object; the text need not say it again.
+	msg := Message{Text: strings.TrimPrefix(err.Error(), o.obj.Key+": "), Refs: []Ref{{Object: o.obj.Key}}}
 	r.mu.Lock()
 	o.sum.Error = err.Error()
 	r.mu.Unlock()
@@ -400,13 +411,16 @@ func (r *runner) readRows(ctx context.Context, o *objectState, jobs chan<- job) 
 		return false
 	}
 	defer rr.Close()
+	if rr.Header().Len() == 0 {
+		return true // an empty object: zero rows, not an error
+	}
 	if err := r.opt.Mapper.CheckHeader(o.obj, rr.Header()); err != nil {
 		r.fileError(o, err)
 		return false
 	}
-	g := NewGrouper(r.opt.Group, r.opt.Mapper.OrderKey, func(lines []Row) error {
-		return r.order(ctx, o, lines, jobs)
-	})
+	pipe := r.newOrderPipe(ctx, o, jobs)
+	defer pipe.close()
+	g := NewGrouper(r.opt.Group, r.opt.Mapper.OrderKey, pipe.order)
 	defer g.Close()
 	var rows, rowErrs int64
 	flush := func() {
@@ -429,10 +443,12 @@ func (r *runner) readRows(ctx context.Context, o *objectState, jobs chan<- job) 
 		var re *RowError
 		if errors.As(err, &re) {
 			rowErrs++
-			r.rowError(re)
+			pipe.rowError(re)
 			continue
 		}
+		// A file error is reported once the orders before it are decided.
 		if err != nil {
+			pipe.close()
 			if ctx.Err() == nil {
 				r.fileError(o, err)
 			}
@@ -440,6 +456,7 @@ func (r *runner) readRows(ctx context.Context, o *objectState, jobs chan<- job) 
 		}
 		rows++
 		if err := g.Add(row); err != nil {
+			pipe.close()
 			if ctx.Err() == nil && r.fatalErr() == nil {
 				r.fileError(o, err)
 			}
@@ -450,29 +467,79 @@ func (r *runner) readRows(ctx context.Context, o *objectState, jobs chan<- job) 
 		}
 	}
 	if err := g.Flush(); err != nil {
+		pipe.close()
 		if ctx.Err() == nil && r.fatalErr() == nil {
 			r.fileError(o, err)
 		}
 		return false
 	}
+	if err := pipe.close(); err != nil {
+		return false
+	}
 	return ctx.Err() == nil && r.fatalErr() == nil
 }
 
-func (r *runner) rowError(re *RowError) {
-	msg := Message{Field: re.Field, Text: re.Err.Error(), Refs: []Ref{re.Ref}}
-	r.log.Warn("bad row", "ref", re.Ref.String(), "field", re.Field, "err", re.Err.Error())
-	if r.opt.OnRowError != nil {
-		r.opt.OnRowError(msg)
-	}
-	r.put(Entry{Key: Key{EventType: "!row", OrderID: re.Ref.String()}, State: StateInvalid, Messages: []Message{msg}, Refs: msg.Refs})
+// The orders of an object are mapped, encoded and hashed (prepare) on up
+// to GOMAXPROCS goroutines, in batches, while one goroutine decides them
+// (order) one at a time, in the order the Grouper handed them out: a run
+// is not held to one core's mapping speed, and every decision, ledger
+// write and callback still happens in source order, never two at once.
+// With one core everything happens on the reading goroutine, as before.
+const (
+	// pipeBatchLen is how many orders a batch holds.
+	pipeBatchLen = 64
+	// pipeBatchAge is how long a batch waits for more orders, at most
+	// until the next order comes.
+	pipeBatchAge = 50 * time.Millisecond
+)
+
+// orderPipe takes the orders and malformed rows of one object from the
+// reading goroutine to the deciding one.
+type orderPipe struct {
+	r    *runner
+	ctx  context.Context
+	o    *objectState
+	jobs chan<- job
+
+	// Nil work: decide on the calling goroutine.
+	work    chan *pipeBatch
+	ordered chan *pipeBatch
+	cur     *pipeBatch
+	workers sync.WaitGroup
+	decided chan struct{}
+	closed  bool
+
+	mu  sync.Mutex
+	err error // the first error of a decision: the run is stopping
 }
 
-// order decides what to do with one grouped order and queues it for
-// sending if it is to be sent. An error stops the reading of the object.
-func (r *runner) order(ctx context.Context, o *objectState, lines []Row, jobs chan<- job) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
+// pipeBatch is a batch of orders and malformed rows, in source order.
+type pipeBatch struct {
+	items []pipeItem
+	start time.Time
+	ready chan struct{} // closed once every order is prepared
+}
+
+type pipeItem struct {
+	lines  []Row
+	rowErr *RowError
+	p      prepared
+}
+
+// prepared is one order mapped and, when valid, encoded and hashed: the
+// part of deciding it that needs neither the ledger nor the run's state.
+type prepared struct {
+	m     Mapped
+	key   Key
+	valid bool
+	body  string
+	hash  string
+	lines int
+}
+
+// prepare maps the lines of one order; a valid conversion is encoded and
+// hashed.
+func (r *runner) prepare(lines []Row) prepared {
 	m := r.opt.Mapper.Map(lines)
 	c := m.Conversion
 	if c == nil {
@@ -484,18 +551,157 @@ func (r *runner) order(ctx context.Context, o *objectState, lines []Row, jobs ch
 			c.Refs = append(c.Refs, l.Ref())
 		}
 	}
-	d := Decision{Mapped: m}
-	key := c.Key
-	if key.OrderID == "" || key.EventType == "" {
+	p := prepared{m: m, key: c.Key, lines: len(lines)}
+	if p.key.OrderID == "" || p.key.EventType == "" {
 		// Without a key the order cannot be sent or found again: record it
 		// under where it came from.
-		key = Key{EventType: "!order", OrderID: c.Refs[0].String()}
+		p.key = Key{EventType: "!order", OrderID: c.Refs[0].String()}
 	}
+	p.valid = len(m.Problems) == 0 && m.Skip == ""
+	if p.valid {
+		p.body = c.Encode()
+		p.hash = PayloadHash(p.body)
+	}
+	return p
+}
 
-	valid := len(m.Problems) == 0 && m.Skip == ""
-	if valid {
-		d.Body = c.Encode()
-		d.Hash = PayloadHash(d.Body)
+func (r *runner) newOrderPipe(ctx context.Context, o *objectState, jobs chan<- job) *orderPipe {
+	p := &orderPipe{r: r, ctx: ctx, o: o, jobs: jobs}
+	n := runtime.GOMAXPROCS(0)
+	if n < 2 {
+		return p
+	}
+	p.work = make(chan *pipeBatch, 2*n)
+	p.ordered = make(chan *pipeBatch, 2*n)
+	p.decided = make(chan struct{})
+	for range n {
+		p.workers.Go(func() {
+			for b := range p.work {
+				for i := range b.items {
+					if it := &b.items[i]; it.lines != nil {
+						it.p, it.lines = r.prepare(it.lines), nil
+					}
+				}
+				close(b.ready)
+			}
+		})
+	}
+	go func() {
+		defer close(p.decided)
+		for b := range p.ordered {
+			<-b.ready
+			for i := range b.items {
+				if p.failed() != nil {
+					break // drain: the reader stops at its next order
+				}
+				if err := p.decide(&b.items[i]); err != nil {
+					p.mu.Lock()
+					p.err = err
+					p.mu.Unlock()
+				}
+			}
+		}
+	}()
+	return p
+}
+
+// order takes the lines of one order; it is the Grouper's emit function.
+// An error means the run is stopping.
+func (p *orderPipe) order(lines []Row) error {
+	if p.work == nil {
+		return p.r.order(p.ctx, p.o, p.r.prepare(lines), p.jobs)
+	}
+	if err := p.failed(); err != nil {
+		return err
+	}
+	p.add(pipeItem{lines: lines})
+	return nil
+}
+
+// rowError reports a malformed row in its place among the orders.
+func (p *orderPipe) rowError(re *RowError) {
+	if p.work == nil {
+		p.r.rowError(re)
+		return
+	}
+	p.add(pipeItem{rowErr: re})
+}
+
+func (p *orderPipe) add(it pipeItem) {
+	if p.cur == nil {
+		p.cur = &pipeBatch{items: make([]pipeItem, 0, pipeBatchLen), start: time.Now(), ready: make(chan struct{})}
+	}
+	p.cur.items = append(p.cur.items, it)
+	if len(p.cur.items) >= pipeBatchLen || time.Since(p.cur.start) >= pipeBatchAge {
+		p.submit()
+	}
+}
+
+// submit hands the current batch to the workers and, in order, to the
+// deciding goroutine; it blocks while decisions are behind (the queue to
+// the sink is full).
+func (p *orderPipe) submit() {
+	b := p.cur
+	p.cur = nil
+	p.ordered <- b
+	p.work <- b
+}
+
+func (p *orderPipe) decide(it *pipeItem) error {
+	if it.rowErr != nil {
+		p.r.rowError(it.rowErr)
+		return nil
+	}
+	return p.r.order(p.ctx, p.o, it.p, p.jobs)
+}
+
+func (p *orderPipe) failed() error {
+	if p.work == nil {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err
+}
+
+// close hands over the last batch, waits until everything handed over is
+// decided and returns the first error of a decision. It may be called
+// more than once.
+func (p *orderPipe) close() error {
+	if p.work == nil || p.closed {
+		return p.failed()
+	}
+	p.closed = true
+	if p.cur != nil {
+		p.submit()
+	}
+	close(p.ordered)
+	close(p.work)
+	<-p.decided
+	p.workers.Wait()
+	return p.failed()
+}
+
+func (r *runner) rowError(re *RowError) {
+	msg := Message{Field: re.Field, Text: re.Err.Error(), Refs: []Ref{re.Ref}}
+	r.log.Warn("bad row", "ref", re.Ref.String(), "field", re.Field, "err", re.Err.Error())
+	if r.opt.OnRowError != nil {
+		r.opt.OnRowError(msg)
+	}
+	r.put(Entry{Key: Key{EventType: "!row", OrderID: re.Ref.String()}, State: StateInvalid, Messages: []Message{msg}, Refs: msg.Refs})
+}
+
+// order decides what to do with one grouped, prepared order and queues it
+// for sending if it is to be sent. An error stops the reading of the
+// object.
+func (r *runner) order(ctx context.Context, o *objectState, p prepared, jobs chan<- job) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	m, c, key := p.m, p.m.Conversion, p.key
+	d := Decision{Mapped: m}
+	if p.valid {
+		d.Body, d.Hash = p.body, p.hash
 		// A rerun asks this of every order: answer it from the ledger's
 		// index when it has one, without reading the whole entry.
 		if st, ok := r.settled(ctx, key, d.Hash); ok {
@@ -508,7 +714,7 @@ func (r *runner) order(ctx context.Context, o *objectState, lines []Row, jobs ch
 			}
 			r.count(o, func(cn *Counts) {
 				cn.Orders++
-				r.rowsDecided += int64(len(lines))
+				r.rowsDecided += int64(p.lines)
 				cn.SkippedRows += int64(len(m.SkippedRows))
 				if d.Action == ActionChanged {
 					cn.Changed++
@@ -556,7 +762,7 @@ func (r *runner) order(ctx context.Context, o *objectState, lines []Row, jobs ch
 		base = *prev
 		base.Refs = c.Refs
 	}
-	r.count(o, func(cn *Counts) { cn.Orders++; cn.SkippedRows += skippedRows; r.rowsDecided += int64(len(lines)) })
+	r.count(o, func(cn *Counts) { cn.Orders++; cn.SkippedRows += skippedRows; r.rowsDecided += int64(p.lines) })
 	switch d.Action {
 	case ActionInvalid:
 		r.count(o, func(cn *Counts) { cn.Invalid++ })

@@ -282,10 +282,11 @@ func (s *Impact) fatalErr() error {
 
 // setFatal latches the first fatal error and logs it once.
 func (s *Impact) setFatal(err error) error {
-	s.fatal.CompareAndSwap(nil, &err)
-	err = s.fatalErr()
-	s.fatalLog.Do(func() { s.log.Error("sink: stopping: every further request would fail", "err", err.Error()) })
-	return err
+	first := err // stored by pointer: never reassigned
+	s.fatal.CompareAndSwap(nil, &first)
+	stored := s.fatalErr()
+	s.fatalLog.Do(func() { s.log.Error("sink: stopping: every further request would fail", "err", stored.Error()) })
+	return stored
 }
 
 // redact removes the token from messages, should a server echo it.

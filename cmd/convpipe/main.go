@@ -5,8 +5,30 @@ package main
 
 import (
 	"os"
+	"runtime/debug"
 )
 
 func main() {
+	tuneGC()
 	os.Exit(run(os.Args[1:]))
+}
+
+// tuneGC lets the collector run less often than Go's default: convpipe's
+// heap is small and short-lived (rows, then conversions), so at GOGC=100
+// it spends much of a run collecting (docs/benchmarks.md). A soft memory
+// limit, set from the grouping budget once the configuration is read
+// (limitMemory), keeps the larger heap target bounded. GOGC in the
+// environment wins.
+func tuneGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
+}
+
+// limitMemory sets a soft memory limit of twice the grouping budget plus
+// headroom, unless GOMEMLIMIT is set.
+func limitMemory(budget int64) {
+	if os.Getenv("GOMEMLIMIT") == "" && budget > 0 {
+		debug.SetMemoryLimit(2*budget + 32<<20)
+	}
 }

@@ -490,8 +490,8 @@ func TestBadInput(t *testing.T) {
 				writeFile(t, w.path("in/corrupt.parquet"), string(b))
 			},
 			validate: []string{"in/corrupt.parquet: "}, keys: []string{"!file/in/corrupt.parquet"}},
-		{name: "empty file", files: []string{"empty.csv", "good.csv"}, code: exitAttention, valid: []string{"berlin-111", "berlin-112"},
-			validate: []string{"in/empty.csv: "}, keys: []string{"!file/in/empty.csv"}},
+		// An empty object is zero rows, not an error (issue 7, point 9).
+		{name: "empty file", files: []string{"empty.csv", "good.csv"}, code: exitOK, valid: []string{"berlin-111", "berlin-112"}},
 		{name: "header alone", files: []string{"header_only.csv", "good.csv"}, code: exitOK, valid: []string{"berlin-111", "berlin-112"}},
 		{name: "mapped column missing", files: []string{"missing_column.csv", "good.csv"}, code: exitAttention, valid: []string{"berlin-111", "berlin-112"},
 			validate: []string{`in/missing_column.csv: header does not fit the mapping: column "click_id" (fields.ClickId) is missing`},

@@ -79,6 +79,11 @@ func newLogger(w io.Writer, format, level string) *slog.Logger {
 
 // buildReading builds the source and the mapper of a configuration.
 func buildReading(ctx context.Context, cfg Config) (pipeline.Source, *mapping.Mapping, error) {
+	budget := int64(cfg.Group.MemoryBudget)
+	if budget == 0 {
+		budget = int64(pipeline.DefaultMemoryBudget)
+	}
+	limitMemory(budget)
 	m, err := mapping.New(cfg.Mapping)
 	if err != nil {
 		return nil, nil, configError{fmt.Errorf("mapping: %w", err)}

@@ -5,8 +5,10 @@
 //	go run ./samples/gen -rows 1000000 -format csv -out orders.csv
 //	go run ./samples/gen -rows 1000000 -format parquet -out orders.parquet
 //	go run ./samples/gen -rows 1000000 -scatter -out scattered.csv
+//	go run ./samples/gen -orders 1000000 -out million-orders.csv
 //
-// The same seed always writes the same rows. With -scatter the lines of
+// -orders writes whole orders up to the given count instead of stopping
+// at -rows. The same seed always writes the same rows. With -scatter the lines of
 // each order are spread over the file instead of following each other.
 package main
 
@@ -16,6 +18,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"os"
 	"strconv"
@@ -58,6 +61,7 @@ var (
 
 func main() {
 	rows := flag.Int("rows", 1000, "number of order-line rows to write")
+	orders := flag.Int("orders", 0, "write this many orders (all their lines) instead of -rows rows")
 	format := flag.String("format", "csv", "csv or parquet")
 	out := flag.String("out", "-", "output file, - for standard output (csv only)")
 	seed := flag.Uint64("seed", 1, "random seed: the same seed writes the same rows")
@@ -72,6 +76,9 @@ func main() {
 		os.Exit(2)
 	}
 	startMilli, orderBase = t0.UnixMilli(), *firstID-1
+	if *orders > 0 {
+		*rows, maxOrders = math.MaxInt, *orders
+	}
 	if err := run(*rows, *format, *out, *seed, *scatter, *rowGroup); err != nil {
 		fmt.Fprintln(os.Stderr, "gen:", err)
 		os.Exit(1)
@@ -129,6 +136,8 @@ var (
 	zone       = mustZone("Europe/Berlin")
 	startMilli = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
 	orderBase  = 100000
+	// maxOrders, when not zero, ends the export after that many orders.
+	maxOrders = 0
 )
 
 func mustZone(name string) *time.Location {
@@ -180,7 +189,7 @@ func generate(rows int, seed uint64, scatter bool) func(func(Line) bool) {
 			return true
 		}
 		n := 0
-		for order := 1; n < rows; order++ {
+		for order := 1; n < rows && (maxOrders == 0 || order <= maxOrders); order++ {
 			k := 1 + rng.IntN(8)
 			if k > rows-n {
 				k = rows - n

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"runtime/pprof"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"convpipe/ledger"
+	"convpipe/mapping"
+	"convpipe/pipeline"
+	"convpipe/sinks"
+	"convpipe/sources"
+)
+
+// readConfig is the part of convpipe's configuration file that reading
+// needs; the other sections are ignored.
+type readConfig struct {
+	Source  sources.Config       `yaml:"source"`
+	Mapping mapping.Config       `yaml:"mapping"`
+	Group   pipeline.GroupConfig `yaml:"group"`
+	Sink    sinks.Config         `yaml:"sink"`
+	Ledger  ledger.Config        `yaml:"ledger"`
+}
+
+func loadReadConfig(path string) (readConfig, error) {
+	var c readConfig
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return c, err
+	}
+	if err := yaml.Unmarshal(b, &c); err != nil {
+		return c, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// dryRunMain is the "discard" subcommand: what `convpipe run --dry-run`
+// does, in this process, with sinks.Discard instead of the JSON-lines
+// dry-run sink, and no ledger. It prints the rows and orders read.
+func dryRunMain(args []string) error {
+	fs := flag.NewFlagSet("discard", flag.ContinueOnError)
+	cfgPath := fs.String("config", "", "convpipe configuration file")
+	source := fs.String("source", "", "overrides source.location")
+	mode := fs.String("group", "", "overrides group.mode")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file")
+	summaryJSON := fs.String("summary-json", "", "write the run's summary as JSON to this file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := loadReadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	if *source != "" {
+		cfg.Source.Location = *source
+	}
+	if *mode != "" {
+		cfg.Group.Mode = pipeline.GroupMode(*mode)
+	}
+	ctx := context.Background()
+	m, err := mapping.New(cfg.Mapping)
+	if err != nil {
+		return fmt.Errorf("mapping: %w", err)
+	}
+	src, err := sources.New(ctx, cfg.Source)
+	if err != nil {
+		return fmt.Errorf("source: %w", err)
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	sink := &sinks.Discard{}
+	sum, err := pipeline.Run(ctx, pipeline.Options{Source: src, Mapper: m, Sink: sink, DryRun: true, Group: cfg.Group, Workers: 4})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("rows=%d orders=%d sent=%d file_errors=%d\n", sum.Total.Rows, sum.Total.Orders, sink.Count(), sum.FileErrors)
+	if *summaryJSON != "" {
+		b, err := json.Marshal(sum)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(*summaryJSON, b, 0o644)
+	}
+	return nil
+}
+
+// sendMain is the "send" subcommand: `convpipe run` in this process (the
+// configured sink and ledger), for profiling the sending path.
+func sendMain(args []string) error {
+	fs := flag.NewFlagSet("send", flag.ContinueOnError)
+	cfgPath := fs.String("config", "", "convpipe configuration file")
+	dur := fs.Duration("max-duration", 10*time.Second, "stop reading after this long")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := loadReadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *dur)
+	defer cancel()
+	m, err := mapping.New(cfg.Mapping)
+	if err != nil {
+		return fmt.Errorf("mapping: %w", err)
+	}
+	src, err := sources.New(ctx, cfg.Source)
+	if err != nil {
+		return fmt.Errorf("source: %w", err)
+	}
+	sink, err := sinks.New(cfg.Sink, "bench", nil)
+	if err != nil {
+		return err
+	}
+	defer sink.Close()
+	led, err := ledger.Open(ctx, cfg.Ledger.Path, ledger.Options{})
+	if err != nil {
+		return err
+	}
+	defer led.Close()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	sum, err := pipeline.Run(ctx, pipeline.Options{Source: src, Mapper: m, Sink: sink, Ledger: led, Group: cfg.Group, Workers: cfg.Sink.Workers, RunID: "bench-send"})
+	fmt.Printf("requests=%d accepted=%d\n", sum.Total.Requests, sum.Total.Accepted)
+	return err
+}

@@ -1,0 +1,260 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// noLedger is a ledger path that never exists: a dry run then reads no
+// ledger, as on a first run.
+func (b *bench) noLedger() string { return filepath.Join(b.work, "no-ledger", "ledger.db") }
+
+// readConfigFor writes the configuration of a dry run over path with the
+// given group mode and returns its file.
+func (b *bench) readConfigFor(name, path, mode string) (string, error) {
+	cfg := filepath.Join(b.work, "configs", name+".yaml")
+	tmp := filepath.Join(b.work, "tmp")
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		return "", err
+	}
+	os.Remove(b.noLedger())
+	return cfg, writeConfig(cfg, map[string]any{
+		"source.location": path,
+		"group.mode":      mode,
+		"group.temp_dir":  tmp,
+		"ledger.path":     b.noLedger(),
+		"run.progress":    "off",
+	})
+}
+
+// dryRun is `convpipe run --dry-run` writing its JSON lines to /dev/null.
+func (b *bench) dryRun(cfg string, env ...string) child {
+	sum := filepath.Join(b.work, "summary.json")
+	return child{
+		Args:    []string{b.convpipe, "run", "--config", cfg, "--dry-run", "--dry-run-out", "/dev/null", "--summary-json", sum},
+		Env:     env,
+		Summary: sum,
+	}
+}
+
+// discard is the same pipeline with a sink that discards (sinks.Discard).
+func (b *bench) discard(cfg string, env ...string) child {
+	sum := filepath.Join(b.work, "summary.json")
+	return child{Args: []string{b.self, "discard", "-config", cfg, "-summary-json", sum}, Env: env, Summary: sum}
+}
+
+// tpRun is one measured read of an export.
+type tpRun struct {
+	Label string
+	Mode  string
+	Procs string
+	Cmd   string
+	Rows  int64
+	U     usage
+}
+
+func (r tpRun) rate() float64 { return float64(r.Rows) / r.U.Wall.Seconds() }
+
+func (r tpRun) perCPU() float64 { return float64(r.Rows) / r.U.CPU().Seconds() }
+
+// runMedian runs c b.repeat times and returns the median run.
+func (b *bench) runMedian(label, mode, procs string, c child) (tpRun, error) {
+	r, _, err := median(b.repeat, func(r tpRun) time.Duration { return r.U.Wall }, func() (tpRun, error) {
+		res, err := c.run()
+		if err != nil {
+			return tpRun{}, err
+		}
+		if res.Summary.FileErrors > 0 || res.Summary.Total.Rows == 0 {
+			return tpRun{}, fmt.Errorf("%s: %d rows, %d file errors: %s", c.command(), res.Summary.Total.Rows, res.Summary.FileErrors, tail(res.Stderr, 400))
+		}
+		return tpRun{Label: label, Mode: mode, Procs: procs, Cmd: c.command(), Rows: res.Summary.Total.Rows, U: res.usage}, nil
+	})
+	if err == nil {
+		b.logf("%-44s %-6s procs=%-2s %9.0f rows/s  wall %6.2fs  cpu %6.2fs  rss %s", label, mode, procs, r.rate(), r.U.Wall.Seconds(), r.U.CPU().Seconds(), r.U.RSS())
+	}
+	return r, err
+}
+
+// floorRun measures a bare reader in a child process.
+func (b *bench) floorRun(label, format, path string) (tpRun, error) {
+	c := child{Args: []string{b.self, "floor", format, path}}
+	r, _, err := median(b.repeat, func(r tpRun) time.Duration { return r.U.Wall }, func() (tpRun, error) {
+		res, err := c.run()
+		if err != nil {
+			return tpRun{}, err
+		}
+		var rows int64
+		var secs float64
+		if _, err := fmt.Sscanf(res.Stdout, "rows=%d seconds=%g", &rows, &secs); err != nil {
+			return tpRun{}, fmt.Errorf("%s: %q: %w", c.command(), res.Stdout, err)
+		}
+		return tpRun{Label: label, Procs: "1", Rows: rows, U: res.usage, Cmd: c.command()}, nil
+	})
+	if err == nil {
+		b.logf("%-44s %9.0f rows/s  wall %6.2fs  cpu %6.2fs  rss %s", label, r.rate(), r.U.Wall.Seconds(), r.U.CPU().Seconds(), r.U.RSS())
+	}
+	return r, err
+}
+
+// throughput is figure 1: parse and map throughput of 1M rows, CSV and
+// Parquet, beside the bare readers.
+func (b *bench) throughput() error {
+	sec := &section{Title: "1. Parse and map throughput (1,000,000 rows)"}
+	sec.Text = append(sec.Text,
+		"One export of 1,000,000 order lines (15 columns, 1–8 lines per order, product names with commas and quotes), as CSV and as Parquet (one row group, Snappy). "+
+			"Each run reads it, groups the lines into orders, maps and checks every order, encodes the request body and hashes it (what a real run does before asking the ledger), and hands every valid conversion to a sink. "+
+			"*discard* is this pipeline (`pipeline.Run` wired as `convpipe run --dry-run` wires it) with `sinks.Discard`, run as `convpipe-bench discard` in a child process; "+
+			"*convpipe run --dry-run* is the real command, whose dry-run sink also formats every conversion as a JSON line (here to /dev/null). "+
+			"The floors are `convpipe-bench floor`, child processes too: a bare `encoding/csv` loop with ReuseRecord, and a bare xitongsys/parquet-go column read of every column in batches of 10,000 rows, the values left as parquet-go decodes them (no strings, no rows).",
+		fmt.Sprintf("Each figure is the median of %d runs. *rows per CPU-s* is what one core would do if the run had it alone (rows ÷ (user+system CPU)); GOMAXPROCS=1 runs the pipeline on one core for real.", b.repeat))
+	sec.Table = [][]string{{"Export", "Run", "Group", "GOMAXPROCS", "rows/s", "Wall", "CPU (user+sys)", "rows per CPU-s", "Peak RSS", "vs floor (rows/s)"}}
+
+	type format struct {
+		name  string
+		ds    dataset
+		floor string
+		label string
+	}
+	formats := []format{
+		{"CSV", data1MCSV, "csv", "bare encoding/csv, ReuseRecord"},
+		{"Parquet", data1MParquet, "parquet", "bare parquet-go column reader"},
+	}
+	results := map[string]tpRun{}
+	for _, f := range formats {
+		path, err := b.data.path(f.ds)
+		if err != nil {
+			return err
+		}
+		// A first read warms the page cache for every run alike.
+		if _, err := (child{Args: []string{b.self, "floor", f.floor, path}}).run(); err != nil {
+			return err
+		}
+		floor, err := b.floorRun(f.name+" floor: "+f.label, f.floor, path)
+		if err != nil {
+			return err
+		}
+		results[f.name+"/floor"] = floor
+		sec.Commands = append(sec.Commands, floor.Cmd)
+		sec.Table = append(sec.Table, []string{f.name, "floor: " + f.label, "—", fmt.Sprint(numCPU()), fmtRate(floor.rate()), fmtSec(floor.U.Wall), fmtSec(floor.U.CPU()), fmtRate(floor.perCPU()), floor.U.RSS(), "100%"})
+		for _, run := range []struct {
+			key, label, mode string
+			env              []string
+			mk               func(cfg string, env ...string) child
+		}{
+			{"discard/sorted", "discard", "sorted", nil, b.discard},
+			{"discard/auto", "discard", "auto", nil, b.discard},
+			{"discard/sorted/1", "discard", "sorted", []string{"GOMAXPROCS=1"}, b.discard},
+			{"discard/sorted/gogc", "discard, GOGC=400 GOMEMLIMIT=144MiB", "sorted", gcEnv, b.discard},
+			{"discard/auto/gogc", "discard, GOGC=400 GOMEMLIMIT=144MiB", "auto", gcEnv, b.discard},
+			{"dryrun/sorted", "convpipe run --dry-run", "sorted", nil, b.dryRun},
+		} {
+			if f.name == "Parquet" && strings.HasSuffix(run.key, "/gogc") {
+				continue
+			}
+			cfg, err := b.readConfigFor(strings.ToLower(f.name)+"-1m-"+run.mode, path, run.mode)
+			if err != nil {
+				return err
+			}
+			procs := fmt.Sprint(numCPU())
+			for _, e := range run.env {
+				if v, ok := strings.CutPrefix(e, "GOMAXPROCS="); ok {
+					procs = v
+				}
+			}
+			r, err := b.runMedian(f.name+" "+run.label, run.mode, procs, run.mk(cfg, run.env...))
+			if err != nil {
+				return err
+			}
+			results[f.name+"/"+run.key] = r
+			sec.Table = append(sec.Table, []string{f.name, run.label, run.mode, procs, fmtRate(r.rate()), fmtSec(r.U.Wall), fmtSec(r.U.CPU()), fmtRate(r.perCPU()), r.U.RSS(),
+				fmt.Sprintf("%.0f%%", 100*r.rate()/floor.rate())})
+			if run.key == "discard/sorted" || run.key == "dryrun/sorted" {
+				sec.Commands = append(sec.Commands, r.Cmd)
+			}
+		}
+	}
+	b.report.section(sec)
+
+	csvFloor, pqFloor := results["CSV/floor"], results["Parquet/floor"]
+	one := results["CSV/discard/sorted/1"]
+	b.report.add(verdict{
+		Figure:   "CSV parse+map on one core (discard sink, group sorted, GOMAXPROCS=1)",
+		Measured: fmt.Sprintf("%s rows/s (%s CPU for 1M rows)", fmtRate(one.rate()), fmtSec(one.U.CPU())),
+		Target:   "≥ 1,000,000 rows/s on one core",
+		Met:      met(one.rate() >= 1e6),
+		Why:      csvOneCoreWhy(one, csvFloor),
+	})
+	two := results["CSV/discard/sorted"]
+	gogc := results["CSV/discard/sorted/gogc"]
+	b.report.add(verdict{
+		Figure:   "CSV parse+map on this machine's cores (discard sink, group sorted)",
+		Measured: fmt.Sprintf("%s rows/s (%s CPU)", fmtRate(two.rate()), fmtSec(two.U.CPU())),
+		Target:   "≥ 1,000,000 rows/s",
+		Met:      met(two.rate() >= 1e6),
+		Why:      csvCoresWhy(two, gogc, csvFloor),
+	})
+	b.report.add(verdict{
+		Figure:   "CSV parse+map ÷ bare encoding/csv read (group sorted)",
+		Measured: fmt.Sprintf("%.0f%% (%s ÷ %s rows/s; one core: %.0f%%)", 100*two.rate()/csvFloor.rate(), fmtRate(two.rate()), fmtRate(csvFloor.rate()), 100*one.rate()/csvFloor.rate()),
+		Target:   "≥ 33% of the bare read",
+		Met:      met(two.rate() >= csvFloor.rate()/3),
+		Why:      "the bare loop only splits fields into a reused record; the pipeline also copies every row out of the reader, groups, maps (a SHA-1 per e-mail, a time zone conversion per order), encodes and SHA-256-hashes every body, and collects the garbage of all that.",
+	})
+	auto := results["CSV/discard/auto"]
+	b.report.add(verdict{
+		Figure:   "CSV parse+map with group auto (discard sink)",
+		Measured: fmt.Sprintf("%s rows/s (%s CPU)", fmtRate(auto.rate()), fmtSec(auto.U.CPU())),
+		Target:   "≥ 1,000,000 rows/s (as sorted)",
+		Met:      met(auto.rate() >= 1e6),
+		Why:      autoWhy(auto, two),
+	})
+	pq := results["Parquet/discard/sorted"]
+	b.report.add(verdict{
+		Figure:   "Parquet parse+map ÷ bare parquet-go read (discard sink, group sorted)",
+		Measured: fmt.Sprintf("%.0f%% (%s ÷ %s rows/s)", 100*pq.rate()/pqFloor.rate(), fmtRate(pq.rate()), fmtRate(pqFloor.rate())),
+		Target:   "≥ 50% of the bare read",
+		Met:      met(pq.rate() >= pqFloor.rate()/2),
+		Why:      "the sources package renders every Parquet value as the string a CSV would hold (decimals, timestamps in RFC 3339) and builds rows; the floor leaves parquet-go's values as they are.",
+	})
+	dr := results["CSV/dryrun/sorted"]
+	b.report.add(verdict{
+		Figure:   "`convpipe run --dry-run --dry-run-out /dev/null`, CSV, group sorted",
+		Measured: fmt.Sprintf("%s rows/s (%s CPU)", fmtRate(dr.rate()), fmtSec(dr.U.CPU())),
+		Target:   "— (the same pipeline plus JSON lines)",
+		Why:      "the dry-run sink writes each conversion as a JSON line (the body, then every field again, each string through encoding/json): that costs more than mapping.",
+	})
+	return nil
+}
+
+func csvOneCoreWhy(one, floor tpRun) string {
+	if one.rate() >= 1e6 {
+		return "reading, grouping, mapping, encoding and hashing fit in 1 µs per row."
+	}
+	return fmt.Sprintf("one core must read (the bare encoding/csv loop alone takes %.2f µs per row here), copy, group, map, encode and SHA-256 every order: %.2f µs per row in all; see the profile below.",
+		floor.U.CPU().Seconds()/float64(floor.Rows)*1e6, one.U.CPU().Seconds()/float64(one.Rows)*1e6)
+}
+
+func csvCoresWhy(two, gogc, floor tpRun) string {
+	why := fmt.Sprintf("Run maps, encodes and hashes orders on every core while one goroutine reads and groups; that goroutine alone (encoding/csv, whose bare loop reaches %s rows/s here, the copy of each row, grouping) and the collector bound the rate.", fmtRate(floor.rate()))
+	if gogc.Rows > 0 {
+		why += fmt.Sprintf(" With the collector set to GOGC=400 and GOMEMLIMIT=144MiB the same run reaches %s rows/s (%s CPU): much of the rest is the collector working on a small heap.", fmtRate(gogc.rate()), fmtSec(gogc.U.CPU()))
+	}
+	return why
+}
+
+func autoWhy(auto, sorted tpRun) string {
+	return fmt.Sprintf("auto hands out no order before the whole object is read (a key may come back), so mapping cannot overlap reading; past the 64 MiB budget the rows go to a temporary run file and are streamed back at the end: %s wall against %s for sorted (CPU %s against %s).",
+		fmtSec(auto.U.Wall), fmtSec(sorted.U.Wall), fmtSec(auto.U.CPU()), fmtSec(sorted.U.CPU()))
+}
+
+// gcEnv is the collector's setting proposed for convpipe: collect at four
+// times the live heap instead of twice, but never let the heap pass twice
+// the grouping budget and 16 MiB.
+var gcEnv = []string{"GOGC=400", fmt.Sprintf("GOMEMLIMIT=%dMiB", 2*budget>>20+16)}
+
+// numCPU is the GOMAXPROCS a child gets by default.
+func numCPU() int { return runtime.GOMAXPROCS(0) }
