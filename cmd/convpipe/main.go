@@ -25,10 +25,10 @@ func tuneGC() {
 	}
 }
 
-// limitMemory sets a soft memory limit of twice the grouping budget plus
-// headroom, unless GOMEMLIMIT is set.
+// limitMemory sets a soft memory limit of the grouping budget plus 64 MiB
+// of headroom (the bound for a run), unless GOMEMLIMIT is set.
 func limitMemory(budget int64) {
 	if os.Getenv("GOMEMLIMIT") == "" && budget > 0 {
-		debug.SetMemoryLimit(2*budget + 32<<20)
+		debug.SetMemoryLimit(budget + 64<<20)
 	}
 }
