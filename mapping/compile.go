@@ -35,6 +35,7 @@ type Mapping struct {
 
 	allowNow  bool
 	tolerance time.Duration
+	maxItems  int
 	now       func() time.Time
 
 	// header caches the column positions of the last header seen.
@@ -127,6 +128,13 @@ func compile(cfg Config) (*Mapping, error) {
 	}
 	if m.tolerance == 0 {
 		m.tolerance = DefaultFutureTolerance
+	}
+	if cfg.MaxItems < 0 {
+		return nil, errAt("max_items", "must be >= 0")
+	}
+	m.maxItems = cfg.MaxItems
+	if m.maxItems == 0 {
+		m.maxItems = DefaultMaxItems
 	}
 	for i, c := range cfg.OrderKey {
 		if strings.TrimSpace(c) == "" {

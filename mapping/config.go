@@ -26,6 +26,11 @@ type Config struct {
 	// FutureTolerance is how far in the future an EventDate may lie
 	// (clock skew); 0 means the default, one hour.
 	FutureTolerance time.Duration `yaml:"future_tolerance,omitempty"`
+	// MaxItems is the most items one conversion may carry; an order with
+	// more lines is invalid rather than sent to be refused (impact
+	// documents no limit, but a request body has one). 0 means the
+	// default, DefaultMaxItems.
+	MaxItems int `yaml:"max_items,omitempty"`
 	// Fields maps order-level API fields (EventTypeId, OrderId, Text3…)
 	// to their values.
 	Fields map[string]FieldSpec `yaml:"fields"`
@@ -36,6 +41,10 @@ type Config struct {
 	// Filters leave rows or whole orders out, each with its reason.
 	Filters []Filter `yaml:"filters,omitempty"`
 }
+
+// DefaultMaxItems is the most items per conversion when Config.MaxItems
+// is 0.
+const DefaultMaxItems = 1000
 
 // DefaultFutureTolerance is how far in the future an EventDate may lie
 // when Config.FutureTolerance is 0.

@@ -2,6 +2,7 @@ package mapping
 
 import (
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -58,12 +59,24 @@ func unitLine(order, sku string) []string {
 }
 
 func TestLargeOrder(t *testing.T) {
-	m := mustMapping(t, unitYAML)
+	m := mustMapping(t, "max_items: 20000\n"+unitYAML)
 	const n = 10000
 	records := make([][]string, n)
 	for i := range records {
 		records[i] = unitLine("big", "S"+strconv.Itoa(i))
 	}
+
+	t.Run("over the default max_items", func(t *testing.T) {
+		md := mustMapping(t, unitYAML).Map(rowsOf("big.csv", unitHeader, records...))
+		if len(md.Problems) != 1 {
+			t.Fatalf("got %d problems, want 1: %+v", len(md.Problems), md.Problems)
+		}
+		p := md.Problems[0]
+		want := fmt.Sprintf("%d lines: at most %d items per conversion (mapping.max_items)", n, DefaultMaxItems)
+		if p.Field != "Items" || p.Text != want || len(p.Refs) != 2 || p.Refs[0].Line != 2 || p.Refs[1].Line != n+1 {
+			t.Errorf("problem = %+v, want Items %q naming the first and last line", p, want)
+		}
+	})
 
 	t.Run("valid", func(t *testing.T) {
 		md := m.Map(rowsOf("big.csv", unitHeader, records...))

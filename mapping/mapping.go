@@ -382,6 +382,10 @@ func (m *Mapping) Map(lines []pipeline.Row) pipeline.Mapped {
 
 	// Items: one per kept line.
 	if len(m.items) > 0 {
+		if len(kept) > m.maxItems {
+			probs.add("Items", "", fmt.Sprintf("%d lines: at most %d items per conversion (mapping.max_items)", len(kept), m.maxItems),
+				[]pipeline.Ref{kept[0].Ref(), kept[len(kept)-1].Ref()})
+		}
 		m.buildItems(conv, all[n:n], kept, &cols, &probs)
 	}
 

@@ -170,7 +170,7 @@ func quotaWhy(one, minute quotaStats) string {
 	if one.rate >= 0.99*quotaRate {
 		return "the token bucket paces at the quota; the gate on the server's Remaining holds requests only when the window is spent."
 	}
-	return "with a 1-second window, whole-second X-RateLimit-Reset values make the sink's pacer merge consecutive windows and hold its gate shut (see part 3); with a longer window the pacing holds the quota."
+	return "with a 1-second window, whole-second X-RateLimit-Reset values (rounded up) keep the sink's gate shut for part of each next window once a window is spent (see part 3); with a longer window the pacing holds the quota."
 }
 
 // quota is figure 3: the configured quota against a simulator that keeps
@@ -215,8 +215,8 @@ func (b *bench) quota() error {
 	}
 	sec.After = append(sec.After, fmt.Sprintf(
 		"**Why the two windows differ.** The simulator writes `X-RateLimit-Reset` as whole seconds until the reset, rounded up, as the API documents it. "+
-			"With a 1-second window every answer says the reset is 1 s away, so the sink's pacer (sinks/pacer.go, `release`) keeps moving the window's end forward (`p.reset = maxTime(p.reset, l.reset)`) "+
-			"and keeps the lowest Remaining it saw (`min(p.remaining, l.remaining)`) across windows it cannot tell apart: once a window is spent the gate stays shut until answers stop coming, and the rate collapses. "+
+			"With a 1-second window the reset the sink learns is up to a second late: once a window is spent, the pacer (sinks/pacer.go) keeps its gate shut until that rounded-up reset, "+
+			"and part of the next window goes unused. (A window that rolled over is recognised by Remaining going up, so consecutive windows are not merged.) "+
 			"With the API's real windows (an hour) the rounding is a second in 3,600 and does not show; the 1-minute run shows the pacing itself holds the quota (%.1f%%).", 100*minute.rate/quotaRate))
 	b.report.add(verdict{
 		Figure:   fmt.Sprintf("Quota use, %d/s (1-second window) for %s, 50 ms ± 50%% latency: steady-state rate", quotaRate, quotaFor),

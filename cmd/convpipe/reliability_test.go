@@ -519,11 +519,10 @@ func TestBadInput(t *testing.T) {
 				b.WriteString(row("122", "1", "10.00"))
 				writeFile(t, w.path("in/bigorder.csv"), b.String())
 			},
-			// The mapping sets no limit on the items of an order: validate
-			// passes it, and the API (here the simulator, whose body limit
-			// is 1 MiB) rejects it.
-			validateCode: new(exitOK),
-			keys:         []string{"12345/berlin-121"}},
+			// Over mapping.max_items (default 1,000): invalid before it is
+			// sent, naming the order's first and last line.
+			validate: []string{`in/bigorder.csv:2, in/bigorder.csv:10001: Items: 10000 lines: at most 1000 items per conversion (mapping.max_items)`},
+			keys:     []string{"12345/berlin-121"}, field: map[string]string{"12345/berlin-121": "Items"}},
 		{name: "OrderId of 65 characters", files: []string{"order_id_length.csv"}, code: exitAttention, valid: []string{a64},
 			validate: []string{`in/order_id_length.csv:3: OrderId "` + b65 + `": too long: 65 characters, at most 64`},
 			keys:     []string{"12345/" + b65}, field: map[string]string{"12345/" + b65: "OrderId"}},
