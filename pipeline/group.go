@@ -757,24 +757,7 @@ func (g *Grouper) streamRun() error {
 	if err := run.finish(); err != nil {
 		return err
 	}
-	rr, err := run.reader()
-	if err != nil {
-		return err
-	}
-	defer rr.close()
-	dec := rowDecoder{obj: g.obj, hdr: g.hdr}
-	for {
-		body, err := rr.next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return err
-		}
-		key, row, err := dec.decode(body)
-		if err != nil {
-			return rr.corrupt(err)
-		}
+	err := g.readBack(run, func(key string, row Row) error {
 		if len(g.sorted) > 0 && key != g.curKey {
 			if err := g.emitBuffer(); err != nil {
 				return err
@@ -784,13 +767,41 @@ func (g *Grouper) streamRun() error {
 			g.curKey = key
 		}
 		g.sorted = append(g.sorted, row)
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	if len(g.sorted) > 0 {
-		if err := g.emitBuffer(); err != nil {
+		return g.emitBuffer()
+	}
+	return nil
+}
+
+// readBack calls fn with each record of a spill file, in file order.
+func (g *Grouper) readBack(f *spillFile, fn func(key string, row Row) error) error {
+	rr, err := f.reader()
+	if err != nil {
+		return err
+	}
+	defer rr.close()
+	dec := rowDecoder{obj: g.obj, hdr: g.hdr}
+	for {
+		body, err := rr.next()
+		if err == io.EOF {
+			return rr.close()
+		}
+		if err != nil {
+			return err
+		}
+		key, row, err := dec.decode(body)
+		if err != nil {
+			return rr.corrupt(err)
+		}
+		if err := fn(key, row); err != nil {
 			return err
 		}
 	}
-	return rr.close()
 }
 
 // processPartition emits the orders of one finished partition, splitting
@@ -838,28 +849,12 @@ func (g *Grouper) split(p *spillFile, depth int) error {
 
 // load reads a partition into memory and emits its orders.
 func (g *Grouper) load(p *spillFile) error {
-	rr, err := p.reader()
-	if err != nil {
-		return err
-	}
-	defer rr.close()
 	g.clearMemory()
-	dec := rowDecoder{obj: g.obj, hdr: g.hdr}
-	for {
-		body, err := rr.next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return err
-		}
-		key, row, err := dec.decode(body)
-		if err != nil {
-			return rr.corrupt(err)
-		}
+	err := g.readBack(p, func(key string, row Row) error {
 		g.group(key, row)
-	}
-	if err := rr.close(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return err
 	}
 	return g.emitMemory()
