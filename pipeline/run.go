@@ -130,7 +130,6 @@ type objectState struct {
 
 type job struct {
 	conv *Conversion
-	body string
 	hash string
 	prev *Entry
 	obj  *objectState
@@ -712,16 +711,11 @@ func (r *runner) order(ctx context.Context, o *objectState, p prepared, jobs cha
 			if r.opt.OnDecision != nil {
 				r.opt.OnDecision(d)
 			}
-			r.count(o, func(cn *Counts) {
-				cn.Orders++
-				r.rowsDecided += int64(p.lines)
-				cn.SkippedRows += int64(len(m.SkippedRows))
-				if d.Action == ActionChanged {
-					cn.Changed++
-				} else {
-					cn.AlreadySent++
-				}
-			})
+			delta := Counts{AlreadySent: 1}
+			if d.Action == ActionChanged {
+				delta = Counts{Changed: 1}
+			}
+			r.tally(o, p, delta)
 			return nil
 		}
 	}
@@ -741,7 +735,6 @@ func (r *runner) order(ctx context.Context, o *objectState, p prepared, jobs cha
 	dup := r.inflight[key] || (prev != nil && prev.RunID == r.opt.RunID && r.writes())
 	r.mu.Unlock()
 
-	skippedRows := int64(len(m.SkippedRows))
 	switch {
 	case len(m.Problems) > 0:
 		d.Action = ActionInvalid
@@ -762,10 +755,9 @@ func (r *runner) order(ctx context.Context, o *objectState, p prepared, jobs cha
 		base = *prev
 		base.Refs = c.Refs
 	}
-	r.count(o, func(cn *Counts) { cn.Orders++; cn.SkippedRows += skippedRows; r.rowsDecided += int64(p.lines) })
 	switch d.Action {
 	case ActionInvalid:
-		r.count(o, func(cn *Counts) { cn.Invalid++ })
+		r.tally(o, p, Counts{Invalid: 1})
 		if final {
 			// Never overwrite an accepted order's record; report only.
 			r.log.Warn("order accepted before is now invalid", "key", key.String(), "problems", len(m.Problems))
@@ -775,7 +767,7 @@ func (r *runner) order(ctx context.Context, o *objectState, p prepared, jobs cha
 		e.State, e.Messages = StateInvalid, m.Problems
 		r.put(e)
 	case ActionSkip:
-		r.count(o, func(cn *Counts) { cn.Skipped++ })
+		r.tally(o, p, Counts{Skipped: 1})
 		if final {
 			return nil
 		}
@@ -783,14 +775,14 @@ func (r *runner) order(ctx context.Context, o *objectState, p prepared, jobs cha
 		e.State, e.Messages = StateSkipped, []Message{{Text: m.Skip}}
 		r.put(e)
 	case ActionDuplicate:
-		r.count(o, func(cn *Counts) { cn.Invalid++ })
+		r.tally(o, p, Counts{Invalid: 1})
 		msg := Message{Field: "OrderId", Text: "the same order key occurs twice in this run; this copy is not sent", Refs: c.Refs}
 		r.log.Warn("duplicate order key", "key", key.String(), "refs", refsString(c.Refs))
 		if r.opt.OnRowError != nil {
 			r.opt.OnRowError(msg)
 		}
 	case ActionAlreadySent:
-		r.count(o, func(cn *Counts) { cn.AlreadySent++ })
+		r.tally(o, p, Counts{AlreadySent: 1})
 		if prev.State == StateChanged {
 			// The payload is back to what was accepted.
 			e := base
@@ -798,7 +790,7 @@ func (r *runner) order(ctx context.Context, o *objectState, p prepared, jobs cha
 			r.put(e)
 		}
 	case ActionChanged:
-		r.count(o, func(cn *Counts) { cn.Changed++ })
+		r.tally(o, p, Counts{Changed: 1})
 		if prev.State != StateChanged || prev.PayloadHash != d.Hash {
 			e := base
 			if e.SentHash == "" {
@@ -809,7 +801,7 @@ func (r *runner) order(ctx context.Context, o *objectState, p prepared, jobs cha
 			r.put(e)
 		}
 	case ActionSend:
-		r.count(o, func(cn *Counts) { cn.ToSend++ })
+		r.tally(o, p, Counts{ToSend: 1})
 		if r.opt.Sink == nil {
 			r.mu.Lock()
 			r.toSend++
@@ -824,7 +816,7 @@ func (r *runner) order(ctx context.Context, o *objectState, p prepared, jobs cha
 		c.Key = key
 		c.MaybeSent = prev != nil && (prev.State == StatePending || prev.MaybeSent)
 		select {
-		case jobs <- job{conv: c, body: d.Body, hash: d.Hash, prev: prev, obj: o}:
+		case jobs <- job{conv: c, hash: d.Hash, prev: prev, obj: o}:
 		case <-ctx.Done():
 			r.mu.Lock()
 			delete(r.inflight, key)
@@ -838,6 +830,17 @@ func (r *runner) order(ctx context.Context, o *objectState, p prepared, jobs cha
 		return r.fatalErr()
 	}
 	return nil
+}
+
+// tally counts one decided order of o: delta, plus the order itself and
+// the rows a filter left out of it.
+func (r *runner) tally(o *objectState, p prepared, delta Counts) {
+	delta.Orders = 1
+	delta.SkippedRows = int64(len(p.m.SkippedRows))
+	r.mu.Lock()
+	o.sum.Counts.Add(delta)
+	r.rowsDecided += int64(p.lines)
+	r.mu.Unlock()
 }
 
 // settled reports, from a ledger that implements Settler, whether key is

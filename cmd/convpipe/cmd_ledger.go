@@ -48,7 +48,7 @@ lock). The ledger is the --ledger file, or ledger.path of --config.`,
 		Short: "Write ledger entries as CSV or JSON lines to standard output",
 		Example: `  convpipe ledger export --ledger convpipe-ledger.db --state rejected
   convpipe ledger export --config convpipe.yaml --format jsonl --run 20261123T010000Z-1a2b`,
-		Args: cobra.NoArgs,
+		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f := pipeline.Filter{State: pipeline.State(state), RunID: runID}
 			if state != "" && !validState(f.State) {
@@ -77,7 +77,7 @@ lock). The ledger is the --ledger file, or ledger.path of --config.`,
 	show := &cobra.Command{
 		Use:   "show ORDER_ID",
 		Short: "Show everything the ledger knows about one order (every event type)",
-		Args:  cobra.ExactArgs(1),
+		Args:  usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			l, err := open(cmd)
 			if err != nil {
@@ -107,7 +107,7 @@ lock). The ledger is the --ledger file, or ledger.path of --config.`,
 	runs := &cobra.Command{
 		Use:   "runs",
 		Short: "List the runs recorded in the ledger with their summaries",
-		Args:  cobra.NoArgs,
+		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			l, err := open(cmd)
 			if err != nil {

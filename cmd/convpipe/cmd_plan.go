@@ -29,7 +29,7 @@ func newPlanCmd() *cobra.Command {
 while a run holds the lock) and prints how many conversions are new, already
 sent, changed since acceptance and invalid, a few sample payloads, and how
 long sending the new ones takes at the configured quota.`,
-		Args: cobra.NoArgs,
+		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error { return runPlan(cmd, &f) },
 	}
 	fs := cmd.Flags()

@@ -66,7 +66,7 @@ changed; 4 another run holds the ledger's lock.`,
 
   # see what would be sent, sending nothing
   convpipe run --config convpipe.yaml --dry-run --dry-run-out payloads.jsonl`,
-		Args: cobra.NoArgs,
+		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runRun(cmd, &f)
 		},

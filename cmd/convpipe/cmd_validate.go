@@ -30,7 +30,7 @@ ledger.
 
 Exit codes: 0 no problems; 2 configuration error; 3 problems found in the
 export; 1 the export could not be listed.`,
-		Args: cobra.NoArgs,
+		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error { return runValidate(cmd, &f) },
 	}
 	f.common.register(cmd.Flags())

@@ -31,7 +31,7 @@ changed; 4 another run holds the ledger's lock.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return configError{err} })
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newRunCmd(), newValidateCmd(), newPlanCmd(), newLedgerCmd(), newSimCmd())
 	return root
 }
@@ -50,8 +50,8 @@ func run(args []string) int {
 		}
 		return ce.code
 	}
-	var cfgErr configError
-	if isUsageError(err) || (errors.As(err, &cfgErr) && strings.Contains(err.Error(), "flag")) {
+	var ue usageError
+	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") {
 		fmt.Fprintf(os.Stderr, "convpipe: %v\nSee '%s --help'.\n", err, cmd.CommandPath())
 		return exitUsage
 	}
@@ -75,17 +75,19 @@ func (e *codeError) Error() string {
 
 func (e *codeError) Unwrap() error { return e.err }
 
-// isUsageError reports whether cobra refused the command line itself.
-func isUsageError(err error) bool {
-	var ce configError
-	if errors.As(err, &ce) {
-		return false
-	}
-	msg := err.Error()
-	for _, p := range []string{"unknown flag", "unknown shorthand", "unknown command", "flag needs an argument", "invalid argument", "accepts ", "requires at least", "required flag"} {
-		if strings.Contains(msg, p) {
-			return true
+// usageError is a command line cobra refused (a flag, the arguments):
+// exit code 2, with a pointer to --help.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// usageArgs marks the errors of an argument check as usage errors.
+func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := check(cmd, args); err != nil {
+			return usageError{err}
 		}
+		return nil
 	}
-	return false
 }

@@ -35,7 +35,7 @@ for trial runs and tests: point sink.base_url at it. It accepts the account SID
 from --account-sid or IMPACT_ACCOUNT_SID and the token from IMPACT_AUTH_TOKEN,
 checks the documented fields, keeps a quota with the rate-limit headers, and
 can inject faults. It runs until interrupted (Ctrl-C), then prints what it saw.`,
-		Args: cobra.NoArgs,
+		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			host, _, err := net.SplitHostPort(addr)
 			if err != nil {
