@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"runtime"
 	"strings"
 	"sync"
@@ -133,6 +134,10 @@ type job struct {
 	hash string
 	prev *Entry
 	obj  *objectState
+	// staged is set once the stage wrote the job's pending entry, which
+	// is then pending.
+	staged  bool
+	pending Entry
 }
 
 type runner struct {
@@ -160,6 +165,9 @@ type runner struct {
 	readCtx  context.Context
 	stopRead context.CancelFunc
 	sendCtx  context.Context
+	// batch is the ledger's BatchLedger side when the run writes the
+	// ledger and the ledger has one.
+	batch BatchLedger
 }
 
 // ErrLedgerWrite marks a failed ledger write: the run stops sending, since
@@ -245,9 +253,17 @@ func Run(ctx context.Context, opt Options) (Summary, error) {
 	jobs := make(chan job, opt.Queue)
 	var wg sync.WaitGroup
 	if opt.Sink != nil {
+		ready := (<-chan job)(jobs)
+		if bl, ok := opt.Ledger.(BatchLedger); ok && r.writes() {
+			r.batch = bl
+			n := r.stageSize()
+			staged := make(chan job, n)
+			wg.Go(func() { r.stage(jobs, staged, n) })
+			ready = staged
+		}
 		for range opt.Workers {
 			wg.Go(func() {
-				for j := range jobs {
+				for j := range ready {
 					r.send(j)
 				}
 			})
@@ -270,6 +286,11 @@ func Run(ctx context.Context, opt Options) (Summary, error) {
 	r.mu.Unlock()
 	close(jobs)
 	wg.Wait()
+	if r.batch != nil {
+		if err := r.batch.Flush(context.WithoutCancel(r.sendCtx)); err != nil {
+			r.setFatal(fmt.Errorf("%w: %w", ErrLedgerWrite, err))
+		}
+	}
 	close(progressDone)
 	pwg.Wait()
 	if opt.OnProgress != nil {
@@ -336,19 +357,123 @@ func (r *runner) put(e Entry) bool {
 	if !r.writes() {
 		return true
 	}
+	// A write must not be lost to a cancelled run: use the send context,
+	// which lives until the grace period ends.
+	if err := r.opt.Ledger.Put(context.WithoutCancel(r.sendCtx), r.stamp(e)); err != nil {
+		r.setFatal(fmt.Errorf("%w: %s: %w", ErrLedgerWrite, e.Key, err))
+		return false
+	}
+	return true
+}
+
+// putLater writes e without waiting for it to be durable when the ledger
+// can (an outcome: see BatchLedger), as put does otherwise.
+func (r *runner) putLater(e Entry) bool {
+	if r.batch == nil {
+		return r.put(e)
+	}
+	if err := r.batch.PutLater(r.stamp(e)); err != nil {
+		r.setFatal(fmt.Errorf("%w: %s: %w", ErrLedgerWrite, e.Key, err))
+		return false
+	}
+	return true
+}
+
+// stamp sets the times and the run of an entry about to be written.
+func (r *runner) stamp(e Entry) Entry {
 	now := time.Now().UTC()
 	if e.Created.IsZero() {
 		e.Created = now
 	}
 	e.Updated = now
 	e.RunID = r.opt.RunID
-	// A write must not be lost to a cancelled run: use the send context,
-	// which lives until the grace period ends.
-	if err := r.opt.Ledger.Put(context.WithoutCancel(r.sendCtx), e); err != nil {
-		r.setFatal(fmt.Errorf("%w: %s: %w", ErrLedgerWrite, e.Key, err))
-		return false
+	return e
+}
+
+// stageSize is how many sends the stage writes pending in one
+// transaction: a tenth of a second of the sink's pace, at least one per
+// worker, at most 256.
+func (r *runner) stageSize() int {
+	n := r.opt.Workers
+	if pc, ok := r.opt.Sink.(Pacer); ok {
+		n = max(n, int(math.Ceil(pc.Pace().PerSecond/10)))
 	}
-	return true
+	return min(n, max(256, r.opt.Workers))
+}
+
+// stage writes the pending entries of the jobs waiting to be sent a batch
+// at a time, each batch in one transaction, and hands the jobs on to the
+// workers. Between a batch's write and the workers' sends, its entries
+// are pending without having been sent: a job that the run then does not
+// send gets its earlier entry back (see unstage); after a crash the next
+// run settles them as possibly sent.
+func (r *runner) stage(jobs <-chan job, ready chan<- job, size int) {
+	defer close(ready)
+	batch := make([]job, 0, size)
+	es := make([]Entry, 0, size)
+	for j := range jobs {
+		batch = append(batch[:0], j)
+	fill:
+		for len(batch) < size {
+			select {
+			case j, ok := <-jobs:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, j)
+			default:
+				break fill
+			}
+		}
+		if r.readCtx.Err() == nil {
+			es = es[:0]
+			for i := range batch {
+				batch[i].pending = r.stamp(pendingEntry(batch[i]))
+				es = append(es, batch[i].pending)
+			}
+			if err := r.batch.PutAll(context.WithoutCancel(r.sendCtx), es); err != nil {
+				r.setFatal(fmt.Errorf("%w: %s: %w", ErrLedgerWrite, es[0].Key, err))
+			} else {
+				for i := range batch {
+					batch[i].staged = true
+				}
+			}
+		}
+		for _, j := range batch {
+			ready <- j
+		}
+		clear(batch)
+	}
+}
+
+// pendingEntry is j's entry while it is being sent.
+func pendingEntry(j job) Entry {
+	e := Entry{Key: j.conv.Key, Refs: j.conv.Refs}
+	if j.prev != nil {
+		e = *j.prev
+		e.Refs = j.conv.Refs
+	}
+	e.State, e.PayloadHash = StatePending, j.hash
+	return e
+}
+
+// unstage puts back the entry a staged job had before the stage wrote it
+// pending, since the run stopped before sending it. A key new to the
+// ledger is recorded as failed and not sent, as a send that the sink
+// could not start is; the next run sends it.
+func (r *runner) unstage(j job) {
+	if j.prev != nil {
+		// Written as it was: its run, times and state are the earlier
+		// run's.
+		if err := r.batch.PutLater(*j.prev); err != nil {
+			r.setFatal(fmt.Errorf("%w: %s: %w", ErrLedgerWrite, j.prev.Key, err))
+		}
+		return
+	}
+	e := j.pending
+	e.State, e.MaybeSent = StateFailed, false
+	e.Messages = []Message{{Text: "not sent: the run stopped before its turn"}}
+	r.putLater(e)
 }
 
 func (r *runner) readObject(ctx context.Context, obj Object, jobs chan<- job) {
@@ -900,20 +1025,21 @@ func (r *runner) send(j job) {
 	if r.readCtx.Err() != nil {
 		// Not sent: the run is stopping (signal, deadline, fatal error).
 		// Its record stays as it was, and the next run sends it.
+		if j.staged {
+			r.unstage(j)
+		}
 		r.count(j.obj, func(c *Counts) { c.Unsent++ })
 		r.release(j.obj, true)
 		return
 	}
-	e := Entry{Key: key, Refs: j.conv.Refs}
-	if j.prev != nil {
-		e = *j.prev
-		e.Refs = j.conv.Refs
-	}
-	e.State, e.PayloadHash = StatePending, j.hash
-	if !r.put(e) {
-		r.count(j.obj, func(c *Counts) { c.Unsent++ })
-		r.release(j.obj, true)
-		return
+	e := j.pending
+	if !j.staged {
+		e = pendingEntry(j)
+		if !r.put(e) {
+			r.count(j.obj, func(c *Counts) { c.Unsent++ })
+			r.release(j.obj, true)
+			return
+		}
 	}
 	out, err := r.opt.Sink.Send(r.sendCtx, j.conv)
 	out.Key = key
@@ -942,7 +1068,7 @@ func (r *runner) send(j job) {
 			}
 			unfinished = true
 		}
-		r.put(e)
+		r.putLater(e)
 	} else if !out.State.Final() {
 		unfinished = true
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -332,4 +333,106 @@ func TestRunStopAndResume(t *testing.T) {
 		t.Fatalf("resume: %+v", s.Total)
 	}
 	h.acceptedOnce(ids(1, 60)...)
+}
+
+// entries reads the ledger's entries by OrderId.
+func (h *harness) entries() map[string]pipeline.Entry {
+	h.t.Helper()
+	l, err := ledger.OpenReadOnly(h.t.Context(), h.ledger)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer l.Close()
+	got := map[string]pipeline.Entry{}
+	if err := l.Entries(h.t.Context(), pipeline.Filter{}, func(e pipeline.Entry) error { got[e.Key.OrderID] = e; return nil }); err != nil {
+		h.t.Fatal(err)
+	}
+	return got
+}
+
+// TestRunStopRestoresStagedEntries: Run writes the pending entries of its
+// next sends a batch at a time; an order whose pending entry was written
+// but that the run did not send, because it stopped, gets back the entry
+// it had, or, when it had none, a failed "not sent" entry; none stays
+// pending.
+func TestRunStopRestoresStagedEntries(t *testing.T) {
+	h := newHarness(t)
+	h.write("a.csv", orders(1, 60))
+	// First run: every request fails (after its retries), so every order
+	// has a failed entry of that run.
+	h.sim.SetFaults(sim.Faults{ErrorRate: 1})
+	if _, err := h.run(runOpts{}); err != nil {
+		t.Fatal(err)
+	}
+	before := h.entries()
+	if len(before) != 60 {
+		t.Fatalf("%d entries after the first run, want 60", len(before))
+	}
+	for id, e := range before {
+		if e.State != pipeline.StateFailed || e.Attempts == 0 {
+			t.Fatalf("%s after the first run: %s with %d attempts, want failed after attempts", id, e.State, e.Attempts)
+		}
+	}
+	// Second run: stopped after a few outcomes, with most orders staged
+	// (the stage takes a tenth of a second of the 2000/s pace at once).
+	h.sim.SetFaults(sim.Faults{Latency: 20 * time.Millisecond})
+	ctx, cancel := context.WithCancelCause(t.Context())
+	var outcomes atomic.Int64
+	s, err := h.run(runOpts{ctx: ctx, all: true, onOutcome: func(pipeline.Outcome) {
+		if outcomes.Add(1) == 5 {
+			cancel(errors.New("deadline reached"))
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Total.Unsent == 0 || s.Total.Accepted == 0 {
+		t.Fatalf("the stop left nothing unsent or sent nothing: %+v", s.Total)
+	}
+	after := h.entries()
+	restored := 0
+	for id, e := range after {
+		switch e.State {
+		case pipeline.StateAccepted:
+		case pipeline.StateFailed:
+			b := before[id]
+			if e.Attempts != b.Attempts || e.RunID != b.RunID || e.MaybeSent != b.MaybeSent || !reflect.DeepEqual(e.Messages, b.Messages) {
+				t.Errorf("%s not sent in the second run: entry %+v, want the first run's back: %+v", id, e, b)
+			}
+			restored++
+		default:
+			t.Errorf("%s: %s after a clean stop, want accepted or its earlier entry", id, e.State)
+		}
+	}
+	if int64(restored) != s.Total.Unsent {
+		t.Errorf("%d entries as the first run left them, want one per unsent order (%d)", restored, s.Total.Unsent)
+	}
+
+	// A third run, from a fresh ledger, stopped early: new orders that were
+	// staged but not sent are failed and "not sent", not pending.
+	h.ledger = filepath.Join(h.dir, "ledger2.db")
+	h.write("a.csv", orders(1000, 60))
+	ctx, cancel = context.WithCancelCause(t.Context())
+	outcomes.Store(0)
+	s, err = h.run(runOpts{ctx: ctx, onOutcome: func(pipeline.Outcome) {
+		if outcomes.Add(1) == 5 {
+			cancel(errors.New("deadline reached"))
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	notSent := 0
+	for id, e := range h.entries() {
+		switch {
+		case e.State == pipeline.StateAccepted:
+		case e.State == pipeline.StateFailed && e.Attempts == 0 && !e.MaybeSent && len(e.Messages) == 1 && strings.HasPrefix(e.Messages[0].Text, "not sent"):
+			notSent++
+		default:
+			t.Errorf("%s: %+v after a clean stop, want accepted or failed and not sent", id, e)
+		}
+	}
+	if notSent == 0 || int64(notSent) > s.Total.Unsent {
+		t.Errorf("%d failed and not sent entries, want some and at most the %d unsent orders", notSent, s.Total.Unsent)
+	}
 }

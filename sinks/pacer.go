@@ -156,7 +156,7 @@ func (p *pacer) release(l limits, gate time.Time) {
 			p.remaining, p.reset = l.remaining, l.reset
 		default:
 			p.remaining = min(p.remaining, l.remaining)
-			p.reset = maxTime(p.reset, l.reset)
+			p.reset = minTime(p.reset, l.reset)
 		}
 	}
 	if l.perHour && l.limit > 0 {
@@ -182,8 +182,8 @@ func (p *pacer) pace() pipeline.Pace {
 	return pc
 }
 
-func maxTime(a, b time.Time) time.Time {
-	if a.After(b) {
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
 		return a
 	}
 	return b
