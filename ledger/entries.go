@@ -88,59 +88,22 @@ func (l *Ledger) PutAll(ctx context.Context, es []pipeline.Entry) error {
 	if len(es) > 1 {
 		op = fmt.Sprintf("put %d entries (%s, ...)", len(es), es[0].Key)
 	}
-	exec, after, err := l.putExec(es)
-	if err != nil {
-		return err
-	}
-	return l.writeThen(ctx, op, exec, after)
-}
-
-// PutLater queues e to be written as Put writes it, and returns without
-// waiting for the commit: the write is durable once a later Put, PutAll,
-// MarkObjectDone, Flush or Close returns, and at the latest a tenth of a
-// second after PutLater returned. Writes are committed in the order they
-// were queued, so a later synchronous write commits with or after it.
-//
-// A crash can lose what was queued in the last fraction of a second; a
-// run records outcomes this way, over an entry written pending with Put,
-// so that what a crash loses is an outcome whose entry stays pending and
-// is settled by the next run. An invalid entry is refused at once, as Put
-// refuses it; when the commit fails, every later write, Flush and Close
-// return that error (wrapping ErrLaterWrite). PutLater must not be
-// called concurrently with Close.
-func (l *Ledger) PutLater(e pipeline.Entry) error {
-	exec, after, err := l.putExec([]pipeline.Entry{e})
-	if err != nil {
-		return err
-	}
-	return l.enqueue(context.Background(), &writeReq{exec: exec, after: after, op: "put " + e.Key.String()})
-}
-
-// Flush returns once every write queued before it (by PutLater) is
-// committed, or with the error of the first that failed.
-func (l *Ledger) Flush(ctx context.Context) error {
-	return l.write(ctx, "flush", func(context.Context) error { return nil })
-}
-
-// putExec checks es and returns the statements that write them, and the
-// update of the in-memory index to run once they are committed.
-func (l *Ledger) putExec(es []pipeline.Entry) (exec func(ctx context.Context) error, after func(), err error) {
 	now := time.Now().UnixNano()
 	args := make([][]any, len(es))
 	for i, e := range es {
 		if e.Key.OrderID == "" {
-			return nil, nil, fmt.Errorf("ledger %s: put %s: %w: no OrderId", l.name, e.Key, ErrInvalidEntry)
+			return fmt.Errorf("ledger %s: put %s: %w: no OrderId", l.name, e.Key, ErrInvalidEntry)
 		}
 		if !validStates[e.State] {
-			return nil, nil, fmt.Errorf("ledger %s: put %s: %w: unknown state %q", l.name, e.Key, ErrInvalidEntry, e.State)
+			return fmt.Errorf("ledger %s: put %s: %w: unknown state %q", l.name, e.Key, ErrInvalidEntry, e.State)
 		}
 		msgs, err := marshalList(e.Messages)
 		if err != nil {
-			return nil, nil, fmt.Errorf("ledger %s: put %s: messages: %w", l.name, e.Key, err)
+			return fmt.Errorf("ledger %s: put %s: messages: %w", l.name, e.Key, err)
 		}
 		refs, err := marshalList(e.Refs)
 		if err != nil {
-			return nil, nil, fmt.Errorf("ledger %s: put %s: refs: %w", l.name, e.Key, err)
+			return fmt.Errorf("ledger %s: put %s: refs: %w", l.name, e.Key, err)
 		}
 		created := nanos(e.Created)
 		if created == 0 {
@@ -150,7 +113,7 @@ func (l *Ledger) putExec(es []pipeline.Entry) (exec func(ctx context.Context) er
 			e.Attempts, e.HTTPStatus, msgs, e.SubmissionID, e.QueuedURI, e.MaybeSent, refs,
 			e.RunID, created, now}
 	}
-	exec = func(ctx context.Context) error {
+	return l.writeThen(ctx, op, func(ctx context.Context) error {
 		for i, a := range args {
 			if _, err := l.putStmt.ExecContext(ctx, a...); err != nil {
 				if len(es) > 1 {
@@ -160,15 +123,13 @@ func (l *Ledger) putExec(es []pipeline.Entry) (exec func(ctx context.Context) er
 			}
 		}
 		return nil
-	}
-	after = func() {
+	}, func() {
 		if ix := l.idx.Load(); ix != nil {
 			for _, e := range es {
 				ix.set(ix.hash(e.Key), pack(string(e.State), e.PayloadHash))
 			}
 		}
-	}
-	return exec, after, nil
+	})
 }
 
 // Entries calls fn for each entry that f selects, in key order (by event

@@ -136,8 +136,6 @@ type Ledger struct {
 
 	maxBatch   int
 	reqs       chan *writeReq
-	sendMu     sync.RWMutex          // held for reading while queueing, for writing by Close
-	laterErr   atomic.Pointer[error] // the first failed PutLater write
 	quit       chan struct{}
 	writerDone chan struct{}
 
@@ -187,8 +185,7 @@ func Open(ctx context.Context, path string, opts Options) (*Ledger, error) {
 		l.closeAll()
 		return nil, err
 	}
-	// Buffered, so that PutLater rarely waits for a commit to end.
-	l.reqs = make(chan *writeReq, l.maxBatch)
+	l.reqs = make(chan *writeReq)
 	l.quit = make(chan struct{})
 	l.writerDone = make(chan struct{})
 	go l.writer()
@@ -339,25 +336,17 @@ func (l *Ledger) openReaders(ctx context.Context, abs string, readOnly bool) err
 	return nil
 }
 
-// Close stops the writer after the writes already queued (PutLater's
-// too) are committed, closes the database and releases the lock. Writes
-// that were not queued yet fail with ErrClosed. Close returns the error of
-// a failed PutLater write when there was one. Calling Close again returns
-// the first result.
+// Close stops the writer after the writes already queued, closes the
+// database and releases the lock. Writes that were not queued yet fail
+// with ErrClosed. Calling Close again returns the first result.
 func (l *Ledger) Close() error {
 	l.closeOnce.Do(func() {
-		l.sendMu.Lock()
 		l.closed.Store(true)
-		l.sendMu.Unlock()
 		if l.quit != nil {
 			close(l.quit)
 			<-l.writerDone
 		}
-		var lerr error
-		if err := l.laterError(); err != nil {
-			lerr = fmt.Errorf("ledger %s: %w", l.name, err)
-		}
-		l.closeErr = errors.Join(lerr, l.closeAll())
+		l.closeErr = l.closeAll()
 	})
 	return l.closeErr
 }

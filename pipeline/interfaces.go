@@ -183,22 +183,13 @@ type Ledger interface {
 }
 
 // BatchLedger is implemented by ledgers that write several entries in one
-// transaction and queue a write without waiting for it to be durable. Run
-// uses it, when the ledger has it, to write the pending entries of its
-// next sends a batch at a time and each outcome without waiting, so that
-// a send costs a fraction of a commit rather than two. A crash can then
-// lose the outcomes of the last fraction of a second: their entries stay
-// pending, and the next run settles them as it settles any interrupted
-// send.
+// transaction. Run uses it, when the ledger has it, to write the pending
+// entries of its next sends a batch at a time (one commit for a tenth of a
+// second of sends) rather than one commit before each send; each outcome
+// is still written, durably, as soon as its answer is in.
 type BatchLedger interface {
 	// PutAll writes es durably in one transaction: all or none.
 	PutAll(ctx context.Context, es []Entry) error
-	// PutLater queues e to be written in order with the other writes; it
-	// is durable once a later synchronous write or Flush returns. When a
-	// queued write fails, later calls return its error.
-	PutLater(e Entry) error
-	// Flush returns once every write queued before it is durable.
-	Flush(ctx context.Context) error
 }
 
 // Settler is implemented by ledgers that can tell cheaply, without reading

@@ -165,8 +165,8 @@ type runner struct {
 	readCtx  context.Context
 	stopRead context.CancelFunc
 	sendCtx  context.Context
-	// batch is the ledger's BatchLedger side when the run writes the
-	// ledger and the ledger has one.
+	// batch is the ledger as a BatchLedger, when the run writes the
+	// ledger and the ledger is one.
 	batch BatchLedger
 }
 
@@ -286,11 +286,6 @@ func Run(ctx context.Context, opt Options) (Summary, error) {
 	r.mu.Unlock()
 	close(jobs)
 	wg.Wait()
-	if r.batch != nil {
-		if err := r.batch.Flush(context.WithoutCancel(r.sendCtx)); err != nil {
-			r.setFatal(fmt.Errorf("%w: %w", ErrLedgerWrite, err))
-		}
-	}
 	close(progressDone)
 	pwg.Wait()
 	if opt.OnProgress != nil {
@@ -360,19 +355,6 @@ func (r *runner) put(e Entry) bool {
 	// A write must not be lost to a cancelled run: use the send context,
 	// which lives until the grace period ends.
 	if err := r.opt.Ledger.Put(context.WithoutCancel(r.sendCtx), r.stamp(e)); err != nil {
-		r.setFatal(fmt.Errorf("%w: %s: %w", ErrLedgerWrite, e.Key, err))
-		return false
-	}
-	return true
-}
-
-// putLater writes e without waiting for it to be durable when the ledger
-// can (an outcome: see BatchLedger), as put does otherwise.
-func (r *runner) putLater(e Entry) bool {
-	if r.batch == nil {
-		return r.put(e)
-	}
-	if err := r.batch.PutLater(r.stamp(e)); err != nil {
 		r.setFatal(fmt.Errorf("%w: %s: %w", ErrLedgerWrite, e.Key, err))
 		return false
 	}
@@ -465,7 +447,7 @@ func (r *runner) unstage(j job) {
 	if j.prev != nil {
 		// Written as it was: its run, times and state are the earlier
 		// run's.
-		if err := r.batch.PutLater(*j.prev); err != nil {
+		if err := r.opt.Ledger.Put(context.WithoutCancel(r.sendCtx), *j.prev); err != nil {
 			r.setFatal(fmt.Errorf("%w: %s: %w", ErrLedgerWrite, j.prev.Key, err))
 		}
 		return
@@ -473,7 +455,7 @@ func (r *runner) unstage(j job) {
 	e := j.pending
 	e.State, e.MaybeSent = StateFailed, false
 	e.Messages = []Message{{Text: "not sent: the run stopped before its turn"}}
-	r.putLater(e)
+	r.put(e)
 }
 
 func (r *runner) readObject(ctx context.Context, obj Object, jobs chan<- job) {
@@ -1068,7 +1050,7 @@ func (r *runner) send(j job) {
 			}
 			unfinished = true
 		}
-		r.putLater(e)
+		r.put(e)
 	} else if !out.State.Final() {
 		unfinished = true
 	}

@@ -44,3 +44,28 @@ func TestPacerWindowRollover(t *testing.T) {
 		t.Fatalf("remaining %d after out-of-order answers of one window, want 47", p.remaining)
 	}
 }
+
+// TestPacerWindowEndsAtEarliestReset: every answer's reset, rounded up to
+// whole seconds from the moment the server answered, is at or after the
+// window's real end, so the earliest of one window's answers is the
+// closest: a spent window keeps the gate shut until then, not until the
+// latest.
+func TestPacerWindowEndsAtEarliestReset(t *testing.T) {
+	p := newPacer(rate.Inf, 1, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	now := time.Now()
+	answer := func(remaining int, reset time.Time) {
+		p.mu.Lock()
+		p.inflight++
+		p.mu.Unlock()
+		p.release(limits{limit: 50, remaining: remaining, reset: reset}, time.Time{})
+	}
+	answer(2, now.Add(10*time.Second))
+	answer(1, now.Add(10*time.Second+500*time.Millisecond))
+	answer(0, now.Add(10*time.Second+900*time.Millisecond))
+	p.mu.Lock()
+	blocked, until, closed := p.blocked(time.Now())
+	p.mu.Unlock()
+	if !blocked || !closed || !until.Equal(now.Add(10*time.Second)) {
+		t.Fatalf("spent window: blocked=%v closed=%v until %v; want closed until the earliest reset %v", blocked, closed, until, now.Add(10*time.Second))
+	}
+}

@@ -2,12 +2,22 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
+
+	"golang.org/x/time/rate"
+
+	"convpipe/sim"
 
 	"github.com/xitongsys/parquet-go/reader"
 	"github.com/xitongsys/parquet-go/source"
@@ -102,8 +112,11 @@ func (f *parquetFile) Create(string) (source.ParquetFile, error) {
 // (a child's Maxrss starts at what its parent had when it was forked).
 // It prints the rows read.
 func floorMain(args []string) error {
+	if len(args) == 5 && args[0] == "http" {
+		return floorHTTP(args[1:])
+	}
 	if len(args) != 2 {
-		return errors.New("usage: convpipe-bench floor csv|parquet FILE")
+		return errors.New("usage: convpipe-bench floor csv|parquet FILE, or floor http URL RATE WORKERS DURATION")
 	}
 	read := bareCSV
 	switch args[0] {
@@ -119,5 +132,55 @@ func floorMain(args []string) error {
 		return err
 	}
 	fmt.Printf("rows=%d seconds=%.3f\n", n, time.Since(start).Seconds())
+	return nil
+}
+
+// floorHTTP is the floor of a request's cost: a bare net/http client that
+// POSTs a small form body with basic auth to url, paced by x/time/rate at
+// rate per second (burst 1) over workers goroutines sharing one keep-alive
+// transport, for d. Nothing is mapped, recorded or retried. It prints the
+// requests answered.
+func floorHTTP(args []string) error {
+	url := args[0]
+	perSecond, err := strconv.ParseFloat(args[1], 64)
+	if err != nil {
+		return fmt.Errorf("floor http: rate: %w", err)
+	}
+	workers, err := strconv.Atoi(args[2])
+	if err != nil {
+		return fmt.Errorf("floor http: workers: %w", err)
+	}
+	d, err := time.ParseDuration(args[3])
+	if err != nil {
+		return fmt.Errorf("floor http: duration: %w", err)
+	}
+	lim := rate.NewLimiter(rate.Limit(perSecond), 1)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: workers}}
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	var n atomic.Int64
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := 0; lim.Wait(ctx) == nil; i++ {
+				body := fmt.Sprintf("CampaignId=1000&ActionTrackerId=12345&EventDate=2026-11-20T10%%3A00%%3A00Z&OrderId=floor-%d-%d&CurrencyCode=EUR&ClickId=clk&ItemSku1=SKU-1&ItemPrice1=10.50&ItemQuantity1=1", w, i)
+				req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
+				if err != nil {
+					return
+				}
+				req.SetBasicAuth(sim.DefaultAccountSID, sim.DefaultAuthToken)
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				resp, err := client.Do(req)
+				if err != nil {
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				n.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	fmt.Printf("requests=%d\n", n.Load())
 	return nil
 }
