@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"runtime/pprof"
 	"time"
 
@@ -40,9 +41,25 @@ func loadReadConfig(path string) (readConfig, error) {
 	return c, nil
 }
 
+// convpipeGC sets the collector as `convpipe run` sets it (cmd/convpipe's
+// tuneGC and limitMemory, which a main package cannot export): GOGC=400
+// and a soft memory limit of the grouping budget plus 64 MiB, each unless
+// the environment sets it. Keep the two in step.
+func convpipeGC(budget pipeline.ByteSize) {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
+	if budget == 0 {
+		budget = pipeline.DefaultMemoryBudget
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(int64(budget) + 64<<20)
+	}
+}
+
 // dryRunMain is the "discard" subcommand: what `convpipe run --dry-run`
-// does, in this process, with sinks.Discard instead of the JSON-lines
-// dry-run sink, and no ledger. It prints the rows and orders read.
+// does, in this process, with the collector set as convpipe sets it, with
+// sinks.Discard instead of the JSON-lines dry-run sink, and no ledger. It prints the rows and orders read.
 func dryRunMain(args []string) error {
 	fs := flag.NewFlagSet("discard", flag.ContinueOnError)
 	cfgPath := fs.String("config", "", "convpipe configuration file")
@@ -64,6 +81,7 @@ func dryRunMain(args []string) error {
 		cfg.Group.Mode = pipeline.GroupMode(*mode)
 	}
 	ctx := context.Background()
+	convpipeGC(cfg.Group.MemoryBudget)
 	m, err := mapping.New(cfg.Mapping)
 	if err != nil {
 		return fmt.Errorf("mapping: %w", err)
@@ -115,6 +133,7 @@ func sendMain(args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *dur)
 	defer cancel()
+	convpipeGC(cfg.Group.MemoryBudget)
 	m, err := mapping.New(cfg.Mapping)
 	if err != nil {
 		return fmt.Errorf("mapping: %w", err)

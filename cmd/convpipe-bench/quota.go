@@ -170,7 +170,7 @@ func quotaWhy(one, minute quotaStats) string {
 	if one.rate >= 0.99*quotaRate {
 		return "the token bucket paces at the quota; the gate on the server's Remaining holds requests only when the window is spent."
 	}
-	return "with a 1-second window, whole-second X-RateLimit-Reset values (rounded up) keep the sink's gate shut for part of each next window once a window is spent (see part 3); with a longer window the pacing holds the quota."
+	return "near the end of each window the requests in flight may be counted in it or in the next, and the client cannot tell which: the gate holds back once what the server counted plus what is in flight fills the window, and opens at the earliest reset any answer of the window announced, so each window loses about one latency (50 ms of 1 s: 5%); with a 1-minute window that is 50 ms of 60 s, and with the API's hour-long windows 50 ms of 3,600 s (see part 3)."
 }
 
 // quota is figure 3: the configured quota against a simulator that keeps
@@ -214,10 +214,10 @@ func (b *bench) quota() error {
 		sec.Table = append(sec.Table, []string{row.name, row.f(one), row.f(minute)})
 	}
 	sec.After = append(sec.After, fmt.Sprintf(
-		"**Why the two windows differ.** The simulator writes `X-RateLimit-Reset` as whole seconds until the reset, rounded up, as the API documents it. "+
-			"With a 1-second window the reset the sink learns is up to a second late: once a window is spent, the pacer (sinks/pacer.go) keeps its gate shut until that rounded-up reset, "+
-			"and part of the next window goes unused. (A window that rolled over is recognised by Remaining going up, so consecutive windows are not merged.) "+
-			"With the API's real windows (an hour) the rounding is a second in 3,600 and does not show; the 1-minute run shows the pacing itself holds the quota (%.1f%%).", 100*minute.rate/quotaRate))
+		"**Why the two windows differ.** The sink's pacer (sinks/pacer.go) lets a request pass only while the server's last Remaining exceeds the requests in flight, since each of them may still be counted in the current window. "+
+			"Near a window's end that is too careful for this simulator, which counts a request when it answers, 25 to 75 ms after it arrived: requests sent in the window's last latency are counted in the next one, but the client cannot know where the server counts (an API gateway counts on arrival), so the gate holds them back, and opens again at the window's reset. "+
+			"The reset comes as whole seconds, rounded up, from the moment of each answer; the pacer keeps the earliest of a window's answers, which is the closest to the real end. "+
+			"So each window loses about one latency: 50 ms of a 1-second window is 5%%, of a 1-minute window 0.1%% (the second run: %.1f%%), of the API's hour-long windows 0.001%%.", 100*minute.rate/quotaRate))
 	b.report.add(verdict{
 		Figure:   fmt.Sprintf("Quota use, %d/s (1-second window) for %s, 50 ms ± 50%% latency: steady-state rate", quotaRate, quotaFor),
 		Measured: fmt.Sprintf("%.1f/s = %.1f%% (with a 1-minute window of %d: %.1f/s = %.1f%%)", one.rate, 100*one.rate/quotaRate, quotaRate*60, minute.rate, 100*minute.rate/quotaRate),
