@@ -207,6 +207,7 @@ func runRun(cmd *cobra.Command, f *runFlags) error {
 	runID := newRunID()
 	var sink pipeline.Sink
 	var closeSink func()
+	var dry *sinks.DryRun
 	if f.dryRun {
 		var w io.Writer = cmd.OutOrStdout()
 		if f.dryRunOut != "-" {
@@ -217,8 +218,8 @@ func runRun(cmd *cobra.Command, f *runFlags) error {
 			defer file.Close()
 			w = file
 		}
-		d := sinks.NewDryRun(w)
-		sink = d
+		dry = sinks.NewDryRun(w)
+		sink = dry
 	} else {
 		imp, err := sinks.New(cfg.Sink, version, log)
 		if err != nil {
@@ -286,6 +287,11 @@ func runRun(cmd *cobra.Command, f *runFlags) error {
 	}
 	summary, runErr := pipeline.Run(ctx, opt)
 	pr.done()
+	if dry != nil {
+		if err := dry.Flush(); err != nil && runErr == nil {
+			runErr = err
+		}
+	}
 
 	resultsPath := ""
 	if !f.dryRun {
