@@ -485,7 +485,7 @@ func (b *bench) sendProfile(url, cfg string) (sendSplit, error) {
 	}
 	return sendSplit{
 		top: "$ " + c.command() + "\n" + trimPprof(string(top)),
-		summary: fmt.Sprintf("of the profiled samples, the ledger's writer goroutine (SQLite and its fsyncs) takes %.0f%%, the sink's Send (HTTP) %.0f%%, the scheduler %.0f%%, the collector %.0f%% (that run: %d requests, %.0f ms CPU per 1,000).",
+		summary: fmt.Sprintf("Of the profiled samples, the ledger's writer goroutine (SQLite and its fsyncs) takes %.0f%%, the sink's Send (HTTP) %.0f%%, the scheduler %.0f%%, the collector %.0f%% (that run: %d requests, %.0f ms CPU per 1,000).",
 			led, snd, sched, gc, requests, perK),
 	}, nil
 }
