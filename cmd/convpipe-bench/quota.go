@@ -129,6 +129,9 @@ type quotaStats struct {
 	steady429, all429 int
 	burst, burstLimit int
 	perSecond         string
+	// edges is how the arrivals in the last and the first 50 ms of each
+	// window compare with an average 50 ms (1-second windows only).
+	edges string
 	conns             int
 	cpu               time.Duration
 }
@@ -161,6 +164,9 @@ func (b *bench) steady(name string, window time.Duration, quota int, d time.Dura
 	q.all429, _ = countStatus(rs, first, last.Add(time.Nanosecond), http.StatusTooManyRequests)
 	q.rate = float64(q.steady) / to.Sub(from).Seconds()
 	q.burst = maxInWindow(rs, 100*time.Millisecond)
+	if window == time.Second {
+		q.edges = windowEdges(rs, from, to, window, 50*time.Millisecond)
+	}
 	q.burstLimit = int(math.Ceil(quotaRate*0.1)) + quotaBurst
 	b.logf("%s: %d requests, steady %.1f/s, 429 steady %d all %d, max/100ms %d, conns %d", name, q.requests, q.rate, q.steady429, q.all429, q.burst, q.conns)
 	return q, nil
@@ -170,7 +176,7 @@ func quotaWhy(one, minute quotaStats) string {
 	if one.rate >= 0.99*quotaRate {
 		return "the token bucket paces at the quota; the gate on the server's Remaining holds requests only when the window is spent."
 	}
-	return "near the end of each window the requests in flight may be counted in it or in the next, and the client cannot tell which: the gate holds back once what the server counted plus what is in flight fills the window, and opens at the earliest reset any answer of the window announced, so each window loses about one latency (50 ms of 1 s: 5%); with a 1-minute window that is 50 ms of 60 s, and with the API's hour-long windows 50 ms of 3,600 s (see part 3)."
+	return "near the end of each window the requests in flight may be counted in it or in the next, and the client cannot tell which: the gate holds back once what the server counted plus what is in flight fills the window, and opens at the earliest reset any answer of the window announced, so each window loses up to one latency (50 ms of 1 s: 5%; the arrivals in each window's " + one.edges + "); with a 1-minute window that is 50 ms of 60 s, and with the API's hour-long windows 50 ms of 3,600 s (see part 3)."
 }
 
 // quota is figure 3: the configured quota against a simulator that keeps
@@ -204,6 +210,12 @@ func (b *bench) quota() error {
 			return fmt.Sprintf("%.1f/s (%.1f%% of %d/s)", q.rate, 100*q.rate/quotaRate, quotaRate)
 		}},
 		{"Requests per 1-second window (min / median / max, whole seconds)", func(q quotaStats) string { return q.perSecond }},
+		{"Arrivals at each window's edges", func(q quotaStats) string {
+			if q.edges == "" {
+				return "— (one window boundary every minute)"
+			}
+			return q.edges
+		}},
 		{"429 answers in steady state / in all", func(q quotaStats) string { return fmt.Sprintf("%d / %d", q.steady429, q.all429) }},
 		{"Most requests in any 100 ms", func(q quotaStats) string {
 			return fmt.Sprintf("%d (limit %d: %d/s × 0.1 s + burst %d)", q.burst, q.burstLimit, quotaRate, quotaBurst)
@@ -309,6 +321,32 @@ func fmtResume(d time.Duration) string {
 		return "never (no request after the reset)"
 	}
 	return d.Round(time.Millisecond).String()
+}
+
+// windowEdges compares the arrivals between from and to in the last and
+// in the first edge of each window (windows aligned to multiples of
+// window in Unix time, as the simulator's are) with those of an average
+// span of that length.
+func windowEdges(rs []sim.Request, from, to time.Time, window, edge time.Duration) string {
+	var last, firstN, all int
+	for _, r := range rs {
+		if r.Time.Before(from) || !r.Time.Before(to) {
+			continue
+		}
+		all++
+		phase := time.Duration(r.Time.UnixNano() % int64(window))
+		switch {
+		case phase >= window-edge:
+			last++
+		case phase < edge:
+			firstN++
+		}
+	}
+	if all == 0 {
+		return "—"
+	}
+	avg := float64(all) * float64(edge) / float64(window)
+	return fmt.Sprintf("last %s: %.0f%%, first %s: %.0f%% of an average %s", edge, 100*float64(last)/avg, edge, 100*float64(firstN)/avg, edge)
 }
 
 // perSecond returns the min, median and max of requests per whole
