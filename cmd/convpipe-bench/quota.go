@@ -132,8 +132,8 @@ type quotaStats struct {
 	// edges is how the arrivals in the last and the first 50 ms of each
 	// window compare with an average 50 ms (1-second windows only).
 	edges string
-	conns             int
-	cpu               time.Duration
+	conns int
+	cpu   time.Duration
 }
 
 // steady runs convpipe for d against a simulator that allows quota
