@@ -155,6 +155,10 @@ func (p *pacer) release(l limits, gate time.Time) {
 			// the gate on a window that has already rolled over.
 			p.remaining, p.reset = l.remaining, l.reset
 		default:
+			// The same window. Every answer's reset is at or after the
+			// window's real end (seconds rounded up, counted from when
+			// the server answered, which is before we read it), so the
+			// earliest is the closest.
 			p.remaining = min(p.remaining, l.remaining)
 			p.reset = minTime(p.reset, l.reset)
 		}
