@@ -377,10 +377,14 @@ func (r *runner) stamp(e Entry) Entry {
 // worker, at most 256.
 func (r *runner) stageSize() int {
 	n := r.opt.Workers
+	most := max(256, r.opt.Workers)
 	if pc, ok := r.opt.Sink.(Pacer); ok {
-		n = max(n, int(math.Ceil(pc.Pace().PerSecond/10)))
+		// An unlimited pace is a huge float: compare before converting.
+		if tenth := math.Ceil(pc.Pace().PerSecond / 10); tenth > float64(n) {
+			n = int(min(tenth, float64(most)))
+		}
 	}
-	return min(n, max(256, r.opt.Workers))
+	return min(n, most)
 }
 
 // stage writes the pending entries of the jobs waiting to be sent a batch
