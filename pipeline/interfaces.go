@@ -190,6 +190,9 @@ type Ledger interface {
 type BatchLedger interface {
 	// PutAll writes es durably in one transaction: all or none.
 	PutAll(ctx context.Context, es []Entry) error
+	// Delete removes the entry of key durably: Run takes back the pending
+	// entry of a new order it wrote and then did not send.
+	Delete(ctx context.Context, key Key) error
 }
 
 // Settler is implemented by ledgers that can tell cheaply, without reading

@@ -444,22 +444,22 @@ func pendingEntry(j job) Entry {
 }
 
 // unstage puts back the entry a staged job had before the stage wrote it
-// pending, since the run stopped before sending it. A key new to the
-// ledger is recorded as failed and not sent, as a send that the sink
-// could not start is; the next run sends it.
+// pending, since the run stopped before sending it; a key new to the
+// ledger is deleted again. Either way the ledger is as if the run had
+// never taken the order up, and the next run sends it.
 func (r *runner) unstage(j job) {
+	ctx := context.WithoutCancel(r.sendCtx)
+	var err error
 	if j.prev != nil {
 		// Written as it was: its run, times and state are the earlier
 		// run's.
-		if err := r.opt.Ledger.Put(context.WithoutCancel(r.sendCtx), *j.prev); err != nil {
-			r.setFatal(fmt.Errorf("%w: %s: %w", ErrLedgerWrite, j.prev.Key, err))
-		}
-		return
+		err = r.opt.Ledger.Put(ctx, *j.prev)
+	} else {
+		err = r.batch.Delete(ctx, j.conv.Key)
 	}
-	e := j.pending
-	e.State, e.MaybeSent = StateFailed, false
-	e.Messages = []Message{{Text: "not sent: the run stopped before its turn"}}
-	r.put(e)
+	if err != nil {
+		r.setFatal(fmt.Errorf("%w: %s: %w", ErrLedgerWrite, j.conv.Key, err))
+	}
 }
 
 func (r *runner) readObject(ctx context.Context, obj Object, jobs chan<- job) {

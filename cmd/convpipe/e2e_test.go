@@ -981,16 +981,10 @@ func TestSecondSignalAborts(t *testing.T) {
 	}
 	aborted := 0
 	for _, e := range w.export() {
-		switch {
-		case e.State == pipeline.StatePending:
+		switch e.State {
+		case pipeline.StatePending:
 			t.Errorf("%s left pending", e.Key)
-		case e.State == pipeline.StateFailed && e.Attempts == 0:
-			// Written pending with the next sends, then not sent: the
-			// run stopped before its turn.
-			if e.MaybeSent || len(e.Messages) != 1 || !strings.HasPrefix(e.Messages[0].Text, "not sent") {
-				t.Errorf("%s never sent: %+v, want failed, not sent, not maybe sent", e.Key, e)
-			}
-		case e.State == pipeline.StateFailed:
+		case pipeline.StateFailed:
 			aborted++
 			if !e.MaybeSent {
 				t.Errorf("%s aborted after the request was sent, but not marked maybe sent", e.Key)
