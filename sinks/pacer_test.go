@@ -9,6 +9,17 @@ import (
 	"golang.org/x/time/rate"
 )
 
+// answerer returns a function that passes one request through p and
+// releases it with the answer's Remaining and reset.
+func answerer(p *pacer) func(remaining int, reset time.Time) {
+	return func(remaining int, reset time.Time) {
+		p.mu.Lock()
+		p.inflight++
+		p.mu.Unlock()
+		p.release(limits{limit: 50, remaining: remaining, reset: reset}, time.Time{})
+	}
+}
+
 // TestPacerWindowRollover: with resets given in whole seconds, answers of
 // two consecutive windows carry resets that overlap. A window that was
 // spent must not keep the gate shut once an answer shows a new window
@@ -16,12 +27,7 @@ import (
 func TestPacerWindowRollover(t *testing.T) {
 	p := newPacer(rate.Inf, 1, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	now := time.Now()
-	answer := func(remaining int, reset time.Time) {
-		p.mu.Lock()
-		p.inflight++
-		p.mu.Unlock()
-		p.release(limits{limit: 50, remaining: remaining, reset: reset}, time.Time{})
-	}
+	answer := answerer(p)
 	// The first window is nearly spent: its last answers say 3, then 2
 	// left, with the reset rounded up to whole seconds.
 	answer(3, now.Add(900*time.Millisecond))
@@ -53,12 +59,7 @@ func TestPacerWindowRollover(t *testing.T) {
 func TestPacerWindowEndsAtEarliestReset(t *testing.T) {
 	p := newPacer(rate.Inf, 1, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	now := time.Now()
-	answer := func(remaining int, reset time.Time) {
-		p.mu.Lock()
-		p.inflight++
-		p.mu.Unlock()
-		p.release(limits{limit: 50, remaining: remaining, reset: reset}, time.Time{})
-	}
+	answer := answerer(p)
 	answer(2, now.Add(10*time.Second))
 	answer(1, now.Add(10*time.Second+500*time.Millisecond))
 	answer(0, now.Add(10*time.Second+900*time.Millisecond))
