@@ -41,6 +41,26 @@ func loadReadConfig(path string) (readConfig, error) {
 	return c, nil
 }
 
+// startCPUProfile starts the CPU profiler writing to path, when path is
+// set; stop ends the profile and closes the file.
+func startCPUProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
+}
+
 // convpipeGC sets the collector as `convpipe run` sets it (cmd/convpipe's
 // tuneGC and limitMemory, which a main package cannot export): GOGC=400
 // and a soft memory limit of the grouping budget plus 64 MiB, each unless
@@ -90,17 +110,11 @@ func dryRunMain(args []string) error {
 	if err != nil {
 		return fmt.Errorf("source: %w", err)
 	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stop, err := startCPUProfile(*cpuProfile)
+	if err != nil {
+		return err
 	}
+	defer stop()
 	sink := &sinks.Discard{}
 	sum, err := pipeline.Run(ctx, pipeline.Options{Source: src, Mapper: m, Sink: sink, DryRun: true, Group: cfg.Group, Workers: 4})
 	if err != nil {
@@ -152,17 +166,11 @@ func sendMain(args []string) error {
 		return err
 	}
 	defer led.Close()
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stop, err := startCPUProfile(*cpuProfile)
+	if err != nil {
+		return err
 	}
+	defer stop()
 	sum, err := pipeline.Run(ctx, pipeline.Options{Source: src, Mapper: m, Sink: sink, Ledger: led, Group: cfg.Group, Workers: cfg.Sink.Workers, RunID: "bench-send"})
 	fmt.Printf("requests=%d accepted=%d\n", sum.Total.Requests, sum.Total.Accepted)
 	return err
