@@ -41,6 +41,21 @@ func loadReadConfig(path string) (readConfig, error) {
 	return c, nil
 }
 
+// reading sets the collector as convpipe does and builds the mapping and
+// the source of cfg, as `convpipe run` builds them.
+func reading(ctx context.Context, cfg readConfig) (pipeline.Source, *mapping.Mapping, error) {
+	convpipeGC(cfg.Group.MemoryBudget)
+	m, err := mapping.New(cfg.Mapping)
+	if err != nil {
+		return nil, nil, fmt.Errorf("mapping: %w", err)
+	}
+	src, err := sources.New(ctx, cfg.Source)
+	if err != nil {
+		return nil, nil, fmt.Errorf("source: %w", err)
+	}
+	return src, m, nil
+}
+
 // startCPUProfile starts the CPU profiler writing to path, when path is
 // set; stop ends the profile and closes the file.
 func startCPUProfile(path string) (stop func(), err error) {
@@ -101,14 +116,9 @@ func dryRunMain(args []string) error {
 		cfg.Group.Mode = pipeline.GroupMode(*mode)
 	}
 	ctx := context.Background()
-	convpipeGC(cfg.Group.MemoryBudget)
-	m, err := mapping.New(cfg.Mapping)
+	src, m, err := reading(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("mapping: %w", err)
-	}
-	src, err := sources.New(ctx, cfg.Source)
-	if err != nil {
-		return fmt.Errorf("source: %w", err)
+		return err
 	}
 	stop, err := startCPUProfile(*cpuProfile)
 	if err != nil {
@@ -147,14 +157,9 @@ func sendMain(args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *dur)
 	defer cancel()
-	convpipeGC(cfg.Group.MemoryBudget)
-	m, err := mapping.New(cfg.Mapping)
+	src, m, err := reading(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("mapping: %w", err)
-	}
-	src, err := sources.New(ctx, cfg.Source)
-	if err != nil {
-		return fmt.Errorf("source: %w", err)
+		return err
 	}
 	sink, err := sinks.New(cfg.Sink, "bench", nil)
 	if err != nil {
