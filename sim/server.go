@@ -44,6 +44,9 @@ type Request struct {
 	// Recorded is true when the request's conversion was recorded (also
 	// when its connection was dropped afterwards).
 	Recorded bool
+	// OrderID is the conversion's OrderId, once its body was parsed and
+	// validated (empty for other requests).
+	OrderID string
 }
 
 // Received is one conversion the server accepted.
@@ -541,6 +544,9 @@ func (s *Server) conversion(ex *exchange, p plan) {
 		return
 	}
 	eventType, orderID := eventKey(values)
+	s.mu.Lock()
+	s.requests[ex.idx].OrderID = orderID
+	s.mu.Unlock()
 	dedup := eventType + "\x00" + orderID
 	if _, id := first(values, "EventTypeId", "ActionTrackerId"); id == "" {
 		dedup = "code\x00" + dedup
