@@ -15,6 +15,7 @@ import (
 
 	"convpipe/mapping"
 	"convpipe/pipeline"
+	"convpipe/pipeline/group"
 	"convpipe/sources"
 )
 
@@ -78,7 +79,7 @@ func BenchmarkRowToConversion(b *testing.B) {
 		b.Fatal(objs, err)
 	}
 	var orders, bodies int
-	g := pipeline.NewGrouper(pipeline.GroupConfig{Mode: pipeline.GroupSorted}, m.OrderKey, func(lines []pipeline.Row) error {
+	g := group.NewGrouper(group.GroupConfig{Mode: group.GroupSorted}, m.OrderKey, func(lines []pipeline.Row) error {
 		orders++
 		md := m.Map(lines)
 		if len(md.Problems) > 0 {

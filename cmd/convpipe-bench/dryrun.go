@@ -15,6 +15,8 @@ import (
 	"convpipe/ledger"
 	"convpipe/mapping"
 	"convpipe/pipeline"
+	"convpipe/pipeline/engine"
+	"convpipe/pipeline/group"
 	"convpipe/sinks"
 	"convpipe/sources"
 )
@@ -22,11 +24,11 @@ import (
 // readConfig is the part of convpipe's configuration file that reading
 // needs; the other sections are ignored.
 type readConfig struct {
-	Source  sources.Config       `yaml:"source"`
-	Mapping mapping.Config       `yaml:"mapping"`
-	Group   pipeline.GroupConfig `yaml:"group"`
-	Sink    sinks.Config         `yaml:"sink"`
-	Ledger  ledger.Config        `yaml:"ledger"`
+	Source  sources.Config    `yaml:"source"`
+	Mapping mapping.Config    `yaml:"mapping"`
+	Group   group.GroupConfig `yaml:"group"`
+	Sink    sinks.Config      `yaml:"sink"`
+	Ledger  ledger.Config     `yaml:"ledger"`
 }
 
 func loadReadConfig(path string) (readConfig, error) {
@@ -80,12 +82,12 @@ func startCPUProfile(path string) (stop func(), err error) {
 // tuneGC and limitMemory, which a main package cannot export): GOGC=400
 // and a soft memory limit of the grouping budget plus 64 MiB, each unless
 // the environment sets it. Keep the two in step.
-func convpipeGC(budget pipeline.ByteSize) {
+func convpipeGC(budget group.ByteSize) {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(400)
 	}
 	if budget == 0 {
-		budget = pipeline.DefaultMemoryBudget
+		budget = group.DefaultMemoryBudget
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(int64(budget) + 64<<20)
@@ -113,7 +115,7 @@ func dryRunMain(args []string) error {
 		cfg.Source.Location = *source
 	}
 	if *mode != "" {
-		cfg.Group.Mode = pipeline.GroupMode(*mode)
+		cfg.Group.Mode = group.GroupMode(*mode)
 	}
 	ctx := context.Background()
 	src, m, err := reading(ctx, cfg)
@@ -126,7 +128,7 @@ func dryRunMain(args []string) error {
 	}
 	defer stop()
 	sink := &sinks.Discard{}
-	sum, err := pipeline.Run(ctx, pipeline.Options{Source: src, Mapper: m, Sink: sink, DryRun: true, Group: cfg.Group, Workers: 4})
+	sum, err := engine.Run(ctx, engine.Options{Source: src, Mapper: m, Sink: sink, DryRun: true, Group: cfg.Group, Workers: 4})
 	if err != nil {
 		return err
 	}
@@ -176,7 +178,7 @@ func sendMain(args []string) error {
 		return err
 	}
 	defer stop()
-	sum, err := pipeline.Run(ctx, pipeline.Options{Source: src, Mapper: m, Sink: sink, Ledger: led, Group: cfg.Group, Workers: cfg.Sink.Workers, RunID: "bench-send"})
+	sum, err := engine.Run(ctx, engine.Options{Source: src, Mapper: m, Sink: sink, Ledger: led, Group: cfg.Group, Workers: cfg.Sink.Workers, RunID: "bench-send"})
 	fmt.Printf("requests=%d accepted=%d\n", sum.Total.Requests, sum.Total.Accepted)
 	return err
 }

@@ -439,7 +439,7 @@ func (b *bench) cost() error {
 	if err != nil {
 		return err
 	}
-	sec.CodeIntro = "Where convpipe's CPU goes, from a CPU profile of the same kind of run (`convpipe-bench send`: `pipeline.Run` wired with the configured sink and ledger as `convpipe run` wires it, 10 s against the same simulator): " + split.summary
+	sec.CodeIntro = "Where convpipe's CPU goes, from a CPU profile of the same kind of run (`convpipe-bench send`: `engine.Run` wired with the configured sink and ledger as `convpipe run` wires it, 10 s against the same simulator): " + split.summary
 	sec.Code = split.top
 	b.report.section(sec)
 	b.report.add(verdict{

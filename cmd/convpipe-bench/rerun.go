@@ -16,6 +16,7 @@ import (
 	"convpipe/ledger"
 	"convpipe/mapping"
 	"convpipe/pipeline"
+	"convpipe/pipeline/engine"
 	"convpipe/sinks"
 	"convpipe/sources"
 )
@@ -158,7 +159,7 @@ func fillMain(args []string) error {
 		led.Close()
 		return err
 	}
-	s, err := pipeline.Run(ctx, pipeline.Options{Source: src, Mapper: m, Sink: &sinks.Discard{}, Ledger: bl, Group: cfg.Group, Workers: 4, RunID: info.ID})
+	s, err := engine.Run(ctx, engine.Options{Source: src, Mapper: m, Sink: &sinks.Discard{}, Ledger: bl, Group: cfg.Group, Workers: 4, RunID: info.ID})
 	if err == nil {
 		err = bl.flush(ctx)
 	}
@@ -249,7 +250,7 @@ func (b *bench) rerun() error {
 		"The export: %s orders (`samples/gen -orders 1000000`, %s rows, %s). "+
 			"The ledger (%s of SQLite) holds every one of them as accepted, as a run that sent them all would have left it. "+
 			"Sending a million orders through the simulator at any realistic quota takes far too long, so the suite fills it another way, through the same code: "+
-			"`pipeline.Run` over the same export with the same configuration, a sink that answers every conversion as accepted (`sinks.Discard`) and the real ledger (`ledger.Open`) behind a wrapper that batches Puts into PutAll transactions. "+
+			"`engine.Run` over the same export with the same configuration, a sink that answers every conversion as accepted (`sinks.Discard`) and the real ledger (`ledger.Open`) behind a wrapper that batches Puts into PutAll transactions. "+
 			"The entries are exactly those a run writes (same keys, payload hashes from the mapping and `Conversion.Encode`, refs, states), and Run itself marks the object processed (`MarkObjectDone`) with its key, ETag and size. "+
 			"The ledger %s.",
 		fmtInt(s2.Total.Orders), fmtInt(s2.Total.Rows), fmtBytes(fileSize(dataPath)), fmtBytes(fi.Size()), fill))

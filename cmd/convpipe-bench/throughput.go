@@ -107,7 +107,7 @@ func (b *bench) throughput() error {
 	sec.Text = append(sec.Text,
 		"One export of 1,000,000 order lines (15 columns, 1–8 lines per order, product names with commas and quotes), as CSV and as Parquet (one row group, Snappy). "+
 			"Each run reads it, groups the lines into orders, maps and checks every order, encodes the request body and hashes it (what a real run does before asking the ledger), and hands every valid conversion to a sink. "+
-			"*discard* is this pipeline (`pipeline.Run` wired as `convpipe run --dry-run` wires it) with `sinks.Discard`, run as `convpipe-bench discard` in a child process; "+
+			"*discard* is this pipeline (`engine.Run` wired as `convpipe run --dry-run` wires it) with `sinks.Discard`, run as `convpipe-bench discard` in a child process; "+
 			"*convpipe run --dry-run* is the real command, whose dry-run sink also formats every conversion as a JSON line (here to /dev/null). "+
 			"The floors are `convpipe-bench floor`, child processes too: a bare `encoding/csv` loop with ReuseRecord, and a bare xitongsys/parquet-go column read of every column in batches of 10,000 rows, the values left as parquet-go decodes them (no strings, no rows).",
 		fmt.Sprintf("Each figure is the median of %d runs. *rows per CPU-s* is what one core would do if the run had it alone (rows ÷ (user+system CPU)); GOMAXPROCS=1 runs the pipeline on one core for real.", b.repeat))

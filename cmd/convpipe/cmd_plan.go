@@ -9,6 +9,7 @@ import (
 
 	"convpipe/ledger"
 	"convpipe/pipeline"
+	"convpipe/pipeline/engine"
 	"convpipe/sinks"
 )
 
@@ -76,10 +77,10 @@ func runPlan(cmd *cobra.Command, f *planFlags) error {
 		pled = led
 	}
 	shown := 0
-	s, err := pipeline.Run(ctx, pipeline.Options{
+	s, err := engine.Run(ctx, engine.Options{
 		Source: src, Mapper: mapper, Ledger: pled, Group: cfg.Group, All: f.all, Logger: log,
-		OnDecision: func(d pipeline.Decision) {
-			if d.Action == pipeline.ActionSend && shown < f.limit {
+		OnDecision: func(d engine.Decision) {
+			if d.Action == engine.ActionSend && shown < f.limit {
 				shown++
 				printConversion(out, shown, d.Mapped.Conversion, d.Body)
 			}

@@ -19,6 +19,7 @@ import (
 
 	"convpipe/ledger"
 	"convpipe/pipeline"
+	"convpipe/pipeline/engine"
 	"convpipe/sim"
 	"convpipe/sinks"
 	"convpipe/sources"
@@ -266,7 +267,7 @@ func runRun(cmd *cobra.Command, f *runFlags) error {
 	log.Info("run started", "run", runID, "source", cfg.Source.Location, "ledger", cfg.Ledger.Path,
 		"rate", cfg.Sink.Rate, "workers", cfg.Sink.Workers, "dry_run", f.dryRun)
 
-	opt := pipeline.Options{
+	opt := engine.Options{
 		Source:        src,
 		Mapper:        mapper,
 		Sink:          sink,
@@ -285,7 +286,7 @@ func runRun(cmd *cobra.Command, f *runFlags) error {
 	if cfg.Run.Progress != "off" {
 		opt.OnProgress = pr.report
 	}
-	summary, runErr := pipeline.Run(ctx, opt)
+	summary, runErr := engine.Run(ctx, opt)
 	pr.done()
 	if dry != nil {
 		if err := dry.Flush(); err != nil && runErr == nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"convpipe/pipeline"
+	"convpipe/pipeline/engine"
 )
 
 type validateFlags struct {
@@ -71,25 +72,25 @@ func runValidate(cmd *cobra.Command, f *validateFlags) error {
 			problems = append(problems, m)
 		}
 	}
-	opt := pipeline.Options{
+	opt := engine.Options{
 		Source: src, Mapper: mapper, Group: cfg.Group, Logger: log,
-		OnDecision: func(d pipeline.Decision) {
+		OnDecision: func(d engine.Decision) {
 			for _, sr := range d.Mapped.SkippedRows {
 				if len(sr.Refs) > 0 {
 					skip("row: "+sr.Text, sr.Refs[0])
 				}
 			}
 			switch d.Action {
-			case pipeline.ActionSkip:
+			case engine.ActionSkip:
 				skip("order: "+d.Mapped.Skip, d.Mapped.Conversion.Refs[0])
-			case pipeline.ActionInvalid:
+			case engine.ActionInvalid:
 				for _, p := range d.Mapped.Problems {
 					if len(p.Refs) == 0 {
 						p.Refs = d.Mapped.Conversion.Refs
 					}
 					keep(p)
 				}
-			case pipeline.ActionSend:
+			case engine.ActionSend:
 				if shown < f.limit {
 					shown++
 					printConversion(out, shown, d.Mapped.Conversion, d.Body)
@@ -98,7 +99,7 @@ func runValidate(cmd *cobra.Command, f *validateFlags) error {
 		},
 		OnRowError: keep,
 	}
-	s, err := pipeline.Run(ctx, opt)
+	s, err := engine.Run(ctx, opt)
 	if err != nil {
 		return err
 	}

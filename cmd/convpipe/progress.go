@@ -11,7 +11,7 @@ import (
 
 	"golang.org/x/term"
 
-	"convpipe/pipeline"
+	"convpipe/pipeline/engine"
 )
 
 // progressReporter shows a run's progress: a bar redrawn in place on a
@@ -57,8 +57,8 @@ func newProgressReporter(w io.Writer, log *slog.Logger, interval time.Duration, 
 	return &progressReporter{w: w, tty: tty, log: log, interval: interval}
 }
 
-// report is a pipeline.Options.OnProgress callback.
-func (p *progressReporter) report(pr pipeline.Progress) {
+// report is a engine.Options.OnProgress callback.
+func (p *progressReporter) report(pr engine.Progress) {
 	if p.tty {
 		p.draw(pr)
 		return
@@ -82,7 +82,7 @@ func (p *progressReporter) report(pr pipeline.Progress) {
 	p.log.Info("progress", attrs...)
 }
 
-func (p *progressReporter) draw(pr pipeline.Progress) {
+func (p *progressReporter) draw(pr engine.Progress) {
 	total := pr.EstimatedToSend
 	frac := 0.0
 	if total > 0 {

@@ -11,6 +11,7 @@ import (
 
 	"convpipe/mapping"
 	"convpipe/pipeline"
+	"convpipe/pipeline/group"
 	"convpipe/sources"
 )
 
@@ -81,7 +82,7 @@ func newLogger(w io.Writer, format, level string) *slog.Logger {
 func buildReading(ctx context.Context, cfg Config) (pipeline.Source, *mapping.Mapping, error) {
 	budget := int64(cfg.Group.MemoryBudget)
 	if budget == 0 {
-		budget = int64(pipeline.DefaultMemoryBudget)
+		budget = int64(group.DefaultMemoryBudget)
 	}
 	limitMemory(budget)
 	m, err := mapping.New(cfg.Mapping)

@@ -1,4 +1,4 @@
-package pipeline
+package group
 
 import (
 	"errors"
@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"convpipe/pipeline"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -34,7 +36,7 @@ type groupGen struct {
 
 // groupRows generates the rows of one object; Line is the row's position
 // plus one (the header).
-func groupRows(obj *Object, hdr *Header, o groupGen) []Row {
+func groupRows(obj *pipeline.Object, hdr *pipeline.Header, o groupGen) []pipeline.Row {
 	rnd := rand.New(rand.NewPCG(o.seed, o.seed^0x9e3779b97f4a7c15))
 	if o.values == 0 {
 		o.values = 4
@@ -65,14 +67,14 @@ func groupRows(obj *Object, hdr *Header, o groupGen) []Row {
 		}
 		lines = append(keep, late...)
 	}
-	rows := make([]Row, len(lines))
+	rows := make([]pipeline.Row, len(lines))
 	for i, l := range lines {
 		vals := make([]string, 1+o.values)
 		vals[0] = fmt.Sprintf("order-%05d", l.order)
 		for j := 1; j < len(vals); j++ {
 			vals[j] = fmt.Sprintf("v%d-%d-%d", l.order, l.n, rnd.IntN(1000))
 		}
-		r := Row{Object: obj, Header: hdr, Line: int64(i + 2), Values: vals}
+		r := pipeline.Row{Object: obj, Header: hdr, Line: int64(i + 2), Values: vals}
 		if o.odd {
 			switch rnd.IntN(12) {
 			case 0:
@@ -101,7 +103,7 @@ func groupRows(obj *Object, hdr *Header, o groupGen) []Row {
 	return rows
 }
 
-func groupKey(r Row) string {
+func groupKey(r pipeline.Row) string {
 	if len(r.Values) == 0 {
 		return ""
 	}
@@ -111,12 +113,12 @@ func groupKey(r Row) string {
 // groupCollector records emitted orders; failAt > 0 makes the failAt-th emit
 // fail with err.
 type groupCollector struct {
-	orders [][]Row
+	orders [][]pipeline.Row
 	failAt int
 	err    error
 }
 
-func (c *groupCollector) emit(lines []Row) error {
+func (c *groupCollector) emit(lines []pipeline.Row) error {
 	if c.failAt > 0 && len(c.orders)+1 == c.failAt {
 		return c.err
 	}
@@ -126,8 +128,8 @@ func (c *groupCollector) emit(lines []Row) error {
 
 // groupWant groups rows the simple way: all lines of a key, in first-seen
 // order of the keys. With adjacent, only adjacent lines group (sorted).
-func groupWant(rows []Row, adjacent bool) [][]Row {
-	var out [][]Row
+func groupWant(rows []pipeline.Row, adjacent bool) [][]pipeline.Row {
+	var out [][]pipeline.Row
 	index := map[string]int{}
 	for _, r := range rows {
 		k := groupKey(r)
@@ -135,7 +137,7 @@ func groupWant(rows []Row, adjacent bool) [][]Row {
 			if n := len(out); n > 0 && groupKey(out[n-1][0]) == k {
 				out[n-1] = append(out[n-1], r)
 			} else {
-				out = append(out, []Row{r})
+				out = append(out, []pipeline.Row{r})
 			}
 			continue
 		}
@@ -153,12 +155,12 @@ func groupWant(rows []Row, adjacent bool) [][]Row {
 // checkGroups checks that got holds exactly the orders of want, each line
 // once and equal to the row added, with the object's Object and Header.
 // With inOrder the orders must also come in want's order.
-func checkGroups(t *testing.T, obj *Object, hdr *Header, got, want [][]Row, inOrder bool) {
+func checkGroups(t *testing.T, obj *pipeline.Object, hdr *pipeline.Header, got, want [][]pipeline.Row, inOrder bool) {
 	t.Helper()
 	if len(got) != len(want) {
 		t.Errorf("emitted %d orders, want %d", len(got), len(want))
 	}
-	byKey := map[string][]Row{}
+	byKey := map[string][]pipeline.Row{}
 	for _, o := range want {
 		byKey[groupKey(o[0])] = o
 	}
@@ -190,7 +192,7 @@ func checkGroups(t *testing.T, obj *Object, hdr *Header, got, want [][]Row, inOr
 	}
 }
 
-func describeLines(lines []Row) string {
+func describeLines(lines []pipeline.Row) string {
 	var b strings.Builder
 	for _, r := range lines {
 		fmt.Fprintf(&b, "[%d %q %v] ", r.Line, r.Values, r.Nulls)
@@ -209,8 +211,8 @@ func checkNoTempFiles(t *testing.T, dir string) {
 	}
 }
 
-func groupObject(name string) (*Object, *Header) {
-	return &Object{Key: name}, NewHeader([]string{"order_id", "a", "b", "c", "d"})
+func groupObject(name string) (*pipeline.Object, *pipeline.Header) {
+	return &pipeline.Object{Key: name}, pipeline.NewHeader([]string{"order_id", "a", "b", "c", "d"})
 }
 
 func TestGrouper(t *testing.T) {
@@ -218,7 +220,7 @@ func TestGrouper(t *testing.T) {
 		name   string
 		mode   GroupMode
 		budget ByteSize
-		size   int64 // Object.Size, for the number of partitions
+		size   int64 // pipeline.Object.Size, for the number of partitions
 		gen    groupGen
 		// adjacent: want only adjacent lines grouped (sorted mode);
 		// inOrder: want the orders in first-seen order.
@@ -720,21 +722,21 @@ func TestGrouperNoObject(t *testing.T) {
 }
 
 func TestGrouperMisuse(t *testing.T) {
-	emit := func([]Row) error { return nil }
+	emit := func([]pipeline.Row) error { return nil }
 	t.Run("rows of two objects", func(t *testing.T) {
 		g := NewGrouper(GroupConfig{TempDir: t.TempDir()}, groupKey, emit)
 		defer g.Close()
 		a, ha := groupObject("a.csv")
 		b, _ := groupObject("b.csv")
-		if err := g.Add(Row{Object: a, Header: ha, Line: 2, Values: []string{"1"}}); err != nil {
+		if err := g.Add(pipeline.Row{Object: a, Header: ha, Line: 2, Values: []string{"1"}}); err != nil {
 			t.Fatal(err)
 		}
 		// Another pointer to an equal object and header is the same object.
 		a2, ha2 := groupObject("a.csv")
-		if err := g.Add(Row{Object: a2, Header: ha2, Line: 3, Values: []string{"1"}}); err != nil {
+		if err := g.Add(pipeline.Row{Object: a2, Header: ha2, Line: 3, Values: []string{"1"}}); err != nil {
 			t.Fatalf("same object, other pointers: %v", err)
 		}
-		err := g.Add(Row{Object: b, Header: ha, Line: 2, Values: []string{"2"}})
+		err := g.Add(pipeline.Row{Object: b, Header: ha, Line: 2, Values: []string{"2"}})
 		if err == nil || !strings.Contains(err.Error(), "b.csv:2") || !strings.Contains(err.Error(), "a.csv") {
 			t.Fatalf("Add: %v, want an error naming both objects", err)
 		}
@@ -746,10 +748,10 @@ func TestGrouperMisuse(t *testing.T) {
 		g := NewGrouper(GroupConfig{TempDir: t.TempDir()}, groupKey, emit)
 		defer g.Close()
 		a, ha := groupObject("a.csv")
-		if err := g.Add(Row{Object: a, Header: ha, Line: 2, Values: []string{"1"}}); err != nil {
+		if err := g.Add(pipeline.Row{Object: a, Header: ha, Line: 2, Values: []string{"1"}}); err != nil {
 			t.Fatal(err)
 		}
-		err := g.Add(Row{Object: a, Header: NewHeader([]string{"x"}), Line: 3, Values: []string{"1"}})
+		err := g.Add(pipeline.Row{Object: a, Header: pipeline.NewHeader([]string{"x"}), Line: 3, Values: []string{"1"}})
 		if err == nil || !strings.Contains(err.Error(), "a.csv:3") {
 			t.Fatalf("Add: %v, want an error naming the row", err)
 		}
@@ -760,7 +762,7 @@ func TestGrouperMisuse(t *testing.T) {
 			NewGrouper(GroupConfig{}, groupKey, nil),
 			NewGrouper(GroupConfig{Mode: "fast"}, groupKey, emit),
 		} {
-			if err := g.Add(Row{}); err == nil {
+			if err := g.Add(pipeline.Row{}); err == nil {
 				t.Error("Add: no error")
 			}
 			if err := g.Flush(); err == nil {
@@ -889,7 +891,7 @@ func TestParseByteSize(t *testing.T) {
 
 func TestRecordRoundTrip(t *testing.T) {
 	obj, hdr := groupObject("x.parquet")
-	rows := []Row{
+	rows := []pipeline.Row{
 		{Line: 1, Values: []string{"a", "", "Zoë"}},
 		{Line: -5},
 		{Line: math.MaxInt64, Values: []string{}, Nulls: []bool{}},
@@ -943,7 +945,7 @@ func FuzzGroupRecord(f *testing.F) {
 	f.Add("order-1", int64(2), "a,b,,c", []byte{1, 0, 1})
 	f.Add("", int64(-1), "", []byte(nil))
 	f.Fuzz(func(t *testing.T, key string, line int64, values string, nulls []byte) {
-		r := Row{Line: line, Values: strings.Split(values, ",")}
+		r := pipeline.Row{Line: line, Values: strings.Split(values, ",")}
 		if nulls != nil {
 			r.Nulls = make([]bool, len(nulls))
 			for i, b := range nulls {
@@ -987,13 +989,13 @@ func TestHashSet(t *testing.T) {
 }
 
 // groupBenchRows returns n rows of 15 columns in orders of 1-8 lines.
-func groupBenchRows(n int, layout string) []Row {
+func groupBenchRows(n int, layout string) []pipeline.Row {
 	obj, _ := groupObject("bench.csv")
 	names := make([]string, 15)
 	for i := range names {
 		names[i] = "col" + strconv.Itoa(i)
 	}
-	hdr := NewHeader(names)
+	hdr := pipeline.NewHeader(names)
 	rows := groupRows(obj, hdr, groupGen{orders: n * 2 / 9, maxLines: 8, layout: layout, seed: 1, values: 14})
 	// Lay the values out as encoding/csv does: substrings of one string
 	// per record.
@@ -1008,10 +1010,10 @@ func groupBenchRows(n int, layout string) []Row {
 	return rows
 }
 
-func runGroupBench(b *testing.B, cfg GroupConfig, rows []Row) {
+func runGroupBench(b *testing.B, cfg GroupConfig, rows []pipeline.Row) {
 	cfg.TempDir = b.TempDir()
 	orders := 0
-	g := NewGrouper(cfg, groupKey, func(lines []Row) error { orders++; return nil })
+	g := NewGrouper(cfg, groupKey, func(lines []pipeline.Row) error { orders++; return nil })
 	defer g.Close()
 	b.ReportAllocs()
 	for b.Loop() {

@@ -1,28 +1,34 @@
-package pipeline
+package engine
 
 import (
 	"context"
 	"math"
 	"testing"
+
+	"convpipe/pipeline"
 )
 
 // pacedSink is a sink that only tells its pace: stageSize reads nothing
 // else.
 type pacedSink struct{ perSecond float64 }
 
-func (s pacedSink) Send(context.Context, *Conversion) (Outcome, error) { return Outcome{}, nil }
-func (s pacedSink) Pace() Pace                                         { return Pace{PerSecond: s.perSecond} }
+func (s pacedSink) Send(context.Context, *pipeline.Conversion) (pipeline.Outcome, error) {
+	return pipeline.Outcome{}, nil
+}
+func (s pacedSink) Pace() pipeline.Pace { return pipeline.Pace{PerSecond: s.perSecond} }
 
 type unpacedSink struct{}
 
-func (unpacedSink) Send(context.Context, *Conversion) (Outcome, error) { return Outcome{}, nil }
+func (unpacedSink) Send(context.Context, *pipeline.Conversion) (pipeline.Outcome, error) {
+	return pipeline.Outcome{}, nil
+}
 
 // TestStageSize: a tenth of a second of the pace, at least one send per
 // worker, at most 256 (or the workers when there are more).
 func TestStageSize(t *testing.T) {
 	for _, c := range []struct {
 		name    string
-		sink    Sink
+		sink    pipeline.Sink
 		workers int
 		want    int
 	}{

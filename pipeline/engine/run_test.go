@@ -1,4 +1,4 @@
-package pipeline_test
+package engine_test
 
 import (
 	"context"
@@ -15,12 +15,13 @@ import (
 	"convpipe/ledger"
 	"convpipe/mapping"
 	"convpipe/pipeline"
+	"convpipe/pipeline/engine"
 	"convpipe/sim"
 	"convpipe/sinks"
 	"convpipe/sources"
 )
 
-// These tests run pipeline.Run with the real parts around it: CSV files on
+// These tests run engine.Run with the real parts around it: CSV files on
 // disk, the YAML mapping, the HTTP sink against the simulator on loopback,
 // and a SQLite ledger.
 
@@ -124,7 +125,7 @@ func (h *harness) run(o runOpts) (pipeline.Summary, error) {
 	if ctx == nil {
 		ctx = h.t.Context()
 	}
-	return pipeline.Run(ctx, pipeline.Options{
+	return engine.Run(ctx, engine.Options{
 		Source: src, Mapper: h.mapper, Sink: sink, Ledger: led, Workers: 4,
 		All: o.all, RetryRejected: o.retryRejected, RunID: fmt.Sprintf("run-%d", time.Now().UnixNano()),
 		Grace: 5 * time.Second, OnOutcome: o.onOutcome,

@@ -1,0 +1,116 @@
+package engine
+
+import (
+	"log/slog"
+	"time"
+
+	"convpipe/pipeline"
+	"convpipe/pipeline/group"
+)
+
+// Options configures Run.
+type Options struct {
+	// Source and Mapper are required.
+	Source pipeline.Source
+	Mapper pipeline.Mapper
+	// Sink receives the conversions to send. Nil maps and checks only
+	// (validate, plan): nothing is sent and the ledger is not written.
+	Sink pipeline.Sink
+	// Ledger is consulted for what was sent before and, unless DryRun or
+	// Sink is nil, written before and after every send. Nil: no ledger.
+	Ledger pipeline.Ledger
+	// DryRun reads the ledger but never writes it; the Sink is a dry-run
+	// sink whose outcomes are not final.
+	DryRun bool
+	// Group configures the grouping of rows into orders.
+	Group group.GroupConfig
+	// Workers is the number of concurrent sends (default 1).
+	Workers int
+	// Queue bounds how many mapped conversions may wait for a worker: how
+	// far reading runs ahead of sending (default 4×Workers).
+	Queue int
+	// All reads every object, even those the ledger has as processed.
+	All bool
+	// RetryRejected sends again what the API rejected, even unchanged.
+	RetryRejected bool
+	// RunID names the run in the ledger.
+	RunID string
+	// Grace is how long in-flight sends may take to finish once ctx is
+	// done (default 30s).
+	Grace time.Duration
+	// Abort, when closed, cancels in-flight sends at once.
+	Abort <-chan struct{}
+	// Logger receives the run's log; nil discards it.
+	Logger *slog.Logger
+	// OnDecision, if set, is called for every order once Run has decided
+	// what to do with it, in the order the orders were grouped.
+	OnDecision func(Decision)
+	// OnRowError, if set, is called for every malformed row, in its place
+	// among the orders' decisions, and every object that could not be
+	// read. Calls to OnDecision and OnRowError never overlap: they need no
+	// locking of their own.
+	OnRowError func(pipeline.Message)
+	// OnOutcome, if set, is called with every send's outcome, from the
+	// worker that sent it.
+	OnOutcome func(pipeline.Outcome)
+	// OnProgress, if set, is called every ProgressEvery (default 1s) and
+	// once at the end.
+	OnProgress    func(Progress)
+	ProgressEvery time.Duration
+}
+
+// Action is what Run does with one order.
+type Action string
+
+// The actions Run takes on an order.
+const (
+	// ActionSend: new, failed before, or changed after a rejection.
+	ActionSend Action = "send"
+	// ActionAlreadySent: final in the ledger with the same payload.
+	ActionAlreadySent Action = "already-sent"
+	// ActionChanged: accepted before; the payload has changed since.
+	ActionChanged Action = "changed"
+	// ActionInvalid: failed the mapping's checks.
+	ActionInvalid Action = "invalid"
+	// ActionSkip: left out by a filter.
+	ActionSkip Action = "skip"
+	// ActionDuplicate: the same key twice in one run; the second is invalid.
+	ActionDuplicate Action = "duplicate"
+)
+
+// Decision is what Run decided for one order.
+type Decision struct {
+	Action Action
+	Mapped pipeline.Mapped
+	// Body is the encoded request body of a valid conversion.
+	Body string
+	// Hash is PayloadHash(Body).
+	Hash string
+	// Prev is the ledger's entry from before, if there was one.
+	Prev *pipeline.Entry
+}
+
+// Progress is a snapshot of a running Run.
+type Progress struct {
+	Elapsed      time.Duration
+	ObjectsDone  int
+	ObjectsTotal int
+	// BytesDone counts the bytes of the objects read to their end;
+	// BytesTotal those of every selected object.
+	BytesDone, BytesTotal int64
+	// ReadDone is true once reading has ended.
+	ReadDone bool
+	// Counts so far.
+	Counts pipeline.Counts
+	// ToSend counts orders decided for sending so far; Sent those with an
+	// outcome.
+	ToSend, Sent int64
+	// EstimatedToSend extrapolates ToSend to the whole export, from the
+	// share of orders to send among the rows decided so far and the rows
+	// and bytes still to come; it is exact once every order is decided.
+	EstimatedToSend int64
+	// Pace is the sink's pace, if it reports one.
+	Pace pipeline.Pace
+	// ETA estimates the time left at the current pace; 0 when unknown.
+	ETA time.Duration
+}

@@ -1,0 +1,139 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"convpipe/pipeline"
+	"convpipe/pipeline/group"
+)
+
+func (r *runner) readObject(ctx context.Context, obj pipeline.Object, jobs chan<- job) {
+	o := &objectState{obj: obj, sum: pipeline.ObjectSummary{Key: obj.Key}}
+	if !r.opt.All && r.opt.Ledger != nil {
+		done, err := r.opt.Ledger.ObjectDone(ctx, obj)
+		if err != nil {
+			r.setFatal(fmt.Errorf("ledger: %s: %w", obj.Key, err))
+			return
+		}
+		if done {
+			o.sum.Unchanged = true
+			r.mu.Lock()
+			r.bytesSkipped += obj.Size
+			r.objects = append(r.objects, o)
+			r.objectsDone++
+			r.bytesDone += obj.Size
+			r.mu.Unlock()
+			return
+		}
+	}
+	r.mu.Lock()
+	r.objects = append(r.objects, o)
+	o.outstanding++ // held by the reader until the object is read
+	r.mu.Unlock()
+
+	ok := r.readRows(ctx, o, jobs)
+
+	r.mu.Lock()
+	o.readDone = ok
+	r.objectsDone++
+	r.bytesDone += obj.Size
+	r.mu.Unlock()
+	r.release(o, false)
+}
+
+// fileError records that obj could not be read (or read to its end).
+func (r *runner) fileError(o *objectState, err error) {
+	// The ref names the object; the text need not say it again.
+	msg := pipeline.Message{Text: strings.TrimPrefix(err.Error(), o.obj.Key+": "), Refs: []pipeline.Ref{{Object: o.obj.Key}}}
+	r.mu.Lock()
+	o.sum.Error = err.Error()
+	r.mu.Unlock()
+	r.log.Error("cannot read object", "object", o.obj.Key, "err", err)
+	if r.opt.OnRowError != nil {
+		r.opt.OnRowError(msg)
+	}
+	r.put(pipeline.Entry{Key: pipeline.Key{EventType: "!file", OrderID: o.obj.Key}, State: pipeline.StateInvalid, Messages: []pipeline.Message{msg}, Refs: msg.Refs})
+}
+
+// readRows reads, groups, maps and decides the orders of one object. It
+// reports whether the object was read to its end.
+func (r *runner) readRows(ctx context.Context, o *objectState, jobs chan<- job) bool {
+	rr, err := r.opt.Source.Open(ctx, o.obj)
+	if err != nil {
+		if ctx.Err() == nil {
+			r.fileError(o, err)
+		}
+		return false
+	}
+	defer rr.Close()
+	if rr.Header().Len() == 0 {
+		return true // an empty object: zero rows, not an error
+	}
+	if err := r.opt.Mapper.CheckHeader(o.obj, rr.Header()); err != nil {
+		r.fileError(o, err)
+		return false
+	}
+	pipe := r.newOrderPipe(ctx, o, jobs)
+	defer pipe.close()
+	g := group.NewGrouper(r.opt.Group, r.opt.Mapper.OrderKey, pipe.order)
+	defer g.Close()
+	var rows, rowErrs int64
+	flush := func() {
+		r.count(o, func(c *pipeline.Counts) { c.Rows += rows; c.RowErrors += rowErrs; r.rowsRead += rows })
+		rows, rowErrs = 0, 0
+	}
+	defer flush()
+	for {
+		if rows&1023 == 0 && ctx.Err() != nil {
+			return false
+		}
+		row, err := rr.Next()
+		if err == io.EOF {
+			flush()
+			r.mu.Lock()
+			r.bytesRead += o.obj.Size
+			r.mu.Unlock()
+			break
+		}
+		var re *pipeline.RowError
+		if errors.As(err, &re) {
+			rowErrs++
+			pipe.rowError(re)
+			continue
+		}
+		// A file error is reported once the orders before it are decided.
+		if err != nil {
+			pipe.close()
+			if ctx.Err() == nil {
+				r.fileError(o, err)
+			}
+			return false
+		}
+		rows++
+		if err := g.Add(row); err != nil {
+			pipe.close()
+			if ctx.Err() == nil && r.fatalErr() == nil {
+				r.fileError(o, err)
+			}
+			return false
+		}
+		if rows >= 4096 {
+			flush()
+		}
+	}
+	if err := g.Flush(); err != nil {
+		pipe.close()
+		if ctx.Err() == nil && r.fatalErr() == nil {
+			r.fileError(o, err)
+		}
+		return false
+	}
+	if err := pipe.close(); err != nil {
+		return false
+	}
+	return ctx.Err() == nil && r.fatalErr() == nil
+}

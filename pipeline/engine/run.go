@@ -1,0 +1,241 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"convpipe/pipeline"
+	"convpipe/pipeline/group"
+)
+
+// objectState tracks one object until all its conversions are answered.
+type objectState struct {
+	obj         pipeline.Object
+	sum         pipeline.ObjectSummary
+	outstanding int  // conversions queued or in flight
+	readDone    bool // read to its end without a file error
+	unfinished  bool // some conversion has no final answer
+}
+
+type job struct {
+	conv *pipeline.Conversion
+	hash string
+	prev *pipeline.Entry
+	obj  *objectState
+	// staged is set once the stage wrote the job's pending entry, which
+	// is then pending.
+	staged  bool
+	pending pipeline.Entry
+}
+
+type runner struct {
+	opt   Options
+	log   *slog.Logger
+	start time.Time
+
+	mu           sync.Mutex // guards everything below
+	objects      []*objectState
+	inflight     map[pipeline.Key]bool // keys queued or being sent
+	toSend       int64
+	sent         int64
+	bytesDone    int64
+	bytesTotal   int64
+	objectsDone  int
+	objectsTotal int
+	// For the estimate of what is left: rows read so far, the bytes of the
+	// objects read to their end and of those left out as unchanged, and
+	// the rows of the orders decided so far.
+	rowsRead, rowsDecided   int64
+	bytesRead, bytesSkipped int64
+	readDone                bool
+	fatal                   error
+
+	readCtx  context.Context
+	stopRead context.CancelFunc
+	sendCtx  context.Context
+	// batch is the ledger as a BatchLedger, when the run writes the
+	// ledger and the ledger is one.
+	batch pipeline.BatchLedger
+}
+
+// ErrLedgerWrite marks a failed ledger write: the run stops sending, since
+// it could no longer record what it sends.
+var ErrLedgerWrite = errors.New("ledger write failed")
+
+// Run reads every object of the source, groups its rows into orders, maps
+// and checks them, decides with the ledger what to send, sends through the
+// sink with the configured workers and records every outcome.
+//
+// When ctx is done (signal, deadline) Run stops reading, lets in-flight
+// sends finish within Grace, records their outcomes and returns the
+// summary, with Stopped set from context.Cause(ctx). The returned error is
+// non-nil only when the run could not go on: the source could not be
+// listed, the ledger could not be written, or the sink reported ErrFatal.
+func Run(ctx context.Context, opt Options) (pipeline.Summary, error) {
+	if opt.Source == nil || opt.Mapper == nil {
+		return pipeline.Summary{}, errors.New("pipeline: a source and a mapper are required")
+	}
+	if opt.Workers <= 0 {
+		opt.Workers = 1
+	}
+	if opt.Queue <= 0 {
+		opt.Queue = 4 * opt.Workers
+	}
+	if opt.Grace <= 0 {
+		opt.Grace = 30 * time.Second
+	}
+	if opt.ProgressEvery <= 0 {
+		opt.ProgressEvery = time.Second
+	}
+	r := &runner{opt: opt, log: opt.Logger, start: time.Now(), inflight: map[pipeline.Key]bool{}}
+	if r.log == nil {
+		r.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+
+	// Sends run on their own context: it outlives ctx by Grace, and Abort
+	// or a fatal answer ends it at once.
+	sendCtx, cancelSends := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelSends()
+	r.sendCtx = sendCtx
+	readCtx, stopRead := context.WithCancel(ctx)
+	defer stopRead()
+	r.readCtx, r.stopRead = readCtx, stopRead
+	go func() {
+		defer cancelSends()
+		select {
+		case <-ctx.Done():
+		case <-opt.Abort:
+			r.log.Warn("aborted: cancelling in-flight requests")
+			return
+		case <-sendCtx.Done():
+			return
+		}
+		t := time.NewTimer(opt.Grace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			r.log.Warn("grace period over: cancelling in-flight requests", "grace", opt.Grace)
+		case <-opt.Abort:
+			r.log.Warn("aborted: cancelling in-flight requests")
+		case <-sendCtx.Done():
+		}
+	}()
+
+	if n, err := group.RemoveStaleSpills(opt.Group.TempDir); err != nil {
+		r.log.Warn("cannot remove the temporary files of an earlier run", "err", err)
+	} else if n > 0 {
+		r.log.Info("removed the temporary files of earlier runs that were killed", "folders", n)
+	}
+
+	objs, err := opt.Source.Objects(readCtx)
+	if err != nil {
+		return r.summary(ctx), fmt.Errorf("list source: %w", err)
+	}
+	r.mu.Lock()
+	r.objectsTotal = len(objs)
+	for _, o := range objs {
+		r.bytesTotal += o.Size
+	}
+	r.mu.Unlock()
+
+	jobs := make(chan job, opt.Queue)
+	var wg sync.WaitGroup
+	if opt.Sink != nil {
+		ready := (<-chan job)(jobs)
+		if bl, ok := opt.Ledger.(pipeline.BatchLedger); ok && r.writes() {
+			r.batch = bl
+			n := r.stageSize()
+			staged := make(chan job, n)
+			wg.Go(func() { r.stage(jobs, staged, n) })
+			ready = staged
+		}
+		for range opt.Workers {
+			wg.Go(func() {
+				for j := range ready {
+					r.send(j)
+				}
+			})
+		}
+	}
+	progressDone := make(chan struct{})
+	var pwg sync.WaitGroup
+	if opt.OnProgress != nil {
+		pwg.Go(func() { r.progressLoop(progressDone) })
+	}
+
+	for i := range objs {
+		if readCtx.Err() != nil {
+			break
+		}
+		r.readObject(readCtx, objs[i], jobs)
+	}
+	r.mu.Lock()
+	r.readDone = true
+	r.mu.Unlock()
+	close(jobs)
+	wg.Wait()
+	close(progressDone)
+	pwg.Wait()
+	if opt.OnProgress != nil {
+		opt.OnProgress(r.progress())
+	}
+	return r.summary(ctx), r.fatalErr()
+}
+
+// summary builds the run's summary from the objects' counts.
+func (r *runner) summary(ctx context.Context) pipeline.Summary {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := pipeline.Summary{RunID: r.opt.RunID, DryRun: r.opt.DryRun || r.opt.Sink == nil, Objects: []pipeline.ObjectSummary{}}
+	for _, o := range r.objects {
+		s.Objects = append(s.Objects, o.sum)
+		s.Total.Add(o.sum.Counts)
+		if o.sum.Error != "" {
+			s.FileErrors++
+		}
+	}
+	switch {
+	case r.fatal != nil:
+		s.Stopped = "fatal: " + r.fatal.Error()
+	case ctx.Err() != nil:
+		s.Stopped = context.Cause(ctx).Error()
+	}
+	s.Seconds = time.Since(r.start).Seconds()
+	return s
+}
+
+// setFatal stops reading and sending after a fatal error; the first wins.
+func (r *runner) setFatal(err error) {
+	r.mu.Lock()
+	first := r.fatal == nil
+	if first {
+		r.fatal = err
+	}
+	r.mu.Unlock()
+	if first {
+		r.log.Error("stopping the run", "err", err)
+	}
+	r.stopRead()
+}
+
+func (r *runner) fatalErr() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.fatal
+}
+
+// writes reports whether the run records its work in the ledger.
+func (r *runner) writes() bool {
+	return r.opt.Ledger != nil && r.opt.Sink != nil && !r.opt.DryRun
+}
+
+func (r *runner) count(o *objectState, f func(c *pipeline.Counts)) {
+	r.mu.Lock()
+	f(&o.sum.Counts)
+	r.mu.Unlock()
+}
