@@ -59,6 +59,32 @@ func New(cfg Config, version string, log *slog.Logger) (*Impact, error) {
 	if err != nil {
 		return nil, err
 	}
+	return newImpact(cfg, Credentials{AccountSID: sid, AuthToken: token}, version, log)
+}
+
+// Credentials are an account's SID and auth token, as values: for a
+// caller that resolved them itself (the built-in simulator's), so that
+// nothing has to be put in the process environment.
+type Credentials struct {
+	AccountSID string
+	AuthToken  string
+}
+
+// NewWithCredentials is New with the credentials given rather than read
+// from the configuration and the environment.
+func NewWithCredentials(cfg Config, creds Credentials, version string, log *slog.Logger) (*Impact, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if !sidRe.MatchString(creds.AccountSID) || creds.AuthToken == "" {
+		return nil, errors.New("sink: credentials: an account SID (letters, digits, - and _) and a token are needed")
+	}
+	return newImpact(cfg, creds, version, log)
+}
+
+func newImpact(cfg Config, creds Credentials, version string, log *slog.Logger) (*Impact, error) {
+	sid, token := creds.AccountSID, creds.AuthToken
 	base, _ := endpointBase(cfg.BaseURL)
 	limit, _ := ParseRate(cfg.Rate)
 	if log == nil {

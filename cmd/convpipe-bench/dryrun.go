@@ -46,7 +46,7 @@ func loadReadConfig(path string) (readConfig, error) {
 // reading sets the collector as convpipe does and builds the mapping and
 // the source of cfg, as `convpipe run` builds them.
 func reading(ctx context.Context, cfg readConfig) (pipeline.Source, *mapping.Mapping, error) {
-	convpipeGC(cfg.Group.MemoryBudget)
+	convpipeGC(cfg.Group.Budget())
 	m, err := mapping.New(cfg.Mapping)
 	if err != nil {
 		return nil, nil, fmt.Errorf("mapping: %w", err)
@@ -85,9 +85,6 @@ func startCPUProfile(path string) (stop func(), err error) {
 func convpipeGC(budget group.ByteSize) {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(400)
-	}
-	if budget == 0 {
-		budget = group.DefaultMemoryBudget
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(int64(budget) + 64<<20)

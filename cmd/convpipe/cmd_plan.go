@@ -63,6 +63,7 @@ func runPlan(cmd *cobra.Command, f *planFlags) error {
 	ctx := cmd.Context()
 	out := cmd.OutOrStdout()
 	log := newLogger(cmd.ErrOrStderr(), cfg.Run.LogFormat, "error")
+	limitMemory(cfg.Group.Budget())
 	src, mapper, err := buildReading(ctx, cfg)
 	if err != nil {
 		return err

@@ -145,175 +145,249 @@ func stopContext(parent context.Context, deadline time.Time, maxDur time.Duratio
 }
 
 func runRun(cmd *cobra.Command, f *runFlags) error {
+	j := &runJob{cmd: cmd, f: f}
+	defer j.close()
+	if err := j.load(); err != nil {
+		return err
+	}
+	if err := j.open(); err != nil {
+		return err
+	}
+	summary, runErr := j.run()
+	return j.finish(summary, runErr)
+}
+
+// runJob is one `convpipe run`, in phases: load (the configuration with
+// the flags over it, validated once), open (the simulator, the stop
+// context, the reading, the sink, the ledger and the run's record), run
+// (the engine) and finish (the run's record closed, the results file, the
+// summary, the metrics, the exit code). close releases what open took, in
+// the reverse order.
+type runJob struct {
+	cmd *cobra.Command
+	f   *runFlags
+	cfg Config
+	pr  *progressReporter
+	log *slog.Logger
+
+	ctx     context.Context
+	abort   <-chan struct{}
+	closers []func()
+
+	creds *sinks.Credentials // the simulator's; nil: from the configuration
+	opt   engine.Options
+	dry   *sinks.DryRun
+	led   *ledger.Ledger
+	info  pipeline.RunInfo
+}
+
+// load reads the configuration, puts the flags over it and validates it.
+func (j *runJob) load() error {
+	f := j.f
 	cfg, err := f.load()
 	if err != nil {
 		return err
 	}
-	if f.rate != "" {
-		cfg.Sink.Rate = f.rate
+	for _, o := range []struct {
+		set bool
+		do  func()
+	}{
+		{f.rate != "", func() { cfg.Sink.Rate = f.rate }},
+		{f.workers != 0, func() { cfg.Sink.Workers = f.workers }},
+		{f.deadline != "", func() { cfg.Run.Deadline = f.deadline }},
+		{f.maxDuration != 0, func() { cfg.Run.MaxDuration = f.maxDuration }},
+		{f.ledgerPath != "", func() { cfg.Ledger.Path = f.ledgerPath }},
+		{f.progress != "", func() { cfg.Run.Progress = f.progress }},
+	} {
+		if o.set {
+			o.do()
+		}
 	}
-	if f.workers != 0 {
-		cfg.Sink.Workers = f.workers
-	}
-	if f.deadline != "" {
-		cfg.Run.Deadline = f.deadline
-	}
-	if f.maxDuration != 0 {
-		cfg.Run.MaxDuration = f.maxDuration
-	}
-	if f.ledgerPath != "" {
-		cfg.Ledger.Path = f.ledgerPath
-	}
-	if f.progress != "" {
-		cfg.Run.Progress = f.progress
+	if f.simulate && f.dryRun {
+		return configError{errors.New("--simulate and --dry-run: choose one")}
 	}
 	// On a terminal, log lines and the progress bar share stderr.
-	pr := newProgressReporter(cmd.ErrOrStderr(), nil, cfg.Run.progressInterval(), cfg.Run.Progress)
-	log := newLogger(pr, cfg.Run.LogFormat, cfg.Run.LogLevel)
-	pr.log = log
-
-	var simulator *sim.Server
+	j.pr = newProgressReporter(j.cmd.ErrOrStderr(), nil, cfg.Run.progressInterval(), cfg.Run.Progress)
+	j.log = newLogger(j.pr, cfg.Run.LogFormat, cfg.Run.LogLevel)
+	j.pr.log = j.log
 	if f.simulate {
-		if f.dryRun {
-			return configError{errors.New("--simulate and --dry-run: choose one")}
-		}
-		simulator = sim.New(sim.Config{Quota: 1000, Window: time.Hour})
+		// The simulator's address is known once it runs; validate as if
+		// it were set.
+		cfg.Sink.BaseURL, cfg.Sink.AccountSID, cfg.Sink.AuthToken = "http://127.0.0.1", "", ""
+	}
+	if err := cfg.validate(!f.dryRun); err != nil {
+		return err
+	}
+	j.cfg = cfg
+	return nil
+}
+
+// onClose registers fn to run when the job closes.
+func (j *runJob) onClose(fn func()) { j.closers = append(j.closers, fn) }
+
+// close runs the registered closers, the last first.
+func (j *runJob) close() {
+	for i := len(j.closers) - 1; i >= 0; i-- {
+		j.closers[i]()
+	}
+}
+
+// open starts what the run needs: the simulator (--simulate), the stop
+// context, the memory limit, the reading, the sink and the ledger.
+func (j *runJob) open() error {
+	cfg, f := &j.cfg, j.f
+	if f.simulate {
+		simulator := sim.New(sim.Config{Quota: 1000, Window: time.Hour})
 		url, err := simulator.Start("127.0.0.1:0")
 		if err != nil {
 			return fmt.Errorf("simulator: %w", err)
 		}
-		defer simulator.Close()
+		j.onClose(func() { simulator.Close() })
 		cfg.Sink.BaseURL = url
-		cfg.Sink.AccountSID, cfg.Sink.AuthToken = "", ""
-		os.Setenv(sinks.EnvAccountSID, sim.DefaultAccountSID)
-		os.Setenv(sinks.EnvAuthToken, sim.DefaultAuthToken)
-		log.Info("sending to the built-in API simulator, not to impact.com", "url", url)
-	}
-	if err := cfg.validate(!f.dryRun); err != nil {
-		return err
+		j.creds = &sinks.Credentials{AccountSID: sim.DefaultAccountSID, AuthToken: sim.DefaultAuthToken}
+		j.log.Info("sending to the built-in API simulator, not to impact.com", "url", url)
 	}
 	var deadline time.Time
 	if cfg.Run.Deadline != "" {
 		deadline, _ = parseDeadline(cfg.Run.Deadline, time.Now())
 	}
+	ctx, abort, stop := stopContext(j.cmd.Context(), deadline, cfg.Run.MaxDuration, j.log)
+	j.ctx, j.abort = ctx, abort
+	j.onClose(stop)
 
-	ctx, abort, stop := stopContext(cmd.Context(), deadline, cfg.Run.MaxDuration, log)
-	defer stop()
-
-	src, mapper, err := buildReading(ctx, cfg)
+	// The one place `convpipe run` sets the process' memory limit.
+	limitMemory(cfg.Group.Budget())
+	src, mapper, err := buildReading(ctx, *cfg)
 	if err != nil {
 		return err
 	}
-
-	runID := newRunID()
-	var sink pipeline.Sink
-	var closeSink func()
-	var dry *sinks.DryRun
-	if f.dryRun {
-		var w io.Writer = cmd.OutOrStdout()
-		if f.dryRunOut != "-" {
-			file, err := os.Create(f.dryRunOut)
-			if err != nil {
-				return fmt.Errorf("--dry-run-out: %w", err)
-			}
-			defer file.Close()
-			w = file
-		}
-		dry = sinks.NewDryRun(w)
-		sink = dry
-	} else {
-		imp, err := sinks.New(cfg.Sink, version, log)
-		if err != nil {
-			return configError{fmt.Errorf("sink: %w", err)}
-		}
-		sink, closeSink = imp, func() { imp.Close() }
+	sink, err := j.openSink()
+	if err != nil {
+		return err
 	}
-	if closeSink != nil {
-		defer closeSink()
+	if err := j.openLedger(); err != nil {
+		return err
 	}
-
-	// The ledger: read-only for a dry run (and absent if it does not exist
-	// yet), locked for a real one.
-	var led *ledger.Ledger
-	if f.dryRun {
-		if _, err := os.Stat(cfg.Ledger.Path); err == nil {
-			led, err = ledger.OpenReadOnly(ctx, cfg.Ledger.Path)
-			if err != nil {
-				return fmt.Errorf("ledger: %w", err)
-			}
-		}
-	} else {
-		led, err = ledger.Open(ctx, cfg.Ledger.Path, ledger.Options{Command: redactedArgs()})
-		if err != nil {
-			if errors.Is(err, pipeline.ErrLocked) {
-				return &codeError{code: exitLocked, err: err}
-			}
-			return fmt.Errorf("ledger: %w", err)
-		}
+	j.opt = engine.Options{
+		Source: src, Mapper: mapper, Sink: sink, DryRun: f.dryRun,
+		Group: cfg.Group, Workers: cfg.Sink.Workers, Queue: cfg.Run.Queue,
+		All: f.all, RetryRejected: f.retryRejected, RunID: newRunID(),
+		Grace: cfg.Run.Grace, Abort: j.abort, Logger: j.log,
 	}
-	var pled pipeline.Ledger
-	if led != nil {
-		defer led.Close()
-		pled = led
-	}
-
-	started := time.Now().UTC()
-	info := pipeline.RunInfo{ID: runID, Started: started, Args: redactedArgs()}
-	if !f.dryRun {
-		if err := led.BeginRun(ctx, info); err != nil {
-			return fmt.Errorf("ledger: %w", err)
-		}
-	}
-	log.Info("run started", "run", runID, "source", cfg.Source.Location, "ledger", cfg.Ledger.Path,
-		"rate", cfg.Sink.Rate, "workers", cfg.Sink.Workers, "dry_run", f.dryRun)
-
-	opt := engine.Options{
-		Source:        src,
-		Mapper:        mapper,
-		Sink:          sink,
-		Ledger:        pled,
-		DryRun:        f.dryRun,
-		Group:         cfg.Group,
-		Workers:       cfg.Sink.Workers,
-		Queue:         cfg.Run.Queue,
-		All:           f.all,
-		RetryRejected: f.retryRejected,
-		RunID:         runID,
-		Grace:         cfg.Run.Grace,
-		Abort:         abort,
-		Logger:        log,
+	if j.led != nil {
+		j.opt.Ledger = j.led
 	}
 	if cfg.Run.Progress != "off" {
-		opt.OnProgress = pr.report
+		j.opt.OnProgress = j.pr.report
 	}
-	summary, runErr := engine.Run(ctx, opt)
-	pr.done()
-	if dry != nil {
-		if err := dry.Flush(); err != nil && runErr == nil {
+	return nil
+}
+
+// openSink opens the dry-run sink (--dry-run) or the impact.com client.
+func (j *runJob) openSink() (pipeline.Sink, error) {
+	if j.f.dryRun {
+		var w io.Writer = j.cmd.OutOrStdout()
+		if j.f.dryRunOut != "-" {
+			file, err := os.Create(j.f.dryRunOut)
+			if err != nil {
+				return nil, fmt.Errorf("--dry-run-out: %w", err)
+			}
+			j.onClose(func() { file.Close() })
+			w = file
+		}
+		j.dry = sinks.NewDryRun(w)
+		return j.dry, nil
+	}
+	var imp *sinks.Impact
+	var err error
+	if j.creds != nil {
+		imp, err = sinks.NewWithCredentials(j.cfg.Sink, *j.creds, version, j.log)
+	} else {
+		imp, err = sinks.New(j.cfg.Sink, version, j.log)
+	}
+	if err != nil {
+		return nil, configError{fmt.Errorf("sink: %w", err)}
+	}
+	j.onClose(func() { imp.Close() })
+	return imp, nil
+}
+
+// openLedger opens the ledger: read-only for a dry run (and none if it
+// does not exist yet), locked for a real one.
+func (j *runJob) openLedger() error {
+	path := j.cfg.Ledger.Path
+	var err error
+	if j.f.dryRun {
+		if _, serr := os.Stat(path); serr != nil {
+			return nil
+		}
+		j.led, err = ledger.OpenReadOnly(j.ctx, path)
+	} else {
+		j.led, err = ledger.Open(j.ctx, path, ledger.Options{Command: redactedArgs()})
+	}
+	if err != nil {
+		if errors.Is(err, pipeline.ErrLocked) {
+			return &codeError{code: exitLocked, err: err}
+		}
+		return fmt.Errorf("ledger: %w", err)
+	}
+	j.onClose(func() { j.led.Close() })
+	return nil
+}
+
+// run records the run's start (not on a dry run) and runs the engine.
+func (j *runJob) run() (pipeline.Summary, error) {
+	j.info = pipeline.RunInfo{ID: j.opt.RunID, Started: time.Now().UTC(), Args: redactedArgs()}
+	if !j.f.dryRun {
+		if err := j.led.BeginRun(j.ctx, j.info); err != nil {
+			return pipeline.Summary{}, errBeforeRun{fmt.Errorf("ledger: %w", err)}
+		}
+	}
+	cfg := j.cfg
+	j.log.Info("run started", "run", j.opt.RunID, "source", cfg.Source.Location, "ledger", cfg.Ledger.Path,
+		"rate", cfg.Sink.Rate, "workers", cfg.Sink.Workers, "dry_run", j.f.dryRun)
+	summary, runErr := engine.Run(j.ctx, j.opt)
+	j.pr.done()
+	if j.dry != nil {
+		if err := j.dry.Flush(); err != nil && runErr == nil {
 			runErr = err
 		}
 	}
+	return summary, runErr
+}
 
-	resultsPath := ""
+// errBeforeRun is an error that stopped the run before the engine ran:
+// finish returns it as it is, with nothing to record or print.
+type errBeforeRun struct{ error }
+
+func (e errBeforeRun) Unwrap() error { return e.error }
+
+// finish records the run's end and its results file (not on a dry run),
+// prints the summary, writes --summary-json and --metrics-file, and
+// returns the error carrying the exit code.
+func (j *runJob) finish(summary pipeline.Summary, runErr error) error {
+	var before errBeforeRun
+	if errors.As(runErr, &before) {
+		return before.error
+	}
+	cfg, f, log := j.cfg, j.f, j.log
+	resultsPath, ledgerShown := "", ""
 	if !f.dryRun {
-		info.Finished = time.Now().UTC()
-		info.Summary = &summary
+		ledgerShown = cfg.Ledger.Path
+		j.info.Finished = time.Now().UTC()
+		j.info.Summary = &summary
 		// The run's records must be finished even when ctx has ended.
-		wctx := context.WithoutCancel(ctx)
-		if err := led.FinishRun(wctx, info); err != nil && runErr == nil {
+		wctx := context.WithoutCancel(j.ctx)
+		if err := j.led.FinishRun(wctx, j.info); err != nil && runErr == nil {
 			runErr = fmt.Errorf("ledger: %w", err)
 		}
-		resultsPath, err = writeResults(wctx, cfg, led, runID)
-		if err != nil {
+		var err error
+		if resultsPath, err = writeResults(wctx, cfg, j.led, j.opt.RunID); err != nil {
 			log.Error("cannot write the results file", "err", err)
 			resultsPath = ""
 		}
 	}
-	ledgerShown := cfg.Ledger.Path
-	if f.dryRun {
-		ledgerShown = ""
-	}
-	printSummary(cmd.OutOrStdout(), summary, ledgerShown, resultsPath)
+	printSummary(j.cmd.OutOrStdout(), summary, ledgerShown, resultsPath)
 	code := exitCode(runErr, &summary)
 	if f.summaryJSON != "" {
 		if err := writeJSONFile(f.summaryJSON, summary); err != nil {

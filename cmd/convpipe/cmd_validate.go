@@ -51,6 +51,7 @@ func runValidate(cmd *cobra.Command, f *validateFlags) error {
 	out := cmd.OutOrStdout()
 	log := newLogger(cmd.ErrOrStderr(), cfg.Run.LogFormat, "error")
 	ctx := cmd.Context()
+	limitMemory(cfg.Group.Budget())
 	src, mapper, err := buildReading(ctx, cfg)
 	if err != nil {
 		return err

@@ -6,6 +6,8 @@ package main
 import (
 	"os"
 	"runtime/debug"
+
+	"convpipe/pipeline/group"
 )
 
 func main() {
@@ -27,8 +29,8 @@ func tuneGC() {
 
 // limitMemory sets a soft memory limit of the grouping budget plus 64 MiB
 // of headroom (the bound for a run), unless GOMEMLIMIT is set.
-func limitMemory(budget int64) {
+func limitMemory(budget group.ByteSize) {
 	if os.Getenv("GOMEMLIMIT") == "" && budget > 0 {
-		debug.SetMemoryLimit(budget + 64<<20)
+		debug.SetMemoryLimit(int64(budget) + 64<<20)
 	}
 }

@@ -11,7 +11,6 @@ import (
 
 	"convpipe/mapping"
 	"convpipe/pipeline"
-	"convpipe/pipeline/group"
 	"convpipe/sources"
 )
 
@@ -80,11 +79,6 @@ func newLogger(w io.Writer, format, level string) *slog.Logger {
 
 // buildReading builds the source and the mapper of a configuration.
 func buildReading(ctx context.Context, cfg Config) (pipeline.Source, *mapping.Mapping, error) {
-	budget := int64(cfg.Group.MemoryBudget)
-	if budget == 0 {
-		budget = int64(group.DefaultMemoryBudget)
-	}
-	limitMemory(budget)
 	m, err := mapping.New(cfg.Mapping)
 	if err != nil {
 		return nil, nil, configError{fmt.Errorf("mapping: %w", err)}

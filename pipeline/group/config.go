@@ -78,6 +78,15 @@ func (c GroupConfig) Validate() error {
 	return nil
 }
 
+// Budget returns the memory budget in force: MemoryBudget, or
+// DefaultMemoryBudget when it is not set.
+func (c GroupConfig) Budget() ByteSize {
+	if c.MemoryBudget <= 0 {
+		return DefaultMemoryBudget
+	}
+	return c.MemoryBudget
+}
+
 // ByteSize is a number of bytes. As text (YAML, flags) it is a plain
 // integer or a number with a unit: B; KiB, MiB, GiB, TiB (powers of 1024,
 // also written Ki or K, Mi or M, Gi or G, Ti or T); KB, MB, GB, TB (powers

@@ -170,9 +170,7 @@ func NewGrouper(cfg GroupConfig, key func(pipeline.Row) string, emit func(lines 
 	if cfg.Mode == "" {
 		cfg.Mode = GroupAuto
 	}
-	if cfg.MemoryBudget <= 0 {
-		cfg.MemoryBudget = DefaultMemoryBudget
-	}
+	cfg.MemoryBudget = cfg.Budget()
 	if cfg.TempDir == "" {
 		cfg.TempDir = os.TempDir()
 	}
