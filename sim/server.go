@@ -544,9 +544,6 @@ func (s *Server) conversion(ex *exchange, p plan) {
 		return
 	}
 	eventType, orderID := eventKey(values)
-	s.mu.Lock()
-	s.requests[ex.idx].OrderID = orderID
-	s.mu.Unlock()
 	dedup := eventType + "\x00" + orderID
 	if _, id := first(values, "EventTypeId", "ActionTrackerId"); id == "" {
 		dedup = "code\x00" + dedup
@@ -556,6 +553,7 @@ func (s *Server) conversion(ex *exchange, p plan) {
 	header.Del("Authorization")
 
 	s.mu.Lock()
+	s.requests[ex.idx].OrderID = orderID
 	prev, dup := s.seen[dedup]
 	if dup && s.cfg.DedupWindow > 0 && now.Sub(prev) > s.cfg.DedupWindow {
 		dup = false

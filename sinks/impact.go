@@ -51,15 +51,11 @@ var (
 // says. version names convpipe's version in the User-Agent; log receives
 // the sink's few log lines (nil discards them).
 func New(cfg Config, version string, log *slog.Logger) (*Impact, error) {
-	cfg = cfg.WithDefaults()
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
 	sid, token, err := cfg.Credentials(nil)
 	if err != nil {
 		return nil, err
 	}
-	return newImpact(cfg, Credentials{AccountSID: sid, AuthToken: token}, version, log)
+	return NewWithCredentials(cfg, Credentials{AccountSID: sid, AuthToken: token}, version, log)
 }
 
 // Credentials are an account's SID and auth token, as values: for a

@@ -607,3 +607,31 @@ func TestNetworkErrorsDoNotLeak(t *testing.T) {
 		t.Errorf("the outcome names the endpoint: %s", b)
 	}
 }
+
+// TestNewWithCredentials: credentials given as values authenticate with
+// the environment empty (the --simulate path), and incomplete ones are
+// refused before anything is sent.
+func TestNewWithCredentials(t *testing.T) {
+	s := sim.NewTestServer(t, sim.Config{AuthToken: testToken})
+	t.Setenv(EnvAccountSID, "")
+	t.Setenv(EnvAuthToken, "")
+	cfg := Config{BaseURL: s.URL()}
+	fast(&cfg)
+	for _, bad := range []Credentials{{AccountSID: s.AccountSID()}, {AuthToken: testToken}, {AccountSID: "IR 1", AuthToken: testToken}} {
+		if _, err := NewWithCredentials(cfg, bad, "test", nil); err == nil || strings.Contains(err.Error(), testToken) {
+			t.Errorf("NewWithCredentials(%q): %v, want an error without the token", bad.AccountSID, err)
+		}
+	}
+	sink, err := NewWithCredentials(cfg, Credentials{AccountSID: s.AccountSID(), AuthToken: testToken}, "test", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	out, err := sink.Send(t.Context(), conv(1))
+	if err != nil || out.State != pipeline.StateAccepted {
+		t.Fatalf("outcome %+v, %v", out, err)
+	}
+	if n := len(s.Accepted()); n != 1 {
+		t.Errorf("%d accepted at the simulator, want 1", n)
+	}
+}

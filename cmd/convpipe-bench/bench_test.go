@@ -79,7 +79,7 @@ func BenchmarkRowToConversion(b *testing.B) {
 		b.Fatal(objs, err)
 	}
 	var orders, bodies int
-	g := group.NewGrouper(group.GroupConfig{Mode: group.GroupSorted}, m.OrderKey, func(lines []pipeline.Row) error {
+	g := group.New(group.Config{Mode: group.Sorted}, m.OrderKey, func(lines []pipeline.Row) error {
 		orders++
 		md := m.Map(lines)
 		if len(md.Problems) > 0 {

@@ -24,11 +24,11 @@ import (
 // readConfig is the part of convpipe's configuration file that reading
 // needs; the other sections are ignored.
 type readConfig struct {
-	Source  sources.Config    `yaml:"source"`
-	Mapping mapping.Config    `yaml:"mapping"`
-	Group   group.GroupConfig `yaml:"group"`
-	Sink    sinks.Config      `yaml:"sink"`
-	Ledger  ledger.Config     `yaml:"ledger"`
+	Source  sources.Config `yaml:"source"`
+	Mapping mapping.Config `yaml:"mapping"`
+	Group   group.Config   `yaml:"group"`
+	Sink    sinks.Config   `yaml:"sink"`
+	Ledger  ledger.Config  `yaml:"ledger"`
 }
 
 func loadReadConfig(path string) (readConfig, error) {
@@ -112,7 +112,7 @@ func dryRunMain(args []string) error {
 		cfg.Source.Location = *source
 	}
 	if *mode != "" {
-		cfg.Group.Mode = group.GroupMode(*mode)
+		cfg.Group.Mode = group.Mode(*mode)
 	}
 	ctx := context.Background()
 	src, m, err := reading(ctx, cfg)

@@ -18,7 +18,8 @@ type goBench struct {
 
 var goBenches = []goBench{
 	{"./cmd/convpipe-bench", "^BenchmarkRowToConversion$", "1s", "a CSV row to a conversion: sources' CSV reader, sorted grouping, mapping, Encode and PayloadHash"},
-	{"./pipeline", "^Benchmark(Encode|PayloadHash|GroupSorted|GroupAuto)$", "1s", "encoding a conversion's body, hashing it; grouping"},
+	{"./pipeline", "^Benchmark(Encode|PayloadHash)$", "1s", "encoding a conversion's body, hashing it"},
+	{"./pipeline/group", "^BenchmarkGroup(Sorted|Auto)$", "1s", "grouping sorted rows, and auto mode beyond the budget"},
 	{"./mapping", "^BenchmarkMap$", "1s", "mapping an order of three lines"},
 	{"./sources", "^BenchmarkCSVRead$", "1x", "the CSV reader beside bare encoding/csv"},
 	{"./ledger", "^Benchmark(Put|PutSerial|Get|Settled)$", "1s", "a ledger write (durable Put) and lookups (Get through SQL, Settled from the index)"},

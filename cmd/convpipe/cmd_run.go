@@ -188,20 +188,23 @@ func (j *runJob) load() error {
 	if err != nil {
 		return err
 	}
-	for _, o := range []struct {
-		set bool
-		do  func()
-	}{
-		{f.rate != "", func() { cfg.Sink.Rate = f.rate }},
-		{f.workers != 0, func() { cfg.Sink.Workers = f.workers }},
-		{f.deadline != "", func() { cfg.Run.Deadline = f.deadline }},
-		{f.maxDuration != 0, func() { cfg.Run.MaxDuration = f.maxDuration }},
-		{f.ledgerPath != "", func() { cfg.Ledger.Path = f.ledgerPath }},
-		{f.progress != "", func() { cfg.Run.Progress = f.progress }},
-	} {
-		if o.set {
-			o.do()
-		}
+	if f.rate != "" {
+		cfg.Sink.Rate = f.rate
+	}
+	if f.workers != 0 {
+		cfg.Sink.Workers = f.workers
+	}
+	if f.deadline != "" {
+		cfg.Run.Deadline = f.deadline
+	}
+	if f.maxDuration != 0 {
+		cfg.Run.MaxDuration = f.maxDuration
+	}
+	if f.ledgerPath != "" {
+		cfg.Ledger.Path = f.ledgerPath
+	}
+	if f.progress != "" {
+		cfg.Run.Progress = f.progress
 	}
 	if f.simulate && f.dryRun {
 		return configError{errors.New("--simulate and --dry-run: choose one")}
@@ -233,7 +236,8 @@ func (j *runJob) close() {
 }
 
 // open starts what the run needs: the simulator (--simulate), the stop
-// context, the memory limit, the reading, the sink and the ledger.
+// context, the memory limit, the reading, the sink and the ledger, and
+// records the run's start in the ledger (not on a dry run).
 func (j *runJob) open() error {
 	cfg, f := &j.cfg, j.f
 	if f.simulate {
@@ -279,6 +283,12 @@ func (j *runJob) open() error {
 	}
 	if cfg.Run.Progress != "off" {
 		j.opt.OnProgress = j.pr.report
+	}
+	j.info = pipeline.RunInfo{ID: j.opt.RunID, Started: time.Now().UTC(), Args: redactedArgs()}
+	if !f.dryRun {
+		if err := j.led.BeginRun(ctx, j.info); err != nil {
+			return fmt.Errorf("ledger: %w", err)
+		}
 	}
 	return nil
 }
@@ -335,14 +345,8 @@ func (j *runJob) openLedger() error {
 	return nil
 }
 
-// run records the run's start (not on a dry run) and runs the engine.
+// run runs the engine.
 func (j *runJob) run() (pipeline.Summary, error) {
-	j.info = pipeline.RunInfo{ID: j.opt.RunID, Started: time.Now().UTC(), Args: redactedArgs()}
-	if !j.f.dryRun {
-		if err := j.led.BeginRun(j.ctx, j.info); err != nil {
-			return pipeline.Summary{}, errBeforeRun{fmt.Errorf("ledger: %w", err)}
-		}
-	}
 	cfg := j.cfg
 	j.log.Info("run started", "run", j.opt.RunID, "source", cfg.Source.Location, "ledger", cfg.Ledger.Path,
 		"rate", cfg.Sink.Rate, "workers", cfg.Sink.Workers, "dry_run", j.f.dryRun)
@@ -356,20 +360,10 @@ func (j *runJob) run() (pipeline.Summary, error) {
 	return summary, runErr
 }
 
-// errBeforeRun is an error that stopped the run before the engine ran:
-// finish returns it as it is, with nothing to record or print.
-type errBeforeRun struct{ error }
-
-func (e errBeforeRun) Unwrap() error { return e.error }
-
 // finish records the run's end and its results file (not on a dry run),
 // prints the summary, writes --summary-json and --metrics-file, and
 // returns the error carrying the exit code.
 func (j *runJob) finish(summary pipeline.Summary, runErr error) error {
-	var before errBeforeRun
-	if errors.As(runErr, &before) {
-		return before.error
-	}
 	cfg, f, log := j.cfg, j.f, j.log
 	resultsPath, ledgerShown := "", ""
 	if !f.dryRun {

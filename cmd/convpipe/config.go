@@ -19,12 +19,12 @@ import (
 // Config is the whole configuration file: one section per package, each
 // owning its own types and checks, and the run's own settings.
 type Config struct {
-	Source  sources.Config    `yaml:"source"`
-	Mapping mapping.Config    `yaml:"mapping"`
-	Group   group.GroupConfig `yaml:"group"`
-	Sink    sinks.Config      `yaml:"sink"`
-	Ledger  ledger.Config     `yaml:"ledger"`
-	Run     RunConfig         `yaml:"run"`
+	Source  sources.Config `yaml:"source"`
+	Mapping mapping.Config `yaml:"mapping"`
+	Group   group.Config   `yaml:"group"`
+	Sink    sinks.Config   `yaml:"sink"`
+	Ledger  ledger.Config  `yaml:"ledger"`
+	Run     RunConfig      `yaml:"run"`
 }
 
 // RunConfig holds the settings of a run that belong to no single stage.

@@ -139,7 +139,7 @@ type cfgOpts struct {
 	RequestTimeout string
 	BackoffMax     string
 	Grace          string
-	GroupMode      string
+	Mode           string
 	MemoryBudget   string
 	Progress       string
 	LogFormat      string
@@ -159,7 +159,7 @@ func (o cfgOpts) withDefaults() cfgOpts {
 	def(&o.RequestTimeout, "10s")
 	def(&o.BackoffMax, "200ms")
 	def(&o.Grace, "10s")
-	def(&o.GroupMode, "auto")
+	def(&o.Mode, "auto")
 	def(&o.MemoryBudget, "64MiB")
 	def(&o.Progress, "off")
 	def(&o.LogFormat, "text")
@@ -205,7 +205,7 @@ mapping:
       when: {column: status, in: [cancelled]}
       reason: order cancelled
 group:
-  mode: {{.GroupMode}}
+  mode: {{.Mode}}
   memory_budget: {{.MemoryBudget}}
   temp_dir: spill
 sink:

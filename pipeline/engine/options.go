@@ -23,7 +23,7 @@ type Options struct {
 	// sink whose outcomes are not final.
 	DryRun bool
 	// Group configures the grouping of rows into orders.
-	Group group.GroupConfig
+	Group group.Config
 	// Workers is the number of concurrent sends (default 1).
 	Workers int
 	// Queue bounds how many mapped conversions may wait for a worker: how

@@ -79,7 +79,7 @@ func (r *runner) readRows(ctx context.Context, o *objectState, jobs chan<- job) 
 	}
 	pipe := r.newOrderPipe(ctx, o, jobs)
 	defer pipe.close()
-	g := group.NewGrouper(r.opt.Group, r.opt.Mapper.OrderKey, pipe.order)
+	g := group.New(r.opt.Group, r.opt.Mapper.OrderKey, pipe.order)
 	defer g.Close()
 	var rows, rowErrs int64
 	flush := func() {

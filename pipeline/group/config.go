@@ -8,26 +8,26 @@ import (
 	"strings"
 )
 
-// GroupMode says how the lines of an order are laid out in an object.
-type GroupMode string
+// Mode says how the lines of an order are laid out in an object.
+type Mode string
 
 // The grouping modes.
 const (
-	// GroupAuto, the default, accepts any layout and never hands out an
+	// Auto, the default, accepts any layout and never hands out an
 	// order before the whole object is read: every order has all of its
 	// lines. Contiguous input beyond the memory budget spills to one
 	// sequential temporary file that is streamed back; scattered input
 	// spills to hash partitions.
-	GroupAuto GroupMode = "auto"
-	// GroupSorted trusts the object to keep the lines of an order next to
+	Auto Mode = "auto"
+	// Sorted trusts the object to keep the lines of an order next to
 	// each other and streams: an order is handed out as soon as the key
 	// changes, and memory holds one order. A key that shows up again later
 	// is handed out again, as a separate order.
-	GroupSorted GroupMode = "sorted"
-	// GroupScattered expects the lines of an order anywhere in the object:
+	Sorted Mode = "sorted"
+	// Scattered expects the lines of an order anywhere in the object:
 	// rows are held in memory up to the budget, then spilled to hash
 	// partitions.
-	GroupScattered GroupMode = "scattered"
+	Scattered Mode = "scattered"
 )
 
 // DefaultMemoryBudget is the memory budget of grouping when none is
@@ -38,11 +38,11 @@ const DefaultMemoryBudget ByteSize = 64 << 20
 // is most likely a size written without its unit.
 const MinMemoryBudget ByteSize = 1 << 10
 
-// GroupConfig configures how the rows of an object are grouped into
+// Config configures how the rows of an object are grouped into
 // orders.
-type GroupConfig struct {
-	// Mode is auto (the default), sorted or scattered; see GroupMode.
-	Mode GroupMode `yaml:"mode"`
+type Config struct {
+	// Mode is auto (the default), sorted or scattered; see Mode.
+	Mode Mode `yaml:"mode"`
 	// MemoryBudget bounds the estimated bytes of rows held in memory
 	// before they are spilled to temporary files; DefaultMemoryBudget when
 	// zero. In YAML a byte count or a size with a unit ("64MiB").
@@ -54,9 +54,9 @@ type GroupConfig struct {
 
 // Validate reports the first invalid field, named as in YAML under
 // "group".
-func (c GroupConfig) Validate() error {
+func (c Config) Validate() error {
 	switch c.Mode {
-	case "", GroupAuto, GroupSorted, GroupScattered:
+	case "", Auto, Sorted, Scattered:
 	default:
 		return fmt.Errorf("group.mode: %q is not one of auto, sorted, scattered", string(c.Mode))
 	}
@@ -80,7 +80,7 @@ func (c GroupConfig) Validate() error {
 
 // Budget returns the memory budget in force: MemoryBudget, or
 // DefaultMemoryBudget when it is not set.
-func (c GroupConfig) Budget() ByteSize {
+func (c Config) Budget() ByteSize {
 	if c.MemoryBudget <= 0 {
 		return DefaultMemoryBudget
 	}

@@ -1,6 +1,6 @@
 // Package group turns the rows of one object into orders: a Grouper takes
 // rows in file order and hands out each order's lines together, in one of
-// three modes (auto, sorted, scattered; see GroupMode), within a memory
+// three modes (auto, sorted, scattered; see Mode), within a memory
 // budget beyond which rows spill to temporary files (one sequential run
 // file, or hash partitions, in a binary record format; see spill.go for the
 // folders and RemoveStaleSpills for those left by killed runs).

@@ -21,7 +21,7 @@ func (g *Grouper) Flush() error {
 	err := g.err
 	if err == nil && g.started {
 		g.stats.Objects++
-		if g.scattered && g.cfg.Mode == GroupAuto {
+		if g.scattered && g.cfg.Mode == Auto {
 			g.stats.Scattered++
 		}
 		err = g.flush()

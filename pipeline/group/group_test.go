@@ -218,90 +218,90 @@ func groupObject(name string) (*pipeline.Object, *pipeline.Header) {
 func TestGrouper(t *testing.T) {
 	tests := []struct {
 		name   string
-		mode   GroupMode
+		mode   Mode
 		budget ByteSize
 		size   int64 // pipeline.Object.Size, for the number of partitions
 		gen    groupGen
 		// adjacent: want only adjacent lines grouped (sorted mode);
 		// inOrder: want the orders in first-seen order.
 		adjacent, inOrder bool
-		check             func(t *testing.T, s GroupStats)
+		check             func(t *testing.T, s Stats)
 	}{
 		{
-			name: "sorted", mode: GroupSorted, budget: 4 << 10,
+			name: "sorted", mode: Sorted, budget: 4 << 10,
 			gen:      groupGen{orders: 300, maxLines: 8, layout: layoutContiguous, seed: 1, odd: true},
 			adjacent: true, inOrder: true,
-			check: func(t *testing.T, s GroupStats) { checkNoSpill(t, s) },
+			check: func(t *testing.T, s Stats) { checkNoSpill(t, s) },
 		},
 		{
-			name: "sorted emits a key again when it comes back", mode: GroupSorted,
+			name: "sorted emits a key again when it comes back", mode: Sorted,
 			gen:      groupGen{orders: 40, maxLines: 4, layout: layoutLocal, seed: 2},
 			adjacent: true, inOrder: true,
-			check: func(t *testing.T, s GroupStats) { checkNoSpill(t, s) },
+			check: func(t *testing.T, s Stats) { checkNoSpill(t, s) },
 		},
 		{
-			name: "sorted order larger than the budget", mode: GroupSorted, budget: 1 << 10,
+			name: "sorted order larger than the budget", mode: Sorted, budget: 1 << 10,
 			gen:      groupGen{orders: 3, maxLines: 60, layout: layoutContiguous, seed: 3},
 			adjacent: true, inOrder: true,
-			check: func(t *testing.T, s GroupStats) {
+			check: func(t *testing.T, s Stats) {
 				if s.OverBudget == 0 {
 					t.Errorf("OverBudget = 0, want > 0")
 				}
 			},
 		},
 		{
-			name: "scattered fits in memory", mode: GroupScattered,
+			name: "scattered fits in memory", mode: Scattered,
 			gen:     groupGen{orders: 300, maxLines: 8, layout: layoutShuffled, seed: 4, odd: true},
 			inOrder: true,
-			check:   func(t *testing.T, s GroupStats) { checkNoSpill(t, s) },
+			check:   func(t *testing.T, s Stats) { checkNoSpill(t, s) },
 		},
 		{
-			name: "scattered beyond the budget", mode: GroupScattered, budget: 4 << 10,
+			name: "scattered beyond the budget", mode: Scattered, budget: 4 << 10,
 			gen: groupGen{orders: 600, maxLines: 8, layout: layoutShuffled, seed: 5, odd: true},
-			check: func(t *testing.T, s GroupStats) {
+			check: func(t *testing.T, s Stats) {
 				if s.PartitionSpills != 1 || s.Partitions < 16 || s.Repartitions == 0 {
 					t.Errorf("stats %+v: want one partition spill, >= 16 partitions, repartitions", s)
 				}
 			},
 		},
 		{
-			name: "scattered many partitions", mode: GroupScattered, budget: 4 << 10, size: 1 << 20,
+			name: "scattered many partitions", mode: Scattered, budget: 4 << 10, size: 1 << 20,
 			gen: groupGen{orders: 400, maxLines: 8, layout: layoutShuffled, seed: 6},
-			check: func(t *testing.T, s GroupStats) {
+			check: func(t *testing.T, s Stats) {
 				if s.Partitions < maxFanout {
 					t.Errorf("Partitions = %d, want >= %d", s.Partitions, maxFanout)
 				}
 			},
 		},
 		{
-			name: "scattered contiguous input beyond the budget", mode: GroupScattered, budget: 4 << 10,
+			name: "scattered contiguous input beyond the budget", mode: Scattered, budget: 4 << 10,
 			gen: groupGen{orders: 300, maxLines: 8, layout: layoutContiguous, seed: 7},
-			check: func(t *testing.T, s GroupStats) {
+			check: func(t *testing.T, s Stats) {
 				if s.PartitionSpills != 1 || s.RunSpills != 0 {
 					t.Errorf("stats %+v: want a partition spill only", s)
 				}
 			},
 		},
 		{
-			name: "scattered order larger than the budget", mode: GroupScattered, budget: 1 << 10,
+			name: "scattered order larger than the budget", mode: Scattered, budget: 1 << 10,
 			gen: groupGen{orders: 4, maxLines: 100, layout: layoutShuffled, seed: 8},
-			check: func(t *testing.T, s GroupStats) {
+			check: func(t *testing.T, s Stats) {
 				if s.OverBudget == 0 {
 					t.Errorf("OverBudget = 0, want > 0")
 				}
 			},
 		},
 		{
-			name: "auto contiguous fits in memory", mode: GroupAuto,
+			name: "auto contiguous fits in memory", mode: Auto,
 			gen:     groupGen{orders: 300, maxLines: 8, layout: layoutContiguous, seed: 9, odd: true},
 			inOrder: true,
-			check:   func(t *testing.T, s GroupStats) { checkNoSpill(t, s) },
+			check:   func(t *testing.T, s Stats) { checkNoSpill(t, s) },
 		},
 		{
-			name: "auto scattered fits in memory", mode: GroupAuto,
+			name: "auto scattered fits in memory", mode: Auto,
 			gen:     groupGen{orders: 300, maxLines: 8, layout: layoutShuffled, seed: 10},
 			inOrder: true,
-			check: func(t *testing.T, s GroupStats) {
+			check: func(t *testing.T, s Stats) {
 				checkNoSpill(t, s)
 				if s.Scattered != 1 {
 					t.Errorf("Scattered = %d, want 1", s.Scattered)
@@ -309,56 +309,56 @@ func TestGrouper(t *testing.T) {
 			},
 		},
 		{
-			name: "auto contiguous beyond the budget streams a run", mode: GroupAuto, budget: 16 << 10,
+			name: "auto contiguous beyond the budget streams a run", mode: Auto, budget: 16 << 10,
 			gen:     groupGen{orders: 500, maxLines: 8, layout: layoutContiguous, seed: 11, odd: true},
 			inOrder: true,
-			check: func(t *testing.T, s GroupStats) {
+			check: func(t *testing.T, s Stats) {
 				if s.RunSpills != 1 || s.PartitionSpills != 0 || s.Scattered != 0 {
 					t.Errorf("stats %+v: want one run spill, no partitions", s)
 				}
 			},
 		},
 		{
-			name: "auto contiguous with more keys than the budget holds", mode: GroupAuto, budget: 4 << 10,
+			name: "auto contiguous with more keys than the budget holds", mode: Auto, budget: 4 << 10,
 			gen: groupGen{orders: 500, maxLines: 8, layout: layoutContiguous, seed: 11},
-			check: func(t *testing.T, s GroupStats) {
+			check: func(t *testing.T, s Stats) {
 				if s.RunSpills != 1 || s.PartitionSpills != 1 || s.Scattered != 0 {
 					t.Errorf("stats %+v: want a run spill, then a partition spill", s)
 				}
 			},
 		},
 		{
-			name: "auto scattered beyond the budget", mode: GroupAuto, budget: 4 << 10,
+			name: "auto scattered beyond the budget", mode: Auto, budget: 4 << 10,
 			gen: groupGen{orders: 500, maxLines: 8, layout: layoutShuffled, seed: 12, odd: true},
-			check: func(t *testing.T, s GroupStats) {
+			check: func(t *testing.T, s Stats) {
 				if s.RunSpills != 0 || s.PartitionSpills != 1 || s.Scattered != 1 || s.Repartitions == 0 {
 					t.Errorf("stats %+v: want a partition spill only, repartitions", s)
 				}
 			},
 		},
 		{
-			name: "auto contiguous then scattered", mode: GroupAuto, budget: 16 << 10,
+			name: "auto contiguous then scattered", mode: Auto, budget: 16 << 10,
 			gen: groupGen{orders: 500, maxLines: 8, layout: layoutLate, seed: 13, odd: true},
-			check: func(t *testing.T, s GroupStats) {
+			check: func(t *testing.T, s Stats) {
 				if s.RunSpills != 1 || s.PartitionSpills != 1 || s.Scattered != 1 {
 					t.Errorf("stats %+v: want a run spill, then a partition spill", s)
 				}
 			},
 		},
 		{
-			name: "auto one order larger than the budget", mode: GroupAuto, budget: 1 << 10,
+			name: "auto one order larger than the budget", mode: Auto, budget: 1 << 10,
 			gen:     groupGen{orders: 2, maxLines: 200, layout: layoutContiguous, seed: 14},
 			inOrder: true,
-			check: func(t *testing.T, s GroupStats) {
+			check: func(t *testing.T, s Stats) {
 				if s.RunSpills != 1 {
 					t.Errorf("RunSpills = %d, want 1", s.RunSpills)
 				}
 			},
 		},
 		{
-			name: "empty input", mode: GroupAuto,
-			check: func(t *testing.T, s GroupStats) {
-				if s != (GroupStats{}) {
+			name: "empty input", mode: Auto,
+			check: func(t *testing.T, s Stats) {
+				if s != (Stats{}) {
 					t.Errorf("stats %+v, want zero", s)
 				}
 			},
@@ -371,14 +371,14 @@ func TestGrouper(t *testing.T) {
 			obj.Size = tt.size
 			rows := groupRows(obj, hdr, tt.gen)
 			var c groupCollector
-			g := NewGrouper(GroupConfig{Mode: tt.mode, MemoryBudget: tt.budget, TempDir: dir}, groupKey, c.emit)
+			g := New(Config{Mode: tt.mode, MemoryBudget: tt.budget, TempDir: dir}, groupKey, c.emit)
 			defer g.Close()
 			for _, r := range rows {
 				if err := g.Add(r); err != nil {
 					t.Fatalf("Add line %d: %v", r.Line, err)
 				}
 			}
-			if tt.mode != GroupSorted && len(c.orders) > 0 {
+			if tt.mode != Sorted && len(c.orders) > 0 {
 				t.Fatalf("%d orders emitted before Flush", len(c.orders))
 			}
 			if err := g.Flush(); err != nil {
@@ -397,7 +397,7 @@ func TestGrouper(t *testing.T) {
 	}
 }
 
-func checkNoSpill(t *testing.T, s GroupStats) {
+func checkNoSpill(t *testing.T, s Stats) {
 	t.Helper()
 	if s.SpilledRows != 0 || s.RunSpills != 0 || s.PartitionSpills != 0 {
 		t.Errorf("stats %+v: want no spill", s)
@@ -419,14 +419,14 @@ func TestGrouperRandom(t *testing.T) {
 			values:   1 + rnd.IntN(8),
 		}
 		budget := ByteSize(1<<10 + rnd.IntN(64<<10))
-		for _, mode := range []GroupMode{GroupAuto, GroupScattered, GroupSorted} {
+		for _, mode := range []Mode{Auto, Scattered, Sorted} {
 			t.Run(fmt.Sprintf("%d/%s/%s/%s", seed, gen.layout, mode, budget), func(t *testing.T) {
 				dir := t.TempDir()
 				obj, hdr := groupObject("random.csv")
 				obj.Size = rnd.Int64N(1 << 20)
 				rows := groupRows(obj, hdr, gen)
 				var c groupCollector
-				g := NewGrouper(GroupConfig{Mode: mode, MemoryBudget: budget, TempDir: dir}, groupKey, c.emit)
+				g := New(Config{Mode: mode, MemoryBudget: budget, TempDir: dir}, groupKey, c.emit)
 				defer g.Close()
 				for _, r := range rows {
 					if err := g.Add(r); err != nil {
@@ -437,7 +437,7 @@ func TestGrouperRandom(t *testing.T) {
 					t.Fatalf("Flush: %v", err)
 				}
 				checkNoTempFiles(t, dir)
-				sorted := mode == GroupSorted
+				sorted := mode == Sorted
 				checkGroups(t, obj, hdr, c.orders, groupWant(rows, sorted), sorted)
 			})
 		}
@@ -448,7 +448,7 @@ func TestGrouperRandom(t *testing.T) {
 func TestGrouperObjects(t *testing.T) {
 	dir := t.TempDir()
 	var c groupCollector
-	g := NewGrouper(GroupConfig{MemoryBudget: 4 << 10, TempDir: dir}, groupKey, c.emit)
+	g := New(Config{MemoryBudget: 4 << 10, TempDir: dir}, groupKey, c.emit)
 	defer g.Close()
 	layouts := []string{layoutShuffled, layoutContiguous, layoutLate, layoutContiguous}
 	for i, layout := range layouts {
@@ -475,18 +475,18 @@ func TestGrouperErrors(t *testing.T) {
 	errStop := errors.New("stop here")
 	tests := []struct {
 		name   string
-		mode   GroupMode
+		mode   Mode
 		budget ByteSize
 		layout string
 		failAt int
 		// addErr: the emit error comes from Add (sorted mode), not Flush.
 		addErr bool
 	}{
-		{name: "sorted", mode: GroupSorted, layout: layoutContiguous, failAt: 3, addErr: true},
-		{name: "sorted last order", mode: GroupSorted, layout: layoutContiguous, failAt: 100},
-		{name: "memory", mode: GroupAuto, layout: layoutShuffled, failAt: 5},
-		{name: "run", mode: GroupAuto, budget: 4 << 10, layout: layoutContiguous, failAt: 5},
-		{name: "partitions", mode: GroupScattered, budget: 4 << 10, layout: layoutShuffled, failAt: 50},
+		{name: "sorted", mode: Sorted, layout: layoutContiguous, failAt: 3, addErr: true},
+		{name: "sorted last order", mode: Sorted, layout: layoutContiguous, failAt: 100},
+		{name: "memory", mode: Auto, layout: layoutShuffled, failAt: 5},
+		{name: "run", mode: Auto, budget: 4 << 10, layout: layoutContiguous, failAt: 5},
+		{name: "partitions", mode: Scattered, budget: 4 << 10, layout: layoutShuffled, failAt: 50},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -494,7 +494,7 @@ func TestGrouperErrors(t *testing.T) {
 			obj, hdr := groupObject("orders.csv")
 			rows := groupRows(obj, hdr, groupGen{orders: 100, maxLines: 5, layout: tt.layout, seed: 1})
 			c := groupCollector{failAt: tt.failAt, err: errStop}
-			g := NewGrouper(GroupConfig{Mode: tt.mode, MemoryBudget: tt.budget, TempDir: dir}, groupKey, c.emit)
+			g := New(Config{Mode: tt.mode, MemoryBudget: tt.budget, TempDir: dir}, groupKey, c.emit)
 			defer g.Close()
 			var addErr error
 			for _, r := range rows {
@@ -543,7 +543,7 @@ func TestGrouperClose(t *testing.T) {
 			obj, hdr := groupObject("orders.csv")
 			rows := groupRows(obj, hdr, groupGen{orders: 200, maxLines: 5, layout: layout, seed: 3})
 			var c groupCollector
-			g := NewGrouper(GroupConfig{MemoryBudget: 4 << 10, TempDir: dir}, groupKey, c.emit)
+			g := New(Config{MemoryBudget: 4 << 10, TempDir: dir}, groupKey, c.emit)
 			for _, r := range rows[:len(rows)/2] {
 				if err := g.Add(r); err != nil {
 					t.Fatal(err)
@@ -583,7 +583,7 @@ func TestGrouperFileErrors(t *testing.T) {
 		}
 		obj, hdr := groupObject("orders.csv")
 		var c groupCollector
-		g := NewGrouper(GroupConfig{MemoryBudget: 1 << 10, TempDir: dir}, groupKey, c.emit)
+		g := New(Config{MemoryBudget: 1 << 10, TempDir: dir}, groupKey, c.emit)
 		defer g.Close()
 		if err := os.Remove(dir); err != nil {
 			t.Fatal(err)
@@ -605,7 +605,7 @@ func TestGrouperFileErrors(t *testing.T) {
 		dir := t.TempDir()
 		obj, hdr := groupObject("orders.csv")
 		var c groupCollector
-		g := NewGrouper(GroupConfig{Mode: GroupScattered, MemoryBudget: 1 << 10, TempDir: dir}, groupKey, c.emit)
+		g := New(Config{Mode: Scattered, MemoryBudget: 1 << 10, TempDir: dir}, groupKey, c.emit)
 		defer g.Close()
 		for _, r := range groupRows(obj, hdr, groupGen{orders: 50, maxLines: 3, seed: 5}) {
 			if err := g.Add(r); err != nil {
@@ -638,7 +638,7 @@ func TestGrouperFileErrors(t *testing.T) {
 		dir := t.TempDir()
 		obj, hdr := groupObject("orders.csv")
 		var c groupCollector
-		g := NewGrouper(GroupConfig{MemoryBudget: 1 << 10, TempDir: dir}, groupKey, c.emit)
+		g := New(Config{MemoryBudget: 1 << 10, TempDir: dir}, groupKey, c.emit)
 		defer g.Close()
 		for _, r := range groupRows(obj, hdr, groupGen{orders: 50, maxLines: 3, seed: 5}) {
 			if err := g.Add(r); err != nil {
@@ -679,7 +679,7 @@ func TestGrouperLargeRows(t *testing.T) {
 				rows[i].Values[2] = strings.Repeat("large ", 100_000)
 			}
 			var c groupCollector
-			g := NewGrouper(GroupConfig{MemoryBudget: 1 << 10, TempDir: dir}, groupKey, c.emit)
+			g := New(Config{MemoryBudget: 1 << 10, TempDir: dir}, groupKey, c.emit)
 			defer g.Close()
 			for _, r := range rows {
 				if err := g.Add(r); err != nil {
@@ -697,15 +697,15 @@ func TestGrouperLargeRows(t *testing.T) {
 
 // TestGrouperNoObject groups rows that name no object or header.
 func TestGrouperNoObject(t *testing.T) {
-	for _, mode := range []GroupMode{GroupAuto, GroupScattered, GroupSorted} {
+	for _, mode := range []Mode{Auto, Scattered, Sorted} {
 		t.Run(string(mode), func(t *testing.T) {
 			dir := t.TempDir()
 			rows := groupRows(nil, nil, groupGen{orders: 100, maxLines: 4, layout: layoutLate, seed: 7})
-			if mode == GroupSorted {
+			if mode == Sorted {
 				rows = groupRows(nil, nil, groupGen{orders: 100, maxLines: 4, seed: 7})
 			}
 			var c groupCollector
-			g := NewGrouper(GroupConfig{Mode: mode, MemoryBudget: 4 << 10, TempDir: dir}, groupKey, c.emit)
+			g := New(Config{Mode: mode, MemoryBudget: 4 << 10, TempDir: dir}, groupKey, c.emit)
 			defer g.Close()
 			for _, r := range rows {
 				if err := g.Add(r); err != nil {
@@ -724,7 +724,7 @@ func TestGrouperNoObject(t *testing.T) {
 func TestGrouperMisuse(t *testing.T) {
 	emit := func([]pipeline.Row) error { return nil }
 	t.Run("rows of two objects", func(t *testing.T) {
-		g := NewGrouper(GroupConfig{TempDir: t.TempDir()}, groupKey, emit)
+		g := New(Config{TempDir: t.TempDir()}, groupKey, emit)
 		defer g.Close()
 		a, ha := groupObject("a.csv")
 		b, _ := groupObject("b.csv")
@@ -745,7 +745,7 @@ func TestGrouperMisuse(t *testing.T) {
 		}
 	})
 	t.Run("other columns", func(t *testing.T) {
-		g := NewGrouper(GroupConfig{TempDir: t.TempDir()}, groupKey, emit)
+		g := New(Config{TempDir: t.TempDir()}, groupKey, emit)
 		defer g.Close()
 		a, ha := groupObject("a.csv")
 		if err := g.Add(pipeline.Row{Object: a, Header: ha, Line: 2, Values: []string{"1"}}); err != nil {
@@ -758,9 +758,9 @@ func TestGrouperMisuse(t *testing.T) {
 	})
 	t.Run("config", func(t *testing.T) {
 		for _, g := range []*Grouper{
-			NewGrouper(GroupConfig{}, nil, emit),
-			NewGrouper(GroupConfig{}, groupKey, nil),
-			NewGrouper(GroupConfig{Mode: "fast"}, groupKey, emit),
+			New(Config{}, nil, emit),
+			New(Config{}, groupKey, nil),
+			New(Config{Mode: "fast"}, groupKey, emit),
 		} {
 			if err := g.Add(pipeline.Row{}); err == nil {
 				t.Error("Add: no error")
@@ -780,16 +780,16 @@ func TestGroupConfigValidate(t *testing.T) {
 	}
 	tests := []struct {
 		name string
-		cfg  GroupConfig
+		cfg  Config
 		want string // substring of the error; "" for none
 	}{
-		{"zero", GroupConfig{}, ""},
-		{"full", GroupConfig{Mode: GroupScattered, MemoryBudget: 64 << 20, TempDir: dir}, ""},
-		{"mode", GroupConfig{Mode: "fast"}, `group.mode: "fast"`},
-		{"negative budget", GroupConfig{MemoryBudget: -1}, "group.memory_budget: must not be negative"},
-		{"budget without unit", GroupConfig{MemoryBudget: 64}, "group.memory_budget: 64B is below the minimum of 1KiB"},
-		{"temp dir missing", GroupConfig{TempDir: filepath.Join(dir, "nope")}, "group.temp_dir:"},
-		{"temp dir a file", GroupConfig{TempDir: file}, "group.temp_dir: " + file + " is not a directory"},
+		{"zero", Config{}, ""},
+		{"full", Config{Mode: Scattered, MemoryBudget: 64 << 20, TempDir: dir}, ""},
+		{"mode", Config{Mode: "fast"}, `group.mode: "fast"`},
+		{"negative budget", Config{MemoryBudget: -1}, "group.memory_budget: must not be negative"},
+		{"budget without unit", Config{MemoryBudget: 64}, "group.memory_budget: 64B is below the minimum of 1KiB"},
+		{"temp dir missing", Config{TempDir: filepath.Join(dir, "nope")}, "group.temp_dir:"},
+		{"temp dir a file", Config{TempDir: file}, "group.temp_dir: " + file + " is not a directory"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -807,12 +807,12 @@ func TestGroupConfigValidate(t *testing.T) {
 func TestGroupConfigYAML(t *testing.T) {
 	tests := []struct {
 		in   string
-		want GroupConfig
+		want Config
 		err  string
 	}{
-		{in: "mode: sorted\nmemory_budget: 64MiB\ntemp_dir: /tmp\n", want: GroupConfig{Mode: GroupSorted, MemoryBudget: 64 << 20, TempDir: "/tmp"}},
-		{in: "memory_budget: 65536\n", want: GroupConfig{MemoryBudget: 65536}},
-		{in: "memory_budget: \"1.5 GB\"\n", want: GroupConfig{MemoryBudget: 1_500_000_000}},
+		{in: "mode: sorted\nmemory_budget: 64MiB\ntemp_dir: /tmp\n", want: Config{Mode: Sorted, MemoryBudget: 64 << 20, TempDir: "/tmp"}},
+		{in: "memory_budget: 65536\n", want: Config{MemoryBudget: 65536}},
+		{in: "memory_budget: \"1.5 GB\"\n", want: Config{MemoryBudget: 1_500_000_000}},
 		{in: "memory_budget: lots\n", err: `invalid size "lots"`},
 		{in: "memory: 1\n", err: "field memory not found"},
 	}
@@ -820,7 +820,7 @@ func TestGroupConfigYAML(t *testing.T) {
 		t.Run(tt.in, func(t *testing.T) {
 			dec := yaml.NewDecoder(strings.NewReader(tt.in))
 			dec.KnownFields(true)
-			var got GroupConfig
+			var got Config
 			err := dec.Decode(&got)
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
@@ -835,7 +835,7 @@ func TestGroupConfigYAML(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var back GroupConfig
+			var back Config
 			if err := yaml.Unmarshal(out, &back); err != nil || back != got {
 				t.Fatalf("round trip through %q: %+v, %v", out, back, err)
 			}
@@ -1010,10 +1010,10 @@ func groupBenchRows(n int, layout string) []pipeline.Row {
 	return rows
 }
 
-func runGroupBench(b *testing.B, cfg GroupConfig, rows []pipeline.Row) {
+func runGroupBench(b *testing.B, cfg Config, rows []pipeline.Row) {
 	cfg.TempDir = b.TempDir()
 	orders := 0
-	g := NewGrouper(cfg, groupKey, func(lines []pipeline.Row) error { orders++; return nil })
+	g := New(cfg, groupKey, func(lines []pipeline.Row) error { orders++; return nil })
 	defer g.Close()
 	b.ReportAllocs()
 	for b.Loop() {
@@ -1037,22 +1037,22 @@ func runGroupBench(b *testing.B, cfg GroupConfig, rows []pipeline.Row) {
 const groupBenchN = 20_000
 
 func BenchmarkGroupSorted(b *testing.B) {
-	runGroupBench(b, GroupConfig{Mode: GroupSorted}, groupBenchRows(groupBenchN, layoutContiguous))
+	runGroupBench(b, Config{Mode: Sorted}, groupBenchRows(groupBenchN, layoutContiguous))
 }
 
 // BenchmarkGroupScattered spills shuffled rows to partitions.
 func BenchmarkGroupScattered(b *testing.B) {
-	runGroupBench(b, GroupConfig{Mode: GroupScattered, MemoryBudget: 1 << 20}, groupBenchRows(groupBenchN, layoutShuffled))
+	runGroupBench(b, Config{Mode: Scattered, MemoryBudget: 1 << 20}, groupBenchRows(groupBenchN, layoutShuffled))
 }
 
 // BenchmarkGroupAuto runs auto mode over contiguous rows beyond the
 // budget: the run-file path.
 func BenchmarkGroupAuto(b *testing.B) {
-	runGroupBench(b, GroupConfig{Mode: GroupAuto, MemoryBudget: 1 << 20}, groupBenchRows(groupBenchN, layoutContiguous))
+	runGroupBench(b, Config{Mode: Auto, MemoryBudget: 1 << 20}, groupBenchRows(groupBenchN, layoutContiguous))
 }
 
 // BenchmarkGroupAutoMemory runs auto mode over contiguous rows that fit in
 // the budget.
 func BenchmarkGroupAutoMemory(b *testing.B) {
-	runGroupBench(b, GroupConfig{Mode: GroupAuto}, groupBenchRows(groupBenchN, layoutContiguous))
+	runGroupBench(b, Config{Mode: Auto}, groupBenchRows(groupBenchN, layoutContiguous))
 }

@@ -10,9 +10,9 @@ import (
 	"convpipe/pipeline"
 )
 
-// GroupStats counts what a Grouper did, over every object since it was
+// Stats counts what a Grouper did, over every object since it was
 // made.
-type GroupStats struct {
+type Stats struct {
 	// Objects counts the objects flushed that had rows.
 	Objects int64
 	// Rows counts the rows added.
@@ -49,7 +49,7 @@ type GroupStats struct {
 
 // Grouper groups the rows of one object at a time into orders: the lines
 // that share a key. Rows are pushed with Add; orders come out through the
-// emit function given to NewGrouper, each with its lines in the order
+// emit function given to New, each with its lines in the order
 // they were added. Flush ends an object.
 //
 // What each mode guarantees:
@@ -88,13 +88,13 @@ type GroupStats struct {
 // unwrapped, from Add or Flush. After any error, Add returns that error
 // until Flush or Discard. A Grouper is not safe for concurrent use.
 type Grouper struct {
-	cfg    GroupConfig
+	cfg    Config
 	budget int64
 	key    func(pipeline.Row) string
 	emit   func(lines []pipeline.Row) error
 	cfgErr error
 	seed   maphash.Seed
-	stats  GroupStats
+	stats  Stats
 
 	// The current object.
 	err       error // sticky until Flush or Discard
@@ -157,10 +157,10 @@ const (
 
 )
 
-// NewGrouper returns a Grouper that calls key to find the order of each
+// New returns a Grouper that calls key to find the order of each
 // row and emit with the lines of each order. An invalid cfg, or a nil
 // function, makes Add and Flush return the configuration error.
-func NewGrouper(cfg GroupConfig, key func(pipeline.Row) string, emit func(lines []pipeline.Row) error) *Grouper {
+func New(cfg Config, key func(pipeline.Row) string, emit func(lines []pipeline.Row) error) *Grouper {
 	g := &Grouper{key: key, emit: emit, seed: maphash.MakeSeed(), cur: -1}
 	if key == nil || emit == nil {
 		g.cfgErr = errors.New("group: key and emit functions are required")
@@ -168,7 +168,7 @@ func NewGrouper(cfg GroupConfig, key func(pipeline.Row) string, emit func(lines 
 		g.cfgErr = cfg.Validate()
 	}
 	if cfg.Mode == "" {
-		cfg.Mode = GroupAuto
+		cfg.Mode = Auto
 	}
 	cfg.MemoryBudget = cfg.Budget()
 	if cfg.TempDir == "" {
@@ -180,14 +180,14 @@ func NewGrouper(cfg GroupConfig, key func(pipeline.Row) string, emit func(lines 
 }
 
 func (g *Grouper) initialState() groupState {
-	if g.cfg.Mode == GroupSorted {
+	if g.cfg.Mode == Sorted {
 		return stateSorted
 	}
 	return stateMemory
 }
 
 // Stats returns the counts so far.
-func (g *Grouper) Stats() GroupStats { return g.stats }
+func (g *Grouper) Stats() Stats { return g.stats }
 
 // Add adds the next row of the current object. It may emit orders (sorted
 // mode) and spill to temporary files. All rows between two Flushes must

@@ -12,7 +12,7 @@ import (
 
 // spill moves the rows held in memory to temporary files.
 func (g *Grouper) spill() error {
-	if g.cfg.Mode == GroupAuto && !g.scattered {
+	if g.cfg.Mode == Auto && !g.scattered {
 		return g.memoryToRun()
 	}
 	return g.memoryToPartitions()
