@@ -128,90 +128,146 @@ type settings struct {
 	localPath string
 }
 
+// compile validates c section by section, in the order of its fields, and
+// returns the first error, which names the field.
 func (c Config) compile() (*settings, error) {
 	s := &settings{cfg: c}
-	if strings.TrimSpace(c.Location) == "" {
-		return nil, errors.New("source.location: required (or --source)")
-	}
-	if strings.HasPrefix(c.Location, "s3://") {
-		loc, err := parseS3Location(c.Location)
-		if err != nil {
-			return nil, fmt.Errorf("source.location: %w", err)
+	for _, step := range []func(*settings) error{
+		(*settings).compileLocation,
+		(*settings).compileFormat,
+		(*settings).compileCSV,
+		(*settings).compileWindow,
+		(*settings).compileDateFrom,
+		(*settings).compileS3,
+	} {
+		if err := step(s); err != nil {
+			return nil, err
 		}
-		s.s3 = loc
-	} else {
-		if strings.Contains(c.Location, "://") {
-			return nil, fmt.Errorf("source.location: %q: only local paths and s3:// URLs are supported", c.Location)
-		}
-		if _, err := filepath.Match(c.Location, ""); err != nil {
-			return nil, fmt.Errorf("source.location: bad glob %q: %w", c.Location, err)
-		}
-		s.localPath = filepath.Clean(c.Location)
 	}
-	switch c.Format {
-	case "", FormatCSV, FormatParquet:
-		s.format = c.Format
-	default:
-		return nil, fmt.Errorf("source.format: %q: must be %q, %q or empty (by extension)", c.Format, FormatCSV, FormatParquet)
-	}
+	return s, nil
+}
 
-	switch c.CSV.Delimiter {
-	case "":
-		s.comma = ','
-	case `\t`, "tab":
-		s.comma = '\t'
-	default:
-		r, size := utf8.DecodeRuneInString(c.CSV.Delimiter)
-		if size != len(c.CSV.Delimiter) || r == utf8.RuneError || r == '"' || r == '\r' || r == '\n' || r == 0xFEFF {
-			return nil, fmt.Errorf("source.csv.delimiter: %q: must be one character other than a quote or a line break", c.CSV.Delimiter)
-		}
-		s.comma = r
+// compileLocation sets s3 or localPath from source.location.
+func (s *settings) compileLocation() error {
+	loc := s.cfg.Location
+	if strings.TrimSpace(loc) == "" {
+		return errors.New("source.location: required (or --source)")
 	}
-	if c.CSV.Quote != "" && c.CSV.Quote != `"` {
-		return nil, fmt.Errorf("source.csv.quote: %q: only '\"' is supported (encoding/csv has no other quote character)", c.CSV.Quote)
+	if strings.HasPrefix(loc, "s3://") {
+		l, err := parseS3Location(loc)
+		if err != nil {
+			return fmt.Errorf("source.location: %w", err)
+		}
+		s.s3 = l
+		return nil
+	}
+	if strings.Contains(loc, "://") {
+		return fmt.Errorf("source.location: %q: only local paths and s3:// URLs are supported", loc)
+	}
+	if _, err := filepath.Match(loc, ""); err != nil {
+		return fmt.Errorf("source.location: bad glob %q: %w", loc, err)
+	}
+	s.localPath = filepath.Clean(loc)
+	return nil
+}
+
+// compileFormat sets format from source.format.
+func (s *settings) compileFormat() error {
+	switch f := s.cfg.Format; f {
+	case "", FormatCSV, FormatParquet:
+		s.format = f
+		return nil
+	default:
+		return fmt.Errorf("source.format: %q: must be %q, %q or empty (by extension)", f, FormatCSV, FormatParquet)
+	}
+}
+
+// compileCSV sets comma and maxField from source.csv.
+func (s *settings) compileCSV() error {
+	c := s.cfg.CSV
+	comma, err := parseDelimiter(c.Delimiter)
+	if err != nil {
+		return err
+	}
+	s.comma = comma
+	if c.Quote != "" && c.Quote != `"` {
+		return fmt.Errorf("source.csv.quote: %q: only '\"' is supported (encoding/csv has no other quote character)", c.Quote)
 	}
 	switch {
-	case c.CSV.MaxFieldBytes < 0:
-		return nil, errors.New("source.csv.max_field_bytes: must be >= 0")
-	case c.CSV.MaxFieldBytes == 0:
+	case c.MaxFieldBytes < 0:
+		return errors.New("source.csv.max_field_bytes: must be >= 0")
+	case c.MaxFieldBytes == 0:
 		s.maxField = DefaultMaxFieldBytes
 	default:
-		s.maxField = c.CSV.MaxFieldBytes
+		s.maxField = c.MaxFieldBytes
 	}
+	return nil
+}
 
+// parseDelimiter parses source.csv.delimiter: empty is a comma, `\t` and
+// "tab" are a tab, anything else must be one character.
+func parseDelimiter(d string) (rune, error) {
+	switch d {
+	case "":
+		return ',', nil
+	case `\t`, "tab":
+		return '\t', nil
+	}
+	r, size := utf8.DecodeRuneInString(d)
+	if size != len(d) || r == utf8.RuneError || r == '"' || r == '\r' || r == '\n' || r == 0xFEFF {
+		return 0, fmt.Errorf("source.csv.delimiter: %q: must be one character other than a quote or a line break", d)
+	}
+	return r, nil
+}
+
+// compileWindow sets since and until from source.since and source.until.
+func (s *settings) compileWindow() error {
+	c := s.cfg
 	var err error
 	if s.since, err = parseBound(c.Since, false); err != nil {
-		return nil, fmt.Errorf("source.since: %w", err)
+		return fmt.Errorf("source.since: %w", err)
 	}
 	if s.until, err = parseBound(c.Until, true); err != nil {
-		return nil, fmt.Errorf("source.until: %w", err)
+		return fmt.Errorf("source.until: %w", err)
 	}
 	if !s.since.IsZero() && !s.until.IsZero() && !s.since.Before(s.until) {
-		return nil, fmt.Errorf("source.until: %s is not after since %s", c.Until, c.Since)
+		return fmt.Errorf("source.until: %s is not after since %s", c.Until, c.Since)
 	}
+	return nil
+}
+
+// compileDateFrom sets dateFrom and keyDate from source.date_from and
+// source.key_date_pattern.
+func (s *settings) compileDateFrom() error {
+	c := s.cfg
 	switch c.DateFrom {
 	case "", DateFromModTime:
 		s.dateFrom = DateFromModTime
 	case DateFromKey:
 		s.dateFrom = DateFromKey
 	default:
-		return nil, fmt.Errorf("source.date_from: %q: must be %q or %q", c.DateFrom, DateFromModTime, DateFromKey)
+		return fmt.Errorf("source.date_from: %q: must be %q or %q", c.DateFrom, DateFromModTime, DateFromKey)
 	}
 	pattern := c.KeyDatePattern
 	if pattern == "" {
 		pattern = DefaultKeyDatePattern
 	}
+	var err error
 	if s.keyDate, err = compileKeyDate(pattern); err != nil {
-		return nil, fmt.Errorf("source.key_date_pattern: %w", err)
+		return fmt.Errorf("source.key_date_pattern: %w", err)
 	}
+	return nil
+}
 
-	if c.S3.Endpoint != "" {
-		u, err := url.Parse(c.S3.Endpoint)
+// compileS3 checks source.s3.endpoint.
+func (s *settings) compileS3() error {
+	if e := s.cfg.S3.Endpoint; e != "" {
+		u, err := url.Parse(e)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("source.s3.endpoint: %q: must be an http:// or https:// URL", c.S3.Endpoint)
+			return fmt.Errorf("source.s3.endpoint: %q: must be an http:// or https:// URL", e)
 		}
 	}
-	return s, nil
+	return nil
 }
 
 // parseBound parses a Since or Until value. A date alone is the start of

@@ -83,7 +83,9 @@ func (c *thriftCheck) advance(n uint64) error {
 
 // skip passes over one value of type t found inside a container (a list,
 // set or map element, where a bool takes a byte of its own) or, for a
-// struct field, after its header (where a bool takes none: see ctStruct).
+// struct field, after its header (where a bool takes none: see skipStruct).
+// Every nested value goes through skip again, one level deeper, so the
+// depth check here bounds the whole walk.
 func (c *thriftCheck) skip(t byte, depth int) error {
 	if depth > thriftMaxDepth {
 		return errors.New("nested too deeply")
@@ -99,74 +101,101 @@ func (c *thriftCheck) skip(t byte, depth int) error {
 	case ctUUID:
 		return c.advance(16)
 	case ctBinary:
-		n, err := c.varint()
-		if err != nil {
+		return c.skipBinary()
+	case ctList, ctSet:
+		return c.skipList(depth)
+	case ctMap:
+		return c.skipMap(depth)
+	case ctStruct:
+		return c.skipStruct(depth)
+	}
+	return fmt.Errorf("unknown type %d", t)
+}
+
+// skipBinary passes over a binary (or string) value: a varint length,
+// then that many bytes.
+func (c *thriftCheck) skipBinary() error {
+	n, err := c.varint()
+	if err != nil {
+		return err
+	}
+	return c.advance(n)
+}
+
+// skipList passes over a list or set at depth: a header byte holding the
+// size (15: a varint follows) and the element type, then the elements. A
+// size the bytes left could not hold is an error before any is read.
+func (c *thriftCheck) skipList(depth int) error {
+	h, err := c.byte()
+	if err != nil {
+		return err
+	}
+	n, elem := uint64(h>>4), h&0x0f
+	if n == 15 {
+		if n, err = c.varint(); err != nil {
 			return err
 		}
-		return c.advance(n)
-	case ctList, ctSet:
+	}
+	if n > uint64(c.left()) {
+		return fmt.Errorf("list of %d elements in %d bytes", n, c.left())
+	}
+	for range n {
+		if err := c.skip(elem, depth+1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// skipMap passes over a map at depth: a varint size and, unless it is 0, a
+// byte with the key and value types, then the entries. A size the bytes
+// left could not hold is an error before any is read.
+func (c *thriftCheck) skipMap(depth int) error {
+	n, err := c.varint()
+	if err != nil || n == 0 {
+		return err
+	}
+	kv, err := c.byte()
+	if err != nil {
+		return err
+	}
+	if n > uint64(c.left())/2 {
+		return fmt.Errorf("map of %d entries in %d bytes", n, c.left())
+	}
+	for range n {
+		if err := c.skip(kv>>4, depth+1); err != nil {
+			return err
+		}
+		if err := c.skip(kv&0x0f, depth+1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// skipStruct passes over a struct at depth: fields, each a header byte
+// (with the field id after it in the long form) and a value, up to a stop
+// byte. A bool field's value is in its header.
+func (c *thriftCheck) skipStruct(depth int) error {
+	for {
 		h, err := c.byte()
 		if err != nil {
 			return err
 		}
-		n, elem := uint64(h>>4), h&0x0f
-		if n == 15 {
-			if n, err = c.varint(); err != nil {
+		if h == ctStop {
+			return nil
+		}
+		if h>>4 == 0 { // long form: the field id follows
+			if _, err := c.varint(); err != nil {
 				return err
 			}
 		}
-		if n > uint64(c.left()) {
-			return fmt.Errorf("list of %d elements in %d bytes", n, c.left())
+		ft := h & 0x0f
+		if ft == ctBoolTrue || ft == ctBoolFalse {
+			continue // the value is in the header
 		}
-		for range n {
-			if err := c.skip(elem, depth+1); err != nil {
-				return err
-			}
-		}
-		return nil
-	case ctMap:
-		n, err := c.varint()
-		if err != nil || n == 0 {
+		if err := c.skip(ft, depth+1); err != nil {
 			return err
-		}
-		kv, err := c.byte()
-		if err != nil {
-			return err
-		}
-		if n > uint64(c.left())/2 {
-			return fmt.Errorf("map of %d entries in %d bytes", n, c.left())
-		}
-		for range n {
-			if err := c.skip(kv>>4, depth+1); err != nil {
-				return err
-			}
-			if err := c.skip(kv&0x0f, depth+1); err != nil {
-				return err
-			}
-		}
-		return nil
-	case ctStruct:
-		for {
-			h, err := c.byte()
-			if err != nil {
-				return err
-			}
-			if h == ctStop {
-				return nil
-			}
-			if h>>4 == 0 { // long form: the field id follows
-				if _, err := c.varint(); err != nil {
-					return err
-				}
-			}
-			ft := h & 0x0f
-			if ft == ctBoolTrue || ft == ctBoolFalse {
-				continue // the value is in the header
-			}
-			if err := c.skip(ft, depth+1); err != nil {
-				return err
-			}
 		}
 	}
-	return fmt.Errorf("unknown type %d", t)
 }

@@ -65,71 +65,15 @@ func resolveType(se *parquet.SchemaElement) (valueType, error) {
 		ct = se.GetConvertedType()
 	}
 	if lt != nil && lt.DECIMAL != nil || ct == parquet.ConvertedType_DECIMAL {
-		scale := se.GetScale()
-		if lt != nil && lt.DECIMAL != nil {
-			scale = lt.DECIMAL.Scale
-		}
-		if scale < 0 || scale > 1000 {
-			return valueType{}, fmt.Errorf("decimal scale %d is out of range", scale)
-		}
-		switch se.GetType() {
-		case parquet.Type_INT32, parquet.Type_INT64, parquet.Type_BYTE_ARRAY, parquet.Type_FIXED_LEN_BYTE_ARRAY:
-			return valueType{kind: kindDecimal, scale: scale}, nil
-		}
-		return valueType{}, fmt.Errorf("decimal stored as %s", se.GetType())
-	}
-	unit := func(tu *parquet.TimeUnit, millis, micros, nanos valueKind) (valueType, error) {
-		switch {
-		case tu == nil:
-		case tu.MILLIS != nil:
-			return valueType{kind: millis}, nil
-		case tu.MICROS != nil:
-			return valueType{kind: micros}, nil
-		case tu.NANOS != nil:
-			return valueType{kind: nanos}, nil
-		}
-		return valueType{}, errors.New("time unit missing")
+		return resolveDecimal(se, lt)
 	}
 	switch se.GetType() {
 	case parquet.Type_BOOLEAN:
 		return valueType{kind: kindBool}, nil
 	case parquet.Type_INT32:
-		switch {
-		case lt != nil && lt.DATE != nil, ct == parquet.ConvertedType_DATE:
-			return valueType{kind: kindDate}, nil
-		case lt != nil && lt.TIME != nil:
-			t, err := unit(lt.TIME.Unit, kindTimeMillis, kindTimeMicros, kindTimeNanos)
-			if err == nil && t.kind != kindTimeMillis {
-				err = errors.New("TIME in micro- or nanoseconds stored as INT32")
-			}
-			return t, err
-		case ct == parquet.ConvertedType_TIME_MILLIS:
-			return valueType{kind: kindTimeMillis}, nil
-		case lt != nil && lt.INTEGER != nil && !lt.INTEGER.IsSigned,
-			ct == parquet.ConvertedType_UINT_8, ct == parquet.ConvertedType_UINT_16, ct == parquet.ConvertedType_UINT_32:
-			return valueType{kind: kindUint32}, nil
-		case lt != nil && lt.TIMESTAMP != nil:
-			return valueType{}, errors.New("TIMESTAMP stored as INT32")
-		}
-		return valueType{kind: kindInt32}, nil
+		return resolveInt32(lt, ct)
 	case parquet.Type_INT64:
-		switch {
-		case lt != nil && lt.TIMESTAMP != nil:
-			return unit(lt.TIMESTAMP.Unit, kindTimestampMillis, kindTimestampMicros, kindTimestampNanos)
-		case ct == parquet.ConvertedType_TIMESTAMP_MILLIS:
-			return valueType{kind: kindTimestampMillis}, nil
-		case ct == parquet.ConvertedType_TIMESTAMP_MICROS:
-			return valueType{kind: kindTimestampMicros}, nil
-		case lt != nil && lt.TIME != nil:
-			return unit(lt.TIME.Unit, kindTimeMillis, kindTimeMicros, kindTimeNanos)
-		case ct == parquet.ConvertedType_TIME_MICROS:
-			return valueType{kind: kindTimeMicros}, nil
-		case lt != nil && lt.INTEGER != nil && !lt.INTEGER.IsSigned, ct == parquet.ConvertedType_UINT_64:
-			return valueType{kind: kindUint64}, nil
-		case lt != nil && lt.DATE != nil:
-			return valueType{}, errors.New("DATE stored as INT64")
-		}
-		return valueType{kind: kindInt64}, nil
+		return resolveInt64(lt, ct)
 	case parquet.Type_INT96:
 		return valueType{kind: kindInt96}, nil
 	case parquet.Type_FLOAT:
@@ -137,22 +81,110 @@ func resolveType(se *parquet.SchemaElement) (valueType, error) {
 	case parquet.Type_DOUBLE:
 		return valueType{kind: kindDouble}, nil
 	case parquet.Type_BYTE_ARRAY:
-		switch {
-		case lt != nil && (lt.STRING != nil || lt.ENUM != nil || lt.JSON != nil),
-			ct == parquet.ConvertedType_UTF8, ct == parquet.ConvertedType_ENUM, ct == parquet.ConvertedType_JSON:
-			return valueType{kind: kindString}, nil
-		}
-		return valueType{kind: kindBytes}, nil
+		return resolveByteArray(lt, ct), nil
 	case parquet.Type_FIXED_LEN_BYTE_ARRAY:
-		if lt != nil && lt.UUID != nil {
-			if se.GetTypeLength() != 16 {
-				return valueType{}, fmt.Errorf("UUID of %d bytes", se.GetTypeLength())
-			}
-			return valueType{kind: kindUUID}, nil
-		}
-		return valueType{kind: kindBytes}, nil
+		return resolveFixedLenByteArray(se, lt)
 	}
 	return valueType{}, fmt.Errorf("unknown physical type %d", se.GetType())
+}
+
+// resolveDecimal resolves a DECIMAL column (logical or converted type),
+// whose scale the logical type gives when it is set.
+func resolveDecimal(se *parquet.SchemaElement, lt *parquet.LogicalType) (valueType, error) {
+	scale := se.GetScale()
+	if lt != nil && lt.DECIMAL != nil {
+		scale = lt.DECIMAL.Scale
+	}
+	if scale < 0 || scale > 1000 {
+		return valueType{}, fmt.Errorf("decimal scale %d is out of range", scale)
+	}
+	switch se.GetType() {
+	case parquet.Type_INT32, parquet.Type_INT64, parquet.Type_BYTE_ARRAY, parquet.Type_FIXED_LEN_BYTE_ARRAY:
+		return valueType{kind: kindDecimal, scale: scale}, nil
+	}
+	return valueType{}, fmt.Errorf("decimal stored as %s", se.GetType())
+}
+
+// resolveUnit picks millis, micros or nanos by the time unit tu.
+func resolveUnit(tu *parquet.TimeUnit, millis, micros, nanos valueKind) (valueType, error) {
+	switch {
+	case tu == nil:
+	case tu.MILLIS != nil:
+		return valueType{kind: millis}, nil
+	case tu.MICROS != nil:
+		return valueType{kind: micros}, nil
+	case tu.NANOS != nil:
+		return valueType{kind: nanos}, nil
+	}
+	return valueType{}, errors.New("time unit missing")
+}
+
+// resolveInt32 resolves an INT32 column that is not a decimal: a date, a
+// time of day in milliseconds, or a signed or unsigned integer.
+func resolveInt32(lt *parquet.LogicalType, ct parquet.ConvertedType) (valueType, error) {
+	switch {
+	case lt != nil && lt.DATE != nil, ct == parquet.ConvertedType_DATE:
+		return valueType{kind: kindDate}, nil
+	case lt != nil && lt.TIME != nil:
+		t, err := resolveUnit(lt.TIME.Unit, kindTimeMillis, kindTimeMicros, kindTimeNanos)
+		if err == nil && t.kind != kindTimeMillis {
+			err = errors.New("TIME in micro- or nanoseconds stored as INT32")
+		}
+		return t, err
+	case ct == parquet.ConvertedType_TIME_MILLIS:
+		return valueType{kind: kindTimeMillis}, nil
+	case lt != nil && lt.INTEGER != nil && !lt.INTEGER.IsSigned,
+		ct == parquet.ConvertedType_UINT_8, ct == parquet.ConvertedType_UINT_16, ct == parquet.ConvertedType_UINT_32:
+		return valueType{kind: kindUint32}, nil
+	case lt != nil && lt.TIMESTAMP != nil:
+		return valueType{}, errors.New("TIMESTAMP stored as INT32")
+	}
+	return valueType{kind: kindInt32}, nil
+}
+
+// resolveInt64 resolves an INT64 column that is not a decimal: a
+// timestamp, a time of day, or a signed or unsigned integer.
+func resolveInt64(lt *parquet.LogicalType, ct parquet.ConvertedType) (valueType, error) {
+	switch {
+	case lt != nil && lt.TIMESTAMP != nil:
+		return resolveUnit(lt.TIMESTAMP.Unit, kindTimestampMillis, kindTimestampMicros, kindTimestampNanos)
+	case ct == parquet.ConvertedType_TIMESTAMP_MILLIS:
+		return valueType{kind: kindTimestampMillis}, nil
+	case ct == parquet.ConvertedType_TIMESTAMP_MICROS:
+		return valueType{kind: kindTimestampMicros}, nil
+	case lt != nil && lt.TIME != nil:
+		return resolveUnit(lt.TIME.Unit, kindTimeMillis, kindTimeMicros, kindTimeNanos)
+	case ct == parquet.ConvertedType_TIME_MICROS:
+		return valueType{kind: kindTimeMicros}, nil
+	case lt != nil && lt.INTEGER != nil && !lt.INTEGER.IsSigned, ct == parquet.ConvertedType_UINT_64:
+		return valueType{kind: kindUint64}, nil
+	case lt != nil && lt.DATE != nil:
+		return valueType{}, errors.New("DATE stored as INT64")
+	}
+	return valueType{kind: kindInt64}, nil
+}
+
+// resolveByteArray resolves a BYTE_ARRAY column that is not a decimal:
+// UTF-8 text or binary.
+func resolveByteArray(lt *parquet.LogicalType, ct parquet.ConvertedType) valueType {
+	switch {
+	case lt != nil && (lt.STRING != nil || lt.ENUM != nil || lt.JSON != nil),
+		ct == parquet.ConvertedType_UTF8, ct == parquet.ConvertedType_ENUM, ct == parquet.ConvertedType_JSON:
+		return valueType{kind: kindString}
+	}
+	return valueType{kind: kindBytes}
+}
+
+// resolveFixedLenByteArray resolves a FIXED_LEN_BYTE_ARRAY column that is
+// not a decimal: a UUID (of 16 bytes) or binary.
+func resolveFixedLenByteArray(se *parquet.SchemaElement, lt *parquet.LogicalType) (valueType, error) {
+	if lt != nil && lt.UUID != nil {
+		if se.GetTypeLength() != 16 {
+			return valueType{}, fmt.Errorf("UUID of %d bytes", se.GetTypeLength())
+		}
+		return valueType{kind: kindUUID}, nil
+	}
+	return valueType{kind: kindBytes}, nil
 }
 
 // render returns the string form of one decoded value v (nil for a null)
@@ -169,6 +201,28 @@ func (t valueType) render(v any) (string, error) {
 	if v == nil {
 		return "", nil
 	}
+	switch t.kind {
+	case kindBool, kindInt32, kindUint32, kindInt64, kindUint64, kindFloat, kindDouble:
+		return t.renderNumber(v)
+	case kindString, kindBytes, kindUUID:
+		return t.renderBinary(v)
+	case kindDecimal:
+		return t.renderDecimal(v)
+	case kindDate, kindTimeMillis, kindTimeMicros, kindTimeNanos:
+		return t.renderDateOrTime(v)
+	case kindTimestampMillis, kindTimestampMicros, kindTimestampNanos, kindInt96:
+		return t.renderTimestamp(v)
+	}
+	return "", t.wrongType(v)
+}
+
+// wrongType is the error for a value v whose Go type does not fit t.
+func (t valueType) wrongType(v any) error {
+	return fmt.Errorf("%w: %T for kind %d", errWrongType, v, t.kind)
+}
+
+// renderNumber renders a boolean, integer or floating-point value.
+func (t valueType) renderNumber(v any) (string, error) {
 	switch t.kind {
 	case kindBool:
 		if b, ok := v.(bool); ok {
@@ -198,34 +252,55 @@ func (t valueType) render(v any) (string, error) {
 		if f, ok := v.(float64); ok {
 			return strconv.FormatFloat(f, 'g', -1, 64), nil
 		}
+	}
+	return "", t.wrongType(v)
+}
+
+// renderBinary renders a value decoded as a Go string (a BYTE_ARRAY or
+// FIXED_LEN_BYTE_ARRAY column): UTF-8 text, binary (as is when valid
+// UTF-8, else lowercase hex) or a UUID.
+func (t valueType) renderBinary(v any) (string, error) {
+	s, ok := v.(string)
+	if !ok {
+		return "", t.wrongType(v)
+	}
+	switch t.kind {
 	case kindString:
-		if s, ok := v.(string); ok {
-			if !utf8.ValidString(s) {
-				return "", fmt.Errorf("invalid UTF-8 at byte %d of the value", invalidAt(s))
-			}
+		if !utf8.ValidString(s) {
+			return "", fmt.Errorf("invalid UTF-8 at byte %d of the value", invalidAt(s))
+		}
+		return s, nil
+	case kindBytes:
+		if utf8.ValidString(s) {
 			return s, nil
 		}
-	case kindBytes:
-		if s, ok := v.(string); ok {
-			if utf8.ValidString(s) {
-				return s, nil
-			}
-			return hex.EncodeToString([]byte(s)), nil
-		}
+		return hex.EncodeToString([]byte(s)), nil
 	case kindUUID:
-		if s, ok := v.(string); ok && len(s) == 16 {
+		if len(s) == 16 {
 			h := hex.EncodeToString([]byte(s))
 			return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:], nil
 		}
-	case kindDecimal:
-		switch d := v.(type) {
-		case int32:
-			return formatDecimalInt(int64(d), t.scale), nil
-		case int64:
-			return formatDecimalInt(d, t.scale), nil
-		case string:
-			return formatDecimalBytes(d, t.scale)
-		}
+	}
+	return "", t.wrongType(v)
+}
+
+// renderDecimal renders a decimal stored as INT32, INT64 or a byte array.
+func (t valueType) renderDecimal(v any) (string, error) {
+	switch d := v.(type) {
+	case int32:
+		return formatDecimalInt(int64(d), t.scale), nil
+	case int64:
+		return formatDecimalInt(d, t.scale), nil
+	case string:
+		return formatDecimalBytes(d, t.scale)
+	}
+	return "", t.wrongType(v)
+}
+
+// renderDateOrTime renders a date (days since 1970-01-01) or a time of
+// day.
+func (t valueType) renderDateOrTime(v any) (string, error) {
+	switch t.kind {
 	case kindDate:
 		if d, ok := v.(int32); ok {
 			return formatTime(time.Unix(int64(d)*86400, 0), time.DateOnly)
@@ -242,6 +317,13 @@ func (t valueType) render(v any) (string, error) {
 		if d, ok := v.(int64); ok {
 			return formatTimeOfDay(d, 1)
 		}
+	}
+	return "", t.wrongType(v)
+}
+
+// renderTimestamp renders an INT64 timestamp or a legacy INT96 one.
+func (t valueType) renderTimestamp(v any) (string, error) {
+	switch t.kind {
 	case kindTimestampMillis:
 		if d, ok := v.(int64); ok {
 			return formatTime(time.UnixMilli(d), time.RFC3339Nano)
@@ -259,7 +341,7 @@ func (t valueType) render(v any) (string, error) {
 			return formatInt96(s)
 		}
 	}
-	return "", fmt.Errorf("%w: %T for kind %d", errWrongType, v, t.kind)
+	return "", t.wrongType(v)
 }
 
 // formatDecimalInt renders the unscaled value u with scale digits after
