@@ -369,79 +369,119 @@ type exchange struct {
 
 // ServeHTTP handles one request of the API.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	ex := &exchange{w: w, r: r, json: acceptsJSON(r.Header.Get("Accept"))}
-	s.mu.Lock()
-	ex.idx = len(s.requests)
-	s.requests = append(s.requests, Request{Time: time.Now(), Method: r.Method, Path: r.URL.Path, Status: StatusInFlight})
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		rec := &s.requests[ex.idx]
-		if rec.Status == StatusInFlight {
-			rec.Status = StatusDropped
-		}
-		st := rec.Status
-		s.mu.Unlock()
-		s.cfg.Logger.Debug("sim request", "method", r.Method, "path", r.URL.Path, "status", st)
-	}()
+	ex := s.begin(w, r)
+	defer s.end(ex)
 	ex.body, ex.bodyErr = io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	p := s.draw()
-	ctx := r.Context()
-	if p.latency > 0 && !sleep(ctx, p.latency) {
-		s.status(ex, StatusClientGone)
+	if s.delayOrDrop(ex, p) || s.refuseCredentials(ex) {
 		return
+	}
+	handle := s.route(ex)
+	if handle == nil || s.refuseRate(ex, p) {
+		return
+	}
+	if p.status != 0 {
+		s.fail(ex, p.status, http.StatusText(p.status), nil)
+		return
+	}
+	handle(ex, p)
+}
+
+// begin records the arrival of a request and returns its exchange.
+func (s *Server) begin(w http.ResponseWriter, r *http.Request) *exchange {
+	ex := &exchange{w: w, r: r, json: acceptsJSON(r.Header.Get("Accept"))}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ex.idx = len(s.requests)
+	s.requests = append(s.requests, Request{Time: time.Now(), Method: r.Method, Path: r.URL.Path, Status: StatusInFlight})
+	return ex
+}
+
+// end records a request that got no status as dropped, and logs it.
+func (s *Server) end(ex *exchange) {
+	s.mu.Lock()
+	rec := &s.requests[ex.idx]
+	if rec.Status == StatusInFlight {
+		rec.Status = StatusDropped
+	}
+	st := rec.Status
+	s.mu.Unlock()
+	s.cfg.Logger.Debug("sim request", "method", ex.r.Method, "path", ex.r.URL.Path, "status", st)
+}
+
+// delayOrDrop injects the faults that come before the request is looked
+// at: latency and a dropped connection. It reports whether the request
+// ended.
+func (s *Server) delayOrDrop(ex *exchange, p plan) bool {
+	if p.latency > 0 && !sleep(ex.r.Context(), p.latency) {
+		s.status(ex, StatusClientGone)
+		return true
 	}
 	if p.dropBefore {
 		s.status(ex, StatusDropped)
-		hangUp(w)
-		return
+		hangUp(ex.w)
+		return true
 	}
+	return false
+}
 
-	user, pass, ok := r.BasicAuth()
+// refuseCredentials answers 401 or 403 unless the request has the
+// account's credentials with a token of the right scope. It reports
+// whether it answered.
+func (s *Server) refuseCredentials(ex *exchange) bool {
+	user, pass, ok := ex.r.BasicAuth()
 	switch {
 	case !ok || user != s.cfg.AccountSID || (pass != s.cfg.AuthToken && (s.cfg.ScopelessToken == "" || pass != s.cfg.ScopelessToken)):
-		w.Header().Set("WWW-Authenticate", `Basic realm="impact"`)
+		ex.w.Header().Set("WWW-Authenticate", `Basic realm="impact"`)
 		s.fail(ex, http.StatusUnauthorized, "Unauthorized: invalid credentials", nil)
-		return
+		return true
 	case pass == s.cfg.ScopelessToken:
 		s.fail(ex, http.StatusForbidden, "Forbidden: the token is not allowed to access this resource", nil)
-		return
+		return true
 	}
+	return false
+}
 
-	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+// route returns the handler of the request's path and method. When there
+// is none, it answers 404, 403 or 405 and returns nil.
+func (s *Server) route(ex *exchange) func(*exchange, plan) {
+	parts := strings.Split(strings.Trim(ex.r.URL.Path, "/"), "/")
 	if len(parts) < 3 || parts[0] != "Advertisers" {
 		s.fail(ex, http.StatusNotFound, "Not found", nil)
-		return
+		return nil
 	}
 	if parts[1] != s.cfg.AccountSID {
 		s.fail(ex, http.StatusForbidden, "Forbidden: the credentials do not belong to this account", nil)
-		return
+		return nil
 	}
 	var handle func(*exchange, plan)
+	var method string
 	switch {
 	case len(parts) == 3 && parts[2] == "Conversions":
-		if r.Method != http.MethodPost {
-			w.Header().Set("Allow", http.MethodPost)
-			s.fail(ex, http.StatusMethodNotAllowed, "Method not allowed", nil)
-			return
-		}
-		handle = s.conversion
+		handle, method = s.conversion, http.MethodPost
 	case len(parts) == 4 && parts[2] == "APISubmissions":
-		if r.Method != http.MethodGet {
-			w.Header().Set("Allow", http.MethodGet)
-			s.fail(ex, http.StatusMethodNotAllowed, "Method not allowed", nil)
-			return
-		}
-		handle = s.submission
+		handle, method = s.submission, http.MethodGet
 	default:
 		s.fail(ex, http.StatusNotFound, "Not found", nil)
-		return
+		return nil
 	}
+	if ex.r.Method != method {
+		ex.w.Header().Set("Allow", method)
+		s.fail(ex, http.StatusMethodNotAllowed, "Method not allowed", nil)
+		return nil
+	}
+	return handle
+}
 
+// refuseRate answers 429 for an injected burst or when the quota is spent,
+// and sets the rate-limit headers otherwise. It reports whether it
+// answered.
+func (s *Server) refuseRate(ex *exchange, p plan) bool {
+	w := ex.w
 	if p.tooMany > 0 {
 		w.Header().Set("Retry-After", strconv.FormatInt(ceilSeconds(p.tooMany), 10))
 		s.fail(ex, http.StatusTooManyRequests, "Too many requests", nil)
-		return
+		return true
 	}
 	now := time.Now()
 	limited, remaining, reset, has := s.takeQuota(now)
@@ -451,13 +491,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if limited {
 		w.Header().Set("Retry-After", strconv.FormatInt(max(ceilSeconds(reset.Sub(now)), 1), 10))
 		s.fail(ex, http.StatusTooManyRequests, "Rate limit exceeded", nil)
-		return
+		return true
 	}
-	if p.status != 0 {
-		s.fail(ex, p.status, http.StatusText(p.status), nil)
-		return
-	}
-	handle(ex, p)
+	return false
 }
 
 // takeQuota counts one request against the quota and returns whether it is
@@ -515,12 +551,24 @@ func (s *Server) rateHeaders(h http.Header, remaining int, reset, now time.Time)
 // conversion handles POST /Advertisers/{SID}/Conversions once the request
 // is authenticated and counted.
 func (s *Server) conversion(ex *exchange, p plan) {
-	r := ex.r
-	body := ex.body
+	values, ok := s.readConversion(ex)
+	if !ok {
+		return
+	}
+	sub := s.record(ex, values)
+	if sub == nil {
+		return
+	}
+	s.queued(ex, p, sub)
+}
+
+// readConversion parses and validates the conversion in the request body.
+// When it cannot, it answers (400 or 415) and returns ok false.
+func (s *Server) readConversion(ex *exchange) (url.Values, bool) {
 	if ex.bodyErr != nil {
-		if r.Context().Err() != nil {
+		if ex.r.Context().Err() != nil {
 			s.status(ex, StatusClientGone)
-			return
+			return nil, false
 		}
 		msg := "Invalid request body"
 		var tooBig *http.MaxBytesError
@@ -528,28 +576,35 @@ func (s *Server) conversion(ex *exchange, p plan) {
 			msg = fmt.Sprintf("Request body too large: more than %d bytes", tooBig.Limit)
 		}
 		s.fail(ex, http.StatusBadRequest, msg, nil)
-		return
+		return nil, false
 	}
-	values, err := parseBody(r.Header.Get("Content-Type"), body)
+	values, err := parseBody(ex.r.Header.Get("Content-Type"), ex.body)
 	if err != nil {
 		status := http.StatusBadRequest
 		if errors.Is(err, errMediaType) {
 			status = http.StatusUnsupportedMediaType
 		}
 		s.fail(ex, status, err.Error(), nil)
-		return
+		return nil, false
 	}
 	if errs := validate(values); len(errs) > 0 {
 		s.fail(ex, http.StatusBadRequest, "Invalid conversion", errs)
-		return
+		return nil, false
 	}
+	return values, true
+}
+
+// record deduplicates a valid conversion, records it when it is new, and
+// returns its submission. A duplicate is refused (answered, nil returned)
+// unless the server queues duplicates, as failed submissions.
+func (s *Server) record(ex *exchange, values url.Values) *submission {
 	eventType, orderID := eventKey(values)
 	dedup := eventType + "\x00" + orderID
 	if _, id := first(values, "EventTypeId", "ActionTrackerId"); id == "" {
 		dedup = "code\x00" + dedup
 	}
 	now := time.Now()
-	header := r.Header.Clone()
+	header := ex.r.Header.Clone()
 	header.Del("Authorization")
 
 	s.mu.Lock()
@@ -563,7 +618,7 @@ func (s *Server) conversion(ex *exchange, p plan) {
 		if s.cfg.Duplicates != DuplicateQueued {
 			s.mu.Unlock()
 			s.duplicate(ex, orderID)
-			return
+			return nil
 		}
 	} else {
 		s.seen[dedup] = now
@@ -574,7 +629,7 @@ func (s *Server) conversion(ex *exchange, p plan) {
 		sub.errorType, sub.errorReason = "Validation", "CONV_DUPLICATE"
 	} else {
 		s.accepted = append(s.accepted, Received{
-			Time: now, EventType: eventType, OrderID: orderID, Values: values, Body: string(body), SubmissionID: sub.id,
+			Time: now, EventType: eventType, OrderID: orderID, Values: values, Body: string(ex.body), SubmissionID: sub.id,
 			Header: header,
 		})
 	}
@@ -583,7 +638,12 @@ func (s *Server) conversion(ex *exchange, p plan) {
 	s.mu.Lock()
 	s.requests[ex.idx].Recorded = true
 	s.mu.Unlock()
+	return sub
+}
 
+// queued answers a recorded conversion QUEUED with its submission's URI,
+// unless the plan drops the connection or slows the body.
+func (s *Server) queued(ex *exchange, p plan, sub *submission) {
 	if p.dropAfter {
 		s.status(ex, StatusDropped)
 		hangUp(ex.w)
@@ -600,23 +660,28 @@ func (s *Server) conversion(ex *exchange, p plan) {
 	}{"QUEUED", uri})
 	ex.w.Header().Set("Content-Type", "application/json")
 	if p.slow > 0 {
-		s.status(ex, http.StatusOK)
-		ex.w.WriteHeader(http.StatusOK)
-		half := len(b) / 2
-		_, _ = ex.w.Write(b[:half])
-		if f, ok := ex.w.(http.Flusher); ok {
-			f.Flush()
-		}
-		if !sleep(r.Context(), p.slow) {
-			s.status(ex, StatusClientGone)
-			return
-		}
-		_, _ = ex.w.Write(b[half:])
+		s.writeSlowly(ex, b, p.slow)
 		return
 	}
 	s.status(ex, http.StatusOK)
 	ex.w.WriteHeader(http.StatusOK)
 	_, _ = ex.w.Write(b)
+}
+
+// writeSlowly answers 200 with b, its second half sent after d.
+func (s *Server) writeSlowly(ex *exchange, b []byte, d time.Duration) {
+	s.status(ex, http.StatusOK)
+	ex.w.WriteHeader(http.StatusOK)
+	half := len(b) / 2
+	_, _ = ex.w.Write(b[:half])
+	if f, ok := ex.w.(http.Flusher); ok {
+		f.Flush()
+	}
+	if !sleep(ex.r.Context(), d) {
+		s.status(ex, StatusClientGone)
+		return
+	}
+	_, _ = ex.w.Write(b[half:])
 }
 
 // duplicate answers a duplicate OrderId as an error, in the configured

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"fmt"
+	"maps"
 	"net/url"
 	"regexp"
 	"slices"
@@ -84,6 +85,9 @@ func isISO8601(s string) bool {
 	return false
 }
 
+// adder records one field error; its format and args are fmt.Sprintf's.
+type adder func(field, format string, args ...any)
+
 // validate checks a conversion's fields against the documented rules and
 // returns every problem, sorted by field. It never echoes values of fields
 // that may identify a person.
@@ -92,11 +96,18 @@ func validate(v url.Values) []FieldError {
 	add := func(field, format string, args ...any) {
 		errs = append(errs, FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
 	}
-	names := make([]string, 0, len(v))
-	for n := range v {
-		names = append(names, n)
-	}
-	slices.Sort(names)
+	names := slices.Sorted(maps.Keys(v))
+	checkEncoding(v, names, add)
+	checkRequired(v, add)
+	checkOrderFields(v, names, add)
+	items := checkIndexedFields(v, names, add)
+	checkItems(v, items, add)
+	slices.SortStableFunc(errs, func(a, b FieldError) int { return strings.Compare(a.Field, b.Field) })
+	return errs
+}
+
+// checkEncoding checks that every field is sent once and in UTF-8.
+func checkEncoding(v url.Values, names []string, add adder) {
 	for _, n := range names {
 		if len(v[n]) > 1 {
 			add(n, "Field sent more than once")
@@ -105,8 +116,11 @@ func validate(v url.Values) []FieldError {
 			add(n, "Invalid characters: not UTF-8")
 		}
 	}
+}
 
-	// Event type.
+// checkRequired checks the required fields: the event type, an
+// attribution key, the event date, the campaign and the OrderId.
+func checkRequired(v url.Values, add adder) {
 	idField, id := first(v, "EventTypeId", "ActionTrackerId")
 	code := v.Get("EventTypeCode")
 	switch {
@@ -116,12 +130,10 @@ func validate(v url.Values) []FieldError {
 		add(idField, "Invalid numeric format (%s)", id)
 	}
 
-	// Attribution.
 	if k, _ := first(v, attributionKeys...); k == "" {
 		add("ClickId", "An attribution key is required: one of %s", strings.Join(attributionKeys, ", "))
 	}
 
-	// Event date.
 	switch ed := v.Get("EventDate"); {
 	case ed == "":
 		add("EventDate", "EventDate is required")
@@ -129,7 +141,6 @@ func validate(v url.Values) []FieldError {
 		add("EventDate", "Invalid date format (%s): ISO 8601 or NOW expected", ed)
 	}
 
-	// Campaign.
 	campField, camp := first(v, "CampaignId", "ProgramId")
 	switch {
 	case camp == "":
@@ -141,6 +152,11 @@ func validate(v url.Values) []FieldError {
 	if v.Get("OrderId") == "" {
 		add("OrderId", "OrderId is required")
 	}
+}
+
+// checkOrderFields checks the formats of the order-level fields: lengths,
+// customer identifiers, currency, flags, money and numbers.
+func checkOrderFields(v url.Values, names []string, add adder) {
 	for _, n := range names {
 		if max, ok := maxLengths[n]; ok {
 			if l := utf8.RuneCountInString(v.Get(n)); l > max {
@@ -167,87 +183,118 @@ func validate(v url.Values) []FieldError {
 	for _, n := range orderNumeric {
 		checkNumeric(v, n, add)
 	}
+}
 
-	// Custom fields and items.
+// checkIndexedFields checks the custom fields (Text1, Money2, ...) and the
+// item fields, and returns, by item index, the fields each item has.
+func checkIndexedFields(v url.Values, names []string, add adder) map[int]map[string]bool {
 	items := map[int]map[string]bool{}
 	for _, n := range names {
-		val := v.Get(n)
 		if m := familyName.FindStringSubmatch(n); m != nil {
-			i, _ := strconv.Atoi(m[2])
-			if i < 1 || i > families[m[1]] {
-				add(n, "Unknown field: %s1 to %s%d are accepted", m[1], m[1], families[m[1]])
-				continue
-			}
-			checkFamily(n, m[1], val, add)
+			checkCustomField(n, m[1], m[2], v.Get(n), add)
 			continue
 		}
-		m := itemName.FindStringSubmatch(n)
-		if m == nil {
+		i, base, ok := checkItemField(v, n, add)
+		if !ok {
 			continue
-		}
-		base, idx, sub := m[1], m[2], m[3]
-		i, err := strconv.Atoi(idx)
-		if err != nil || i < 1 || strings.HasPrefix(idx, "0") {
-			add(n, "Invalid item index (%s): items are indexed from 1", idx)
-			continue
-		}
-		if max, ok := families[base]; ok {
-			s, err := strconv.Atoi(sub)
-			if sub == "" || err != nil || s < 1 || s > max {
-				add(n, "Unknown item field: Item%s%d_1 to Item%s%d_%d are accepted", base, i, base, i, max)
-				continue
-			}
-			checkFamily(n, base, val, add)
-		} else {
-			maxLen, ok := itemPlain[base]
-			if !ok || sub != "" {
-				add(n, "Unknown item field")
-				continue
-			}
-			if maxLen > 0 && utf8.RuneCountInString(val) > maxLen {
-				add(n, "Value too long: %d characters, at most %d", utf8.RuneCountInString(val), maxLen)
-			}
-			switch base {
-			case "Quantity":
-				if !wholeRe.MatchString(val) || strings.Trim(val, "0") == "" {
-					add(n, "Invalid quantity (%s): a whole number greater than 0", val)
-				}
-			case "Price", "SubTotal", "Discount", "TotalDiscount", "Margin":
-				checkMoney(v, n, add)
-			case "DiscountRate":
-				checkNumeric(v, n, add)
-			}
 		}
 		if items[i] == nil {
 			items[i] = map[string]bool{}
 		}
 		items[i][base] = true
 	}
-	if len(items) > 0 {
-		if _, ok := v["OrderSubTotalPostDiscount"]; ok {
-			add("OrderSubTotalPostDiscount", "OrderSubTotalPostDiscount must not be sent with item data")
+	return items
+}
+
+// checkCustomField checks the order-level custom field n of the given
+// family and index.
+func checkCustomField(n, family, idx, val string, add adder) {
+	i, _ := strconv.Atoi(idx)
+	if i < 1 || i > families[family] {
+		add(n, "Unknown field: %s1 to %s%d are accepted", family, family, families[family])
+		return
+	}
+	checkFamily(n, family, val, add)
+}
+
+// checkItemField checks the field n if it is an item field. It returns the
+// item's index and the field's base name (such as Sku), and ok false when
+// n is no item field or not a known one.
+func checkItemField(v url.Values, n string, add adder) (int, string, bool) {
+	m := itemName.FindStringSubmatch(n)
+	if m == nil {
+		return 0, "", false
+	}
+	base, idx, sub := m[1], m[2], m[3]
+	i, err := strconv.Atoi(idx)
+	if err != nil || i < 1 || strings.HasPrefix(idx, "0") {
+		add(n, "Invalid item index (%s): items are indexed from 1", idx)
+		return 0, "", false
+	}
+	if max, ok := families[base]; ok {
+		s, err := strconv.Atoi(sub)
+		if sub == "" || err != nil || s < 1 || s > max {
+			add(n, "Unknown item field: Item%s%d_1 to Item%s%d_%d are accepted", base, i, base, i, max)
+			return 0, "", false
 		}
-		for i := 1; i <= len(items); i++ {
-			it, ok := items[i]
-			if !ok {
-				add(fmt.Sprintf("ItemSku%d", i), "Items must be indexed from 1 without gaps: item %d is missing", i)
-				continue
+		checkFamily(n, base, v.Get(n), add)
+		return i, base, true
+	}
+	maxLen, ok := itemPlain[base]
+	if !ok || sub != "" {
+		add(n, "Unknown item field")
+		return 0, "", false
+	}
+	checkItemValue(v, n, base, maxLen, add)
+	return i, base, true
+}
+
+// checkItemValue checks the value of the item field n, which has no
+// sub-index: its length (when maxLen is not 0) and its format.
+func checkItemValue(v url.Values, n, base string, maxLen int, add adder) {
+	val := v.Get(n)
+	if maxLen > 0 && utf8.RuneCountInString(val) > maxLen {
+		add(n, "Value too long: %d characters, at most %d", utf8.RuneCountInString(val), maxLen)
+	}
+	switch base {
+	case "Quantity":
+		if !wholeRe.MatchString(val) || strings.Trim(val, "0") == "" {
+			add(n, "Invalid quantity (%s): a whole number greater than 0", val)
+		}
+	case "Price", "SubTotal", "Discount", "TotalDiscount", "Margin":
+		checkMoney(v, n, add)
+	case "DiscountRate":
+		checkNumeric(v, n, add)
+	}
+}
+
+// checkItems checks the items as a whole: no order subtotal with them,
+// indexes from 1 without gaps, and each item's required fields.
+func checkItems(v url.Values, items map[int]map[string]bool, add adder) {
+	if len(items) == 0 {
+		return
+	}
+	if _, ok := v["OrderSubTotalPostDiscount"]; ok {
+		add("OrderSubTotalPostDiscount", "OrderSubTotalPostDiscount must not be sent with item data")
+	}
+	for i := 1; i <= len(items); i++ {
+		it, ok := items[i]
+		if !ok {
+			add(fmt.Sprintf("ItemSku%d", i), "Items must be indexed from 1 without gaps: item %d is missing", i)
+			continue
+		}
+		for _, req := range []string{"Sku", "Category", "Quantity"} {
+			if !it[req] {
+				add(fmt.Sprintf("Item%s%d", req, i), "Item%s%d is required with item data", req, i)
 			}
-			for _, req := range []string{"Sku", "Category", "Quantity"} {
-				if !it[req] {
-					add(fmt.Sprintf("Item%s%d", req, i), "Item%s%d is required with item data", req, i)
-				}
-			}
-			switch {
-			case it["Price"] && it["SubTotal"]:
-				add(fmt.Sprintf("ItemSubTotal%d", i), "Send ItemPrice%d or ItemSubTotal%d, not both", i, i)
-			case !it["Price"] && !it["SubTotal"]:
-				add(fmt.Sprintf("ItemPrice%d", i), "ItemPrice%d or ItemSubTotal%d is required with item data", i, i)
-			}
+		}
+		switch {
+		case it["Price"] && it["SubTotal"]:
+			add(fmt.Sprintf("ItemSubTotal%d", i), "Send ItemPrice%d or ItemSubTotal%d, not both", i, i)
+		case !it["Price"] && !it["SubTotal"]:
+			add(fmt.Sprintf("ItemPrice%d", i), "ItemPrice%d or ItemSubTotal%d is required with item data", i, i)
 		}
 	}
-	slices.SortStableFunc(errs, func(a, b FieldError) int { return strings.Compare(a.Field, b.Field) })
-	return errs
 }
 
 // first returns the first of the named fields that has a value.
@@ -260,7 +307,7 @@ func first(v url.Values, names ...string) (string, string) {
 	return "", ""
 }
 
-func checkMoney(v url.Values, n string, add func(string, string, ...any)) {
+func checkMoney(v url.Values, n string, add adder) {
 	s, ok := v[n]
 	if !ok {
 		return
@@ -270,7 +317,7 @@ func checkMoney(v url.Values, n string, add func(string, string, ...any)) {
 	}
 }
 
-func checkNumeric(v url.Values, n string, add func(string, string, ...any)) {
+func checkNumeric(v url.Values, n string, add adder) {
 	s, ok := v[n]
 	if !ok {
 		return
@@ -280,7 +327,7 @@ func checkNumeric(v url.Values, n string, add func(string, string, ...any)) {
 	}
 }
 
-func checkFamily(n, family, val string, add func(string, string, ...any)) {
+func checkFamily(n, family, val string, add adder) {
 	switch family {
 	case "Text":
 		if l := utf8.RuneCountInString(val); l > 64 {

@@ -105,82 +105,29 @@ func scrub(s string) string {
 // wait, and whether the run must stop.
 func classify(a answer, now time.Time) verdict {
 	v := verdict{limits: parseLimits(a.header, now)}
-	if a.stopped {
-		v.state, v.stopped, v.maybeSent = pipeline.StateFailed, true, a.wrote
-		v.messages = msgs("stopped before an answer")
-		return v
-	}
-	if a.err != nil {
-		v.state, v.retry = pipeline.StateFailed, true
-		v.maybeSent = a.wrote
-		v.messages = msgs(describeErr(a))
-		if isPermanentTransport(a.err) {
-			v.retry = false
-		}
-		return v
+	if a.stopped || a.err != nil {
+		return noAnswer(v, a)
 	}
 	st := a.status
 	var env envelope
 	jsonOK := json.Unmarshal(a.body, &env) == nil
 	switch {
 	case st >= 200 && st < 300:
-		if jsonOK && strings.EqualFold(env.Status, "QUEUED") {
-			v.state = pipeline.StateAccepted
-			v.queuedURI = env.QueuedURI
-			v.submissionID = lastSegment(env.QueuedURI)
-			return v
-		}
-		if jsonOK && strings.EqualFold(env.Status, "ERROR") {
-			return rejected(v, st, env, a.body)
-		}
-		// The API may have taken it: not a success, but maybe sent.
-		v.state, v.maybeSent = pipeline.StateFailed, true
-		v.messages = msgs(fmt.Sprintf("HTTP %d with an answer the API does not document (%s): not counted as accepted; was Accept: application/json honoured?",
-			st, excerpt(a.header, a.body)))
-		return v
-	case st == http.StatusUnauthorized:
-		v.state = pipeline.StateFailed
-		v.fatal = fmt.Errorf("impact: 401 unauthorized: the account SID or the auth token is wrong (check %s and %s): %w",
-			EnvAccountSID, EnvAuthToken, pipeline.ErrFatal)
-		v.messages = msgs(v.fatal.Error())
-		return v
-	case st == http.StatusForbidden:
-		v.state = pipeline.StateFailed
-		v.fatal = fmt.Errorf("impact: 403 forbidden: the auth token is valid but not allowed to create conversions for this account (check the token's scope, and that %s is the token's account): %w",
-			EnvAccountSID, pipeline.ErrFatal)
-		v.messages = msgs(v.fatal.Error())
-		return v
+		return success(v, a, env, jsonOK)
+	case st == http.StatusUnauthorized || st == http.StatusForbidden:
+		return refusedCredentials(v, st)
 	case st == http.StatusNotFound || st == http.StatusMethodNotAllowed:
 		v.state = pipeline.StateFailed
 		v.messages = msgs(fmt.Sprintf("HTTP %d %s: a configuration error: check sink.base_url and the account SID", st, http.StatusText(st)))
 		return v
 	case st == http.StatusTooManyRequests:
-		v.state, v.retry = pipeline.StateFailed, true
-		v.messages = msgs(fmt.Sprintf("HTTP 429: rate limited%s", untilText(a.header, now)))
-		if ra, ok := parseRetryAfter(a.header.Get("Retry-After"), now); ok {
-			v.gate = now.Add(ra)
-		}
-		if v.limits.remaining == 0 && v.limits.reset.After(v.gate) {
-			v.gate = v.limits.reset
-		}
-		return v
+		return rateLimited(v, a, now)
 	case st == http.StatusRequestTimeout:
 		v.state, v.retry, v.maybeSent = pipeline.StateFailed, true, true
 		v.messages = msgs("HTTP 408: the server timed out reading the request")
 		return v
 	case st >= 500:
-		v.state, v.retry = pipeline.StateFailed, true
-		// A gateway error or an internal error may come after the API
-		// recorded the conversion; 503 is refused before it.
-		v.maybeSent = st != http.StatusServiceUnavailable && st != http.StatusNotImplemented
-		if st == http.StatusNotImplemented || st == http.StatusHTTPVersionNotSupported {
-			v.retry = false
-		}
-		v.messages = msgs(fmt.Sprintf("HTTP %d %s (%s)", st, http.StatusText(st), excerpt(a.header, a.body)))
-		if ra, ok := parseRetryAfter(a.header.Get("Retry-After"), now); ok && st == http.StatusServiceUnavailable {
-			v.gate = now.Add(ra)
-		}
-		return v
+		return serverError(v, a, now)
 	case st >= 400:
 		return rejected(v, st, env, a.body)
 	default:
@@ -188,6 +135,91 @@ func classify(a answer, now time.Time) verdict {
 		v.messages = msgs(fmt.Sprintf("HTTP %d %s: unexpected (a redirect?): check sink.base_url", st, http.StatusText(st)))
 		return v
 	}
+}
+
+// noAnswer builds the verdict of an attempt that got no whole answer: the
+// caller stopped it, or a transport error ended it (retried unless no
+// retry can fix it).
+func noAnswer(v verdict, a answer) verdict {
+	if a.stopped {
+		v.state, v.stopped, v.maybeSent = pipeline.StateFailed, true, a.wrote
+		v.messages = msgs("stopped before an answer")
+		return v
+	}
+	v.state, v.retry = pipeline.StateFailed, true
+	v.maybeSent = a.wrote
+	v.messages = msgs(describeErr(a))
+	if isPermanentTransport(a.err) {
+		v.retry = false
+	}
+	return v
+}
+
+// success builds the verdict of a 2xx answer: accepted when it says
+// QUEUED, rejected when it says ERROR, and otherwise failed but maybe sent.
+func success(v verdict, a answer, env envelope, jsonOK bool) verdict {
+	if jsonOK && strings.EqualFold(env.Status, "QUEUED") {
+		v.state = pipeline.StateAccepted
+		v.queuedURI = env.QueuedURI
+		v.submissionID = lastSegment(env.QueuedURI)
+		return v
+	}
+	if jsonOK && strings.EqualFold(env.Status, "ERROR") {
+		return rejected(v, a.status, env, a.body)
+	}
+	// The API may have taken it: not a success, but maybe sent.
+	v.state, v.maybeSent = pipeline.StateFailed, true
+	v.messages = msgs(fmt.Sprintf("HTTP %d with an answer the API does not document (%s): not counted as accepted; was Accept: application/json honoured?",
+		a.status, excerpt(a.header, a.body)))
+	return v
+}
+
+// refusedCredentials builds the verdict of a 401 or 403 answer: fatal, as
+// every further request would be refused too.
+func refusedCredentials(v verdict, status int) verdict {
+	v.state = pipeline.StateFailed
+	if status == http.StatusUnauthorized {
+		v.fatal = fmt.Errorf("impact: 401 unauthorized: the account SID or the auth token is wrong (check %s and %s): %w",
+			EnvAccountSID, EnvAuthToken, pipeline.ErrFatal)
+	} else {
+		v.fatal = fmt.Errorf("impact: 403 forbidden: the auth token is valid but not allowed to create conversions for this account (check the token's scope, and that %s is the token's account): %w",
+			EnvAccountSID, pipeline.ErrFatal)
+	}
+	v.messages = msgs(v.fatal.Error())
+	return v
+}
+
+// rateLimited builds the verdict of a 429 answer: retried, with the gate
+// at the Retry-After or at the window's reset, whichever is later.
+func rateLimited(v verdict, a answer, now time.Time) verdict {
+	v.state, v.retry = pipeline.StateFailed, true
+	v.messages = msgs(fmt.Sprintf("HTTP 429: rate limited%s", untilText(a.header, now)))
+	if ra, ok := parseRetryAfter(a.header.Get("Retry-After"), now); ok {
+		v.gate = now.Add(ra)
+	}
+	if v.limits.remaining == 0 && v.limits.reset.After(v.gate) {
+		v.gate = v.limits.reset
+	}
+	return v
+}
+
+// serverError builds the verdict of a 5xx answer: retried unless the
+// server cannot do what is asked, and maybe sent unless it refused before
+// recording.
+func serverError(v verdict, a answer, now time.Time) verdict {
+	st := a.status
+	v.state, v.retry = pipeline.StateFailed, true
+	// A gateway error or an internal error may come after the API
+	// recorded the conversion; 503 is refused before it.
+	v.maybeSent = st != http.StatusServiceUnavailable && st != http.StatusNotImplemented
+	if st == http.StatusNotImplemented || st == http.StatusHTTPVersionNotSupported {
+		v.retry = false
+	}
+	v.messages = msgs(fmt.Sprintf("HTTP %d %s (%s)", st, http.StatusText(st), excerpt(a.header, a.body)))
+	if ra, ok := parseRetryAfter(a.header.Get("Retry-After"), now); ok && st == http.StatusServiceUnavailable {
+		v.gate = now.Add(ra)
+	}
+	return v
 }
 
 // rejected builds the verdict of an ERROR answer: the API refused the

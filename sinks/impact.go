@@ -142,13 +142,81 @@ func (s *Impact) Close() error {
 // conversion's MaybeSent) and which is then refused as a duplicate OrderId
 // counts as accepted.
 func (s *Impact) Send(ctx context.Context, c *pipeline.Conversion) (pipeline.Outcome, error) {
-	out := pipeline.Outcome{Key: c.Key}
+	st := &sendState{out: pipeline.Outcome{Key: c.Key}}
 	if err := s.fatalErr(); err != nil {
-		out.State, out.Messages = pipeline.StateFailed, msgs("not sent: "+err.Error())
-		return out, err
+		st.out.State, st.out.Messages = pipeline.StateFailed, msgs("not sent: "+err.Error())
+		return st.out, err
 	}
-	out.MaybeSent = c.MaybeSent
+	st.out.MaybeSent = c.MaybeSent
+	st.bo = s.newBackOff()
 	body := c.Encode()
+	for {
+		if ctx.Err() != nil {
+			return st.stop("stopped before an answer")
+		}
+		release, err := s.waitTurn(ctx, st)
+		if err != nil {
+			if errors.Is(err, errQuotaDeadline) {
+				return st.stop("stopped before an answer: " + err.Error())
+			}
+			return st.stop("stopped before an answer")
+		}
+		if err := s.fatalErr(); err != nil {
+			release(limits{limit: -1, remaining: -1}, time.Time{})
+			return st.fail("not sent: " + err.Error()), err
+		}
+		if st.start.IsZero() {
+			st.start = time.Now()
+		}
+		a := s.post(ctx, body)
+		st.out.Attempts++
+		now := time.Now()
+		v := classify(a, now)
+		release(v.limits, v.gate)
+		if final, err := s.conclude(st, a, v, now); final {
+			return st.out, err
+		}
+		wait, giveUp := s.retryWait(st, v)
+		if giveUp != "" {
+			return st.fail(giveUp), nil
+		}
+		s.log.Debug("sink: retrying", "key", c.Key.String(), "attempt", st.out.Attempts, "wait", wait.String(), "status", a.status)
+		if !sleep(ctx, wait) {
+			return st.stop("stopped before an answer")
+		}
+	}
+}
+
+// sendState is the progress of one Send.
+type sendState struct {
+	out pipeline.Outcome
+	// start is when the first attempt was let through; zero before.
+	start time.Time
+	// paced is the time spent waiting for the quota after start.
+	paced time.Duration
+	bo    *backoff.ExponentialBackOff
+}
+
+// stop ends a Send that the caller stopped before an answer: failed, why
+// first, and the time spent since the first attempt.
+func (st *sendState) stop(why string) (pipeline.Outcome, error) {
+	st.out.State = pipeline.StateFailed
+	st.out.Messages = append(msgs(why), st.out.Messages...)
+	if !st.start.IsZero() {
+		st.out.Duration = time.Since(st.start)
+	}
+	return st.out, nil
+}
+
+// fail ends a Send as failed, why first.
+func (st *sendState) fail(why string) pipeline.Outcome {
+	st.out.State = pipeline.StateFailed
+	st.out.Messages = append(msgs(why), st.out.Messages...)
+	return st.out
+}
+
+// newBackOff returns the backoff between the attempts of one conversion.
+func (s *Impact) newBackOff() *backoff.ExponentialBackOff {
 	bo := &backoff.ExponentialBackOff{
 		InitialInterval:     s.cfg.BackoffInitial,
 		RandomizationFactor: 0.5,
@@ -158,92 +226,63 @@ func (s *Impact) Send(ctx context.Context, c *pipeline.Conversion) (pipeline.Out
 		Clock:               backoff.SystemClock,
 	}
 	bo.Reset()
+	return bo
+}
 
-	var start time.Time
-	var paced time.Duration // time spent waiting for the quota after start
-	stopped := func(why string) (pipeline.Outcome, error) {
+// waitTurn waits until the pacer lets an attempt through and returns the
+// pacer's release; the wait counts as paced once the first attempt was
+// made.
+func (s *Impact) waitTurn(ctx context.Context, st *sendState) (release func(limits, time.Time), err error) {
+	t0 := time.Now()
+	release, err = s.pacer.acquire(ctx)
+	if !st.start.IsZero() {
+		st.paced += time.Since(t0)
+	}
+	return release, err
+}
+
+// conclude records an attempt's verdict in the outcome, and reports
+// whether it is final, with the error Send returns then.
+func (s *Impact) conclude(st *sendState, a answer, v verdict, now time.Time) (final bool, err error) {
+	out := &st.out
+	earlierMaybeSent := out.MaybeSent
+	out.MaybeSent = out.MaybeSent || v.maybeSent
+	out.HTTPStatus = a.status
+	out.Messages = s.redact(v.messages)
+	out.Duration = now.Sub(st.start)
+	switch {
+	case v.fatal != nil:
 		out.State = pipeline.StateFailed
-		out.Messages = append(msgs(why), out.Messages...)
-		if !start.IsZero() {
-			out.Duration = time.Since(start)
-		}
-		return out, nil
+		return true, s.setFatal(v.fatal)
+	case v.stopped:
+		out.State = pipeline.StateFailed
+	case v.duplicate && earlierMaybeSent:
+		out.State = pipeline.StateAccepted
+		out.Messages = append(msgs("duplicate OrderId after an attempt that may have reached the API: counted as accepted"), out.Messages...)
+	case !v.retry:
+		out.State = v.state
+		out.SubmissionID, out.QueuedURI = v.submissionID, v.queuedURI
+	default:
+		return false, nil
 	}
-	for {
-		if ctx.Err() != nil {
-			return stopped("stopped before an answer")
-		}
-		t0 := time.Now()
-		release, err := s.pacer.acquire(ctx)
-		if !start.IsZero() {
-			paced += time.Since(t0)
-		}
-		if err != nil {
-			if errors.Is(err, errQuotaDeadline) {
-				return stopped("stopped before an answer: " + err.Error())
-			}
-			return stopped("stopped before an answer")
-		}
-		if err := s.fatalErr(); err != nil {
-			release(limits{limit: -1, remaining: -1}, time.Time{})
-			out.State = pipeline.StateFailed
-			out.Messages = append(msgs("not sent: "+err.Error()), out.Messages...)
-			return out, err
-		}
-		if start.IsZero() {
-			start = time.Now()
-		}
-		a := s.post(ctx, body)
-		out.Attempts++
-		now := time.Now()
-		v := classify(a, now)
-		release(v.limits, v.gate)
+	return true, nil
+}
 
-		earlierMaybeSent := out.MaybeSent
-		out.MaybeSent = out.MaybeSent || v.maybeSent
-		out.HTTPStatus = a.status
-		out.Messages = s.redact(v.messages)
-		out.Duration = now.Sub(start)
-		if v.fatal != nil {
-			err := s.setFatal(v.fatal)
-			out.State = pipeline.StateFailed
-			return out, err
-		}
-		if v.stopped {
-			out.State = pipeline.StateFailed
-			return out, nil
-		}
-		if v.duplicate && earlierMaybeSent {
-			out.State = pipeline.StateAccepted
-			out.Messages = append(msgs("duplicate OrderId after an attempt that may have reached the API: counted as accepted"), out.Messages...)
-			return out, nil
-		}
-		if !v.retry {
-			out.State = v.state
-			out.SubmissionID, out.QueuedURI = v.submissionID, v.queuedURI
-			return out, nil
-		}
-		if out.Attempts >= s.cfg.MaxAttempts {
-			out.State = pipeline.StateFailed
-			out.Messages = append(msgs(fmt.Sprintf("gave up after %d attempts (sink.max_attempts)", out.Attempts)), out.Messages...)
-			return out, nil
-		}
-		// When the server said how long to wait, the pacer's gate holds
-		// every worker until then; otherwise back off.
-		var wait time.Duration
-		if v.gate.IsZero() {
-			wait = bo.NextBackOff()
-		}
-		if active := time.Since(start) - paced; active+wait > s.cfg.MaxElapsed {
-			out.State = pipeline.StateFailed
-			out.Messages = append(msgs(fmt.Sprintf("gave up after %d attempts in %s (sink.max_elapsed)", out.Attempts, active.Round(time.Millisecond))), out.Messages...)
-			return out, nil
-		}
-		s.log.Debug("sink: retrying", "key", c.Key.String(), "attempt", out.Attempts, "wait", wait.String(), "status", a.status)
-		if !sleep(ctx, wait) {
-			return stopped("stopped before an answer")
-		}
+// retryWait returns how long to wait before the next attempt, or why the
+// conversion is given up: its attempts or its time are spent.
+func (s *Impact) retryWait(st *sendState, v verdict) (wait time.Duration, giveUp string) {
+	if st.out.Attempts >= s.cfg.MaxAttempts {
+		return 0, fmt.Sprintf("gave up after %d attempts (sink.max_attempts)", st.out.Attempts)
 	}
+	// When the server said how long to wait, the pacer's gate holds
+	// every worker until then; otherwise back off.
+	if v.gate.IsZero() {
+		wait = st.bo.NextBackOff()
+	}
+	if active := time.Since(st.start) - st.paced; active+wait > s.cfg.MaxElapsed {
+		return 0, fmt.Sprintf("gave up after %d attempts in %s (sink.max_elapsed)", st.out.Attempts, active.Round(time.Millisecond))
+	}
+	return wait, ""
 }
 
 // post makes one attempt: one HTTP request and its whole answer.
@@ -258,16 +297,9 @@ func (s *Impact) post(ctx context.Context, body string) answer {
 			}
 		},
 	}
-	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(actx, trace), http.MethodPost, s.endpoint, strings.NewReader(body))
+	req, err := s.newRequest(httptrace.WithClientTrace(actx, trace), body)
 	if err != nil {
 		return answer{err: fmt.Errorf("build request: %w", err)}
-	}
-	req.SetBasicAuth(s.sid, s.token)
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("User-Agent", s.ua)
-	if s.cfg.IRVersion != "" {
-		req.Header.Set("IR-Version", s.cfg.IRVersion)
 	}
 	ended := func(a answer) answer {
 		a.wrote = wrote.Load()
@@ -293,6 +325,23 @@ func (s *Impact) post(ctx context.Context, body string) answer {
 	// Drain what is left so that the connection can be reused.
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	return ended(answer{status: resp.StatusCode, header: resp.Header, body: b})
+}
+
+// newRequest builds the request of one attempt: the conversion's form,
+// the credentials and the API's headers.
+func (s *Impact) newRequest(ctx context.Context, body string) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.endpoint, strings.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.SetBasicAuth(s.sid, s.token)
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("User-Agent", s.ua)
+	if s.cfg.IRVersion != "" {
+		req.Header.Set("IR-Version", s.cfg.IRVersion)
+	}
+	return req, nil
 }
 
 func (s *Impact) fatalErr() error {
