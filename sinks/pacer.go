@@ -39,7 +39,11 @@ type pacer struct {
 	known     bool
 	remaining int
 	reset     time.Time
-	inflight  int
+	// learned is when the answer that set remaining was read: only a
+	// request sent after it was served after that answer, so only its
+	// answer can tell a new window from a late one of the same window.
+	learned  time.Time
+	inflight int
 	// loggedUntil is the end of the last closure logged.
 	loggedUntil time.Time
 }
@@ -104,8 +108,9 @@ func (p *pacer) acquire(ctx context.Context) (release func(limits, time.Time), e
 		}
 		p.inflight++
 		p.mu.Unlock()
+		sent := time.Now()
 		var once sync.Once
-		return func(l limits, gate time.Time) { once.Do(func() { p.release(l, gate) }) }, nil
+		return func(l limits, gate time.Time) { once.Do(func() { p.release(l, gate, sent) }) }, nil
 	}
 }
 
@@ -134,9 +139,10 @@ func (p *pacer) waitGate(ctx context.Context) error {
 	}
 }
 
-// release ends an attempt: it learns the server's window from the
-// answer's limits and closes the gate until gate when that is set.
-func (p *pacer) release(l limits, gate time.Time) {
+// release ends an attempt let through at sent: it learns the server's
+// window from the answer's limits and closes the gate until gate when that
+// is set.
+func (p *pacer) release(l limits, gate, sent time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := time.Now()
@@ -147,19 +153,24 @@ func (p *pacer) release(l limits, gate time.Time) {
 	if l.remaining >= 0 && l.reset.After(now) {
 		switch {
 		case !p.known || !p.reset.After(now):
-			p.known, p.remaining, p.reset = true, l.remaining, l.reset
-		case l.remaining > p.remaining && l.reset.After(p.reset):
+			p.known, p.remaining, p.reset, p.learned = true, l.remaining, l.reset, now
+		case l.remaining > p.remaining && l.reset.After(p.reset) && sent.After(p.learned):
 			// Remaining only goes up when a new window has begun. Resets
 			// given in whole seconds make two windows' resets hard to
 			// tell apart, so keeping the lower Remaining here would shut
-			// the gate on a window that has already rolled over.
-			p.remaining, p.reset = l.remaining, l.reset
+			// the gate on a window that has already rolled over. Only an
+			// answer to a request sent after the lower one was read can
+			// show it: an earlier request may have been served first,
+			// and its answer, read late, carries a later reset.
+			p.remaining, p.reset, p.learned = l.remaining, l.reset, now
 		default:
 			// The same window. Every answer's reset is at or after the
 			// window's real end (seconds rounded up, counted from when
 			// the server answered, which is before we read it), so the
 			// earliest is the closest.
-			p.remaining = min(p.remaining, l.remaining)
+			if l.remaining < p.remaining {
+				p.remaining, p.learned = l.remaining, now
+			}
 			p.reset = minTime(p.reset, l.reset)
 		}
 	}

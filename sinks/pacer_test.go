@@ -16,7 +16,8 @@ func answerer(p *pacer) func(remaining int, reset time.Time) {
 		p.mu.Lock()
 		p.inflight++
 		p.mu.Unlock()
-		p.release(limits{limit: 50, remaining: remaining, reset: reset}, time.Time{})
+		sent := time.Now()
+		p.release(limits{limit: 50, remaining: remaining, reset: reset}, time.Time{}, sent)
 	}
 }
 
@@ -48,6 +49,31 @@ func TestPacerWindowRollover(t *testing.T) {
 	answer(48, now.Add(2*time.Second))
 	if p.remaining != 47 {
 		t.Fatalf("remaining %d after out-of-order answers of one window, want 47", p.remaining)
+	}
+}
+
+// TestPacerLateAnswerIsNoRollover: an answer to a request sent before the
+// lowest Remaining was read may have been served before it; read late,
+// its whole-seconds reset is later and its Remaining higher, as a new
+// window's would be. It must not reopen a spent window (the cause of
+// requests sent into a closed window under load).
+func TestPacerLateAnswerIsNoRollover(t *testing.T) {
+	p := newPacer(rate.Inf, 1, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	now := time.Now()
+	p.mu.Lock()
+	p.inflight = 2
+	p.mu.Unlock()
+	early := time.Now() // both requests let through now
+	time.Sleep(time.Millisecond)
+	p.release(limits{limit: 50, remaining: 0, reset: now.Add(900 * time.Millisecond)}, time.Time{}, early)
+	p.release(limits{limit: 50, remaining: 5, reset: now.Add(1900 * time.Millisecond)}, time.Time{}, early)
+	p.mu.Lock()
+	blocked, until, closed := p.blocked(time.Now())
+	remaining := p.remaining
+	p.mu.Unlock()
+	if !blocked || !closed || remaining != 0 || !until.Equal(now.Add(900*time.Millisecond)) {
+		t.Fatalf("late answer of the spent window: blocked=%v closed=%v until %v, remaining %d; want closed until %v with 0 left",
+			blocked, closed, until, remaining, now.Add(900*time.Millisecond))
 	}
 }
 
