@@ -116,86 +116,123 @@ type part struct {
 func New(cfg Config) (*Mapping, error) { return compile(cfg) }
 
 func compile(cfg Config) (*Mapping, error) {
+	if err := checkSettings(cfg); err != nil {
+		return nil, err
+	}
 	m := &Mapping{
 		slots:     make(map[string]int),
 		byName:    make(map[string]*plan),
 		allowNow:  cfg.AllowNow,
 		tolerance: cfg.FutureTolerance,
+		maxItems:  cfg.MaxItems,
 		now:       time.Now,
-	}
-	if cfg.FutureTolerance < 0 {
-		return nil, errAt("future_tolerance", "must be >= 0")
 	}
 	if m.tolerance == 0 {
 		m.tolerance = DefaultFutureTolerance
 	}
-	if cfg.MaxItems < 0 {
-		return nil, errAt("max_items", "must be >= 0")
-	}
-	m.maxItems = cfg.MaxItems
 	if m.maxItems == 0 {
 		m.maxItems = DefaultMaxItems
 	}
 	for i, c := range cfg.OrderKey {
+		m.keySlots = append(m.keySlots, m.use(c, fmt.Sprintf("order_key[%d]", i)))
+	}
+	if err := m.compileFields(cfg); err != nil {
+		return nil, err
+	}
+	if err := m.checkRequired(); err != nil {
+		return nil, err
+	}
+	if err := m.defaultOrderKey(); err != nil {
+		return nil, err
+	}
+	m.collectOrderSlots()
+	if err := m.compileFilters(cfg.Filters); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// checkSettings checks the settings that need no field: the limits, the
+// order key's column names, and that fields is not empty.
+func checkSettings(cfg Config) error {
+	if cfg.FutureTolerance < 0 {
+		return errAt("future_tolerance", "must be >= 0")
+	}
+	if cfg.MaxItems < 0 {
+		return errAt("max_items", "must be >= 0")
+	}
+	for i, c := range cfg.OrderKey {
 		if strings.TrimSpace(c) == "" {
-			return nil, errAt(fmt.Sprintf("order_key[%d]", i), "empty column name")
+			return errAt(fmt.Sprintf("order_key[%d]", i), "empty column name")
 		}
 	}
 	if len(cfg.Fields) == 0 {
-		return nil, errAt("fields", "required: map at least EventTypeId, CampaignId, OrderId, EventDate and an attribution key")
+		return errAt("fields", "required: map at least EventTypeId, CampaignId, OrderId, EventDate and an attribution key")
 	}
-	for i, c := range cfg.OrderKey {
-		m.keySlots = append(m.keySlots, m.use(c, fmt.Sprintf("order_key[%d]", i)))
-	}
-	var errs []error
-	for _, level := range []struct {
-		specs map[string]FieldSpec
-		item  bool
-		key   string
-	}{{cfg.Fields, false, "fields"}, {cfg.Items, true, "items"}} {
-		cat := &orderFields
-		if level.item {
-			cat = &itemFields
-		}
-		for _, name := range catalogueOrder(level.specs, cat) {
-			key := level.key + "." + name
-			d, ok := cat.lookup(name)
-			if !ok {
-				errs = append(errs, errAt(key, "%s", unknownField(name, level.item)))
-				continue
-			}
-			p, err := m.compilePlan(key, d, level.specs[name])
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			m.byName[name] = p
-			if level.item {
-				m.items = append(m.items, p)
-			} else {
-				m.order = append(m.order, p)
-			}
-		}
-	}
+	return nil
+}
+
+// compileFields compiles the plans of fields and items and sorts them in
+// the catalogue's wire order. Its error joins those of every bad field.
+func (m *Mapping) compileFields(cfg Config) error {
+	errs := m.compileLevel(cfg.Fields, false, "fields")
+	errs = append(errs, m.compileLevel(cfg.Items, true, "items")...)
 	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+		return errors.Join(errs...)
 	}
 	byPos := func(a, b *plan) int { return a.def.pos - b.def.pos }
 	slices.SortFunc(m.order, byPos)
 	slices.SortFunc(m.items, byPos)
-	if err := m.checkRequired(); err != nil {
-		return nil, err
-	}
+	return nil
+}
 
-	// Without an order key, the columns OrderId reads.
-	if len(m.keySlots) == 0 {
-		p := m.byName["OrderId"]
-		if len(p.slots) == 0 {
-			return nil, errAt("order_key", "required when OrderId is a constant")
+// compileLevel compiles the specs under key (fields, or items when item
+// is set), in catalogue order, and returns the errors of the bad ones.
+func (m *Mapping) compileLevel(specs map[string]FieldSpec, item bool, key string) []error {
+	cat := &orderFields
+	if item {
+		cat = &itemFields
+	}
+	var errs []error
+	for _, name := range catalogueOrder(specs, cat) {
+		fkey := key + "." + name
+		d, ok := cat.lookup(name)
+		if !ok {
+			errs = append(errs, errAt(fkey, "%s", unknownField(name, item)))
+			continue
 		}
-		m.keySlots = p.slots
+		p, err := m.compilePlan(fkey, d, specs[name])
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		m.byName[name] = p
+		if item {
+			m.items = append(m.items, p)
+		} else {
+			m.order = append(m.order, p)
+		}
 	}
+	return errs
+}
 
+// defaultOrderKey makes the columns OrderId reads the order key when the
+// configuration names none.
+func (m *Mapping) defaultOrderKey() error {
+	if len(m.keySlots) > 0 {
+		return nil
+	}
+	p := m.byName["OrderId"]
+	if len(p.slots) == 0 {
+		return errAt("order_key", "required when OrderId is a constant")
+	}
+	m.keySlots = p.slots
+	return nil
+}
+
+// collectOrderSlots sets orderSlots to the slots the order-level fields
+// read, each once.
+func (m *Mapping) collectOrderSlots() {
 	seen := make(map[int]bool)
 	for _, p := range m.order {
 		for _, s := range p.slots {
@@ -205,12 +242,16 @@ func compile(cfg Config) (*Mapping, error) {
 			}
 		}
 	}
+}
 
-	for i, f := range cfg.Filters {
+// compileFilters compiles the filters into rowFilters and orderFilters,
+// each in the configuration's order.
+func (m *Mapping) compileFilters(filters []Filter) error {
+	for i, f := range filters {
 		key := fmt.Sprintf("filters[%d]", i)
 		cf, err := compileFilter(key, f, m)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if cf.scope == skipRow {
 			m.rowFilters = append(m.rowFilters, cf)
@@ -218,7 +259,7 @@ func compile(cfg Config) (*Mapping, error) {
 			m.orderFilters = append(m.orderFilters, cf)
 		}
 	}
-	return m, nil
+	return nil
 }
 
 // catalogueOrder returns the names of specs in the catalogue's order,
@@ -254,6 +295,31 @@ func (m *Mapping) planFor(field string) *plan { return m.byName[field] }
 
 func (m *Mapping) compilePlan(key string, d *fieldDef, spec FieldSpec) (*plan, error) {
 	p := &plan{def: d, key: key, keep: spec.KeepEmpty, role: roles[d.name]}
+	if err := m.compileSource(p, key, spec); err != nil {
+		return nil, err
+	}
+	steps, err := compileChain(key, spec.Transforms, d.kind)
+	if err != nil {
+		return nil, err
+	}
+	p.steps = steps
+	if len(steps) > 0 {
+		p.trusted = trusts(steps[len(steps)-1], d.kind)
+	}
+	for _, t := range spec.Transforms {
+		p.names = append(p.names, transformName(t))
+	}
+	if p.src == srcConst {
+		if err := m.compileConst(p, key, *spec.Const); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// compileSource sets where the value of p comes from: exactly one of the
+// spec's column, const and template.
+func (m *Mapping) compileSource(p *plan, key string, spec FieldSpec) error {
 	sources := 0
 	if spec.Column != "" {
 		sources++
@@ -268,56 +334,58 @@ func (m *Mapping) compilePlan(key string, d *fieldDef, spec FieldSpec) (*plan, e
 	}
 	if spec.Template != "" {
 		sources++
-		parts, err := parseTemplate(spec.Template)
-		if err != nil {
-			return nil, errAt(key+".template", "%w", err)
-		}
-		p.src = srcTemplate
-		p.from = fmt.Sprintf("template %q", spec.Template)
-		for i := range parts {
-			if parts[i].slot >= 0 {
-				s := m.use(parts[i].lit, key)
-				parts[i] = part{slot: s}
-				if !slices.Contains(p.slots, s) {
-					p.slots = append(p.slots, s)
-				}
-			}
-		}
-		p.tmpl = parts
-		if len(p.slots) == 0 {
-			return nil, errAt(key+".template", "names no column; use const for a constant")
+		if err := m.compileTemplate(p, key, spec.Template); err != nil {
+			return err
 		}
 	}
 	if sources != 1 {
-		return nil, errAt(key, "name exactly one of column, const or template")
+		return errAt(key, "name exactly one of column, const or template")
 	}
-	steps, err := compileChain(key, spec.Transforms, d.kind)
+	return nil
+}
+
+// compileTemplate makes p read the template t, resolving its columns to
+// slots.
+func (m *Mapping) compileTemplate(p *plan, key, t string) error {
+	parts, err := parseTemplate(t)
 	if err != nil {
-		return nil, err
+		return errAt(key+".template", "%w", err)
 	}
-	p.steps = steps
-	if len(steps) > 0 {
-		p.trusted = trusts(steps[len(steps)-1], d.kind)
-	}
-	for _, t := range spec.Transforms {
-		p.names = append(p.names, transformName(t))
-	}
-	if p.src == srcConst {
-		v, in, i, err := p.apply(*spec.Const)
-		if err != nil {
-			return nil, errAt(key, "const %q: %s: %v", display(in), p.names[i], err)
-		}
-		if d.name == "EventDate" && v == "NOW" {
-			if !m.allowNow {
-				return nil, errAt(key, "const NOW: %s", nowRefused)
+	p.src = srcTemplate
+	p.from = fmt.Sprintf("template %q", t)
+	for i := range parts {
+		if parts[i].slot >= 0 {
+			s := m.use(parts[i].lit, key)
+			parts[i] = part{slot: s}
+			if !slices.Contains(p.slots, s) {
+				p.slots = append(p.slots, s)
 			}
-		} else if msg := checkValue(d, v); msg != "" {
-			return nil, errAt(key, "const %q: %s", display(v), msg)
 		}
-		p.konst = v
-		p.trusted = true // checked here, once
 	}
-	return p, nil
+	p.tmpl = parts
+	if len(p.slots) == 0 {
+		return errAt(key+".template", "names no column; use const for a constant")
+	}
+	return nil
+}
+
+// compileConst applies the transforms of p to the constant c once and
+// checks the result, which p then always gives.
+func (m *Mapping) compileConst(p *plan, key, c string) error {
+	v, in, i, err := p.apply(c)
+	if err != nil {
+		return errAt(key, "const %q: %s: %v", display(in), p.names[i], err)
+	}
+	if p.def.name == "EventDate" && v == "NOW" {
+		if !m.allowNow {
+			return errAt(key, "const NOW: %s", nowRefused)
+		}
+	} else if msg := checkValue(p.def, v); msg != "" {
+		return errAt(key, "const %q: %s", display(v), msg)
+	}
+	p.konst = v
+	p.trusted = true // checked here, once
+	return nil
 }
 
 // trusts reports whether every output of s is of kind k.

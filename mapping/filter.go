@@ -38,6 +38,8 @@ type filter struct {
 	name string
 }
 
+// compileFilter compiles the filter f at key, resolving its column or
+// field with m.
 func compileFilter(key string, f Filter, m *Mapping) (*filter, error) {
 	out := &filter{}
 	switch f.Skip {
@@ -51,90 +53,14 @@ func compileFilter(key string, f Filter, m *Mapping) (*filter, error) {
 		return nil, errAt(key+".skip", "%q is not row or order", f.Skip)
 	}
 	c := f.When
-	subjects := 0
-	if c.Column != "" {
-		subjects++
-		out.subj, out.slot, out.name = subjColumn, m.use(c.Column, key+".when.column"), c.Column
+	if err := m.compileSubject(out, key, c); err != nil {
+		return nil, err
 	}
-	if c.Field != "" {
-		subjects++
-		p := m.planFor(c.Field)
-		if p == nil {
-			if _, ok := orderFields.lookup(c.Field); !ok {
-				if _, ok := itemFields.lookup(c.Field); !ok {
-					return nil, errAt(key+".when.field", "%q: unknown field", c.Field)
-				}
-			}
-			return nil, errAt(key+".when.field", "%q is not mapped under fields or items", c.Field)
-		}
-		out.subj, out.field, out.name = subjField, p, c.Field
+	t, err := compileTest(key, c, out.name)
+	if err != nil {
+		return nil, err
 	}
-	if c.Amount {
-		subjects++
-		out.subj, out.name = subjAmount, "amount"
-		if out.scope != skipOrder {
-			return nil, errAt(key+".when.amount", "only for skip: order")
-		}
-	}
-	if subjects != 1 {
-		return nil, errAt(key+".when", "name exactly one of column, field or amount")
-	}
-
-	tests := 0
-	norm := func(s string) string { return strings.TrimSpace(s) }
-	eq := func(a, b string) bool { return a == b }
-	if c.IgnoreCase {
-		eq = strings.EqualFold
-	}
-	var desc string
-	if c.Equals != nil {
-		tests++
-		want := *c.Equals
-		out.test = func(v string) bool { return eq(norm(v), want) }
-		desc = fmt.Sprintf("%s equals %q", out.name, want)
-	}
-	if c.In != nil {
-		tests++
-		set := c.In
-		out.test = func(v string) bool { return inList(norm(v), set, eq) }
-		desc = fmt.Sprintf("%s is one of %s", out.name, quoteList(set))
-	}
-	if c.NotIn != nil {
-		tests++
-		set := c.NotIn
-		out.test = func(v string) bool { return !inList(norm(v), set, eq) }
-		desc = fmt.Sprintf("%s is none of %s", out.name, quoteList(set))
-	}
-	if c.Empty != nil {
-		tests++
-		want := *c.Empty
-		out.test = func(v string) bool { return (norm(v) == "") == want }
-		desc = out.name + " is empty"
-		if !want {
-			desc = out.name + " is not empty"
-		}
-	}
-	if c.Zero != nil {
-		tests++
-		want := *c.Zero
-		out.test = func(v string) bool { return isZero(v) == want }
-		desc = out.name + " is zero"
-		if !want {
-			desc = out.name + " is not zero"
-		}
-	}
-	if c.Matches != "" {
-		tests++
-		re, err := regexp.Compile(c.Matches)
-		if err != nil {
-			return nil, errAt(key+".when.matches", "%w", err)
-		}
-		out.test = re.MatchString
-		desc = fmt.Sprintf("%s matches %q", out.name, c.Matches)
-	}
-	if tests != 1 {
-		return nil, errAt(key+".when", "name exactly one test: equals, in, not_in, empty, zero or matches")
-	}
+	out.test = t.test
 	if out.subj == subjAmount && c.Zero == nil {
 		return nil, errAt(key+".when", "amount takes only the zero test")
 	}
@@ -143,9 +69,126 @@ func compileFilter(key string, f Filter, m *Mapping) (*filter, error) {
 	}
 	out.reason = f.Reason
 	if out.reason == "" {
-		out.reason = desc
+		out.reason = t.desc
 	}
 	return out, nil
+}
+
+// compileSubject sets what the condition c of out tests: exactly one of
+// a column, a mapped field, or the order's amount (only for skip: order).
+func (m *Mapping) compileSubject(out *filter, key string, c Condition) error {
+	subjects := 0
+	if c.Column != "" {
+		subjects++
+		out.subj, out.slot, out.name = subjColumn, m.use(c.Column, key+".when.column"), c.Column
+	}
+	if c.Field != "" {
+		subjects++
+		p, err := m.subjectField(key, c.Field)
+		if err != nil {
+			return err
+		}
+		out.subj, out.field, out.name = subjField, p, c.Field
+	}
+	if c.Amount {
+		subjects++
+		out.subj, out.name = subjAmount, "amount"
+		if out.scope != skipOrder {
+			return errAt(key+".when.amount", "only for skip: order")
+		}
+	}
+	if subjects != 1 {
+		return errAt(key+".when", "name exactly one of column, field or amount")
+	}
+	return nil
+}
+
+// subjectField returns the plan of the field a condition tests, which
+// must be mapped.
+func (m *Mapping) subjectField(key, field string) (*plan, error) {
+	p := m.planFor(field)
+	if p != nil {
+		return p, nil
+	}
+	if _, ok := orderFields.lookup(field); !ok {
+		if _, ok := itemFields.lookup(field); !ok {
+			return nil, errAt(key+".when.field", "%q: unknown field", field)
+		}
+	}
+	return nil, errAt(key+".when.field", "%q is not mapped under fields or items", field)
+}
+
+// condTest is one test of a Condition, with its description for the
+// default skip reason.
+type condTest struct {
+	test func(string) bool
+	desc string
+}
+
+// compileTest returns the one test that c names, described for the
+// subject name.
+func compileTest(key string, c Condition, name string) (condTest, error) {
+	tests := compareTests(c, name)
+	if c.Empty != nil {
+		want := *c.Empty
+		t := condTest{test: func(v string) bool { return (strings.TrimSpace(v) == "") == want }, desc: name + " is empty"}
+		if !want {
+			t.desc = name + " is not empty"
+		}
+		tests = append(tests, t)
+	}
+	if c.Zero != nil {
+		want := *c.Zero
+		t := condTest{test: func(v string) bool { return isZero(v) == want }, desc: name + " is zero"}
+		if !want {
+			t.desc = name + " is not zero"
+		}
+		tests = append(tests, t)
+	}
+	if c.Matches != "" {
+		re, err := regexp.Compile(c.Matches)
+		if err != nil {
+			return condTest{}, errAt(key+".when.matches", "%w", err)
+		}
+		tests = append(tests, condTest{test: re.MatchString, desc: fmt.Sprintf("%s matches %q", name, c.Matches)})
+	}
+	if len(tests) != 1 {
+		return condTest{}, errAt(key+".when", "name exactly one test: equals, in, not_in, empty, zero or matches")
+	}
+	return tests[0], nil
+}
+
+// compareTests returns the tests of c that compare the trimmed value with
+// strings, as ignore_case says: equals, in and not_in.
+func compareTests(c Condition, name string) []condTest {
+	norm := func(s string) string { return strings.TrimSpace(s) }
+	eq := func(a, b string) bool { return a == b }
+	if c.IgnoreCase {
+		eq = strings.EqualFold
+	}
+	var tests []condTest
+	if c.Equals != nil {
+		want := *c.Equals
+		tests = append(tests, condTest{
+			test: func(v string) bool { return eq(norm(v), want) },
+			desc: fmt.Sprintf("%s equals %q", name, want),
+		})
+	}
+	if c.In != nil {
+		set := c.In
+		tests = append(tests, condTest{
+			test: func(v string) bool { return inList(norm(v), set, eq) },
+			desc: fmt.Sprintf("%s is one of %s", name, quoteList(set)),
+		})
+	}
+	if c.NotIn != nil {
+		set := c.NotIn
+		tests = append(tests, condTest{
+			test: func(v string) bool { return !inList(norm(v), set, eq) },
+			desc: fmt.Sprintf("%s is none of %s", name, quoteList(set)),
+		})
+	}
+	return tests
 }
 
 func inList(v string, set []string, eq func(a, b string) bool) bool {

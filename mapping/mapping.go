@@ -264,6 +264,56 @@ func (m *Mapping) Map(lines []pipeline.Row) pipeline.Mapped {
 
 	// Order filters on columns come first: a test order is left out
 	// whole, whatever its lines hold.
+	if f := m.columnOrderSkip(lines, &cols); f != nil {
+		return m.skipOrder(out, lines, &cols, f.reason)
+	}
+	kept := m.applyRowFilters(lines, &cols, &out)
+	if len(kept) == 0 {
+		skipped := out.SkippedRows
+		out = m.skipOrder(out, lines, &cols, "every line was left out by a row filter")
+		out.SkippedRows = skipped
+		return out
+	}
+
+	// Refs: every kept line; order-level messages name the first few.
+	conv.Refs = refsOf(kept)
+	orderRefs := conv.Refs[:min(len(conv.Refs), maxRefs):min(len(conv.Refs), maxRefs)]
+
+	// Order-level values, from the first kept line.
+	var vbuf [48]string
+	var bbuf [48]bool
+	vals, bad := vbuf[:0], bbuf[:0]
+	if len(m.order) > len(vbuf) {
+		vals, bad = make([]string, 0, len(m.order)), make([]bool, 0, len(m.order))
+	}
+	vals, bad = m.orderValues(&kept[0], &cols, vals, bad, orderRefs, &probs)
+	m.agree(kept, &cols, vals, bad, &probs)
+	st := m.checkOrder(vals, bad, orderRefs, &probs)
+
+	// One allocation holds the order-level fields and every item's.
+	all := make([]pipeline.Field, 0, st.n+len(kept)*len(m.items))
+	conv.Fields = m.appendOrderFields(all[:0:st.n], vals, bad)
+	conv.Key = m.key(vals)
+
+	// Items: one per kept line.
+	if len(m.items) > 0 {
+		m.buildItems(conv, all[st.n:st.n], kept, &cols, &probs)
+	}
+
+	// Order filters on mapped values.
+	if f := m.valueOrderSkip(conv, vals); f != nil {
+		out.SkippedRows = nil
+		return m.skipOrder(out, lines, &cols, f.reason)
+	}
+
+	m.checkStructure(conv, &st, cols.miss, orderRefs, &probs)
+	out.Problems = probs.result()
+	return out
+}
+
+// columnOrderSkip returns the first order filter on a column that holds
+// on one of the lines, or nil.
+func (m *Mapping) columnOrderSkip(lines []pipeline.Row, cols *columns) *filter {
 	for _, f := range m.orderFilters {
 		if f.subj != subjColumn {
 			continue
@@ -271,83 +321,102 @@ func (m *Mapping) Map(lines []pipeline.Row) pipeline.Mapped {
 		for i := range lines {
 			r := &lines[i]
 			if v := cell(r, cols.at(r), f.slot); f.test(v) {
-				return m.skipOrder(out, lines, &cols, f.reason)
+				return f
 			}
 		}
 	}
+	return nil
+}
 
-	// Row filters.
-	kept := lines
-	if len(m.rowFilters) > 0 {
-		var keep []pipeline.Row
-		for i := range lines {
-			r := &lines[i]
-			if f, v := m.rowSkip(r, cols.at(r)); f != nil {
-				if keep == nil {
-					keep = make([]pipeline.Row, 0, len(lines))
-					keep = append(keep, lines[:i]...)
-				}
-				out.SkippedRows = append(out.SkippedRows, pipeline.Message{
-					Field: f.name, Value: display(v), Text: f.reason, Refs: []pipeline.Ref{r.Ref()},
-				})
-				continue
+// applyRowFilters returns the lines that no row filter leaves out, and
+// records each line left out in out.SkippedRows. It returns lines itself
+// when none is left out.
+func (m *Mapping) applyRowFilters(lines []pipeline.Row, cols *columns, out *pipeline.Mapped) []pipeline.Row {
+	if len(m.rowFilters) == 0 {
+		return lines
+	}
+	var keep []pipeline.Row
+	for i := range lines {
+		r := &lines[i]
+		if f, v := m.rowSkip(r, cols.at(r)); f != nil {
+			if keep == nil {
+				keep = make([]pipeline.Row, 0, len(lines))
+				keep = append(keep, lines[:i]...)
 			}
-			if keep != nil {
-				keep = append(keep, *r)
-			}
+			out.SkippedRows = append(out.SkippedRows, pipeline.Message{
+				Field: f.name, Value: display(v), Text: f.reason, Refs: []pipeline.Ref{r.Ref()},
+			})
+			continue
 		}
 		if keep != nil {
-			kept = keep
-		}
-		if len(kept) == 0 {
-			skipped := out.SkippedRows
-			out = m.skipOrder(out, lines, &cols, "every line was left out by a row filter")
-			out.SkippedRows = skipped
-			return out
+			keep = append(keep, *r)
 		}
 	}
-
-	// Refs: every kept line; order-level messages name the first few.
-	conv.Refs = make([]pipeline.Ref, len(kept))
-	for i := range kept {
-		conv.Refs[i] = kept[i].Ref()
+	if keep != nil {
+		return keep
 	}
-	orderRefs := conv.Refs[:min(len(conv.Refs), maxRefs):min(len(conv.Refs), maxRefs)]
+	return lines
+}
 
-	// Order-level values, from the first kept line.
-	base := &kept[0]
+// refsOf returns the refs of rows.
+func refsOf(rows []pipeline.Row) []pipeline.Ref {
+	refs := make([]pipeline.Ref, len(rows))
+	for i := range rows {
+		refs[i] = rows[i].Ref()
+	}
+	return refs
+}
+
+// orderValues appends the value of every order-level field on the line
+// base to vals, and to bad whether its transforms failed; a failure is a
+// problem naming refs.
+func (m *Mapping) orderValues(base *pipeline.Row, cols *columns, vals []string, bad []bool, refs []pipeline.Ref, probs *problems) ([]string, []bool) {
 	bix := cols.at(base)
-	var vbuf [48]string
-	var bbuf [48]bool
-	vals, bad := vbuf[:0], bbuf[:0]
-	if len(m.order) > len(vbuf) {
-		vals, bad = make([]string, 0, len(m.order)), make([]bool, 0, len(m.order))
-	}
 	for _, p := range m.order {
 		v, in, step, err := p.value(base, bix)
 		if err != nil {
-			probs.add(p.def.name, in, p.failure(step, err), orderRefs)
+			probs.add(p.def.name, in, p.failure(step, err), refs)
 		}
 		vals, bad = append(vals, v), append(bad, err != nil)
 	}
-	m.agree(kept, &cols, vals, bad, &probs)
+	return vals, bad
+}
 
-	// Checks of the order-level values; fields in catalogue order. A
-	// field whose value failed is reported once, not also as missing.
-	var have, reported [roleCount]bool
-	attributed, attrReported := false, false
-	n := 0
+// orderStatus is what the checks of the order-level values found, for
+// the order's structural rules.
+type orderStatus struct {
+	// have marks the roles with a valid value; reported those whose value
+	// is already a problem.
+	have, reported [roleCount]bool
+	// attributed is set when an attribution key has a valid value;
+	// attrReported when one is already a problem.
+	attributed, attrReported bool
+	// n counts the order-level fields to send.
+	n int
+}
+
+// fail records that the value of p is already a problem.
+func (st *orderStatus) fail(p *plan) {
+	st.reported[p.role] = true
+	st.attrReported = st.attrReported || p.def.attribution
+}
+
+// checkOrder checks the order-level values; fields in catalogue order. A
+// field whose value failed is reported once, not also as missing. A
+// value that fails its check is redacted in vals when it holds an e-mail
+// address.
+func (m *Mapping) checkOrder(vals []string, bad []bool, refs []pipeline.Ref, probs *problems) orderStatus {
+	var st orderStatus
 	for i, p := range m.order {
 		v := vals[i]
 		if bad[i] {
-			reported[p.role] = true
-			attrReported = attrReported || p.def.attribution
+			st.fail(p)
 			continue
 		}
 		if v == "" && !p.keep {
 			continue
 		}
-		n++
+		st.n++
 		if v == "" {
 			continue
 		}
@@ -358,69 +427,69 @@ func (m *Mapping) Map(lines []pipeline.Row) pipeline.Mapped {
 			msg = p.check(v)
 		}
 		if msg != "" {
-			probs.add(p.def.name, v, msg, orderRefs)
+			probs.add(p.def.name, v, msg, refs)
 			if hasEmail(v) {
 				vals[i] = redact(v)
 			}
-			reported[p.role] = true
-			attrReported = attrReported || p.def.attribution
+			st.fail(p)
 			continue
 		}
-		have[p.role] = true
-		attributed = attributed || p.def.attribution
+		st.have[p.role] = true
+		st.attributed = st.attributed || p.def.attribution
 	}
-	// One allocation holds the order-level fields and every item's.
-	all := make([]pipeline.Field, 0, n+len(kept)*len(m.items))
-	conv.Fields = all[:0:n]
+	return st
+}
+
+// appendOrderFields appends the order-level fields to send to fields, in
+// wire order.
+func (m *Mapping) appendOrderFields(fields []pipeline.Field, vals []string, bad []bool) []pipeline.Field {
 	for i, p := range m.order {
 		if bad[i] || vals[i] == "" && !p.keep {
 			continue
 		}
-		conv.Fields = append(conv.Fields, pipeline.Field{Name: p.def.name, Value: vals[i]})
+		fields = append(fields, pipeline.Field{Name: p.def.name, Value: vals[i]})
 	}
-	conv.Key = m.key(vals)
+	return fields
+}
 
-	// Items: one per kept line.
-	if len(m.items) > 0 {
-		if len(kept) > m.maxItems {
-			probs.add("Items", "", fmt.Sprintf("%d lines: at most %d items per conversion (mapping.max_items)", len(kept), m.maxItems),
-				[]pipeline.Ref{kept[0].Ref(), kept[len(kept)-1].Ref()})
-		}
-		m.buildItems(conv, all[n:n], kept, &cols, &probs)
-	}
-
-	// Order filters on mapped values.
+// valueOrderSkip returns the first order filter on a mapped field or the
+// amount that holds for conv, or nil.
+func (m *Mapping) valueOrderSkip(conv *pipeline.Conversion, vals []string) *filter {
 	for _, f := range m.orderFilters {
 		if f.subj != subjColumn && m.orderFilterHolds(f, conv, vals) {
-			out.SkippedRows = nil
-			return m.skipOrder(out, lines, &cols, f.reason)
+			return f
 		}
 	}
+	return nil
+}
 
-	// The order's structural rules.
+// checkStructure applies the order's structural rules: an event type,
+// CampaignId, OrderId, EventDate and an attribution key, no
+// OrderSubTotalPostDiscount with items, and no mapped column missing from
+// the file (miss).
+func (m *Mapping) checkStructure(conv *pipeline.Conversion, st *orderStatus, miss []string, refs []pipeline.Ref, probs *problems) {
+	have, reported := &st.have, &st.reported
 	if !have[roleEventTypeID] && !have[roleEventTypeCode] && !reported[roleEventTypeID] && !reported[roleEventTypeCode] {
-		probs.add("EventTypeId", "", "missing: the order has neither EventTypeId nor EventTypeCode ("+m.eventTypeFrom()+" gave no value)", orderRefs)
+		probs.add("EventTypeId", "", "missing: the order has neither EventTypeId nor EventTypeCode ("+m.eventTypeFrom()+" gave no value)", refs)
 	}
 	for _, r := range [...]struct {
 		role role
 		name string
 	}{{roleCampaignID, "CampaignId"}, {roleOrderID, "OrderId"}, {roleEventDate, "EventDate"}} {
 		if !have[r.role] && !reported[r.role] {
-			probs.add(r.name, "", "missing: "+m.byName[r.name].from+" gave no value", orderRefs)
+			probs.add(r.name, "", "missing: "+m.byName[r.name].from+" gave no value", refs)
 		}
 	}
-	if !attributed && !attrReported {
-		probs.add("", "", "no attribution key: the order needs one of "+attributionKeys(), orderRefs)
+	if !st.attributed && !st.attrReported {
+		probs.add("", "", "no attribution key: the order needs one of "+attributionKeys(), refs)
 	}
 	if len(conv.Items) > 0 && have[roleSubTotalPost] {
 		v, _ := conv.Get("OrderSubTotalPostDiscount")
-		probs.add("OrderSubTotalPostDiscount", v, "must not be sent with items (it is the order's amount when there are none)", orderRefs)
+		probs.add("OrderSubTotalPostDiscount", v, "must not be sent with items (it is the order's amount when there are none)", refs)
 	}
-	for _, name := range cols.miss {
-		probs.add("", "", fmt.Sprintf("the file lacks the mapped column %q", name), orderRefs)
+	for _, name := range miss {
+		probs.add("", "", fmt.Sprintf("the file lacks the mapped column %q", name), refs)
 	}
-	out.Problems = probs.result()
-	return out
 }
 
 // eventTypeFrom says where the event type comes from, for messages.
@@ -459,10 +528,7 @@ func (m *Mapping) key(vals []string) pipeline.Key {
 func (m *Mapping) skipOrder(out pipeline.Mapped, lines []pipeline.Row, cols *columns, reason string) pipeline.Mapped {
 	conv := out.Conversion
 	conv.Fields, conv.Items = nil, nil
-	conv.Refs = make([]pipeline.Ref, len(lines))
-	for i := range lines {
-		conv.Refs[i] = lines[i].Ref()
-	}
+	conv.Refs = refsOf(lines)
 	r := &lines[0]
 	idx := cols.at(r)
 	vals := make([]string, len(m.order))
@@ -537,28 +603,11 @@ func (m *Mapping) agree(kept []pipeline.Row, cols *columns, vals []string, bad [
 	for j := 1; j < len(kept); j++ {
 		r := &kept[j]
 		ix := cols.at(r)
-		same := true
-		for _, s := range m.orderSlots {
-			if cell(r, ix, s) != cell(base, bix, s) {
-				same = false
-				break
-			}
-		}
-		if same {
+		if sameCells(r, ix, base, bix, m.orderSlots) {
 			continue
 		}
 		for i, p := range m.order {
-			if p.src == srcConst || bad[i] {
-				continue
-			}
-			differs := false
-			for _, s := range p.slots {
-				if cell(r, ix, s) != cell(base, bix, s) {
-					differs = true
-					break
-				}
-			}
-			if !differs {
+			if p.src == srcConst || bad[i] || sameCells(r, ix, base, bix, p.slots) {
 				continue
 			}
 			v, in, _, err := p.value(r, ix)
@@ -568,23 +617,47 @@ func (m *Mapping) agree(kept []pipeline.Row, cols *columns, vals []string, bad [
 			if err != nil {
 				v = in
 			}
-			k := -1
-			for x := range dis {
-				if dis[x].plan == i {
-					k = x
-				}
-			}
-			if k < 0 {
-				dis = append(dis, disagreement{plan: i, value: v})
-				k = len(dis) - 1
-			}
-			d := &dis[k]
-			d.count++
-			if len(d.refs) < maxRefs-1 {
-				d.refs = append(d.refs, r.Ref())
-			}
+			dis = noteDisagreement(dis, i, v, r)
 		}
 	}
+	m.reportDisagreements(dis, base, vals, bad, probs)
+}
+
+// sameCells reports whether the rows r and base hold the same cells at
+// slots.
+func sameCells(r *pipeline.Row, ix []int, base *pipeline.Row, bix []int, slots []int) bool {
+	for _, s := range slots {
+		if cell(r, ix, s) != cell(base, bix, s) {
+			return false
+		}
+	}
+	return true
+}
+
+// noteDisagreement records in dis that line r gives v for the
+// order-level field of m.order[plan].
+func noteDisagreement(dis []disagreement, plan int, v string, r *pipeline.Row) []disagreement {
+	k := -1
+	for x := range dis {
+		if dis[x].plan == plan {
+			k = x
+		}
+	}
+	if k < 0 {
+		dis = append(dis, disagreement{plan: plan, value: v})
+		k = len(dis) - 1
+	}
+	d := &dis[k]
+	d.count++
+	if len(d.refs) < maxRefs-1 {
+		d.refs = append(d.refs, r.Ref())
+	}
+	return dis
+}
+
+// reportDisagreements adds a problem for each of dis, naming the first
+// line base, and marks the field's value bad.
+func (m *Mapping) reportDisagreements(dis []disagreement, base *pipeline.Row, vals []string, bad []bool, probs *problems) {
 	for _, d := range dis {
 		p := m.order[d.plan]
 		refs := append([]pipeline.Ref{base.Ref()}, d.refs...)
@@ -598,9 +671,14 @@ func (m *Mapping) agree(kept []pipeline.Row, cols *columns, vals []string, bad [
 	}
 }
 
-// buildItems adds one item per kept line, checking each value.
-// backing has room for every item field and is not shared.
+// buildItems adds one item per kept line, checking each value and that
+// there are at most max_items. backing has room for every item field and
+// is not shared.
 func (m *Mapping) buildItems(conv *pipeline.Conversion, backing []pipeline.Field, kept []pipeline.Row, cols *columns, probs *problems) {
+	if len(kept) > m.maxItems {
+		probs.add("Items", "", fmt.Sprintf("%d lines: at most %d items per conversion (mapping.max_items)", len(kept), m.maxItems),
+			[]pipeline.Ref{kept[0].Ref(), kept[len(kept)-1].Ref()})
+	}
 	conv.Items = make([]pipeline.Item, len(kept))
 	for j := range kept {
 		r := &kept[j]

@@ -101,46 +101,73 @@ func (f numberFormat) parse(s string, digits []byte) (neg bool, _ []byte, point 
 	if len(s) > maxNumberLen {
 		return false, nil, 0, errNumberLong
 	}
+	var a affixes
 	if len(s) >= 2 && s[0] == '(' && s[len(s)-1] == ')' {
-		neg = true
+		a.neg = true
 		s = trimSpace(s[1 : len(s)-1])
 	}
-	sign, cur := false, false
-	// Leading sign, currency and spaces, in any order.
+	if s, err = a.trimLeading(s); err != nil {
+		return false, nil, 0, err
+	}
+	if s, err = a.trimTrailing(s); err != nil {
+		return false, nil, 0, err
+	}
+	if digits, point, err = f.parseDigits(s, digits); err != nil {
+		return false, nil, 0, err
+	}
+	return a.neg, digits, point, nil
+}
+
+// affixes is what was found around a number's digits: its sign, of which
+// there may be one, the parentheses of a negative number, and at most one
+// currency.
+type affixes struct {
+	neg  bool // the number is negative
+	sign bool // a sign was found
+	cur  bool // a currency was found
+}
+
+// trimLeading strips the leading sign, currency and spaces of s, in any
+// order.
+func (a *affixes) trimLeading(s string) (string, error) {
 	for len(s) > 0 {
 		switch {
 		case s[0] == '-' || s[0] == '+':
-			if sign {
-				return false, nil, 0, errTwoSigns
+			if a.sign {
+				return "", errTwoSigns
 			}
-			sign = true
-			neg = neg != (s[0] == '-')
+			a.sign = true
+			a.neg = a.neg != (s[0] == '-')
 			s = s[1:]
 		case isSpace(s, 0):
 			s = s[spaceLen(s, 0):]
 		default:
 			n := currencyPrefix(s)
 			if n == 0 {
-				goto body
+				return s, nil
 			}
-			if cur {
-				return false, nil, 0, errTwoCurrency
+			if a.cur {
+				return "", errTwoCurrency
 			}
-			cur = true
+			a.cur = true
 			s = s[n:]
 		}
 	}
-body:
-	// Trailing currency, spaces and minus ("12,50 €", "12.50-").
+	return s, nil
+}
+
+// trimTrailing strips the trailing currency, spaces and minus of s
+// ("12,50 €", "12.50-").
+func (a *affixes) trimTrailing(s string) (string, error) {
 	for len(s) > 0 {
 		last := s[len(s)-1]
 		switch {
 		case last == '-':
-			if sign {
-				return false, nil, 0, errTwoSigns
+			if a.sign {
+				return "", errTwoSigns
 			}
-			sign = true
-			neg = !neg
+			a.sign = true
+			a.neg = !a.neg
 			s = s[:len(s)-1]
 		case last == ' ':
 			s = s[:len(s)-1]
@@ -151,16 +178,23 @@ body:
 			}
 			n := currencySuffix(s)
 			if n == 0 {
-				goto digits
+				return s, nil
 			}
-			if cur {
-				return false, nil, 0, errTwoCurrency
+			if a.cur {
+				return "", errTwoCurrency
 			}
-			cur = true
+			a.cur = true
 			s = s[:len(s)-n]
 		}
 	}
-digits:
+	return s, nil
+}
+
+// parseDigits appends the digits of s, the number without its sign and
+// currency, to digits; point is as parse returns it. Thousands separators
+// must group three digits; an exponent may follow digits without
+// separators when the decimal separator is ".".
+func (f numberFormat) parseDigits(s string, digits []byte) (_ []byte, point int, err error) {
 	point = -1
 	group := -1 // digits since the last thousands separator; -1 before the first
 	lead := 0   // digits before the first separator
@@ -180,13 +214,13 @@ digits:
 			i++
 		case c == f.dec && point < 0:
 			if group >= 0 && group != 3 {
-				return false, nil, 0, errGrouping
+				return nil, 0, errGrouping
 			}
 			point = len(digits)
 			i++
 		case point < 0 && (c == f.thou || c == ' ' || c == '\'' || isSpace(s, i)):
 			if lead == 0 || lead > 3 || (group >= 0 && group != 3) {
-				return false, nil, 0, errGrouping
+				return nil, 0, errGrouping
 			}
 			group = 0
 			if c >= utf8.RuneSelf {
@@ -197,25 +231,24 @@ digits:
 		case (c == 'e' || c == 'E') && len(digits) > 0 && group < 0 && f.dec == '.':
 			e, err := parseExponent(s[i+1:])
 			if err != nil {
-				return false, nil, 0, err
+				return nil, 0, err
 			}
 			exp = e
 			i = len(s)
 		default:
-			return false, nil, 0, errNotNumber
+			return nil, 0, errNotNumber
 		}
 	}
 	if len(digits) == 0 {
-		return false, nil, 0, errNotNumber
+		return nil, 0, errNotNumber
 	}
 	if group >= 0 && point < 0 && group != 3 {
-		return false, nil, 0, errGrouping
+		return nil, 0, errGrouping
 	}
 	if point < 0 {
 		point = len(digits)
 	}
-	point += exp
-	return neg, digits, point, nil
+	return digits, point + exp, nil
 }
 
 // parseExponent reads "+5", "-3" or "12"; exponents beyond ±40 are
@@ -248,56 +281,9 @@ func parseExponent(s string) (int, error) {
 // from zero or padding to decimals (or, when decimals < 0, keeping the
 // digits without trailing zeros).
 func render(neg bool, digits []byte, point, decimals int, out []byte) []byte {
-	// Integer part: digits[:point], with zeros added when point is past
-	// the end; fraction: zeros when point is negative, then the rest.
-	var intg, frac []byte
-	var tmp []byte
-	switch {
-	case point > 0 && point <= len(digits):
-		// The common case: no exponent moved the point out of the digits.
-		intg, frac = digits[:point], digits[point:]
-	case point <= 0:
-		tmp = make([]byte, 0, 1-point+len(digits))
-		tmp = append(tmp, '0')
-		for range -point {
-			tmp = append(tmp, '0')
-		}
-		tmp = append(tmp, digits...)
-		intg, frac = tmp[:1], tmp[1:]
-	default:
-		tmp = make([]byte, 0, point)
-		tmp = append(tmp, digits...)
-		for range point - len(digits) {
-			tmp = append(tmp, '0')
-		}
-		intg = tmp
-	}
+	intg, frac := splitAtPoint(digits, point)
 	if decimals >= 0 && len(frac) > decimals {
-		up := frac[decimals] >= '5'
-		frac = frac[:decimals]
-		if up {
-			// Increment intg.frac as one digit string.
-			carry := true
-			for i := len(frac) - 1; i >= 0 && carry; i-- {
-				if frac[i] == '9' {
-					frac[i] = '0'
-				} else {
-					frac[i]++
-					carry = false
-				}
-			}
-			for i := len(intg) - 1; i >= 0 && carry; i-- {
-				if intg[i] == '9' {
-					intg[i] = '0'
-				} else {
-					intg[i]++
-					carry = false
-				}
-			}
-			if carry {
-				intg = append([]byte{'1'}, intg...)
-			}
-		}
+		intg, frac = roundAt(intg, frac, decimals)
 	}
 	if decimals < 0 {
 		for len(frac) > 0 && frac[len(frac)-1] == '0' {
@@ -307,18 +293,7 @@ func render(neg bool, digits []byte, point, decimals int, out []byte) []byte {
 	for len(intg) > 1 && intg[0] == '0' {
 		intg = intg[1:]
 	}
-	zero := true
-	for _, c := range intg {
-		if c != '0' {
-			zero = false
-		}
-	}
-	for _, c := range frac {
-		if c != '0' {
-			zero = false
-		}
-	}
-	if neg && !zero {
+	if neg && !(allZeros(intg) && allZeros(frac)) {
 		out = append(out, '-')
 	}
 	out = append(out, intg...)
@@ -330,6 +305,69 @@ func render(neg bool, digits []byte, point, decimals int, out []byte) []byte {
 		}
 	}
 	return out
+}
+
+// splitAtPoint returns the integer part of the number, digits[:point]
+// with zeros added when point is past the end, and its fraction: zeros
+// when point is negative, then the rest.
+func splitAtPoint(digits []byte, point int) (intg, frac []byte) {
+	switch {
+	case point > 0 && point <= len(digits):
+		// The common case: no exponent moved the point out of the digits.
+		return digits[:point], digits[point:]
+	case point <= 0:
+		tmp := make([]byte, 0, 1-point+len(digits))
+		tmp = append(tmp, '0')
+		for range -point {
+			tmp = append(tmp, '0')
+		}
+		tmp = append(tmp, digits...)
+		return tmp[:1], tmp[1:]
+	default:
+		tmp := make([]byte, 0, point)
+		tmp = append(tmp, digits...)
+		for range point - len(digits) {
+			tmp = append(tmp, '0')
+		}
+		return tmp, nil
+	}
+}
+
+// roundAt cuts frac, which is longer, to decimals digits and rounds the
+// magnitude intg.frac half up, changing the digits in place.
+func roundAt(intg, frac []byte, decimals int) ([]byte, []byte) {
+	up := frac[decimals] >= '5'
+	frac = frac[:decimals]
+	if up {
+		// Increment intg.frac as one digit string.
+		if increment(frac) && increment(intg) {
+			intg = append([]byte{'1'}, intg...)
+		}
+	}
+	return intg, frac
+}
+
+// increment adds one to the digit string d in place and reports whether
+// it carries out of the first digit.
+func increment(d []byte) bool {
+	for i := len(d) - 1; i >= 0; i-- {
+		if d[i] != '9' {
+			d[i]++
+			return false
+		}
+		d[i] = '0'
+	}
+	return true
+}
+
+// allZeros reports whether every digit of d is 0.
+func allZeros(d []byte) bool {
+	for _, c := range d {
+		if c != '0' {
+			return false
+		}
+	}
+	return true
 }
 
 // whole parses a formatted number that must be whole ("2", "2.00", "1,000")

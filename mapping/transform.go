@@ -371,22 +371,7 @@ func compileChain(key string, ts []Transform, k kind) ([]step, error) {
 }
 
 func compileStep(key string, t Transform, k kind) (step, error) {
-	var set []string
-	add := func(on bool, name string) {
-		if on {
-			set = append(set, name)
-		}
-	}
-	add(t.Trim, "trim")
-	add(t.Lower, "lower")
-	add(t.Upper, "upper")
-	add(t.Lookup != nil, "lookup")
-	add(t.Default != nil && t.Lookup == nil, "default")
-	add(t.Replace != nil, "replace")
-	add(t.Number != nil, "number")
-	add(t.Integer != nil, "integer")
-	add(t.Time != nil, "time")
-	add(t.Hash != "", "hash")
+	set := transformsSet(t)
 	switch len(set) {
 	case 0:
 		return nil, errAt(key, "empty transform")
@@ -407,26 +392,9 @@ func compileStep(key string, t Transform, k kind) (step, error) {
 	case "default":
 		return defaultStep{value: *t.Default}, nil
 	case "lookup":
-		if len(t.Lookup) == 0 {
-			return nil, errAt(key+".lookup", "empty table")
-		}
-		if t.Keep && t.Default != nil {
-			return nil, errAt(key+".keep", "keep and default exclude each other")
-		}
-		l := lookupStep{table: t.Lookup, keep: t.Keep}
-		if t.Default != nil {
-			l.miss, l.hasMiss = *t.Default, true
-		}
-		return l, nil
+		return compileLookup(key, t)
 	case "replace":
-		re, err := regexp.Compile(t.Replace.Pattern)
-		if err != nil {
-			return nil, errAt(key+".replace.pattern", "%w", err)
-		}
-		if t.Replace.Pattern == "" {
-			return nil, errAt(key+".replace.pattern", "empty")
-		}
-		return replaceStep{re: re, with: t.Replace.With}, nil
+		return compileReplace(key, *t.Replace)
 	case "number":
 		f, err := compileNumber(key+".number", *t.Number, k)
 		return numberStep{f: f}, err
@@ -447,6 +415,55 @@ func compileStep(key string, t Transform, k kind) (step, error) {
 		}
 		return nil, errAt(key+".hash", "%q is not sha1 or sha256", t.Hash)
 	}
+}
+
+// transformsSet returns the names of the transforms that t sets, in the
+// order of Transform's fields; a default with a lookup is the lookup's.
+func transformsSet(t Transform) []string {
+	var set []string
+	add := func(on bool, name string) {
+		if on {
+			set = append(set, name)
+		}
+	}
+	add(t.Trim, "trim")
+	add(t.Lower, "lower")
+	add(t.Upper, "upper")
+	add(t.Lookup != nil, "lookup")
+	add(t.Default != nil && t.Lookup == nil, "default")
+	add(t.Replace != nil, "replace")
+	add(t.Number != nil, "number")
+	add(t.Integer != nil, "integer")
+	add(t.Time != nil, "time")
+	add(t.Hash != "", "hash")
+	return set
+}
+
+// compileLookup compiles the lookup of t, with its keep or default.
+func compileLookup(key string, t Transform) (step, error) {
+	if len(t.Lookup) == 0 {
+		return nil, errAt(key+".lookup", "empty table")
+	}
+	if t.Keep && t.Default != nil {
+		return nil, errAt(key+".keep", "keep and default exclude each other")
+	}
+	l := lookupStep{table: t.Lookup, keep: t.Keep}
+	if t.Default != nil {
+		l.miss, l.hasMiss = *t.Default, true
+	}
+	return l, nil
+}
+
+// compileReplace compiles a replace transform.
+func compileReplace(key string, r Replace) (step, error) {
+	re, err := regexp.Compile(r.Pattern)
+	if err != nil {
+		return nil, errAt(key+".replace.pattern", "%w", err)
+	}
+	if r.Pattern == "" {
+		return nil, errAt(key+".replace.pattern", "empty")
+	}
+	return replaceStep{re: re, with: r.With}, nil
 }
 
 func compileNumber(key string, n Number, k kind) (numberFormat, error) {

@@ -32,6 +32,13 @@ func checkValue(d *fieldDef, v string) string {
 			return "too long: " + strconv.Itoa(n) + " characters, at most " + strconv.Itoa(d.max)
 		}
 	}
+	return checkKind(d, v, plain)
+}
+
+// checkKind checks a non-empty, valid UTF-8 wire value against its
+// field's kind, and returns what is wrong, or "". plain says that v is
+// ASCII without "@".
+func checkKind(d *fieldDef, v string, plain bool) string {
 	switch d.kind {
 	case kindString:
 		if !plain && hasEmail(v) {
@@ -45,15 +52,7 @@ func checkValue(d *fieldDef, v string) string {
 			return "not an integer id (up to 10 digits)"
 		}
 	case kindQuantity:
-		if isPlainDecimal(v, -1) && !isDigits(strings.TrimPrefix(v, "-"), 64) {
-			return "not a whole number"
-		}
-		if !isPlainDecimal(v, -1) {
-			return "not a number"
-		}
-		if v[0] == '-' || strings.Trim(v, "0") == "" {
-			return "must be a whole number greater than 0"
-		}
+		return checkQuantity(v)
 	case kindDecimal:
 		if !isPlainDecimal(v, -1) {
 			return "not a plain decimal number (use the number transform)"
@@ -88,6 +87,21 @@ func checkValue(d *fieldDef, v string) string {
 		if _, err := netip.ParseAddr(v); err != nil {
 			return "not an IP address"
 		}
+	}
+	return ""
+}
+
+// checkQuantity checks a non-empty quantity: a whole number greater
+// than 0.
+func checkQuantity(v string) string {
+	if isPlainDecimal(v, -1) && !isDigits(strings.TrimPrefix(v, "-"), 64) {
+		return "not a whole number"
+	}
+	if !isPlainDecimal(v, -1) {
+		return "not a number"
+	}
+	if v[0] == '-' || strings.Trim(v, "0") == "" {
+		return "must be a whole number greater than 0"
 	}
 	return ""
 }
