@@ -120,17 +120,49 @@ var (
 	digitRe = regexp.MustCompile(`^[0-9]+$`)
 )
 
+// Settings is a Config resolved once: defaults applied, every field
+// checked, the rate and the endpoint parsed. Resolve makes it; a run
+// resolves its configuration once, when it is loaded, and opens the sink
+// from the Settings (NewFromSettings).
+type Settings struct {
+	Config
+	// Limit is Rate parsed.
+	Limit rate.Limit
+	// Base is BaseURL as the endpoint's base, without a trailing slash.
+	Base string
+}
+
+// WithBaseURL returns s sending to raw instead: for an endpoint known only
+// once the rest is resolved (the built-in simulator's).
+func (s Settings) WithBaseURL(raw string) (Settings, error) {
+	base, err := endpointBase(raw)
+	if err != nil {
+		return s, fmt.Errorf("sink.base_url: %w", err)
+	}
+	s.BaseURL, s.Base = raw, base
+	return s, nil
+}
+
 // Validate checks the configuration (with defaults for zero fields) and
 // returns every problem, each naming its field ("sink.rate: ..."). It does
 // not require the credentials to be set: New does, so that a dry run
 // needs none.
 func (c Config) Validate() error {
+	_, err := c.Resolve()
+	return err
+}
+
+// Resolve applies the defaults to c, checks it as Validate does and
+// parses its rate and endpoint.
+func (c Config) Resolve() (Settings, error) {
 	c = c.WithDefaults()
+	set := Settings{Config: c}
 	var errs []error
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("sink.%s: %s", field, fmt.Sprintf(format, args...)))
 	}
-	if _, err := endpointBase(c.BaseURL); err != nil {
+	var err error
+	if set.Base, err = endpointBase(c.BaseURL); err != nil {
 		bad("base_url", "%v", err)
 	}
 	if c.AccountSID != "" && !envRef.MatchString(c.AccountSID) && !sidRe.MatchString(c.AccountSID) {
@@ -142,7 +174,7 @@ func (c Config) Validate() error {
 	if c.IRVersion != "" && !digitRe.MatchString(c.IRVersion) {
 		bad("ir_version", "must be a version number such as 14, not %q", c.IRVersion)
 	}
-	if _, err := ParseRate(c.Rate); err != nil {
+	if set.Limit, err = ParseRate(c.Rate); err != nil {
 		bad("rate", "%v", err)
 	}
 	positive := func(field string, n int) {
@@ -167,7 +199,10 @@ func (c Config) Validate() error {
 	if c.BackoffMax < c.BackoffInitial {
 		bad("backoff_max", "must be >= backoff_initial (%s)", c.BackoffInitial)
 	}
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return Settings{}, err
+	}
+	return set, nil
 }
 
 // Credentials resolves the account SID and auth token: from the

@@ -187,3 +187,37 @@ func TestConfigDumpsRedact(t *testing.T) {
 		t.Fatalf("a variable reference should stay visible:\n%s", out)
 	}
 }
+
+// TestResolve: the defaults, the rate and the endpoint are resolved once,
+// and a sink opens only from resolved settings.
+func TestResolve(t *testing.T) {
+	set, err := Config{Rate: "20/s", BaseURL: "https://api.example.com/"}.Resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if set.Limit != 20 || set.Base != "https://api.example.com" || set.Workers != DefaultConfig().Workers {
+		t.Errorf("resolved %+v", set)
+	}
+	if _, err := (Config{Rate: "fast"}).Resolve(); err == nil || !strings.Contains(err.Error(), "sink.rate:") {
+		t.Errorf("Resolve with rate fast: %v, want a sink.rate error", err)
+	}
+	creds := Credentials{AccountSID: "IRX", AuthToken: "t"}
+	if _, err := NewFromSettings(Settings{Config: DefaultConfig()}, creds, "test", nil); err == nil || !strings.Contains(err.Error(), "not resolved") {
+		t.Errorf("NewFromSettings with unresolved settings: %v, want an error", err)
+	}
+	if _, err := set.WithBaseURL("http://example.com"); err == nil || !strings.Contains(err.Error(), "sink.base_url: ") {
+		t.Errorf("WithBaseURL to plain http off loopback: %v, want refused", err)
+	}
+	loop, err := set.WithBaseURL("http://127.0.0.1:8089/")
+	if err != nil || loop.Base != "http://127.0.0.1:8089" || loop.Limit != 20 {
+		t.Fatalf("WithBaseURL to loopback: %+v, %v", loop, err)
+	}
+	imp, err := NewFromSettings(loop, creds, "test", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer imp.Close()
+	if imp.endpoint != "http://127.0.0.1:8089/Advertisers/IRX/Conversions" || imp.Pace().PerSecond != 20 {
+		t.Errorf("endpoint %s, pace %+v", imp.endpoint, imp.Pace())
+	}
+}

@@ -69,20 +69,24 @@ type Credentials struct {
 // NewWithCredentials is New with the credentials given rather than read
 // from the configuration and the environment.
 func NewWithCredentials(cfg Config, creds Credentials, version string, log *slog.Logger) (*Impact, error) {
-	cfg = cfg.WithDefaults()
-	if err := cfg.Validate(); err != nil {
+	set, err := cfg.Resolve()
+	if err != nil {
 		return nil, err
+	}
+	return NewFromSettings(set, creds, version, log)
+}
+
+// NewFromSettings is NewWithCredentials for a configuration already
+// resolved by Config.Resolve: nothing is parsed or defaulted again.
+func NewFromSettings(set Settings, creds Credentials, version string, log *slog.Logger) (*Impact, error) {
+	if set.Base == "" || set.Limit <= 0 {
+		return nil, errors.New("sink: settings not resolved: make them with Config.Resolve")
 	}
 	if !sidRe.MatchString(creds.AccountSID) || creds.AuthToken == "" {
 		return nil, errors.New("sink: credentials: an account SID (letters, digits, - and _) and a token are needed")
 	}
-	return newImpact(cfg, creds, version, log)
-}
-
-func newImpact(cfg Config, creds Credentials, version string, log *slog.Logger) (*Impact, error) {
-	sid, token := creds.AccountSID, creds.AuthToken
-	base, _ := endpointBase(cfg.BaseURL)
-	limit, _ := ParseRate(cfg.Rate)
+	cfg, sid, token := set.Config, creds.AccountSID, creds.AuthToken
+	base, limit := set.Base, set.Limit
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

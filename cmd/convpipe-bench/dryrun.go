@@ -125,7 +125,7 @@ func dryRunMain(args []string) error {
 	}
 	defer stop()
 	sink := &sinks.Discard{}
-	sum, err := engine.Run(ctx, engine.Options{Source: src, Mapper: m, Sink: sink, DryRun: true, Group: cfg.Group, Workers: 4})
+	sum, err := engine.Run(ctx, engine.Options{Source: src, Mapper: m, Mode: engine.DryRun, Sink: sink, Group: cfg.Group, Workers: 4})
 	if err != nil {
 		return err
 	}
@@ -175,7 +175,7 @@ func sendMain(args []string) error {
 		return err
 	}
 	defer stop()
-	sum, err := engine.Run(ctx, engine.Options{Source: src, Mapper: m, Sink: sink, Ledger: led, Group: cfg.Group, Workers: cfg.Sink.Workers, RunID: "bench-send"})
+	sum, err := engine.Run(ctx, engine.Options{Mode: engine.Send, Source: src, Mapper: m, Sink: sink, Ledger: led, Group: cfg.Group, Workers: cfg.Sink.Workers, RunID: "bench-send"})
 	fmt.Printf("requests=%d accepted=%d\n", sum.Total.Requests, sum.Total.Accepted)
 	return err
 }

@@ -247,7 +247,9 @@ func (j *runJob) open() error {
 			return fmt.Errorf("simulator: %w", err)
 		}
 		j.onClose(func() { simulator.Close() })
-		cfg.Sink.BaseURL = url
+		if cfg.sink, err = cfg.sink.WithBaseURL(url); err != nil {
+			return fmt.Errorf("simulator: %w", err)
+		}
 		j.creds = &sinks.Credentials{AccountSID: sim.DefaultAccountSID, AuthToken: sim.DefaultAuthToken}
 		j.log.Info("sending to the built-in API simulator, not to impact.com", "url", url)
 	}
@@ -273,10 +275,13 @@ func (j *runJob) open() error {
 		return err
 	}
 	j.opt = engine.Options{
-		Source: src, Mapper: mapper, Sink: sink, DryRun: f.dryRun,
+		Mode: engine.Send, Source: src, Mapper: mapper, Sink: sink,
 		Group: cfg.Group, Workers: cfg.Sink.Workers, Queue: cfg.Run.Queue,
 		All: f.all, RetryRejected: f.retryRejected, RunID: newRunID(),
 		Grace: cfg.Run.Grace, Abort: j.abort, Logger: j.log,
+	}
+	if f.dryRun {
+		j.opt.Mode = engine.DryRun
 	}
 	if j.led != nil {
 		j.opt.Ledger = j.led
@@ -308,13 +313,15 @@ func (j *runJob) openSink() (pipeline.Sink, error) {
 		j.dry = sinks.NewDryRun(w)
 		return j.dry, nil
 	}
-	var imp *sinks.Impact
-	var err error
-	if j.creds != nil {
-		imp, err = sinks.NewWithCredentials(j.cfg.Sink, *j.creds, version, j.log)
-	} else {
-		imp, err = sinks.New(j.cfg.Sink, version, j.log)
+	creds := j.creds
+	if creds == nil {
+		sid, token, err := j.cfg.Sink.Credentials(nil)
+		if err != nil {
+			return nil, configError{fmt.Errorf("sink: %w", err)}
+		}
+		creds = &sinks.Credentials{AccountSID: sid, AuthToken: token}
 	}
+	imp, err := sinks.NewFromSettings(j.cfg.sink, *creds, version, j.log)
 	if err != nil {
 		return nil, configError{fmt.Errorf("sink: %w", err)}
 	}

@@ -25,6 +25,10 @@ type Config struct {
 	Sink    sinks.Config   `yaml:"sink"`
 	Ledger  ledger.Config  `yaml:"ledger"`
 	Run     RunConfig      `yaml:"run"`
+
+	// sink is Sink resolved by validate(true): the run opens its sink
+	// from it, without parsing or defaulting anything again.
+	sink sinks.Settings
 }
 
 // RunConfig holds the settings of a run that belong to no single stage.
@@ -123,14 +127,19 @@ func loadConfig(path string) (Config, error) {
 		c.Ledger.Path = ledger.DefaultPath
 	}
 	c.Sink = c.Sink.WithDefaults()
+	c.Group = c.Group.WithDefaults()
 	return c, nil
 }
 
-// validate checks every section, naming the bad field.
-func (c Config) validate(needSink bool) error {
+// validate checks every section, naming the bad field. With needSink it
+// also resolves the sink's settings into c.sink.
+func (c *Config) validate(needSink bool) error {
 	checks := []func() error{c.Source.Validate, c.Mapping.Validate, c.Group.Validate, c.Ledger.Validate, c.Run.Validate}
 	if needSink {
-		checks = append(checks, c.Sink.Validate)
+		checks = append(checks, func() (err error) {
+			c.sink, err = c.Sink.Resolve()
+			return err
+		})
 	}
 	for _, check := range checks {
 		if err := check(); err != nil {

@@ -1,184 +1,144 @@
 package engine
 
 import (
-	"context"
-	"fmt"
-
 	"convpipe/pipeline"
 )
 
-// order decides what to do with one grouped, prepared order and queues it
-// for sending if it is to be sent. An error stops the reading of the
-// object.
-func (r *runner) order(ctx context.Context, o *objectState, p prepared, jobs chan<- job) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	m, c, key := p.m, p.m.Conversion, p.key
-	d := Decision{Mapped: m}
-	if p.valid {
-		d.Body, d.Hash = p.body, p.hash
-		// A rerun asks this of every order: answer it from the ledger's
-		// index when it has one, without reading the whole entry.
-		if st, ok := r.settled(ctx, key, d.Hash); ok {
-			d.Action = ActionAlreadySent
-			if st == pipeline.StateChanged {
-				d.Action = ActionChanged
-			}
-			if r.opt.OnDecision != nil {
-				r.opt.OnDecision(d)
-			}
-			delta := pipeline.Counts{AlreadySent: 1}
-			if d.Action == ActionChanged {
-				delta = pipeline.Counts{Changed: 1}
-			}
-			r.tally(o, p, delta)
-			return nil
-		}
-	}
-	var prev *pipeline.Entry
-	if r.opt.Ledger != nil {
-		e, found, err := r.opt.Ledger.Get(ctx, key)
-		if err != nil {
-			r.setFatal(fmt.Errorf("ledger: get %s: %w", key, err))
-			return err
-		}
-		if found {
-			prev = &e
-		}
-	}
-	d.Prev = prev
-	r.mu.Lock()
-	dup := r.inflight[key] || (prev != nil && prev.RunID == r.opt.RunID && r.writes())
-	r.mu.Unlock()
+// The decision of what to do with one order is a pure function, decide:
+// the prepared order, what the ledger and the run know of its key and the
+// run's policy in; a verdict out. The applier (order, in apply.go) does
+// the looking up before it and the writing, counting and queueing after.
 
+// known is what the ledger and the run know of an order's key.
+type known struct {
+	// Settled is the state the ledger's index has for the key with this
+	// payload ("" when it does not know or has no index).
+	Settled pipeline.State
+	// Prev is the ledger's entry for the key, if there is one. It is not
+	// looked up when Settled answers (see answered).
+	Prev *pipeline.Entry
+	// InFlight: the key is queued or being sent in this run.
+	InFlight bool
+}
+
+// policy is what the run's options say about deciding.
+type policy struct {
+	Mode          Mode
+	RunID         string
+	RetryRejected bool
+}
+
+// verdict is what decide makes of one order.
+type verdict struct {
+	Action Action
+	// Counts are the order's counts, besides Orders and SkippedRows,
+	// which tally adds.
+	Counts pipeline.Counts
+	// Write, if set, is to be written to the ledger before the order is
+	// queued or let go. It is never set in a run that does not record.
+	Write *pipeline.Entry
+	// Warn and WarnArgs, if set, are a warning for the log.
+	Warn     string
+	WarnArgs []any
+	// RowError, if set, is reported like a malformed row.
+	RowError *pipeline.Message
+}
+
+// answered reports whether the ledger's index answers for an order on its
+// own: the order is final with this payload and needs nothing more.
+func answered(settled pipeline.State, pol policy) bool {
+	switch settled {
+	case pipeline.StateAccepted, pipeline.StateChanged:
+		return true
+	case pipeline.StateRejected:
+		return !pol.RetryRejected
+	}
+	return false
+}
+
+// decide decides what to do with one prepared order.
+func decide(p prepared, k known, pol policy) verdict {
+	if p.valid && answered(k.Settled, pol) {
+		if k.Settled == pipeline.StateChanged {
+			return verdict{Action: ActionChanged, Counts: pipeline.Counts{Changed: 1}}
+		}
+		return verdict{Action: ActionAlreadySent, Counts: pipeline.Counts{AlreadySent: 1}}
+	}
+	m, prev := p.m, k.Prev
+	records := pol.Mode == Send
+	// Accepted (or changed since): the ledger's record of that is never
+	// overwritten by a later invalid or skipped copy.
+	final := prev != nil && (prev.State == pipeline.StateAccepted || prev.State == pipeline.StateChanged)
+	var v verdict
+	var e *pipeline.Entry
 	switch {
 	case len(m.Problems) > 0:
-		d.Action = ActionInvalid
-	case m.Skip != "":
-		d.Action = ActionSkip
-	case dup:
-		d.Action = ActionDuplicate
-	default:
-		d.Action = decideSend(prev, d.Hash, r.opt.RetryRejected)
-	}
-	if r.opt.OnDecision != nil {
-		r.opt.OnDecision(d)
-	}
-
-	final := prev != nil && (prev.State == pipeline.StateAccepted || prev.State == pipeline.StateChanged)
-	base := pipeline.Entry{Key: key, Refs: c.Refs}
-	if prev != nil {
-		base = *prev
-		base.Refs = c.Refs
-	}
-	switch d.Action {
-	case ActionInvalid:
-		r.tally(o, p, pipeline.Counts{Invalid: 1})
+		v = verdict{Action: ActionInvalid, Counts: pipeline.Counts{Invalid: 1}}
 		if final {
-			// Never overwrite an accepted order's record; report only.
-			r.log.Warn("order accepted before is now invalid", "key", key.String(), "problems", len(m.Problems))
-			return nil
+			v.Warn, v.WarnArgs = "order accepted before is now invalid", []any{"key", p.key.String(), "problems", len(m.Problems)}
+			return v
 		}
-		e := base
+		e = base(p, prev)
 		e.State, e.Messages = pipeline.StateInvalid, m.Problems
-		r.put(e)
-	case ActionSkip:
-		r.tally(o, p, pipeline.Counts{Skipped: 1})
+	case m.Skip != "":
+		v = verdict{Action: ActionSkip, Counts: pipeline.Counts{Skipped: 1}}
 		if final {
-			return nil
+			return v
 		}
-		e := base
+		e = base(p, prev)
 		e.State, e.Messages = pipeline.StateSkipped, []pipeline.Message{{Text: m.Skip}}
-		r.put(e)
-	case ActionDuplicate:
-		r.tally(o, p, pipeline.Counts{Invalid: 1})
-		msg := pipeline.Message{Field: "OrderId", Text: "the same order key occurs twice in this run; this copy is not sent", Refs: c.Refs}
-		r.log.Warn("duplicate order key", "key", key.String(), "refs", refsString(c.Refs))
-		if r.opt.OnRowError != nil {
-			r.opt.OnRowError(msg)
-		}
+	case k.InFlight || (records && prev != nil && prev.RunID == pol.RunID):
+		refs := m.Conversion.Refs
+		return verdict{Action: ActionDuplicate, Counts: pipeline.Counts{Invalid: 1},
+			Warn: "duplicate order key", WarnArgs: []any{"key", p.key.String(), "refs", refsString(refs)},
+			RowError: &pipeline.Message{Field: "OrderId", Text: "the same order key occurs twice in this run; this copy is not sent", Refs: refs}}
+	default:
+		v, e = decideValid(p, prev, pol)
+	}
+	if records {
+		v.Write = e
+	}
+	return v
+}
+
+// decideValid decides for a valid order that is neither final in the
+// ledger's index nor a duplicate, and says what to write, if anything.
+func decideValid(p prepared, prev *pipeline.Entry, pol policy) (verdict, *pipeline.Entry) {
+	switch decideSend(prev, p.hash, pol.RetryRejected) {
 	case ActionAlreadySent:
-		r.tally(o, p, pipeline.Counts{AlreadySent: 1})
-		if prev.State == pipeline.StateChanged {
-			// The payload is back to what was accepted.
-			e := base
-			e.State, e.PayloadHash = pipeline.StateAccepted, d.Hash
-			r.put(e)
+		v := verdict{Action: ActionAlreadySent, Counts: pipeline.Counts{AlreadySent: 1}}
+		if prev.State != pipeline.StateChanged {
+			return v, nil
 		}
+		// The payload is back to what was accepted.
+		e := base(p, prev)
+		e.State, e.PayloadHash = pipeline.StateAccepted, p.hash
+		return v, e
 	case ActionChanged:
-		r.tally(o, p, pipeline.Counts{Changed: 1})
-		if prev.State != pipeline.StateChanged || prev.PayloadHash != d.Hash {
-			e := base
-			if e.SentHash == "" {
-				e.SentHash = prev.PayloadHash
-			}
-			e.State, e.PayloadHash = pipeline.StateChanged, d.Hash
-			e.Messages = []pipeline.Message{{Text: "accepted earlier with a different payload; needs a correction (PUT/DELETE Actions), not a new conversion"}}
-			r.put(e)
+		v := verdict{Action: ActionChanged, Counts: pipeline.Counts{Changed: 1}}
+		if prev.State == pipeline.StateChanged && prev.PayloadHash == p.hash {
+			return v, nil // recorded as changed with this payload already
 		}
-	case ActionSend:
-		r.tally(o, p, pipeline.Counts{ToSend: 1})
-		if r.opt.Sink == nil {
-			r.mu.Lock()
-			r.toSend++
-			r.mu.Unlock()
-			return nil
+		e := base(p, prev)
+		if e.SentHash == "" {
+			e.SentHash = prev.PayloadHash
 		}
-		r.mu.Lock()
-		r.inflight[key] = true
-		o.outstanding++
-		r.toSend++
-		r.mu.Unlock()
-		c.Key = key
-		c.MaybeSent = prev != nil && (prev.State == pipeline.StatePending || prev.MaybeSent)
-		select {
-		case jobs <- job{conv: c, hash: d.Hash, prev: prev, obj: o}:
-		case <-ctx.Done():
-			r.mu.Lock()
-			delete(r.inflight, key)
-			o.sum.Unsent++
-			r.mu.Unlock()
-			r.release(o, true)
-			return ctx.Err()
-		}
+		e.State, e.PayloadHash = pipeline.StateChanged, p.hash
+		e.Messages = []pipeline.Message{{Text: "accepted earlier with a different payload; needs a correction (PUT/DELETE Actions), not a new conversion"}}
+		return v, e
 	}
-	if r.fatalErr() != nil {
-		return r.fatalErr()
-	}
-	return nil
+	return verdict{Action: ActionSend, Counts: pipeline.Counts{ToSend: 1}}, nil
 }
 
-// tally counts one decided order of o: delta, plus the order itself and
-// the rows a filter left out of it.
-func (r *runner) tally(o *objectState, p prepared, delta pipeline.Counts) {
-	delta.Orders = 1
-	delta.SkippedRows = int64(len(p.m.SkippedRows))
-	r.mu.Lock()
-	o.sum.Counts.Add(delta)
-	r.rowsDecided += int64(p.lines)
-	r.mu.Unlock()
-}
-
-// settled reports, from a ledger that implements Settler, whether key is
-// final with this payload and needs nothing more: accepted (or changed and
-// still reported), or rejected unless rejected ones are retried.
-func (r *runner) settled(ctx context.Context, key pipeline.Key, hash string) (pipeline.State, bool) {
-	st, ok := r.opt.Ledger.(pipeline.Settler)
-	if !ok {
-		return "", false
+// base is the entry an order's write starts from: its earlier entry, if
+// any, with the order's current refs.
+func base(p prepared, prev *pipeline.Entry) *pipeline.Entry {
+	e := pipeline.Entry{Key: p.key}
+	if prev != nil {
+		e = *prev
 	}
-	state, found, err := st.Settled(ctx, key, hash)
-	if err != nil || !found {
-		return "", false // Get decides, and reports a failing ledger
-	}
-	switch state {
-	case pipeline.StateAccepted, pipeline.StateChanged:
-		return state, true
-	case pipeline.StateRejected:
-		return state, !r.opt.RetryRejected
-	}
-	return "", false
+	e.Refs = p.m.Conversion.Refs
+	return &e
 }
 
 // decideSend decides for a valid conversion with the given payload hash.
@@ -204,4 +164,42 @@ func decideSend(prev *pipeline.Entry, hash string, retryRejected bool) Action {
 		return ActionSend
 	}
 	return ActionSend // pending, failed, invalid, skipped
+}
+
+// settle is the entry e of a sent conversion once its outcome is known,
+// and whether the conversion is unfinished (has no final answer). An
+// unfinished one is recorded as failed, so the next run sends it again.
+func settle(e pipeline.Entry, out pipeline.Outcome) (pipeline.Entry, bool) {
+	e.State = out.State
+	e.Attempts += out.Attempts
+	e.HTTPStatus = out.HTTPStatus
+	e.Messages = out.Messages
+	if out.SubmissionID != "" || out.State == pipeline.StateAccepted {
+		e.SubmissionID, e.QueuedURI = out.SubmissionID, out.QueuedURI
+	}
+	e.MaybeSent = e.MaybeSent || out.MaybeSent
+	if out.State == pipeline.StateAccepted || out.State == pipeline.StateRejected {
+		e.SentHash = ""
+	}
+	if out.State.Final() {
+		return e, false
+	}
+	e.State = pipeline.StateFailed
+	return e, true
+}
+
+// outcomeCounts are the counts of one send's outcome.
+func outcomeCounts(out pipeline.Outcome) pipeline.Counts {
+	c := pipeline.Counts{Requests: int64(out.Attempts)}
+	switch out.State {
+	case pipeline.StateAccepted:
+		c.Accepted = 1
+	case pipeline.StateRejected:
+		c.Rejected = 1
+	case pipeline.StatePending:
+		// A dry run's: not sent, so neither accepted nor failed.
+	default:
+		c.Failed = 1
+	}
+	return c
 }

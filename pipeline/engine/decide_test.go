@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"reflect"
 	"testing"
 
 	"convpipe/pipeline"
@@ -88,5 +89,269 @@ func TestDecideSendTable(t *testing.T) {
 	}
 	if len(seen) != len(states)*2*2 {
 		t.Errorf("the table has %d distinct rows, want %d (every state × payload × retry)", len(seen), len(states)*4)
+	}
+}
+
+// TestDecideTable lists decide's verdict for every kind of order (valid,
+// invalid, left out by a filter) × every ledger state (and no entry) ×
+// payload unchanged/changed × mode, each row written out: the action and
+// the entry written ("state:payload hash", "" for none). Changing any one
+// rule of decide fails a row here, and the coverage check fails when a
+// combination is missing.
+func TestDecideTable(t *testing.T) {
+	const changed = "changed"
+	table := []struct {
+		kind    string // valid, invalid, skip
+		state   pipeline.State
+		payload string
+		mode    Mode
+		want    Action
+		write   string
+	}{
+		{"valid", "", same, Check, ActionSend, ""},
+		{"valid", "", same, DryRun, ActionSend, ""},
+		{"valid", "", same, Send, ActionSend, ""},
+		{"valid", "", changed, Check, ActionSend, ""},
+		{"valid", "", changed, DryRun, ActionSend, ""},
+		{"valid", "", changed, Send, ActionSend, ""},
+		{"valid", "accepted", same, Check, ActionAlreadySent, ""},
+		{"valid", "accepted", same, DryRun, ActionAlreadySent, ""},
+		{"valid", "accepted", same, Send, ActionAlreadySent, ""},
+		{"valid", "accepted", changed, Check, ActionChanged, ""},
+		{"valid", "accepted", changed, DryRun, ActionChanged, ""},
+		{"valid", "accepted", changed, Send, ActionChanged, "changed:new"},
+		{"valid", "changed", same, Check, ActionAlreadySent, ""},
+		{"valid", "changed", same, DryRun, ActionAlreadySent, ""},
+		{"valid", "changed", same, Send, ActionAlreadySent, "accepted:sent"},
+		{"valid", "changed", changed, Check, ActionChanged, ""},
+		{"valid", "changed", changed, DryRun, ActionChanged, ""},
+		{"valid", "changed", changed, Send, ActionChanged, "changed:new"},
+		{"valid", "rejected", same, Check, ActionAlreadySent, ""},
+		{"valid", "rejected", same, DryRun, ActionAlreadySent, ""},
+		{"valid", "rejected", same, Send, ActionAlreadySent, ""},
+		{"valid", "rejected", changed, Check, ActionSend, ""},
+		{"valid", "rejected", changed, DryRun, ActionSend, ""},
+		{"valid", "rejected", changed, Send, ActionSend, ""},
+		{"valid", "pending", same, Check, ActionSend, ""},
+		{"valid", "pending", same, DryRun, ActionSend, ""},
+		{"valid", "pending", same, Send, ActionSend, ""},
+		{"valid", "pending", changed, Check, ActionSend, ""},
+		{"valid", "pending", changed, DryRun, ActionSend, ""},
+		{"valid", "pending", changed, Send, ActionSend, ""},
+		{"valid", "failed", same, Check, ActionSend, ""},
+		{"valid", "failed", same, DryRun, ActionSend, ""},
+		{"valid", "failed", same, Send, ActionSend, ""},
+		{"valid", "failed", changed, Check, ActionSend, ""},
+		{"valid", "failed", changed, DryRun, ActionSend, ""},
+		{"valid", "failed", changed, Send, ActionSend, ""},
+		{"valid", "invalid", same, Check, ActionSend, ""},
+		{"valid", "invalid", same, DryRun, ActionSend, ""},
+		{"valid", "invalid", same, Send, ActionSend, ""},
+		{"valid", "invalid", changed, Check, ActionSend, ""},
+		{"valid", "invalid", changed, DryRun, ActionSend, ""},
+		{"valid", "invalid", changed, Send, ActionSend, ""},
+		{"valid", "skipped", same, Check, ActionSend, ""},
+		{"valid", "skipped", same, DryRun, ActionSend, ""},
+		{"valid", "skipped", same, Send, ActionSend, ""},
+		{"valid", "skipped", changed, Check, ActionSend, ""},
+		{"valid", "skipped", changed, DryRun, ActionSend, ""},
+		{"valid", "skipped", changed, Send, ActionSend, ""},
+		{"invalid", "", same, Check, ActionInvalid, ""},
+		{"invalid", "", same, DryRun, ActionInvalid, ""},
+		{"invalid", "", same, Send, ActionInvalid, "invalid:"},
+		{"invalid", "accepted", same, Check, ActionInvalid, ""},
+		{"invalid", "accepted", same, DryRun, ActionInvalid, ""},
+		{"invalid", "accepted", same, Send, ActionInvalid, ""},
+		{"invalid", "changed", same, Check, ActionInvalid, ""},
+		{"invalid", "changed", same, DryRun, ActionInvalid, ""},
+		{"invalid", "changed", same, Send, ActionInvalid, ""},
+		{"invalid", "rejected", same, Check, ActionInvalid, ""},
+		{"invalid", "rejected", same, DryRun, ActionInvalid, ""},
+		{"invalid", "rejected", same, Send, ActionInvalid, "invalid:sent"},
+		{"invalid", "pending", same, Check, ActionInvalid, ""},
+		{"invalid", "pending", same, DryRun, ActionInvalid, ""},
+		{"invalid", "pending", same, Send, ActionInvalid, "invalid:sent"},
+		{"invalid", "failed", same, Check, ActionInvalid, ""},
+		{"invalid", "failed", same, DryRun, ActionInvalid, ""},
+		{"invalid", "failed", same, Send, ActionInvalid, "invalid:sent"},
+		{"invalid", "invalid", same, Check, ActionInvalid, ""},
+		{"invalid", "invalid", same, DryRun, ActionInvalid, ""},
+		{"invalid", "invalid", same, Send, ActionInvalid, "invalid:sent"},
+		{"invalid", "skipped", same, Check, ActionInvalid, ""},
+		{"invalid", "skipped", same, DryRun, ActionInvalid, ""},
+		{"invalid", "skipped", same, Send, ActionInvalid, "invalid:sent"},
+		{"skip", "", same, Check, ActionSkip, ""},
+		{"skip", "", same, DryRun, ActionSkip, ""},
+		{"skip", "", same, Send, ActionSkip, "skipped:"},
+		{"skip", "accepted", same, Check, ActionSkip, ""},
+		{"skip", "accepted", same, DryRun, ActionSkip, ""},
+		{"skip", "accepted", same, Send, ActionSkip, ""},
+		{"skip", "changed", same, Check, ActionSkip, ""},
+		{"skip", "changed", same, DryRun, ActionSkip, ""},
+		{"skip", "changed", same, Send, ActionSkip, ""},
+		{"skip", "rejected", same, Check, ActionSkip, ""},
+		{"skip", "rejected", same, DryRun, ActionSkip, ""},
+		{"skip", "rejected", same, Send, ActionSkip, "skipped:sent"},
+		{"skip", "pending", same, Check, ActionSkip, ""},
+		{"skip", "pending", same, DryRun, ActionSkip, ""},
+		{"skip", "pending", same, Send, ActionSkip, "skipped:sent"},
+		{"skip", "failed", same, Check, ActionSkip, ""},
+		{"skip", "failed", same, DryRun, ActionSkip, ""},
+		{"skip", "failed", same, Send, ActionSkip, "skipped:sent"},
+		{"skip", "invalid", same, Check, ActionSkip, ""},
+		{"skip", "invalid", same, DryRun, ActionSkip, ""},
+		{"skip", "invalid", same, Send, ActionSkip, "skipped:sent"},
+		{"skip", "skipped", same, Check, ActionSkip, ""},
+		{"skip", "skipped", same, DryRun, ActionSkip, ""},
+		{"skip", "skipped", same, Send, ActionSkip, "skipped:sent"},
+	}
+	seen := map[string]bool{}
+	for _, row := range table {
+		name := fmt.Sprintf("%s/%s/%s/%s", row.kind, stateName(row.state), row.payload, row.mode)
+		if seen[name] {
+			t.Errorf("row %s is listed twice", name)
+		}
+		seen[name] = true
+		t.Run(name, func(t *testing.T) {
+			p := testOrder(row.kind, row.payload)
+			k := known{Prev: testPrev(row.state, "earlier")}
+			v := decide(p, k, policy{Mode: row.mode, RunID: "this"})
+			checkVerdict(t, p, v, row.want, row.write)
+			final := row.state == pipeline.StateAccepted || row.state == pipeline.StateChanged
+			if wantWarn := row.kind == "invalid" && final; (v.Warn != "") != wantWarn {
+				t.Errorf("warning %q, want one: %t", v.Warn, wantWarn)
+			}
+		})
+	}
+	// valid: 8 states × 2 payloads × 3 modes; invalid and skip: 8 × 3.
+	if want := 8*2*3 + 2*8*3; len(seen) != want {
+		t.Errorf("the table has %d distinct rows, want %d", len(seen), want)
+	}
+}
+
+// TestDecideKnown covers what the run and the ledger's index know besides
+// the entry: a key already in flight, an entry this run wrote, and the
+// index's answer for a final payload.
+func TestDecideKnown(t *testing.T) {
+	table := []struct {
+		name   string
+		kind   string
+		k      known
+		mode   Mode
+		retry  bool
+		want   Action
+		write  string
+		rowErr bool
+	}{
+		{"in flight/check", "valid", known{InFlight: true}, Check, false, ActionDuplicate, "", true},
+		{"in flight/dry-run", "valid", known{InFlight: true}, DryRun, false, ActionDuplicate, "", true},
+		{"in flight/send", "valid", known{InFlight: true}, Send, false, ActionDuplicate, "", true},
+		{"in flight/invalid", "invalid", known{InFlight: true}, Send, false, ActionInvalid, "invalid:", false},
+		{"written by this run/send", "valid", known{Prev: testPrev(pipeline.StatePending, "this")}, Send, false, ActionDuplicate, "", true},
+		{"written by this run/dry-run", "valid", known{Prev: testPrev(pipeline.StatePending, "this")}, DryRun, false, ActionSend, "", false},
+		{"written by this run/check", "valid", known{Prev: testPrev(pipeline.StatePending, "this")}, Check, false, ActionSend, "", false},
+		{"written by this run/skip", "skip", known{Prev: testPrev(pipeline.StatePending, "this")}, Send, false, ActionSkip, "skipped:sent", false},
+		{"index: accepted", "valid", known{Settled: pipeline.StateAccepted}, Send, false, ActionAlreadySent, "", false},
+		{"index: accepted, retry", "valid", known{Settled: pipeline.StateAccepted}, Send, true, ActionAlreadySent, "", false},
+		{"index: changed", "valid", known{Settled: pipeline.StateChanged}, Send, false, ActionChanged, "", false},
+		{"index: rejected", "valid", known{Settled: pipeline.StateRejected}, Send, false, ActionAlreadySent, "", false},
+		{"index: rejected, retry", "valid", known{Settled: pipeline.StateRejected, Prev: testPrev(pipeline.StateRejected, "earlier")}, Send, true, ActionSend, "", false},
+		{"index: pending", "valid", known{Settled: pipeline.StatePending, Prev: testPrev(pipeline.StatePending, "earlier")}, Send, false, ActionSend, "", false},
+		{"index on an invalid order", "invalid", known{Settled: pipeline.StateAccepted}, Send, false, ActionInvalid, "invalid:", false},
+	}
+	for _, row := range table {
+		t.Run(row.name, func(t *testing.T) {
+			p := testOrder(row.kind, same)
+			v := decide(p, row.k, policy{Mode: row.mode, RunID: "this", RetryRejected: row.retry})
+			checkVerdict(t, p, v, row.want, row.write)
+			if (v.RowError != nil) != row.rowErr {
+				t.Errorf("row error %v, want one: %t", v.RowError, row.rowErr)
+			}
+			if v.RowError != nil && (v.RowError.Field != "OrderId" || !reflect.DeepEqual(v.RowError.Refs, p.m.Conversion.Refs)) {
+				t.Errorf("row error %+v, want one on OrderId with the order's refs", *v.RowError)
+			}
+		})
+	}
+}
+
+const same = "same"
+
+// testOrder is a prepared order of the given kind whose payload hash is
+// "sent" (same) or "new" (changed).
+func testOrder(kind, payload string) prepared {
+	c := &pipeline.Conversion{Key: pipeline.Key{EventType: "1", OrderID: "O1"}, Refs: []pipeline.Ref{{Object: "a.csv", Line: 2}}}
+	p := prepared{m: pipeline.Mapped{Conversion: c}, key: c.Key, lines: 1}
+	switch kind {
+	case "valid":
+		p.valid, p.body, p.hash = true, "body", "sent"
+		if payload == "changed" {
+			p.hash = "new"
+		}
+	case "invalid":
+		p.m.Problems = []pipeline.Message{{Field: "Amount", Text: "not a number"}}
+	case "skip":
+		p.m.Skip = "cancelled"
+	}
+	return p
+}
+
+// testPrev is a ledger entry in state (nil for ""), written by run, whose
+// payload hash is "sent"; an entry in state changed holds the new
+// payload's hash ("other") and the accepted one in SentHash.
+func testPrev(state pipeline.State, run string) *pipeline.Entry {
+	if state == "" {
+		return nil
+	}
+	e := &pipeline.Entry{Key: pipeline.Key{EventType: "1", OrderID: "O1"}, State: state, PayloadHash: "sent", RunID: run, Attempts: 2}
+	if state == pipeline.StateChanged {
+		e.PayloadHash, e.SentHash = "other", "sent"
+	}
+	return e
+}
+
+func stateName(s pipeline.State) string {
+	if s == "" {
+		return "new"
+	}
+	return string(s)
+}
+
+// checkVerdict checks v's action, its counts and the entry it writes
+// ("state:hash", "" for none).
+func checkVerdict(t *testing.T, p prepared, v verdict, want Action, write string) {
+	t.Helper()
+	if v.Action != want {
+		t.Errorf("action %s, want %s", v.Action, want)
+	}
+	counts := map[Action]pipeline.Counts{
+		ActionSend: {ToSend: 1}, ActionAlreadySent: {AlreadySent: 1}, ActionChanged: {Changed: 1},
+		ActionInvalid: {Invalid: 1}, ActionSkip: {Skipped: 1}, ActionDuplicate: {Invalid: 1},
+	}
+	if v.Counts != counts[v.Action] {
+		t.Errorf("counts %+v, want %+v", v.Counts, counts[v.Action])
+	}
+	got := ""
+	if v.Write != nil {
+		got = string(v.Write.State) + ":" + v.Write.PayloadHash
+		if v.Write.Key != p.key || !reflect.DeepEqual(v.Write.Refs, p.m.Conversion.Refs) {
+			t.Errorf("writes key %s refs %v, want the order's", v.Write.Key, v.Write.Refs)
+		}
+		switch v.Write.State {
+		case pipeline.StateInvalid:
+			if !reflect.DeepEqual(v.Write.Messages, p.m.Problems) {
+				t.Errorf("invalid entry's messages %v, want the problems", v.Write.Messages)
+			}
+		case pipeline.StateSkipped:
+			if len(v.Write.Messages) != 1 || v.Write.Messages[0].Text != p.m.Skip {
+				t.Errorf("skipped entry's messages %v, want the filter's reason", v.Write.Messages)
+			}
+		case pipeline.StateChanged:
+			if v.Write.SentHash != "sent" {
+				t.Errorf("changed entry's SentHash %q, want the accepted payload's", v.Write.SentHash)
+			}
+		}
+	}
+	if got != write {
+		t.Errorf("writes %q, want %q", got, write)
 	}
 }

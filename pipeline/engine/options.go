@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -13,15 +14,17 @@ type Options struct {
 	// Source and Mapper are required.
 	Source pipeline.Source
 	Mapper pipeline.Mapper
-	// Sink receives the conversions to send. Nil maps and checks only
-	// (validate, plan): nothing is sent and the ledger is not written.
+	// Mode is what the run does with the orders it decides to send: check
+	// them only (the zero value), send them to a dry-run sink, or send and
+	// record them.
+	Mode Mode
+	// Sink receives the conversions to send; required by DryRun and Send,
+	// and nil in Check.
 	Sink pipeline.Sink
-	// Ledger is consulted for what was sent before and, unless DryRun or
-	// Sink is nil, written before and after every send. Nil: no ledger.
+	// Ledger is consulted for what was sent before and, in Send, written
+	// before and after every send (required there). Nil in Check or
+	// DryRun: no ledger, everything is new.
 	Ledger pipeline.Ledger
-	// DryRun reads the ledger but never writes it; the Sink is a dry-run
-	// sink whose outcomes are not final.
-	DryRun bool
 	// Group configures the grouping of rows into orders.
 	Group group.Config
 	// Workers is the number of concurrent sends (default 1).
@@ -57,6 +60,36 @@ type Options struct {
 	// once at the end.
 	OnProgress    func(Progress)
 	ProgressEvery time.Duration
+}
+
+// Mode is what a run does with the orders it decides to send. The stages
+// receive what the mode implies (a ledger writer or none, a queue to the
+// sink or a count), chosen once in Run.
+type Mode int
+
+// The modes of a run.
+const (
+	// Check maps and checks every order and decides it against the ledger
+	// (validate, plan): nothing is sent, the ledger is not written.
+	Check Mode = iota
+	// DryRun sends to a dry-run sink, whose outcomes are not final; the
+	// ledger, if any, is read and never written.
+	DryRun
+	// Send sends through the sink and records everything in the ledger.
+	Send
+)
+
+// String names the mode as the command line does.
+func (m Mode) String() string {
+	switch m {
+	case Check:
+		return "check"
+	case DryRun:
+		return "dry-run"
+	case Send:
+		return "send"
+	}
+	return fmt.Sprintf("Mode(%d)", int(m))
 }
 
 // Action is what Run does with one order.

@@ -1,10 +1,27 @@
 package engine
 
 import (
+	"sync"
 	"time"
 
 	"convpipe/pipeline"
 )
+
+// startProgress reports progress every ProgressEvery, if the run has an
+// OnProgress; the function it returns stops it and reports once more.
+func (r *runner) startProgress() func() {
+	if r.opt.OnProgress == nil {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { r.progressLoop(done) })
+	return func() {
+		close(done)
+		wg.Wait()
+		r.opt.OnProgress(r.progress())
+	}
+}
 
 func (r *runner) progressLoop(done <-chan struct{}) {
 	t := time.NewTicker(r.opt.ProgressEvery)

@@ -4,19 +4,44 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"sync"
 	"time"
 
 	"convpipe/pipeline"
 )
 
+// startSenders starts the send stage of a run that sends: the workers
+// and, before them, the stage that writes pending entries a batch at a
+// time when the ledger can. It returns what to wait on once jobs is
+// closed; a check starts nothing.
+func (r *runner) startSenders(jobs <-chan job) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	if r.opt.Mode == Check {
+		return &wg
+	}
+	ready := jobs
+	if bl, ok := r.opt.Ledger.(pipeline.BatchLedger); ok && r.opt.Mode == Send {
+		r.batch = bl
+		n := r.stageSize()
+		staged := make(chan job, n)
+		wg.Go(func() { r.stage(jobs, staged, n) })
+		ready = staged
+	}
+	for range r.opt.Workers {
+		wg.Go(func() {
+			for j := range ready {
+				r.send(j)
+			}
+		})
+	}
+	return &wg
+}
+
 // put writes e to the ledger; a failure is fatal for the run.
 func (r *runner) put(e pipeline.Entry) bool {
-	if !r.writes() {
-		return true
-	}
 	// A write must not be lost to a cancelled run: use the send context,
 	// which lives until the grace period ends.
-	if err := r.opt.Ledger.Put(context.WithoutCancel(r.sendCtx), r.stamp(e)); err != nil {
+	if err := r.w.Put(context.WithoutCancel(r.sendCtx), r.stamp(e)); err != nil {
 		r.setFatal(fmt.Errorf("%w: %s: %w", ErrLedgerWrite, e.Key, err))
 		return false
 	}
@@ -115,7 +140,7 @@ func (r *runner) unstage(j job) {
 	if j.prev != nil {
 		// Written as it was: its run, times and state are the earlier
 		// run's.
-		err = r.opt.Ledger.Put(ctx, *j.prev)
+		err = r.w.Put(ctx, *j.prev)
 	} else {
 		err = r.batch.Delete(ctx, j.conv.Key)
 	}
@@ -159,42 +184,10 @@ func (r *runner) send(j job) {
 	r.mu.Lock()
 	r.sent++
 	r.mu.Unlock()
-	unfinished := false
-	if r.writes() {
-		e.State = out.State
-		e.Attempts += out.Attempts
-		e.HTTPStatus = out.HTTPStatus
-		e.Messages = out.Messages
-		if out.SubmissionID != "" || out.State == pipeline.StateAccepted {
-			e.SubmissionID, e.QueuedURI = out.SubmissionID, out.QueuedURI
-		}
-		e.MaybeSent = e.MaybeSent || out.MaybeSent
-		if out.State == pipeline.StateAccepted || out.State == pipeline.StateRejected {
-			e.SentHash = ""
-		}
-		if !out.State.Final() {
-			if out.State != pipeline.StateFailed {
-				e.State = pipeline.StateFailed
-			}
-			unfinished = true
-		}
-		r.put(e)
-	} else if !out.State.Final() {
-		unfinished = true
-	}
-	r.count(j.obj, func(c *pipeline.Counts) {
-		c.Requests += int64(out.Attempts)
-		switch e.State {
-		case pipeline.StateAccepted:
-			c.Accepted++
-		case pipeline.StateRejected:
-			c.Rejected++
-		default:
-			if r.writes() {
-				c.Failed++
-			}
-		}
-	})
+	e, unfinished := settle(e, out)
+	r.put(e)
+	delta := outcomeCounts(out)
+	r.count(j.obj, func(c *pipeline.Counts) { c.Add(delta) })
 	if err != nil {
 		r.setFatal(err)
 	}
@@ -212,8 +205,8 @@ func (r *runner) release(o *objectState, unfinished bool) {
 	o.outstanding--
 	done := o.outstanding == 0 && o.readDone && !o.unfinished && r.fatal == nil
 	r.mu.Unlock()
-	if done && r.writes() {
-		if err := r.opt.Ledger.MarkObjectDone(context.WithoutCancel(r.sendCtx), o.obj, r.opt.RunID); err != nil {
+	if done {
+		if err := r.w.MarkObjectDone(context.WithoutCancel(r.sendCtx), o.obj, r.opt.RunID); err != nil {
 			r.setFatal(fmt.Errorf("%w: mark %s processed: %w", ErrLedgerWrite, o.obj.Key, err))
 		}
 	}

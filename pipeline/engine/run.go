@@ -58,10 +58,31 @@ type runner struct {
 	readCtx  context.Context
 	stopRead context.CancelFunc
 	sendCtx  context.Context
+
+	// What the run's mode implies, chosen once in newRunner.
+	policy policy
+	// w is where the run writes: the ledger in Send, nowhere otherwise.
+	w writer
+	// enqueue takes an order decided for sending: queue in a run that
+	// sends, countOnly in a check.
+	enqueue func(context.Context, *objectState, prepared, *pipeline.Entry, chan<- job) error
 	// batch is the ledger as a BatchLedger, when the run writes the
 	// ledger and the ledger is one.
 	batch pipeline.BatchLedger
 }
+
+// writer is the part of the ledger a run writes.
+type writer interface {
+	Put(ctx context.Context, e pipeline.Entry) error
+	MarkObjectDone(ctx context.Context, o pipeline.Object, runID string) error
+}
+
+// noWrites is the writer of a check or a dry run: the ledger is read,
+// never written.
+type noWrites struct{}
+
+func (noWrites) Put(context.Context, pipeline.Entry) error                     { return nil }
+func (noWrites) MarkObjectDone(context.Context, pipeline.Object, string) error { return nil }
 
 // ErrLedgerWrite marks a failed ledger write: the run stops sending, since
 // it could no longer record what it sends.
@@ -77,62 +98,26 @@ var ErrLedgerWrite = errors.New("ledger write failed")
 // non-nil only when the run could not go on: the source could not be
 // listed, the ledger could not be written, or the sink reported ErrFatal.
 func Run(ctx context.Context, opt Options) (pipeline.Summary, error) {
-	if opt.Source == nil || opt.Mapper == nil {
-		return pipeline.Summary{}, errors.New("pipeline: a source and a mapper are required")
-	}
-	if opt.Workers <= 0 {
-		opt.Workers = 1
-	}
-	if opt.Queue <= 0 {
-		opt.Queue = 4 * opt.Workers
-	}
-	if opt.Grace <= 0 {
-		opt.Grace = 30 * time.Second
-	}
-	if opt.ProgressEvery <= 0 {
-		opt.ProgressEvery = time.Second
-	}
-	r := &runner{opt: opt, log: opt.Logger, start: time.Now(), inflight: map[pipeline.Key]bool{}}
-	if r.log == nil {
-		r.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	r, err := newRunner(opt)
+	if err != nil {
+		return pipeline.Summary{}, err
 	}
 
 	// Sends run on their own context: it outlives ctx by Grace, and Abort
 	// or a fatal answer ends it at once.
 	sendCtx, cancelSends := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelSends()
-	r.sendCtx = sendCtx
 	readCtx, stopRead := context.WithCancel(ctx)
 	defer stopRead()
-	r.readCtx, r.stopRead = readCtx, stopRead
-	go func() {
-		defer cancelSends()
-		select {
-		case <-ctx.Done():
-		case <-opt.Abort:
-			r.log.Warn("aborted: cancelling in-flight requests")
-			return
-		case <-sendCtx.Done():
-			return
-		}
-		t := time.NewTimer(opt.Grace)
-		defer t.Stop()
-		select {
-		case <-t.C:
-			r.log.Warn("grace period over: cancelling in-flight requests", "grace", opt.Grace)
-		case <-opt.Abort:
-			r.log.Warn("aborted: cancelling in-flight requests")
-		case <-sendCtx.Done():
-		}
-	}()
+	r.sendCtx, r.readCtx, r.stopRead = sendCtx, readCtx, stopRead
+	go r.watchStop(ctx, cancelSends)
 
-	if n, err := group.RemoveStaleSpills(opt.Group.TempDir); err != nil {
+	if n, err := group.RemoveStaleSpills(r.opt.Group.TempDir); err != nil {
 		r.log.Warn("cannot remove the temporary files of an earlier run", "err", err)
 	} else if n > 0 {
 		r.log.Info("removed the temporary files of earlier runs that were killed", "folders", n)
 	}
-
-	objs, err := opt.Source.Objects(readCtx)
+	objs, err := r.opt.Source.Objects(readCtx)
 	if err != nil {
 		return r.summary(ctx), fmt.Errorf("list source: %w", err)
 	}
@@ -143,31 +128,9 @@ func Run(ctx context.Context, opt Options) (pipeline.Summary, error) {
 	}
 	r.mu.Unlock()
 
-	jobs := make(chan job, opt.Queue)
-	var wg sync.WaitGroup
-	if opt.Sink != nil {
-		ready := (<-chan job)(jobs)
-		if bl, ok := opt.Ledger.(pipeline.BatchLedger); ok && r.writes() {
-			r.batch = bl
-			n := r.stageSize()
-			staged := make(chan job, n)
-			wg.Go(func() { r.stage(jobs, staged, n) })
-			ready = staged
-		}
-		for range opt.Workers {
-			wg.Go(func() {
-				for j := range ready {
-					r.send(j)
-				}
-			})
-		}
-	}
-	progressDone := make(chan struct{})
-	var pwg sync.WaitGroup
-	if opt.OnProgress != nil {
-		pwg.Go(func() { r.progressLoop(progressDone) })
-	}
-
+	jobs := make(chan job, r.opt.Queue)
+	senders := r.startSenders(jobs)
+	stopProgress := r.startProgress()
 	for i := range objs {
 		if readCtx.Err() != nil {
 			break
@@ -178,20 +141,39 @@ func Run(ctx context.Context, opt Options) (pipeline.Summary, error) {
 	r.readDone = true
 	r.mu.Unlock()
 	close(jobs)
-	wg.Wait()
-	close(progressDone)
-	pwg.Wait()
-	if opt.OnProgress != nil {
-		opt.OnProgress(r.progress())
-	}
+	senders.Wait()
+	stopProgress()
 	return r.summary(ctx), r.fatalErr()
+}
+
+// watchStop cancels the sends (cancel) once ctx is done and the grace
+// period is over, or at once on Abort; it returns when the sends end.
+func (r *runner) watchStop(ctx context.Context, cancel context.CancelFunc) {
+	defer cancel()
+	select {
+	case <-ctx.Done():
+	case <-r.opt.Abort:
+		r.log.Warn("aborted: cancelling in-flight requests")
+		return
+	case <-r.sendCtx.Done():
+		return
+	}
+	t := time.NewTimer(r.opt.Grace)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		r.log.Warn("grace period over: cancelling in-flight requests", "grace", r.opt.Grace)
+	case <-r.opt.Abort:
+		r.log.Warn("aborted: cancelling in-flight requests")
+	case <-r.sendCtx.Done():
+	}
 }
 
 // summary builds the run's summary from the objects' counts.
 func (r *runner) summary(ctx context.Context) pipeline.Summary {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	s := pipeline.Summary{RunID: r.opt.RunID, DryRun: r.opt.DryRun || r.opt.Sink == nil, Objects: []pipeline.ObjectSummary{}}
+	s := pipeline.Summary{RunID: r.opt.RunID, DryRun: r.opt.Mode != Send, Objects: []pipeline.ObjectSummary{}}
 	for _, o := range r.objects {
 		s.Objects = append(s.Objects, o.sum)
 		s.Total.Add(o.sum.Counts)
@@ -229,9 +211,48 @@ func (r *runner) fatalErr() error {
 	return r.fatal
 }
 
-// writes reports whether the run records its work in the ledger.
-func (r *runner) writes() bool {
-	return r.opt.Ledger != nil && r.opt.Sink != nil && !r.opt.DryRun
+// newRunner checks opt, fills in its defaults and chooses what its mode
+// implies.
+func newRunner(opt Options) (*runner, error) {
+	switch {
+	case opt.Mode < Check || opt.Mode > Send:
+		return nil, fmt.Errorf("engine: unknown mode %s", opt.Mode)
+	case opt.Source == nil || opt.Mapper == nil:
+		return nil, errors.New("engine: a source and a mapper are required")
+	case opt.Mode == Check && opt.Sink != nil:
+		return nil, errors.New("engine: a check sends nothing: it takes no sink")
+	case opt.Mode != Check && opt.Sink == nil:
+		return nil, fmt.Errorf("engine: mode %s needs a sink", opt.Mode)
+	case opt.Mode == Send && opt.Ledger == nil:
+		return nil, errors.New("engine: mode send needs a ledger to record what it sends")
+	}
+	opt.Group = opt.Group.WithDefaults()
+	if opt.Workers <= 0 {
+		opt.Workers = 1
+	}
+	if opt.Queue <= 0 {
+		opt.Queue = 4 * opt.Workers
+	}
+	if opt.Grace <= 0 {
+		opt.Grace = 30 * time.Second
+	}
+	if opt.ProgressEvery <= 0 {
+		opt.ProgressEvery = time.Second
+	}
+	r := &runner{opt: opt, log: opt.Logger, start: time.Now(), inflight: map[pipeline.Key]bool{},
+		policy: policy{Mode: opt.Mode, RunID: opt.RunID, RetryRejected: opt.RetryRejected},
+		w:      noWrites{}}
+	if r.log == nil {
+		r.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	r.enqueue = r.queue
+	switch opt.Mode {
+	case Check:
+		r.enqueue = r.countOnly
+	case Send:
+		r.w = opt.Ledger
+	}
+	return r, nil
 }
 
 func (r *runner) count(o *objectState, f func(c *pipeline.Counts)) {

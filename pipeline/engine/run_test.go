@@ -126,7 +126,7 @@ func (h *harness) run(o runOpts) (pipeline.Summary, error) {
 		ctx = h.t.Context()
 	}
 	return engine.Run(ctx, engine.Options{
-		Source: src, Mapper: h.mapper, Sink: sink, Ledger: led, Workers: 4,
+		Mode: engine.Send, Source: src, Mapper: h.mapper, Sink: sink, Ledger: led, Workers: 4,
 		All: o.all, RetryRejected: o.retryRejected, RunID: fmt.Sprintf("run-%d", time.Now().UnixNano()),
 		Grace: 5 * time.Second, OnOutcome: o.onOutcome,
 	})

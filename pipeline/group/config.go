@@ -52,9 +52,40 @@ type Config struct {
 	TempDir string `yaml:"temp_dir"`
 }
 
+// WithDefaults returns c with every unset field set to its default: mode
+// auto, DefaultMemoryBudget, os.TempDir().
+func (c Config) WithDefaults() Config {
+	if c.Mode == "" {
+		c.Mode = Auto
+	}
+	c.MemoryBudget = c.Budget()
+	if c.TempDir == "" {
+		c.TempDir = os.TempDir()
+	}
+	return c
+}
+
 // Validate reports the first invalid field, named as in YAML under
-// "group".
+// "group", and checks that TempDir is a directory. A run calls it once,
+// when its configuration is loaded; New checks only the fields.
 func (c Config) Validate() error {
+	if err := c.checkFields(); err != nil {
+		return err
+	}
+	if c.TempDir != "" {
+		fi, err := os.Stat(c.TempDir)
+		if err != nil {
+			return fmt.Errorf("group.temp_dir: %w", err)
+		}
+		if !fi.IsDir() {
+			return fmt.Errorf("group.temp_dir: %s is not a directory", c.TempDir)
+		}
+	}
+	return nil
+}
+
+// checkFields reports the first invalid field; it does no I/O.
+func (c Config) checkFields() error {
 	switch c.Mode {
 	case "", Auto, Sorted, Scattered:
 	default:
@@ -65,15 +96,6 @@ func (c Config) Validate() error {
 	}
 	if c.MemoryBudget != 0 && c.MemoryBudget < MinMemoryBudget {
 		return fmt.Errorf("group.memory_budget: %s is below the minimum of %s; give a unit, e.g. 64MiB", c.MemoryBudget, MinMemoryBudget)
-	}
-	if c.TempDir != "" {
-		fi, err := os.Stat(c.TempDir)
-		if err != nil {
-			return fmt.Errorf("group.temp_dir: %w", err)
-		}
-		if !fi.IsDir() {
-			return fmt.Errorf("group.temp_dir: %s is not a directory", c.TempDir)
-		}
 	}
 	return nil
 }

@@ -1056,3 +1056,29 @@ func BenchmarkGroupAuto(b *testing.B) {
 func BenchmarkGroupAutoMemory(b *testing.B) {
 	runGroupBench(b, Config{Mode: Auto}, groupBenchRows(groupBenchN, layoutContiguous))
 }
+
+// TestNewChecksFieldsOnly: New does no I/O (a run validates its temporary
+// folder once, with Validate); a folder that is missing when the grouper
+// must spill is an error naming it, not a lost order.
+func TestNewChecksFieldsOnly(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "gone")
+	var c groupCollector
+	g := New(Config{Mode: Scattered, MemoryBudget: MinMemoryBudget, TempDir: missing}, groupKey, c.emit)
+	defer g.Close()
+	obj, hdr := groupObject("a.csv")
+	var err error
+	for _, r := range groupRows(obj, hdr, groupGen{orders: 200, maxLines: 3, layout: layoutShuffled, seed: 1}) {
+		if err = g.Add(r); err != nil {
+			break
+		}
+	}
+	if err == nil {
+		err = g.Flush()
+	}
+	if err == nil || !strings.Contains(err.Error(), missing) {
+		t.Fatalf("spilling to a missing folder: %v, want an error naming %s", err, missing)
+	}
+	if bad := New(Config{Mode: "sideways"}, groupKey, c.emit); bad.Add(pipeline.Row{}) == nil {
+		t.Error("New with mode sideways: Add succeeded, want the configuration error")
+	}
+}

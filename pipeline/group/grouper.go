@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
-	"os"
 	"unsafe"
 
 	"convpipe/pipeline"
@@ -159,21 +158,16 @@ const (
 
 // New returns a Grouper that calls key to find the order of each
 // row and emit with the lines of each order. An invalid cfg, or a nil
-// function, makes Add and Flush return the configuration error.
+// function, makes Add and Flush return the configuration error. New does
+// no I/O: cfg.Validate, called once per run, checks the temporary folder.
 func New(cfg Config, key func(pipeline.Row) string, emit func(lines []pipeline.Row) error) *Grouper {
 	g := &Grouper{key: key, emit: emit, seed: maphash.MakeSeed(), cur: -1}
 	if key == nil || emit == nil {
 		g.cfgErr = errors.New("group: key and emit functions are required")
 	} else {
-		g.cfgErr = cfg.Validate()
+		g.cfgErr = cfg.checkFields()
 	}
-	if cfg.Mode == "" {
-		cfg.Mode = Auto
-	}
-	cfg.MemoryBudget = cfg.Budget()
-	if cfg.TempDir == "" {
-		cfg.TempDir = os.TempDir()
-	}
+	cfg = cfg.WithDefaults()
 	g.cfg, g.budget = cfg, int64(cfg.MemoryBudget)
 	g.state = g.initialState()
 	return g
