@@ -60,7 +60,7 @@ func (r *runner) lookup(ctx context.Context, p prepared) (known, error) {
 		}
 	}
 	r.mu.Lock()
-	k.InFlight = r.inflight[p.key]
+	k.InFlight, k.InFlightRefs = r.inflight[p.key] != nil, r.inflight[p.key]
 	r.mu.Unlock()
 	return k, nil
 }
@@ -85,7 +85,7 @@ func (r *runner) settled(ctx context.Context, key pipeline.Key, hash string) pip
 func (r *runner) queue(ctx context.Context, o *objectState, p prepared, prev *pipeline.Entry, jobs chan<- job) error {
 	c := p.m.Conversion
 	r.mu.Lock()
-	r.inflight[p.key] = true
+	r.inflight[p.key] = c.Refs
 	o.outstanding++
 	r.toSend++
 	r.mu.Unlock()

@@ -1,6 +1,9 @@
 package engine
 
 import (
+	"fmt"
+	"slices"
+
 	"convpipe/pipeline"
 )
 
@@ -17,8 +20,10 @@ type known struct {
 	// Prev is the ledger's entry for the key, if there is one. It is not
 	// looked up when Settled answers (see answered).
 	Prev *pipeline.Entry
-	// InFlight: the key is queued or being sent in this run.
-	InFlight bool
+	// InFlight: the key is queued or being sent in this run, from the
+	// lines at InFlightRefs.
+	InFlight     bool
+	InFlightRefs []pipeline.Ref
 }
 
 // policy is what the run's options say about deciding.
@@ -88,10 +93,7 @@ func decide(p prepared, k known, pol policy) verdict {
 		e = base(p, prev)
 		e.State, e.Messages = pipeline.StateSkipped, []pipeline.Message{{Text: m.Skip}}
 	case k.InFlight || (records && prev != nil && prev.RunID == pol.RunID):
-		refs := m.Conversion.Refs
-		return verdict{Action: ActionDuplicate, Counts: pipeline.Counts{Invalid: 1},
-			Warn: "duplicate order key", WarnArgs: []any{"key", p.key.String(), "refs", refsString(refs)},
-			RowError: &pipeline.Message{Field: "OrderId", Text: "the same order key occurs twice in this run; this copy is not sent", Refs: refs}}
+		v, e = duplicate(p, k)
 	default:
 		v, e = decideValid(p, prev, pol)
 	}
@@ -100,6 +102,36 @@ func decide(p prepared, k known, pol policy) verdict {
 	}
 	return v
 }
+
+// duplicate is the verdict on an order whose key this run took up before
+// (its lines are in two objects, or apart in a sorted one): this copy is
+// not sent, and it is recorded as invalid under a key of its own, naming
+// both places, so that no line is dropped without a trace and the run's
+// exit code says a human is needed.
+func duplicate(p prepared, k known) (verdict, *pipeline.Entry) {
+	refs := p.m.Conversion.Refs
+	first := k.InFlightRefs
+	if !k.InFlight && k.Prev != nil {
+		first = k.Prev.Refs
+	}
+	text := "the same order key occurs twice in this run; this copy is not sent"
+	if len(first) > 0 {
+		text = fmt.Sprintf("order %s was taken up from %s earlier in this run; these lines are not sent: an order's lines must all be in one object (correct the order in impact if they belong to it)",
+			p.key.OrderID, refsString(first))
+	}
+	msg := pipeline.Message{Field: "OrderId", Text: text, Refs: refs}
+	v := verdict{Action: ActionDuplicate, Counts: pipeline.Counts{Invalid: 1},
+		Warn: "duplicate order key", WarnArgs: []any{"key", p.key.String(), "refs", refsString(refs), "first", refsString(first)},
+		RowError: &msg}
+	e := &pipeline.Entry{Key: pipeline.Key{EventType: DuplicateEventType, OrderID: refs[0].String()}, State: pipeline.StateInvalid,
+		Messages: []pipeline.Message{msg}, Refs: append(slices.Clip(refs), first...)}
+	return v, e
+}
+
+// DuplicateEventType is the event type of the ledger entries that record
+// a duplicate order's lines (see ActionDuplicate); their OrderID is where
+// the duplicate's lines begin.
+const DuplicateEventType = "!duplicate"
 
 // decideValid decides for a valid order that is neither final in the
 // ledger's index nor a duplicate, and says what to write, if anything.

@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 
 	"convpipe/pipeline"
@@ -243,11 +244,11 @@ func TestDecideKnown(t *testing.T) {
 		write  string
 		rowErr bool
 	}{
-		{"in flight/check", "valid", known{InFlight: true}, Check, false, ActionDuplicate, "", true},
-		{"in flight/dry-run", "valid", known{InFlight: true}, DryRun, false, ActionDuplicate, "", true},
-		{"in flight/send", "valid", known{InFlight: true}, Send, false, ActionDuplicate, "", true},
+		{"in flight/check", "valid", known{InFlight: true, InFlightRefs: firstRefs}, Check, false, ActionDuplicate, "", true},
+		{"in flight/dry-run", "valid", known{InFlight: true, InFlightRefs: firstRefs}, DryRun, false, ActionDuplicate, "", true},
+		{"in flight/send", "valid", known{InFlight: true, InFlightRefs: firstRefs}, Send, false, ActionDuplicate, "invalid:", true},
 		{"in flight/invalid", "invalid", known{InFlight: true}, Send, false, ActionInvalid, "invalid:", false},
-		{"written by this run/send", "valid", known{Prev: testPrev(pipeline.StatePending, "this")}, Send, false, ActionDuplicate, "", true},
+		{"written by this run/send", "valid", known{Prev: testPrev(pipeline.StatePending, "this")}, Send, false, ActionDuplicate, "invalid:", true},
 		{"written by this run/dry-run", "valid", known{Prev: testPrev(pipeline.StatePending, "this")}, DryRun, false, ActionSend, "", false},
 		{"written by this run/check", "valid", known{Prev: testPrev(pipeline.StatePending, "this")}, Check, false, ActionSend, "", false},
 		{"written by this run/skip", "skip", known{Prev: testPrev(pipeline.StatePending, "this")}, Send, false, ActionSkip, "skipped:sent", false},
@@ -267,14 +268,22 @@ func TestDecideKnown(t *testing.T) {
 			if (v.RowError != nil) != row.rowErr {
 				t.Errorf("row error %v, want one: %t", v.RowError, row.rowErr)
 			}
-			if v.RowError != nil && (v.RowError.Field != "OrderId" || !reflect.DeepEqual(v.RowError.Refs, p.m.Conversion.Refs)) {
-				t.Errorf("row error %+v, want one on OrderId with the order's refs", *v.RowError)
+			if v.RowError != nil && (v.RowError.Field != "OrderId" || !reflect.DeepEqual(v.RowError.Refs, p.m.Conversion.Refs) ||
+				!strings.Contains(v.RowError.Text, firstRefs[0].String())) {
+				t.Errorf("row error %+v, want one on OrderId with the order's refs, naming where it was first (%s)", *v.RowError, firstRefs[0])
+			}
+			if v.Action == ActionDuplicate && v.Write != nil && !reflect.DeepEqual(v.Write.Refs, append(p.m.Conversion.Refs, firstRefs...)) {
+				t.Errorf("the duplicate's entry has refs %v, want its own and the first's", v.Write.Refs)
 			}
 		})
 	}
 }
 
 const same = "same"
+
+// firstRefs are where an order was first taken up in a run: the lines of
+// testPrev, and those of a key in flight.
+var firstRefs = []pipeline.Ref{{Object: "first.csv", Line: 7}}
 
 // testOrder is a prepared order of the given kind whose payload hash is
 // "sent" (same) or "new" (changed).
@@ -302,7 +311,7 @@ func testPrev(state pipeline.State, run string) *pipeline.Entry {
 	if state == "" {
 		return nil
 	}
-	e := &pipeline.Entry{Key: pipeline.Key{EventType: "1", OrderID: "O1"}, State: state, PayloadHash: "sent", RunID: run, Attempts: 2}
+	e := &pipeline.Entry{Key: pipeline.Key{EventType: "1", OrderID: "O1"}, State: state, PayloadHash: "sent", RunID: run, Attempts: 2, Refs: firstRefs}
 	if state == pipeline.StateChanged {
 		e.PayloadHash, e.SentHash = "other", "sent"
 	}
@@ -333,12 +342,23 @@ func checkVerdict(t *testing.T, p prepared, v verdict, want Action, write string
 	got := ""
 	if v.Write != nil {
 		got = string(v.Write.State) + ":" + v.Write.PayloadHash
-		if v.Write.Key != p.key || !reflect.DeepEqual(v.Write.Refs, p.m.Conversion.Refs) {
-			t.Errorf("writes key %s refs %v, want the order's", v.Write.Key, v.Write.Refs)
+		key, refs := p.key, p.m.Conversion.Refs
+		if v.Action == ActionDuplicate {
+			// Recorded under a key of its own: the order's entry is the
+			// first copy's.
+			key = pipeline.Key{EventType: DuplicateEventType, OrderID: refs[0].String()}
+			refs = append(refs, firstRefs...)
+		}
+		if v.Write.Key != key || !reflect.DeepEqual(v.Write.Refs, refs) {
+			t.Errorf("writes key %s refs %v, want %s %v", v.Write.Key, v.Write.Refs, key, refs)
 		}
 		switch v.Write.State {
 		case pipeline.StateInvalid:
-			if !reflect.DeepEqual(v.Write.Messages, p.m.Problems) {
+			if v.Action == ActionDuplicate {
+				if v.RowError == nil || !reflect.DeepEqual(v.Write.Messages, []pipeline.Message{*v.RowError}) {
+					t.Errorf("duplicate's entry has messages %v, want the row error %v", v.Write.Messages, v.RowError)
+				}
+			} else if !reflect.DeepEqual(v.Write.Messages, p.m.Problems) {
 				t.Errorf("invalid entry's messages %v, want the problems", v.Write.Messages)
 			}
 		case pipeline.StateSkipped:

@@ -107,7 +107,9 @@ const (
 	ActionInvalid Action = "invalid"
 	// ActionSkip: left out by a filter.
 	ActionSkip Action = "skip"
-	// ActionDuplicate: the same key twice in one run; the second is invalid.
+	// ActionDuplicate: a key this run took up before (an order's lines in
+	// two objects, or apart in a sorted one): the later copy is not sent,
+	// and is recorded as invalid under DuplicateEventType, naming both.
 	ActionDuplicate Action = "duplicate"
 )
 

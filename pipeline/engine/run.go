@@ -40,7 +40,7 @@ type runner struct {
 
 	mu           sync.Mutex // guards everything below
 	objects      []*objectState
-	inflight     map[pipeline.Key]bool // keys queued or being sent
+	inflight     map[pipeline.Key][]pipeline.Ref // keys queued or being sent, with their refs
 	toSend       int64
 	sent         int64
 	bytesDone    int64
@@ -239,7 +239,7 @@ func newRunner(opt Options) (*runner, error) {
 	if opt.ProgressEvery <= 0 {
 		opt.ProgressEvery = time.Second
 	}
-	r := &runner{opt: opt, log: opt.Logger, start: time.Now(), inflight: map[pipeline.Key]bool{},
+	r := &runner{opt: opt, log: opt.Logger, start: time.Now(), inflight: map[pipeline.Key][]pipeline.Ref{},
 		policy: policy{Mode: opt.Mode, RunID: opt.RunID, RetryRejected: opt.RetryRejected},
 		w:      noWrites{}}
 	if r.log == nil {

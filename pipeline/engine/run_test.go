@@ -274,6 +274,54 @@ func TestRunDuplicateOrderAcrossFiles(t *testing.T) {
 	h.acceptedOnce(ids(1, 4)...)
 }
 
+// TestRunOrderSplitAcrossObjectsIsRecorded: an order whose lines are in
+// two objects of one run is sent from the first; the lines in the second
+// are not sent, and they are recorded in the ledger as invalid, naming
+// both places (before, they were only logged: b.csv was marked processed
+// and its lines were lost without a trace).
+func TestRunOrderSplitAcrossObjectsIsRecorded(t *testing.T) {
+	h := newHarness(t)
+	h.write("a.csv", header+"SP2,2026-11-20T10:00:00Z,clk,SKU1,1,10.00,paid\n")
+	h.write("b.csv", header+"SP2,2026-11-20T10:00:00Z,clk,SKU2,1,99.00,paid\n")
+	s, err := h.run(runOpts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Total.Accepted != 1 || s.Total.Invalid != 1 {
+		t.Fatalf("summary %+v, want SP2 accepted from a.csv and its part in b.csv invalid", s.Total)
+	}
+	l, err := ledger.OpenReadOnly(t.Context(), h.ledger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var found []pipeline.Entry
+	err = l.Entries(t.Context(), pipeline.Filter{State: pipeline.StateInvalid}, func(e pipeline.Entry) error {
+		found = append(found, e)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(found) != 1 {
+		t.Fatalf("%d invalid entries, want the part of SP2 in b.csv: %+v", len(found), found)
+	}
+	e := found[0]
+	refs := refsText(e.Refs)
+	if e.Key.EventType != engine.DuplicateEventType || !strings.Contains(refs, "b.csv:2") || !strings.Contains(refs, "a.csv:2") ||
+		len(e.Messages) != 1 || !strings.Contains(e.Messages[0].Text, "a.csv:2") || !strings.Contains(e.Messages[0].Text, "SP2") {
+		t.Errorf("entry %+v: want SP2's lines in b.csv recorded, naming b.csv:2 and a.csv:2", e)
+	}
+}
+
+func refsText(refs []pipeline.Ref) string {
+	var parts []string
+	for _, r := range refs {
+		parts = append(parts, r.String())
+	}
+	return strings.Join(parts, ", ")
+}
+
 func TestRunFatalCredentialsStop(t *testing.T) {
 	h := newHarness(t)
 	h.write("a.csv", orders(1, 30))
