@@ -52,9 +52,31 @@ func (r *report) failed(part string, err error) {
 
 func met(ok bool) *bool { return &ok }
 
+// write writes the report as Markdown to path.
 func (r *report) write(path string) error {
-	var b strings.Builder
-	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	var md markdown
+	r.writeMachine(&md)
+	r.writeVerdicts(&md)
+	r.writeHowTo(&md)
+	for _, s := range r.sections {
+		s.write(&md)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, []byte(md.String()), 0o644)
+}
+
+// markdown is the report's text as it is written.
+type markdown struct{ strings.Builder }
+
+// printf appends to the text as fmt.Printf prints.
+func (md *markdown) printf(format string, args ...any) { fmt.Fprintf(&md.Builder, format, args...) }
+
+// writeMachine writes the report's title, what it is, and the machine it
+// ran on.
+func (r *report) writeMachine(md *markdown) {
+	w := md.printf
 	w("# Benchmarks\n\n")
 	w("Written by `make bench` (cmd/convpipe-bench); do not edit by hand: run it again. ")
 	w("Every figure below comes from one run of the suite, each measured beside its floor or target in that run. ")
@@ -70,7 +92,12 @@ func (r *report) write(path string) error {
 	w("| Date | %s |\n", r.started.UTC().Format("2006-01-02 15:04 MST"))
 	w("| Load average at start | %s |\n", r.machine.Load)
 	w("| Suite's duration | %s |\n\n", r.elapsed.Round(time.Second))
+}
 
+// writeVerdicts writes the table of figures and targets, and the parts of
+// the suite that failed.
+func (r *report) writeVerdicts(md *markdown) {
+	w := md.printf
 	w("## Figures and targets\n\n")
 	w("| # | Figure | Measured | Target | Met | Why |\n|---|---|---|---|---|---|\n")
 	for i, v := range r.verdicts {
@@ -91,6 +118,11 @@ func (r *report) write(path string) error {
 		}
 		w("\n")
 	}
+}
+
+// writeHowTo writes how to run the suite and the data it generated.
+func (r *report) writeHowTo(md *markdown) {
+	w := md.printf
 	w("## How to run\n\n```sh\nmake bench     # the whole suite, writes this file\nmake profile   # CPU profiles of the dry run into out/bench/profile\n```\n\n")
 	w("`make bench` builds `bin/convpipe` and `bin/convpipe-bench` and runs `bin/convpipe-bench -convpipe bin/convpipe -out docs/benchmarks.md`. ")
 	w("Exports are generated once into `out/bench/data` (git-ignored; %s now) and reused while their generator flags are unchanged; a first run spends about two more minutes making them and the rerun ledger. ", fmtBytes(r.dataBytes))
@@ -98,41 +130,46 @@ func (r *report) write(path string) error {
 	if len(r.data) > 0 {
 		w("Data generated in this run:\n\n```sh\n%s\n```\n\n", strings.Join(r.data, "\n"))
 	}
-	for _, s := range r.sections {
-		w("## %s\n\n", s.Title)
-		for _, p := range s.Text {
-			w("%s\n\n", p)
+}
+
+// write writes the section: its title, text, commands, table, code and
+// the text after.
+func (s *section) write(md *markdown) {
+	w := md.printf
+	w("## %s\n\n", s.Title)
+	for _, p := range s.Text {
+		w("%s\n\n", p)
+	}
+	if len(s.Commands) > 0 {
+		w("```sh\n%s\n```\n\n", strings.Join(s.Commands, "\n"))
+	}
+	if len(s.Table) > 0 {
+		writeTable(md, s.Table)
+	}
+	if s.CodeIntro != "" {
+		w("%s\n\n", s.CodeIntro)
+	}
+	if s.Code != "" {
+		w("```\n%s\n```\n\n", strings.TrimRight(s.Code, "\n"))
+	}
+	for _, p := range s.After {
+		w("%s\n\n", p)
+	}
+}
+
+// writeTable writes rows as a Markdown table, the first row its header.
+func writeTable(md *markdown, rows [][]string) {
+	for i, row := range rows {
+		cells := make([]string, len(row))
+		for j, c := range row {
+			cells[j] = cell(c)
 		}
-		if len(s.Commands) > 0 {
-			w("```sh\n%s\n```\n\n", strings.Join(s.Commands, "\n"))
-		}
-		if len(s.Table) > 0 {
-			for i, row := range s.Table {
-				cells := make([]string, len(row))
-				for j, c := range row {
-					cells[j] = cell(c)
-				}
-				w("| %s |\n", strings.Join(cells, " | "))
-				if i == 0 {
-					w("|%s\n", strings.Repeat("---|", len(row)))
-				}
-			}
-			w("\n")
-		}
-		if s.CodeIntro != "" {
-			w("%s\n\n", s.CodeIntro)
-		}
-		if s.Code != "" {
-			w("```\n%s\n```\n\n", strings.TrimRight(s.Code, "\n"))
-		}
-		for _, p := range s.After {
-			w("%s\n\n", p)
+		md.printf("| %s |\n", strings.Join(cells, " | "))
+		if i == 0 {
+			md.printf("|%s\n", strings.Repeat("---|", len(row)))
 		}
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	return os.WriteFile(path, []byte(b.String()), 0o644)
+	md.printf("\n")
 }
 
 // cell makes s safe inside a Markdown table cell.

@@ -104,82 +104,116 @@ func (b *bench) floorRun(label, format, path string) (tpRun, error) {
 // Parquet, beside the bare readers.
 func (b *bench) throughput() error {
 	sec := &section{Title: "1. Parse and map throughput (1,000,000 rows)"}
-	sec.Text = append(sec.Text,
-		"One export of 1,000,000 order lines (15 columns, 1–8 lines per order, product names with commas and quotes), as CSV and as Parquet (one row group, Snappy). "+
-			"Each run reads it, groups the lines into orders, maps and checks every order, encodes the request body and hashes it (what a real run does before asking the ledger), and hands every valid conversion to a sink. "+
-			"*discard* is this pipeline (`engine.Run` wired as `convpipe run --dry-run` wires it) with `sinks.Discard`, run as `convpipe-bench discard` in a child process; "+
-			"*convpipe run --dry-run* is the real command, whose dry-run sink also formats every conversion as a JSON line (here to /dev/null). "+
-			"The floors are `convpipe-bench floor`, child processes too: a bare `encoding/csv` loop with ReuseRecord, and a bare xitongsys/parquet-go column read of every column in batches of 10,000 rows, the values left as parquet-go decodes them (no strings, no rows).",
+	sec.Text = append(sec.Text, throughputIntro,
 		fmt.Sprintf("Each figure is the median of %d runs. *rows per CPU-s* is what one core would do if the run had it alone (rows ÷ (user+system CPU)); GOMAXPROCS=1 runs the pipeline on one core for real.", b.repeat))
 	sec.Table = [][]string{{"Export", "Run", "Group", "GOMAXPROCS", "rows/s", "Wall", "CPU (user+sys)", "rows per CPU-s", "Peak RSS", "vs floor (rows/s)"}}
-
-	type format struct {
-		name  string
-		ds    dataset
-		floor string
-		label string
-	}
-	formats := []format{
-		{"CSV", data1MCSV, "csv", "bare encoding/csv, ReuseRecord"},
-		{"Parquet", data1MParquet, "parquet", "bare parquet-go column reader"},
-	}
 	results := map[string]tpRun{}
-	for _, f := range formats {
-		path, err := b.data.path(f.ds)
-		if err != nil {
+	for _, f := range tpFormats {
+		if err := b.throughputOf(f, sec, results); err != nil {
 			return err
-		}
-		// A first read warms the page cache for every run alike.
-		if _, err := (child{Args: []string{b.self, "floor", f.floor, path}}).run(); err != nil {
-			return err
-		}
-		floor, err := b.floorRun(f.name+" floor: "+f.label, f.floor, path)
-		if err != nil {
-			return err
-		}
-		results[f.name+"/floor"] = floor
-		sec.Commands = append(sec.Commands, floor.Cmd)
-		sec.Table = append(sec.Table, []string{f.name, "floor: " + f.label, "—", fmt.Sprint(numCPU()), fmtRate(floor.rate()), fmtSec(floor.U.Wall), fmtSec(floor.U.CPU()), fmtRate(floor.perCPU()), floor.U.RSS(), "100%"})
-		for _, run := range []struct {
-			key, label, mode string
-			env              []string
-			mk               func(cfg string, env ...string) child
-		}{
-			{"discard/sorted", "discard", "sorted", nil, b.discard},
-			{"discard/auto", "discard", "auto", nil, b.discard},
-			{"discard/sorted/1", "discard", "sorted", []string{"GOMAXPROCS=1"}, b.discard},
-			{"discard/sorted/gc100", "discard, Go's default collector", "sorted", gcDefaultEnv, b.discard},
-			{"discard/auto/gc100", "discard, Go's default collector", "auto", gcDefaultEnv, b.discard},
-			{"dryrun/sorted", "convpipe run --dry-run", "sorted", nil, b.dryRun},
-		} {
-			if f.name == "Parquet" && strings.HasSuffix(run.key, "/gc100") {
-				continue
-			}
-			cfg, err := b.readConfigFor(strings.ToLower(f.name)+"-1m-"+run.mode, path, run.mode)
-			if err != nil {
-				return err
-			}
-			procs := fmt.Sprint(numCPU())
-			for _, e := range run.env {
-				if v, ok := strings.CutPrefix(e, "GOMAXPROCS="); ok {
-					procs = v
-				}
-			}
-			r, err := b.runMedian(f.name+" "+run.label, run.mode, procs, run.mk(cfg, run.env...))
-			if err != nil {
-				return err
-			}
-			results[f.name+"/"+run.key] = r
-			sec.Table = append(sec.Table, []string{f.name, run.label, run.mode, procs, fmtRate(r.rate()), fmtSec(r.U.Wall), fmtSec(r.U.CPU()), fmtRate(r.perCPU()), r.U.RSS(),
-				fmt.Sprintf("%.0f%%", 100*r.rate()/floor.rate())})
-			if run.key == "discard/sorted" || run.key == "dryrun/sorted" {
-				sec.Commands = append(sec.Commands, r.Cmd)
-			}
 		}
 	}
 	b.report.section(sec)
+	b.throughputVerdicts(results)
+	return nil
+}
 
-	csvFloor, pqFloor := results["CSV/floor"], results["Parquet/floor"]
+// throughputIntro is the paragraph that opens figure 1.
+const throughputIntro = "One export of 1,000,000 order lines (15 columns, 1–8 lines per order, product names with commas and quotes), as CSV and as Parquet (one row group, Snappy). " +
+	"Each run reads it, groups the lines into orders, maps and checks every order, encodes the request body and hashes it (what a real run does before asking the ledger), and hands every valid conversion to a sink. " +
+	"*discard* is this pipeline (`engine.Run` wired as `convpipe run --dry-run` wires it) with `sinks.Discard`, run as `convpipe-bench discard` in a child process; " +
+	"*convpipe run --dry-run* is the real command, whose dry-run sink also formats every conversion as a JSON line (here to /dev/null). " +
+	"The floors are `convpipe-bench floor`, child processes too: a bare `encoding/csv` loop with ReuseRecord, and a bare xitongsys/parquet-go column read of every column in batches of 10,000 rows, the values left as parquet-go decodes them (no strings, no rows)."
+
+// tpFormat is one export format of figure 1 and its floor.
+type tpFormat struct {
+	name  string
+	ds    dataset
+	floor string // the format argument of `convpipe-bench floor`
+	label string // the floor's
+}
+
+var tpFormats = []tpFormat{
+	{"CSV", data1MCSV, "csv", "bare encoding/csv, ReuseRecord"},
+	{"Parquet", data1MParquet, "parquet", "bare parquet-go column reader"},
+}
+
+// tpVariant is one way figure 1 runs the pipeline over an export.
+type tpVariant struct {
+	key, label, mode string
+	env              []string
+	mk               func(b *bench, cfg string, env ...string) child
+}
+
+var tpVariants = []tpVariant{
+	{"discard/sorted", "discard", "sorted", nil, (*bench).discard},
+	{"discard/auto", "discard", "auto", nil, (*bench).discard},
+	{"discard/sorted/1", "discard", "sorted", []string{"GOMAXPROCS=1"}, (*bench).discard},
+	{"discard/sorted/gc100", "discard, Go's default collector", "sorted", gcDefaultEnv, (*bench).discard},
+	{"discard/auto/gc100", "discard, Go's default collector", "auto", gcDefaultEnv, (*bench).discard},
+	{"dryrun/sorted", "convpipe run --dry-run", "sorted", nil, (*bench).dryRun},
+}
+
+// throughputOf measures the floor and every variant over the export of
+// format f, adding their rows and commands to sec and their runs to
+// results (keyed "CSV/floor", "CSV/discard/sorted"…).
+func (b *bench) throughputOf(f tpFormat, sec *section, results map[string]tpRun) error {
+	path, err := b.data.path(f.ds)
+	if err != nil {
+		return err
+	}
+	// A first read warms the page cache for every run alike.
+	if _, err := (child{Args: []string{b.self, "floor", f.floor, path}}).run(); err != nil {
+		return err
+	}
+	floor, err := b.floorRun(f.name+" floor: "+f.label, f.floor, path)
+	if err != nil {
+		return err
+	}
+	results[f.name+"/floor"] = floor
+	sec.Commands = append(sec.Commands, floor.Cmd)
+	sec.Table = append(sec.Table, tpRow(f.name, "floor: "+f.label, "—", fmt.Sprint(numCPU()), floor, "100%"))
+	for _, v := range tpVariants {
+		if f.name == "Parquet" && strings.HasSuffix(v.key, "/gc100") {
+			continue
+		}
+		r, err := b.throughputVariant(f, v, path)
+		if err != nil {
+			return err
+		}
+		results[f.name+"/"+v.key] = r
+		sec.Table = append(sec.Table, tpRow(f.name, v.label, v.mode, r.Procs, r, fmt.Sprintf("%.0f%%", 100*r.rate()/floor.rate())))
+		if v.key == "discard/sorted" || v.key == "dryrun/sorted" {
+			sec.Commands = append(sec.Commands, r.Cmd)
+		}
+	}
+	return nil
+}
+
+// throughputVariant runs variant v over the export of format f at path
+// and returns its median run.
+func (b *bench) throughputVariant(f tpFormat, v tpVariant, path string) (tpRun, error) {
+	cfg, err := b.readConfigFor(strings.ToLower(f.name)+"-1m-"+v.mode, path, v.mode)
+	if err != nil {
+		return tpRun{}, err
+	}
+	procs := fmt.Sprint(numCPU())
+	for _, e := range v.env {
+		if p, ok := strings.CutPrefix(e, "GOMAXPROCS="); ok {
+			procs = p
+		}
+	}
+	return b.runMedian(f.name+" "+v.label, v.mode, procs, v.mk(b, cfg, v.env...))
+}
+
+// tpRow is one row of figure 1's table.
+func tpRow(export, run, group, procs string, r tpRun, vsFloor string) []string {
+	return []string{export, run, group, procs, fmtRate(r.rate()), fmtSec(r.U.Wall), fmtSec(r.U.CPU()), fmtRate(r.perCPU()), r.U.RSS(), vsFloor}
+}
+
+// throughputVerdicts adds figure 1's verdicts from its runs.
+func (b *bench) throughputVerdicts(results map[string]tpRun) {
+	csvFloor := results["CSV/floor"]
 	one := results["CSV/discard/sorted/1"]
 	b.report.add(verdict{
 		Figure:   "CSV parse+map on one core (discard sink, group sorted, GOMAXPROCS=1)",
@@ -212,7 +246,13 @@ func (b *bench) throughput() error {
 		Met:      met(auto.rate() >= 1e6),
 		Why:      autoWhy(auto, two),
 	})
-	pq := results["Parquet/discard/sorted"]
+	b.parquetAndDryRunVerdicts(results)
+}
+
+// parquetAndDryRunVerdicts adds figure 1's verdicts on Parquet and on
+// `convpipe run --dry-run`.
+func (b *bench) parquetAndDryRunVerdicts(results map[string]tpRun) {
+	pq, pqFloor := results["Parquet/discard/sorted"], results["Parquet/floor"]
 	b.report.add(verdict{
 		Figure:   "Parquet parse+map ÷ bare parquet-go read (discard sink, group sorted)",
 		Measured: fmt.Sprintf("%.0f%% (%s ÷ %s rows/s)", 100*pq.rate()/pqFloor.rate(), fmtRate(pq.rate()), fmtRate(pqFloor.rate())),
@@ -227,7 +267,6 @@ func (b *bench) throughput() error {
 		Target:   "— (the same pipeline plus JSON lines)",
 		Why:      "the dry-run sink encodes each body again and writes the conversion as a JSON line (the body, then every field again, each escaped), through a 64 KiB buffer.",
 	})
-	return nil
 }
 
 func csvOneCoreWhy(one, floor tpRun) string {

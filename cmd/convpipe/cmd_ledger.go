@@ -12,8 +12,15 @@ import (
 	"convpipe/pipeline"
 )
 
+// ledgerFlags are the flags every ledger subcommand shares: which ledger
+// to read.
+type ledgerFlags struct {
+	path       string // --ledger
+	configPath string // --config
+}
+
 func newLedgerCmd() *cobra.Command {
-	var path, configPath string
+	var lf ledgerFlags
 	cmd := &cobra.Command{
 		Use:   "ledger",
 		Short: "Read the results ledger: export entries, show one order",
@@ -21,118 +28,157 @@ func newLedgerCmd() *cobra.Command {
 lock). The ledger is the --ledger file, or ledger.path of --config.`,
 	}
 	pf := cmd.PersistentFlags()
-	pf.StringVar(&path, "ledger", "", "the ledger's SQLite file")
-	pf.StringVarP(&configPath, "config", "c", "", "configuration file whose ledger.path to read")
-	open := func(cmd *cobra.Command) (*ledger.Ledger, error) {
-		p := path
-		if p == "" && configPath != "" {
-			cfg, err := loadConfig(configPath)
-			if err != nil {
-				return nil, err
-			}
-			p = cfg.Ledger.Path
-		}
-		if p == "" {
-			p = ledger.DefaultPath
-		}
-		l, err := ledger.OpenReadOnly(cmd.Context(), p)
-		if err != nil {
-			return nil, fmt.Errorf("ledger: %w", err)
-		}
-		return l, nil
-	}
+	pf.StringVar(&lf.path, "ledger", "", "the ledger's SQLite file")
+	pf.StringVarP(&lf.configPath, "config", "c", "", "configuration file whose ledger.path to read")
+	cmd.AddCommand(newLedgerExportCmd(&lf), newLedgerShowCmd(&lf), newLedgerRunsCmd(&lf))
+	return cmd
+}
 
-	var format, state, runID string
-	export := &cobra.Command{
+// open opens the ledger read-only: the --ledger file, else ledger.path of
+// --config, else the default path.
+func (lf *ledgerFlags) open(cmd *cobra.Command) (*ledger.Ledger, error) {
+	p := lf.path
+	if p == "" && lf.configPath != "" {
+		cfg, err := loadConfig(lf.configPath)
+		if err != nil {
+			return nil, err
+		}
+		p = cfg.Ledger.Path
+	}
+	if p == "" {
+		p = ledger.DefaultPath
+	}
+	l, err := ledger.OpenReadOnly(cmd.Context(), p)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: %w", err)
+	}
+	return l, nil
+}
+
+// ledgerExportFlags are the flags of `convpipe ledger export`.
+type ledgerExportFlags struct {
+	format string
+	state  string
+	runID  string
+}
+
+func newLedgerExportCmd(lf *ledgerFlags) *cobra.Command {
+	var f ledgerExportFlags
+	cmd := &cobra.Command{
 		Use:   "export [--format csv|jsonl] [--state S] [--run R]",
 		Short: "Write ledger entries as CSV or JSON lines to standard output",
 		Example: `  convpipe ledger export --ledger convpipe-ledger.db --state rejected
   convpipe ledger export --config convpipe.yaml --format jsonl --run 20261123T010000Z-1a2b`,
 		Args: usageArgs(cobra.NoArgs),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			f := pipeline.Filter{State: pipeline.State(state), RunID: runID}
-			if state != "" && !validState(f.State) {
-				return configError{fmt.Errorf("--state %q: one of pending, accepted, rejected, failed, invalid, skipped, changed", state)}
-			}
-			l, err := open(cmd)
-			if err != nil {
-				return err
-			}
-			defer l.Close()
-			w := bufio.NewWriter(cmd.OutOrStdout())
-			defer w.Flush()
-			switch format {
-			case "csv":
-				return ledger.WriteCSV(cmd.Context(), w, l, f)
-			case "jsonl":
-				return ledger.WriteJSONL(cmd.Context(), w, l, f)
-			}
-			return configError{fmt.Errorf("--format %q: csv or jsonl", format)}
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return runLedgerExport(cmd, lf, &f) },
 	}
-	export.Flags().StringVar(&format, "format", "csv", "csv or jsonl")
-	export.Flags().StringVar(&state, "state", "", "only entries in this state")
-	export.Flags().StringVar(&runID, "run", "", "only entries last written by this run")
+	cmd.Flags().StringVar(&f.format, "format", "csv", "csv or jsonl")
+	cmd.Flags().StringVar(&f.state, "state", "", "only entries in this state")
+	cmd.Flags().StringVar(&f.runID, "run", "", "only entries last written by this run")
+	return cmd
+}
 
-	show := &cobra.Command{
+// runLedgerExport writes the entries that pass the filter as CSV or JSON
+// lines to standard output.
+func runLedgerExport(cmd *cobra.Command, lf *ledgerFlags, f *ledgerExportFlags) error {
+	filter := pipeline.Filter{State: pipeline.State(f.state), RunID: f.runID}
+	if f.state != "" && !validState(filter.State) {
+		return configError{fmt.Errorf("--state %q: one of pending, accepted, rejected, failed, invalid, skipped, changed", f.state)}
+	}
+	l, err := lf.open(cmd)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	w := bufio.NewWriter(cmd.OutOrStdout())
+	defer w.Flush()
+	switch f.format {
+	case "csv":
+		return ledger.WriteCSV(cmd.Context(), w, l, filter)
+	case "jsonl":
+		return ledger.WriteJSONL(cmd.Context(), w, l, filter)
+	}
+	return configError{fmt.Errorf("--format %q: csv or jsonl", f.format)}
+}
+
+func newLedgerShowCmd(lf *ledgerFlags) *cobra.Command {
+	return &cobra.Command{
 		Use:   "show ORDER_ID",
 		Short: "Show everything the ledger knows about one order (every event type)",
 		Args:  usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			l, err := open(cmd)
-			if err != nil {
-				return err
-			}
-			defer l.Close()
-			n := 0
-			out := cmd.OutOrStdout()
-			err = l.Entries(cmd.Context(), pipeline.Filter{OrderID: args[0]}, func(e pipeline.Entry) error {
-				n++
-				b, err := json.MarshalIndent(e, "", "  ")
-				if err != nil {
-					return err
-				}
-				fmt.Fprintln(out, string(b))
-				return nil
-			})
-			if err != nil {
-				return err
-			}
-			if n == 0 {
-				return &codeError{code: exitFatal, err: fmt.Errorf("order %q is not in the ledger", args[0])}
-			}
-			return nil
+			return runLedgerShow(cmd, lf, args[0])
 		},
 	}
-	runs := &cobra.Command{
+}
+
+// runLedgerShow prints every entry of one order as indented JSON; an
+// order the ledger does not know is a fatal error.
+func runLedgerShow(cmd *cobra.Command, lf *ledgerFlags, orderID string) error {
+	l, err := lf.open(cmd)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	n := 0
+	out := cmd.OutOrStdout()
+	err = l.Entries(cmd.Context(), pipeline.Filter{OrderID: orderID}, func(e pipeline.Entry) error {
+		n++
+		b, err := json.MarshalIndent(e, "", "  ")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(out, string(b))
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return &codeError{code: exitFatal, err: fmt.Errorf("order %q is not in the ledger", orderID)}
+	}
+	return nil
+}
+
+func newLedgerRunsCmd(lf *ledgerFlags) *cobra.Command {
+	return &cobra.Command{
 		Use:   "runs",
 		Short: "List the runs recorded in the ledger with their summaries",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			l, err := open(cmd)
-			if err != nil {
-				return err
-			}
-			defer l.Close()
-			out := cmd.OutOrStdout()
-			return l.Runs(cmd.Context(), func(r pipeline.RunInfo) error {
-				line := fmt.Sprintf("%s  started %s", r.ID, r.Started.Format("2006-01-02 15:04:05Z07:00"))
-				if r.Summary != nil {
-					t := r.Summary.Total
-					line += fmt.Sprintf("  accepted %d, rejected %d, failed %d, invalid %d, changed %d", t.Accepted, t.Rejected, t.Failed, t.Invalid, t.Changed)
-					if r.Summary.Stopped != "" {
-						line += "  (stopped: " + r.Summary.Stopped + ")"
-					}
-				} else {
-					line += "  (unfinished)"
-				}
-				_, err := fmt.Fprintln(out, strings.TrimSpace(line))
-				return err
-			})
+			return runLedgerRuns(cmd, lf)
 		},
 	}
-	cmd.AddCommand(export, show, runs)
-	return cmd
+}
+
+// runLedgerRuns prints one line per run recorded in the ledger.
+func runLedgerRuns(cmd *cobra.Command, lf *ledgerFlags) error {
+	l, err := lf.open(cmd)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	out := cmd.OutOrStdout()
+	return l.Runs(cmd.Context(), func(r pipeline.RunInfo) error {
+		_, err := fmt.Fprintln(out, runLine(r))
+		return err
+	})
+}
+
+// runLine is one run as `convpipe ledger runs` lists it: its id, its start
+// and its totals, or that it did not finish.
+func runLine(r pipeline.RunInfo) string {
+	line := fmt.Sprintf("%s  started %s", r.ID, r.Started.Format("2006-01-02 15:04:05Z07:00"))
+	if r.Summary != nil {
+		t := r.Summary.Total
+		line += fmt.Sprintf("  accepted %d, rejected %d, failed %d, invalid %d, changed %d", t.Accepted, t.Rejected, t.Failed, t.Invalid, t.Changed)
+		if r.Summary.Stopped != "" {
+			line += "  (stopped: " + r.Summary.Stopped + ")"
+		}
+	} else {
+		line += "  (unfinished)"
+	}
+	return strings.TrimSpace(line)
 }
 
 func validState(s pipeline.State) bool {

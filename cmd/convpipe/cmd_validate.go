@@ -41,82 +41,128 @@ export; 1 the export could not be listed.`,
 }
 
 func runValidate(cmd *cobra.Command, f *validateFlags) error {
-	cfg, err := f.load()
+	j := &validateJob{cmd: cmd, f: f, skips: map[string][]pipeline.Ref{}}
+	if err := j.load(); err != nil {
+		return err
+	}
+	opt, err := j.open()
+	if err != nil {
+		return err
+	}
+	s, err := engine.Run(cmd.Context(), opt)
+	if err != nil {
+		return err
+	}
+	return j.report(s)
+}
+
+// validateJob is one `convpipe validate`, in phases as runJob: load (the
+// configuration, validated), open (the reading), the engine's run, which
+// hands every decision and row error to the job, and report (the
+// problems, what the filters left out, the counts and the exit code).
+type validateJob struct {
+	cmd *cobra.Command
+	f   *validateFlags
+	cfg Config
+	out io.Writer
+
+	shown     int                       // conversions printed so far
+	skips     map[string][]pipeline.Ref // reason → first line of each order or row left out
+	skipOrder []string                  // the reasons in skips, as first seen
+	problems  []pipeline.Message        // the first --max-errors problems
+	nProblems int                       // every problem, kept or not
+}
+
+// load reads the configuration, puts the flags over it and validates it.
+func (j *validateJob) load() error {
+	cfg, err := j.f.load()
 	if err != nil {
 		return err
 	}
 	if err := cfg.validate(false); err != nil {
 		return err
 	}
-	out := cmd.OutOrStdout()
-	log := newLogger(cmd.ErrOrStderr(), cfg.Run.LogFormat, "error")
-	ctx := cmd.Context()
-	limitMemory(cfg.Group.Budget())
-	src, mapper, err := buildReading(ctx, cfg)
+	j.cfg = cfg
+	j.out = j.cmd.OutOrStdout()
+	return nil
+}
+
+// open sets the memory limit and opens the reading, and returns the
+// engine's options: no sink, every decision and row error to the job.
+func (j *validateJob) open() (engine.Options, error) {
+	log := newLogger(j.cmd.ErrOrStderr(), j.cfg.Run.LogFormat, "error")
+	limitMemory(j.cfg.Group.Budget())
+	src, mapper, err := buildReading(j.cmd.Context(), j.cfg)
 	if err != nil {
-		return err
+		return engine.Options{}, err
 	}
-	shown := 0
-	skips := map[string][]pipeline.Ref{} // reason → first line of each order or row left out
-	var skipOrder []string
-	skip := func(reason string, ref pipeline.Ref) {
-		if _, ok := skips[reason]; !ok {
-			skipOrder = append(skipOrder, reason)
+	return engine.Options{
+		Source: src, Mapper: mapper, Group: j.cfg.Group, Logger: log,
+		OnDecision: j.decided,
+		OnRowError: j.keep,
+	}, nil
+}
+
+// skip counts a row or an order a filter left out, with its first line.
+func (j *validateJob) skip(reason string, ref pipeline.Ref) {
+	if _, ok := j.skips[reason]; !ok {
+		j.skipOrder = append(j.skipOrder, reason)
+	}
+	j.skips[reason] = append(j.skips[reason], ref)
+}
+
+// keep counts a problem, and keeps it if fewer than --max-errors are.
+func (j *validateJob) keep(m pipeline.Message) {
+	j.nProblems++
+	if len(j.problems) < j.f.maxErrors {
+		j.problems = append(j.problems, m)
+	}
+}
+
+// decided takes one decision of the engine: the rows and the order a
+// filter left out, the problems of an invalid order, and the first
+// --limit conversions to send, printed.
+func (j *validateJob) decided(d engine.Decision) {
+	for _, sr := range d.Mapped.SkippedRows {
+		if len(sr.Refs) > 0 {
+			j.skip("row: "+sr.Text, sr.Refs[0])
 		}
-		skips[reason] = append(skips[reason], ref)
 	}
-	var problems []pipeline.Message
-	var nProblems int
-	keep := func(m pipeline.Message) {
-		nProblems++
-		if len(problems) < f.maxErrors {
-			problems = append(problems, m)
+	switch d.Action {
+	case engine.ActionSkip:
+		j.skip("order: "+d.Mapped.Skip, d.Mapped.Conversion.Refs[0])
+	case engine.ActionInvalid:
+		for _, p := range d.Mapped.Problems {
+			if len(p.Refs) == 0 {
+				p.Refs = d.Mapped.Conversion.Refs
+			}
+			j.keep(p)
+		}
+	case engine.ActionSend:
+		if j.shown < j.f.limit {
+			j.shown++
+			printConversion(j.out, j.shown, d.Mapped.Conversion, d.Body)
 		}
 	}
-	opt := engine.Options{
-		Source: src, Mapper: mapper, Group: cfg.Group, Logger: log,
-		OnDecision: func(d engine.Decision) {
-			for _, sr := range d.Mapped.SkippedRows {
-				if len(sr.Refs) > 0 {
-					skip("row: "+sr.Text, sr.Refs[0])
-				}
-			}
-			switch d.Action {
-			case engine.ActionSkip:
-				skip("order: "+d.Mapped.Skip, d.Mapped.Conversion.Refs[0])
-			case engine.ActionInvalid:
-				for _, p := range d.Mapped.Problems {
-					if len(p.Refs) == 0 {
-						p.Refs = d.Mapped.Conversion.Refs
-					}
-					keep(p)
-				}
-			case engine.ActionSend:
-				if shown < f.limit {
-					shown++
-					printConversion(out, shown, d.Mapped.Conversion, d.Body)
-				}
-			}
-		},
-		OnRowError: keep,
-	}
-	s, err := engine.Run(ctx, opt)
-	if err != nil {
-		return err
-	}
-	if nProblems > 0 {
-		fmt.Fprintf(out, "\n%d problems:\n", nProblems)
-		for _, p := range problems {
+}
+
+// report prints the problems, what the filters left out and the counts,
+// and returns the error carrying the exit code.
+func (j *validateJob) report(s pipeline.Summary) error {
+	out := j.out
+	if j.nProblems > 0 {
+		fmt.Fprintf(out, "\n%d problems:\n", j.nProblems)
+		for _, p := range j.problems {
 			fmt.Fprintf(out, "  %s\n", formatProblem(p))
 		}
-		if nProblems > len(problems) {
-			fmt.Fprintf(out, "  … and %d more (--max-errors)\n", nProblems-len(problems))
+		if j.nProblems > len(j.problems) {
+			fmt.Fprintf(out, "  … and %d more (--max-errors)\n", j.nProblems-len(j.problems))
 		}
 	}
-	if len(skipOrder) > 0 {
+	if len(j.skipOrder) > 0 {
 		fmt.Fprintln(out, "\nleft out by a filter:")
-		for _, reason := range skipOrder {
-			refs := skips[reason]
+		for _, reason := range j.skipOrder {
+			refs := j.skips[reason]
 			fmt.Fprintf(out, "  %s: %d (%s)\n", reason, len(refs), refsList(refs))
 		}
 	}
