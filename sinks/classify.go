@@ -1,7 +1,6 @@
 package sinks
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -69,6 +68,7 @@ type envelope struct {
 	QueuedURI   string       `json:"QueuedUri"`
 	Message     string       `json:"Message"`
 	ErrorReason string       `json:"ErrorReason"`
+	ErrorType   string       `json:"ErrorType"`
 	Lower       []fieldError `json:"errors"`
 	Upper       []fieldError `json:"Errors"`
 }
@@ -79,7 +79,13 @@ type fieldError struct {
 	Message string `json:"message"`
 }
 
-var oidRe = regexp.MustCompile(`\boid\b`)
+// duplicateRe finds the word that says a value is a duplicate, in a
+// lower-cased message whose echoed values are removed.
+var duplicateRe = regexp.MustCompile(`\b(conv_)?duplicated?\b`)
+
+// echoRe matches what a message quotes of the request: values in
+// parentheses or double quotes.
+var echoRe = regexp.MustCompile(`\([^)]*\)|"[^"]*"`)
 
 var emailRe = regexp.MustCompile(`[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}`)
 
@@ -223,12 +229,14 @@ func serverError(v verdict, a answer, now time.Time) verdict {
 }
 
 // rejected builds the verdict of an ERROR answer: the API refused the
-// conversion; it is not retried.
+// conversion; it is not retried. It is a duplicate only when the API says
+// so as it documents: a duplicate error on the OrderId field, or
+// CONV_DUPLICATE as the answer's ErrorReason or ErrorType.
 func rejected(v verdict, status int, env envelope, body []byte) verdict {
 	v.state = pipeline.StateRejected
 	for _, e := range append(env.Lower, env.Upper...) {
 		v.messages = append(v.messages, pipeline.Message{Field: scrub(e.Field), Text: scrub(e.Message)})
-		if isDuplicateText(e.Field, e.Message) {
+		if isDuplicateOrderID(e) {
 			v.duplicate = true
 		}
 	}
@@ -238,11 +246,8 @@ func rejected(v verdict, status int, env envelope, body []byte) verdict {
 			text = strings.TrimSpace(text + " (" + env.ErrorReason + ")")
 		}
 		v.messages = append(v.messages, pipeline.Message{Text: scrub(text)})
-		if isDuplicateText("", env.Message) {
-			v.duplicate = true
-		}
 	}
-	if bytes.Contains(bytes.ToUpper(body), []byte("CONV_DUPLICATE")) {
+	if isDuplicateReason(env.ErrorReason) || isDuplicateReason(env.ErrorType) {
 		v.duplicate = true
 	}
 	if len(v.messages) == 0 {
@@ -251,18 +256,21 @@ func rejected(v verdict, status int, env envelope, body []byte) verdict {
 	return v
 }
 
-// isDuplicateText reports whether an error message says that the OrderId
-// is a duplicate.
-func isDuplicateText(field, message string) bool {
-	m := strings.ToLower(message)
-	if strings.Contains(m, "conv_duplicate") {
-		return true
-	}
-	if !strings.Contains(m, "duplicate") {
+// isDuplicateOrderID reports whether a field error is the API's answer to
+// a duplicate OrderId: on the OrderId field, a message that says
+// duplicate (or CONV_DUPLICATE) outside the values it echoes.
+func isDuplicateOrderID(e fieldError) bool {
+	if !strings.EqualFold(strings.TrimSpace(e.Field), "OrderId") {
 		return false
 	}
-	return strings.EqualFold(field, "OrderId") || strings.Contains(m, "orderid") ||
-		strings.Contains(m, "order id") || oidRe.MatchString(m)
+	m := echoRe.ReplaceAllString(strings.ToLower(e.Message), " ")
+	return duplicateRe.MatchString(m)
+}
+
+// isDuplicateReason reports whether an ErrorReason or ErrorType value is
+// CONV_DUPLICATE.
+func isDuplicateReason(s string) bool {
+	return strings.EqualFold(strings.TrimSpace(s), "CONV_DUPLICATE")
 }
 
 func msgs(text string) []pipeline.Message { return []pipeline.Message{{Text: text}} }

@@ -51,8 +51,8 @@ func TestClassify(t *testing.T) {
 			state: pipeline.StateRejected, duplicate: true},
 		{name: "duplicate as reason", a: answer{status: 400, body: []byte(`{"Status":"ERROR","Message":"Conversion rejected","ErrorReason":"CONV_DUPLICATE"}`)},
 			state: pipeline.StateRejected, duplicate: true, text: "CONV_DUPLICATE"},
-		{name: "duplicate in a message", a: answer{status: 400, body: []byte(`{"Status":"ERROR","Message":"duplicate oid for this action tracker"}`)},
-			state: pipeline.StateRejected, duplicate: true},
+		{name: "duplicate in a message without a field", a: answer{status: 400, body: []byte(`{"Status":"ERROR","Message":"duplicate oid for this action tracker"}`)},
+			state: pipeline.StateRejected, text: "duplicate oid"},
 		{name: "not a duplicate", a: answer{status: 400, body: []byte(`{"Status":"ERROR","errors":[{"field":"ItemSku2","message":"duplicate sku"}]}`)},
 			state: pipeline.StateRejected},
 		{name: "401", a: answer{status: 401}, state: pipeline.StateFailed, fatal: true, text: "account SID or the auth token is wrong"},
@@ -152,6 +152,53 @@ func TestParseLimits(t *testing.T) {
 			}
 			if l.limit != tt.limit || l.remaining != tt.remaining || l.perHour != tt.perHour || reset != tt.reset {
 				t.Fatalf("got %+v (reset in %s), want limit %d remaining %d perHour %v reset in %s", l, reset, tt.limit, tt.remaining, tt.perHour, tt.reset)
+			}
+		})
+	}
+}
+
+// TestDuplicateDetectionTooLoose: only impact's documented duplicate
+// answers mark a refusal as a duplicate OrderId: a duplicate message on the
+// OrderId field, or CONV_DUPLICATE as the ErrorReason or ErrorType of the
+// JSON answer. Anything else, a duplicate on another field or the text
+// CONV_DUPLICATE echoed anywhere else, is a plain rejection.
+func TestDuplicateDetectionTooLoose(t *testing.T) {
+	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name      string
+		status    int
+		body      string
+		duplicate bool
+	}{
+		{"documented duplicate on OrderId", 400, `{"Status":"ERROR","Message":"Invalid conversion","Errors":[{"Field":"OrderId","Message":"Duplicate OrderId (O1): a conversion with this OrderId was already received for this event type"}]}`, true},
+		{"duplicate on OrderId, lower-case envelope", 400, `{"Status":"ERROR","errors":[{"field":"orderid","level":"ERROR","message":"duplicate OrderId (O1)"}]}`, true},
+		{"CONV_DUPLICATE on OrderId", 400, `{"Status":"ERROR","Errors":[{"Field":"OrderId","Message":"CONV_DUPLICATE"}]}`, true},
+		{"CONV_DUPLICATE reason", 400, `{"Status":"ERROR","Message":"Conversion rejected","ErrorType":"Validation","ErrorReason":"CONV_DUPLICATE"}`, true},
+		{"CONV_DUPLICATE reason, lower case", 400, `{"Status":"ERROR","Message":"Conversion rejected","errorReason":"conv_duplicate"}`, true},
+		{"CONV_DUPLICATE type", 400, `{"Status":"ERROR","Message":"Conversion rejected","ErrorType":"CONV_DUPLICATE"}`, true},
+		{"duplicate in a 200 ERROR answer", 200, `{"Status":"ERROR","errors":[{"field":"OrderId","message":"Duplicate OrderId (O1)"}]}`, true},
+		{"duplicate ItemSku within the order", 400, `{"Errors":[{"Field":"ItemSku2","Message":"Duplicate ItemSku within order id O1"}]}`, false},
+		{"duplicate ItemSku naming the oid", 400, `{"errors":[{"field":"ItemSku2","message":"duplicate sku for oid O1"}]}`, false},
+		{"echo of CONV_DUPLICATE in another field", 400, `{"Status":"ERROR","Errors":[{"Field":"Text1","Message":"Invalid value (CONV_DUPLICATE)"}]}`, false},
+		{"echo of CONV_DUPLICATE in the message", 400, `{"Status":"ERROR","Message":"Text1: CONV_DUPLICATE is not a number"}`, false},
+		{"echo of CONV_DUPLICATE as another key's value", 400, `{"Status":"ERROR","Message":"Invalid conversion","Echo":{"ErrorReason":"CONV_DUPLICATE"}}`, false},
+		{"echo of CONV_DUPLICATE in an OrderId value", 400, `{"Status":"ERROR","Errors":[{"Field":"OrderId","Message":"Too long (CONV_DUPLICATE-0123456789-0123456789-0123456789-0123456789-0123456789)"}]}`, false},
+		{"echo of a duplicate-looking OrderId value", 400, `{"Status":"ERROR","Errors":[{"Field":"OrderId","Message":"Invalid characters in \"Duplicate order 7\""}]}`, false},
+		{"other error on OrderId", 400, `{"Status":"ERROR","Errors":[{"Field":"OrderId","Message":"Required"}]}`, false},
+		{"duplicate oid in a message without a field", 400, `{"Status":"ERROR","Message":"duplicate oid for this action tracker"}`, false},
+		{"other reason", 400, `{"Status":"ERROR","Message":"Conversion rejected","ErrorType":"Validation","ErrorReason":"CONTRACT_NOT_FOUND"}`, false},
+		{"CONV_DUPLICATE in XML", 400, `<ImpactRadiusResponse><Status>ERROR</Status><ErrorReason>CONV_DUPLICATE</ErrorReason></ImpactRadiusResponse>`, false},
+		{"CONV_DUPLICATE in plain text", 400, `CONV_DUPLICATE`, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := classify(answer{status: tt.status, body: []byte(tt.body), wrote: true}, now)
+			if v.state != pipeline.StateRejected || v.retry || v.duplicate != tt.duplicate {
+				t.Fatalf("got state %s retry %v duplicate %v; want rejected, no retry, duplicate %v (messages %+v)",
+					v.state, v.retry, v.duplicate, tt.duplicate, v.messages)
+			}
+			if len(v.messages) == 0 {
+				t.Error("no message")
 			}
 		})
 	}
