@@ -210,14 +210,16 @@ func rateLimited(v verdict, a answer, now time.Time) verdict {
 }
 
 // serverError builds the verdict of a 5xx answer: retried unless the
-// server cannot do what is asked, and maybe sent unless it refused before
-// recording.
+// server cannot do what is asked, and maybe sent when the request was
+// written or the status does not say it was refused before recording.
 func serverError(v verdict, a answer, now time.Time) verdict {
 	st := a.status
 	v.state, v.retry = pipeline.StateFailed, true
-	// A gateway error or an internal error may come after the API
-	// recorded the conversion; 503 is refused before it.
-	v.maybeSent = st != http.StatusServiceUnavailable && st != http.StatusNotImplemented
+	// Any 5xx may come after the API recorded the conversion: a gateway
+	// answers 503 or 504 when the backend was slow to confirm what it
+	// stored. Only without the whole request written can 503 and 501 be
+	// taken as refused before recording.
+	v.maybeSent = a.wrote || (st != http.StatusServiceUnavailable && st != http.StatusNotImplemented)
 	if st == http.StatusNotImplemented || st == http.StatusHTTPVersionNotSupported {
 		v.retry = false
 	}

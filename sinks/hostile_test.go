@@ -99,3 +99,22 @@ func TestDuplicateItemSkuAfter500IsRejected(t *testing.T) {
 		t.Errorf("%d requests, want 2", n)
 	}
 }
+
+// TestDuplicateAfter503CountsAsAccepted: a gateway may answer 503 after
+// the backend recorded the order, so a 503 to a request whose body was
+// written may have been processed, and the retry's duplicate answer is
+// this sink's own acceptance, not a rejection.
+func TestDuplicateAfter503CountsAsAccepted(t *testing.T) {
+	for _, first := range []int{502, 503, 504} {
+		t.Run(http.StatusText(first), func(t *testing.T) {
+			s := newScripted(t, testCreds, nil, answerWith(first, serverFailed), answerWith(400, dupOrderID))
+			out, err := s.sink.Send(t.Context(), conv(1))
+			if err != nil || out.State != pipeline.StateAccepted || out.Attempts != 2 || !out.MaybeSent {
+				t.Fatalf("outcome %+v, %v; want accepted after 2 attempts, maybe sent", out, err)
+			}
+			if len(out.Messages) == 0 || !strings.Contains(out.Messages[0].Text, "counted as accepted") {
+				t.Errorf("messages %+v, want the duplicate counted as accepted", out.Messages)
+			}
+		})
+	}
+}

@@ -141,10 +141,10 @@ func (s *Impact) Close() error {
 // 401 and 403, which return an error wrapping pipeline.ErrFatal (and from
 // then on every Send returns it without a request).
 //
-// A conversion whose earlier attempt may have reached the API (a timeout
-// or reset after the request was written, or an earlier run's send: the
-// conversion's MaybeSent) and which is then refused as a duplicate OrderId
-// counts as accepted.
+// A conversion whose earlier attempt may have reached the API (a timeout,
+// a reset or a 5xx answer after the request was written, or an earlier
+// run's send: the conversion's MaybeSent) and which is then refused as a
+// duplicate OrderId counts as accepted.
 func (s *Impact) Send(ctx context.Context, c *pipeline.Conversion) (pipeline.Outcome, error) {
 	st := &sendState{out: pipeline.Outcome{Key: c.Key}}
 	if err := s.fatalErr(); err != nil {
