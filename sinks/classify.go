@@ -59,6 +59,21 @@ type verdict struct {
 	messages []pipeline.Message
 	// submissionID and queuedURI come from a QUEUED answer.
 	submissionID, queuedURI string
+	// overlong are the headers that asked for a wait beyond the policy's
+	// maxWait: a protocol error, for the caller to report.
+	overlong []protocolError
+}
+
+// policy is what classify is told besides the answer.
+type policy struct {
+	// maxWait bounds every wait the server asks for (sink.max_wait).
+	maxWait time.Duration
+}
+
+// protocolError is a header whose value asked for more than the sink
+// allows.
+type protocolError struct {
+	header, value string
 }
 
 // envelope is the API's JSON answer, in both casings: json matches keys
@@ -108,9 +123,10 @@ func scrub(s string) string {
 
 // classify decides, in one place, what every answer means: the
 // conversion's state, whether to retry, how long the server asked to
-// wait, and whether the run must stop.
-func classify(a answer, now time.Time) verdict {
-	v := verdict{limits: parseLimits(a.header, now)}
+// wait (at most p.maxWait), and whether the run must stop.
+func classify(a answer, now time.Time, p policy) verdict {
+	var v verdict
+	v.limits, v.overlong = parseLimits(a.header, now, p.maxWait)
 	if a.stopped || a.err != nil {
 		return noAnswer(v, a)
 	}
@@ -127,13 +143,13 @@ func classify(a answer, now time.Time) verdict {
 		v.messages = msgs(fmt.Sprintf("HTTP %d %s: a configuration error: check sink.base_url and the account SID", st, http.StatusText(st)))
 		return v
 	case st == http.StatusTooManyRequests:
-		return rateLimited(v, a, now)
+		return rateLimited(v, a, now, p)
 	case st == http.StatusRequestTimeout:
 		v.state, v.retry, v.maybeSent = pipeline.StateFailed, true, true
 		v.messages = msgs("HTTP 408: the server timed out reading the request")
 		return v
 	case st >= 500:
-		return serverError(v, a, now)
+		return serverError(v, a, now, p)
 	case st >= 400:
 		return rejected(v, st, env, a.body)
 	default:
@@ -197,12 +213,14 @@ func refusedCredentials(v verdict, status int) verdict {
 
 // rateLimited builds the verdict of a 429 answer: retried, with the gate
 // at the Retry-After or at the window's reset, whichever is later.
-func rateLimited(v verdict, a answer, now time.Time) verdict {
+func rateLimited(v verdict, a answer, now time.Time, p policy) verdict {
 	v.state, v.retry = pipeline.StateFailed, true
-	v.messages = msgs(fmt.Sprintf("HTTP 429: rate limited%s", untilText(a.header, now)))
-	if ra, ok := parseRetryAfter(a.header.Get("Retry-After"), now); ok {
+	until := ""
+	if ra, ok := v.retryAfter(a.header, now, p.maxWait); ok {
 		v.gate = now.Add(ra)
+		until = fmt.Sprintf(", Retry-After %s", ra)
 	}
+	v.messages = msgs("HTTP 429: rate limited" + until)
 	if v.limits.remaining == 0 && v.limits.reset.After(v.gate) {
 		v.gate = v.limits.reset
 	}
@@ -212,7 +230,7 @@ func rateLimited(v verdict, a answer, now time.Time) verdict {
 // serverError builds the verdict of a 5xx answer: retried unless the
 // server cannot do what is asked, and maybe sent when the request was
 // written or the status does not say it was refused before recording.
-func serverError(v verdict, a answer, now time.Time) verdict {
+func serverError(v verdict, a answer, now time.Time, p policy) verdict {
 	st := a.status
 	v.state, v.retry = pipeline.StateFailed, true
 	// Any 5xx may come after the API recorded the conversion: a gateway
@@ -224,10 +242,24 @@ func serverError(v verdict, a answer, now time.Time) verdict {
 		v.retry = false
 	}
 	v.messages = msgs(fmt.Sprintf("HTTP %d %s (%s)", st, http.StatusText(st), excerpt(a.header, a.body)))
-	if ra, ok := parseRetryAfter(a.header.Get("Retry-After"), now); ok && st == http.StatusServiceUnavailable {
-		v.gate = now.Add(ra)
+	if st == http.StatusServiceUnavailable {
+		if ra, ok := v.retryAfter(a.header, now, p.maxWait); ok {
+			v.gate = now.Add(ra)
+		}
 	}
 	return v
+}
+
+// retryAfter reads the answer's Retry-After, capped at maxWait: a longer
+// one is noted as a protocol error.
+func (v *verdict) retryAfter(h http.Header, now time.Time, maxWait time.Duration) (time.Duration, bool) {
+	raw := h.Get("Retry-After")
+	d, ok := parseRetryAfter(raw, now)
+	if ok && d > maxWait {
+		v.overlong = append(v.overlong, protocolError{"Retry-After", raw})
+		d = maxWait
+	}
+	return d, ok
 }
 
 // rejected builds the verdict of an ERROR answer: the API refused the
@@ -306,13 +338,6 @@ func excerpt(h http.Header, body []byte) string {
 	return s
 }
 
-func untilText(h http.Header, now time.Time) string {
-	if ra, ok := parseRetryAfter(h.Get("Retry-After"), now); ok {
-		return fmt.Sprintf(", Retry-After %s", ra)
-	}
-	return ""
-}
-
 // describeErr describes a transport error without the request's URL.
 func describeErr(a answer) string {
 	err := a.err
@@ -364,12 +389,15 @@ type limits struct {
 
 // parseLimits reads X-RateLimit-Limit/Remaining/Reset, their -hour forms
 // and RateLimit-Reset. Reset is read as seconds until the reset, or as a
-// Unix time when it is that large.
-func parseLimits(h http.Header, now time.Time) limits {
+// Unix time when it is that large. A reset later than maxWait from now,
+// or an hourly limit that spaces requests further apart than maxWait, is
+// a protocol error: it is returned, and maxWait is used instead.
+func parseLimits(h http.Header, now time.Time, maxWait time.Duration) (limits, []protocolError) {
 	l := limits{limit: -1, remaining: -1}
 	if h == nil {
-		return l
+		return l, nil
 	}
+	var overlong []protocolError
 	num := func(names ...string) (int, string) {
 		for _, n := range names {
 			if v := strings.TrimSpace(h.Get(n)); v != "" {
@@ -383,14 +411,22 @@ func parseLimits(h http.Header, now time.Time) limits {
 	var name string
 	l.limit, name = num("X-RateLimit-Limit", "X-RateLimit-Limit-hour", "RateLimit-Limit")
 	l.perHour = strings.HasSuffix(name, "-hour")
+	if l.perHour && l.limit > 0 && time.Hour/time.Duration(l.limit) > maxWait {
+		overlong = append(overlong, protocolError{name, h.Get(name)})
+		l.limit = int(math.Ceil(time.Hour.Seconds() / maxWait.Seconds()))
+	}
 	l.remaining, _ = num("X-RateLimit-Remaining", "X-RateLimit-Remaining-hour", "RateLimit-Remaining")
 	for _, n := range []string{"X-RateLimit-Reset", "X-RateLimit-Reset-hour", "RateLimit-Reset"} {
 		if t, ok := parseReset(h.Get(n), now); ok {
+			if t.Sub(now) > maxWait {
+				overlong = append(overlong, protocolError{n, h.Get(n)})
+				t = now.Add(maxWait)
+			}
 			l.reset = t
 			break
 		}
 	}
-	return l
+	return l, overlong
 }
 
 // unixThreshold separates "seconds until" from "Unix time" in reset
@@ -413,15 +449,19 @@ func parseReset(s string, now time.Time) (time.Time, bool) {
 	return now.Add(time.Duration(f * float64(time.Second))), true
 }
 
-// parseRetryAfter reads Retry-After as seconds or as an HTTP date.
+// parseRetryAfter reads Retry-After as seconds or as an HTTP date. A
+// wait too long for a time.Duration is the longest one.
 func parseRetryAfter(s string, now time.Time) (time.Duration, bool) {
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return 0, false
 	}
 	if f, err := strconv.ParseFloat(s, 64); err == nil {
-		if f < 0 || f > 7*24*3600 {
+		if f < 0 || math.IsNaN(f) {
 			return 0, false
+		}
+		if f >= float64(math.MaxInt64/time.Second) {
+			return math.MaxInt64, true
 		}
 		return time.Duration(f * float64(time.Second)), true
 	}

@@ -3,6 +3,7 @@ package sinks
 import (
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -88,7 +89,7 @@ func TestClassify(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			v := classify(tt.a, now)
+			v := classify(tt.a, now, policy{maxWait: time.Hour})
 			if v.state != tt.state || v.retry != tt.retry || (v.fatal != nil) != tt.fatal || v.maybeSent != tt.maybeSent || v.duplicate != tt.duplicate {
 				t.Fatalf("got state %s retry %v fatal %v maybeSent %v duplicate %v; want %s %v %v %v %v",
 					v.state, v.retry, v.fatal, v.maybeSent, v.duplicate, tt.state, tt.retry, tt.fatal, tt.maybeSent, tt.duplicate)
@@ -151,7 +152,7 @@ func TestParseLimits(t *testing.T) {
 			for k, v := range tt.h {
 				h.Set(k, v)
 			}
-			l := parseLimits(h, now)
+			l, _ := parseLimits(h, now, time.Hour)
 			reset := time.Duration(-1)
 			if !l.reset.IsZero() {
 				reset = l.reset.Sub(now)
@@ -198,13 +199,76 @@ func TestDuplicateDetectionTooLoose(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			v := classify(answer{status: tt.status, body: []byte(tt.body), wrote: true}, now)
+			v := classify(answer{status: tt.status, body: []byte(tt.body), wrote: true}, now, policy{maxWait: time.Hour})
 			if v.state != pipeline.StateRejected || v.retry || v.duplicate != tt.duplicate {
 				t.Fatalf("got state %s retry %v duplicate %v; want rejected, no retry, duplicate %v (messages %+v)",
 					v.state, v.retry, v.duplicate, tt.duplicate, v.messages)
 			}
 			if len(v.messages) == 0 {
 				t.Error("no message")
+			}
+		})
+	}
+}
+
+// TestServerWaitsAreCapped: every wait the server asks for is at most
+// the policy's maxWait; a longer one is reported as a protocol error
+// naming the header and its value.
+func TestServerWaitsAreCapped(t *testing.T) {
+	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	const maxWait = 10 * time.Minute
+	far := now.Add(10 * 365 * 24 * time.Hour).Format(http.TimeFormat)
+	tests := []struct {
+		name     string
+		status   int
+		h        []string
+		gate     time.Duration // from now; 0 none
+		reset    time.Duration // from now; 0 none
+		limit    int
+		overlong []protocolError
+	}{
+		{"Retry-After within", 429, []string{"Retry-After", "30"}, 30 * time.Second, 0, -1, nil},
+		{"Retry-After at max_wait", 429, []string{"Retry-After", "600"}, maxWait, 0, -1, nil},
+		{"Retry-After a second beyond", 429, []string{"Retry-After", "601"}, maxWait, 0, -1, []protocolError{{"Retry-After", "601"}}},
+		{"Retry-After an HTTP date ten years ahead", 429, []string{"Retry-After", far}, maxWait, 0, -1, []protocolError{{"Retry-After", far}}},
+		{"Retry-After too long for a duration", 429, []string{"Retry-After", "1e30"}, maxWait, 0, -1, []protocolError{{"Retry-After", "1e30"}}},
+		{"Retry-After NaN", 429, []string{"Retry-After", "NaN"}, 0, 0, -1, nil},
+		{"Retry-After on 503", 503, []string{"Retry-After", "1e9"}, maxWait, 0, -1, []protocolError{{"Retry-After", "1e9"}}},
+		{"Retry-After on 500 is not used", 500, []string{"Retry-After", "1e9"}, 0, 0, -1, nil},
+		{"429 with a window resetting in 2286", 429, []string{"X-RateLimit-Remaining", "0", "X-RateLimit-Reset", "9999999999"},
+			maxWait, maxWait, -1, []protocolError{{"X-RateLimit-Reset", "9999999999"}}},
+		{"429 with both too long", 429, []string{"Retry-After", far, "X-RateLimit-Remaining", "0", "X-RateLimit-Reset", "9999999999"},
+			maxWait, maxWait, -1, []protocolError{{"X-RateLimit-Reset", "9999999999"}, {"Retry-After", far}}},
+		{"spent window resetting in 2286", 200, []string{"X-RateLimit-Remaining", "0", "X-RateLimit-Reset", "9999999999"},
+			0, maxWait, -1, []protocolError{{"X-RateLimit-Reset", "9999999999"}}},
+		{"window resetting within", 200, []string{"X-RateLimit-Remaining", "0", "X-RateLimit-Reset", "599"}, 0, 599 * time.Second, -1, nil},
+		{"one request an hour", 200, []string{"X-RateLimit-Limit-hour", "1"}, 0, 0, 6, []protocolError{{"X-RateLimit-Limit-hour", "1"}}},
+		{"six requests an hour", 200, []string{"X-RateLimit-Limit-hour", "6"}, 0, 0, 6, nil},
+		{"a limit not per hour", 200, []string{"X-RateLimit-Limit", "1"}, 0, 0, 1, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := http.Header{}
+			for i := 0; i < len(tt.h); i += 2 {
+				h.Set(tt.h[i], tt.h[i+1])
+			}
+			body := queued
+			if tt.status != 200 {
+				body = `{}`
+			}
+			v := classify(answer{status: tt.status, header: h, body: []byte(body), wrote: true}, now, policy{maxWait: maxWait})
+			var gate, reset time.Duration
+			if !v.gate.IsZero() {
+				gate = v.gate.Sub(now)
+			}
+			if !v.limits.reset.IsZero() {
+				reset = v.limits.reset.Sub(now)
+			}
+			if gate != tt.gate || reset != tt.reset || v.limits.limit != tt.limit {
+				t.Errorf("gate %s, reset %s, limit %d; want %s, %s, %d", gate, reset, v.limits.limit, tt.gate, tt.reset, tt.limit)
+			}
+			if !slices.Equal(v.overlong, tt.overlong) {
+				t.Errorf("protocol errors %+v, want %+v", v.overlong, tt.overlong)
 			}
 		})
 	}

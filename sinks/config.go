@@ -58,11 +58,17 @@ type Config struct {
 	// attempts (with ±50% jitter).
 	BackoffInitial time.Duration `yaml:"backoff_initial"`
 	BackoffMax     time.Duration `yaml:"backoff_max"`
+	// MaxWait bounds every wait the server asks for: a Retry-After, the
+	// reset of a spent rate-limit window, the spacing an hourly limit
+	// implies. A longer one is a protocol error: it is logged once, and
+	// the sink waits MaxWait instead.
+	MaxWait time.Duration `yaml:"max_wait"`
 }
 
 // DefaultConfig returns the defaults: the public API, 1000 requests an
 // hour, 4 workers, connect timeout 10s, request timeout 30s, 10 attempts
-// within 15 minutes per conversion.
+// within 15 minutes per conversion, and no wait the server asks for
+// longer than an hour (max_wait).
 func DefaultConfig() Config {
 	return Config{
 		BaseURL:        DefaultBaseURL,
@@ -75,6 +81,7 @@ func DefaultConfig() Config {
 		MaxElapsed:     15 * time.Minute,
 		BackoffInitial: time.Second,
 		BackoffMax:     time.Minute,
+		MaxWait:        time.Hour,
 	}
 }
 
@@ -110,6 +117,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.BackoffMax == 0 {
 		c.BackoffMax = d.BackoffMax
+	}
+	if c.MaxWait == 0 {
+		c.MaxWait = d.MaxWait
 	}
 	return c
 }
@@ -191,6 +201,7 @@ func (c Config) Resolve() (Settings, error) {
 	}{
 		{"connect_timeout", c.ConnectTimeout}, {"request_timeout", c.RequestTimeout},
 		{"max_elapsed", c.MaxElapsed}, {"backoff_initial", c.BackoffInitial}, {"backoff_max", c.BackoffMax},
+		{"max_wait", c.MaxWait},
 	} {
 		if d.v <= 0 {
 			bad(d.field, "must be > 0")

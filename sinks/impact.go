@@ -36,10 +36,13 @@ type Impact struct {
 	ua       string
 	client   *http.Client
 	pacer    *pacer
+	pol      policy
 	log      *slog.Logger
 
 	fatal    atomic.Pointer[error]
 	fatalLog sync.Once
+	// warned holds the headers whose protocol error was logged.
+	warned sync.Map
 }
 
 var (
@@ -117,6 +120,7 @@ func NewFromSettings(set Settings, creds Credentials, version string, log *slog.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
 		pacer: newPacer(limit, cfg.Burst, log),
+		pol:   policy{maxWait: cfg.MaxWait},
 		log:   log,
 	}, nil
 }
@@ -175,7 +179,8 @@ func (s *Impact) Send(ctx context.Context, c *pipeline.Conversion) (pipeline.Out
 		a := s.post(ctx, body)
 		st.out.Attempts++
 		now := time.Now()
-		v := classify(a, now)
+		v := classify(a, now, s.pol)
+		s.warnOverlong(v.overlong)
 		release(v.limits, v.gate)
 		if final, err := s.conclude(st, a, v, now); final {
 			return st.out, err
@@ -362,6 +367,17 @@ func (s *Impact) setFatal(err error) error {
 	stored := s.fatalErr()
 	s.fatalLog.Do(func() { s.log.Error("sink: stopping: every further request would fail", "err", stored.Error()) })
 	return stored
+}
+
+// warnOverlong logs, once per header, that the server asked for a wait
+// beyond sink.max_wait.
+func (s *Impact) warnOverlong(errs []protocolError) {
+	for _, e := range errs {
+		if _, seen := s.warned.LoadOrStore(e.header, true); !seen {
+			s.log.Warn("sink: protocol error: the server asked to wait longer than sink.max_wait; waiting sink.max_wait",
+				"header", e.header, "value", scrub(strings.ReplaceAll(e.value, s.token, redacted)), "max_wait", s.cfg.MaxWait.String())
+		}
+	}
 }
 
 // redact removes the token from messages, should a server echo it.
