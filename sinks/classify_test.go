@@ -12,8 +12,24 @@ import (
 	"convpipe/pipeline"
 )
 
-func TestClassify(t *testing.T) {
-	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+// classifyCase is an answer of TestClassify and what must hold of its
+// verdict.
+type classifyCase struct {
+	name      string
+	a         answer
+	state     pipeline.State
+	retry     bool
+	fatal     bool
+	maybeSent bool
+	duplicate bool
+	gate      time.Duration // from now; 0 none
+	text      string        // a fragment of the messages
+	field     string        // a field of the messages
+	subID     string
+}
+
+// classifyCases returns the answers of TestClassify, received at now.
+func classifyCases(now time.Time) []classifyCase {
 	hdr := func(kv ...string) http.Header {
 		h := http.Header{}
 		for i := 0; i < len(kv); i += 2 {
@@ -21,20 +37,7 @@ func TestClassify(t *testing.T) {
 		}
 		return h
 	}
-	tests := []struct {
-		name string
-		a    answer
-		// what must hold
-		state     pipeline.State
-		retry     bool
-		fatal     bool
-		maybeSent bool
-		duplicate bool
-		gate      time.Duration // from now; 0 none
-		text      string        // a fragment of the messages
-		field     string        // a field of the messages
-		subID     string
-	}{
+	return []classifyCase{
 		{name: "queued", a: answer{status: 200, body: []byte(`{"Status":"QUEUED","QueuedUri":"/Advertisers/IR1/APISubmissions/A-123"}`)},
 			state: pipeline.StateAccepted, subID: "A-123"},
 		{name: "200 in XML", a: answer{status: 200, header: hdr("Content-Type", "application/xml"), body: []byte(`<ImpactRadiusResponse><Status>QUEUED</Status></ImpactRadiusResponse>`)},
@@ -87,7 +90,11 @@ func TestClassify(t *testing.T) {
 		{name: "certificate", a: answer{err: errors.New("tls: failed to verify certificate: x509: certificate signed by unknown authority")}, state: pipeline.StateFailed},
 		{name: "stopped", a: answer{err: errors.New("context canceled"), stopped: true, wrote: true}, state: pipeline.StateFailed, maybeSent: true, text: "stopped before an answer"},
 	}
-	for _, tt := range tests {
+}
+
+func TestClassify(t *testing.T) {
+	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	for _, tt := range classifyCases(now) {
 		t.Run(tt.name, func(t *testing.T) {
 			v := classify(tt.a, now, policy{maxWait: time.Hour})
 			if v.state != tt.state || v.retry != tt.retry || (v.fatal != nil) != tt.fatal || v.maybeSent != tt.maybeSent || v.duplicate != tt.duplicate {
