@@ -224,3 +224,44 @@ func TestResolve(t *testing.T) {
 		t.Errorf("endpoint %s, pace %+v", imp.endpoint, imp.Pace())
 	}
 }
+
+// TestConfigErrorsShowURLUserinfo: a base URL with credentials is
+// refused, and no error (nor a configuration dump) shows them, however
+// malformed the rest of the URL is.
+func TestConfigErrorsShowURLUserinfo(t *testing.T) {
+	tests := []struct{ name, url string }{
+		{"well formed", "https://IRTEST:TOKsecret@api.impact.com"},
+		{"bad escape in the path", "http://IRTEST:TOKsecret@127.0.0.1:18080/%zz"},
+		{"bad port", "http://IRTEST:TOKsecret@127.0.0.1:80x/"},
+		{"unclosed IPv6 host", "http://IRTEST:TOKsecret@[::1"},
+		{"bad escape in the token", "http://IRTEST:TOK%zzsecret@127.0.0.1"},
+		{"slash in the token", "http://IRTEST:TOK/secret@127.0.0.1"},
+		{"control character", "http://IRTEST:TOKsecret@127.0.0.1/\x7f"},
+		{"leading space", " http://IRTEST:TOKsecret@127.0.0.1"},
+		{"no scheme", "IRTEST:TOKsecret@127.0.0.1:18080"},
+		{"no slashes", "http:IRTEST:TOKsecret@127.0.0.1"},
+		{"a query too", "http://IRTEST:TOKsecret@127.0.0.1/?a=%zz"},
+	}
+	leaks := func(s string) bool { return strings.Contains(s, "TOK") || strings.Contains(s, "secret") }
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := DefaultConfig()
+			c.BaseURL = tt.url
+			err := c.Validate()
+			if err == nil || !strings.Contains(err.Error(), "sink.base_url: ") || leaks(err.Error()) {
+				t.Errorf("Validate: %v; want a sink.base_url error without the token", err)
+			}
+			set, rerr := DefaultConfig().Resolve()
+			if rerr != nil {
+				t.Fatal(rerr)
+			}
+			if _, err := set.WithBaseURL(tt.url); err == nil || !strings.Contains(err.Error(), "sink.base_url: ") || leaks(err.Error()) {
+				t.Errorf("WithBaseURL: %v; want a sink.base_url error without the token", err)
+			}
+			out, _ := yaml.Marshal(c)
+			if dump := fmt.Sprintf("%s\n%v\n%+v\n%#v", out, c, c, c); leaks(dump) {
+				t.Errorf("the configuration dump shows the token:\n%s", dump)
+			}
+		})
+	}
+}
