@@ -68,7 +68,14 @@ type verdict struct {
 type policy struct {
 	// maxWait bounds every wait the server asks for (sink.max_wait).
 	maxWait time.Duration
+	// secrets removes the credentials from every text of the answer that
+	// the verdict keeps, before it is shortened; nil removes nothing.
+	secrets *redactor
 }
+
+// scrub is scrub with the credentials removed first, so that no cut
+// leaves a part of them.
+func (p policy) scrub(s string) string { return scrub(p.secrets.redact(s)) }
 
 // protocolError is a header whose value asked for more than the sink
 // allows.
@@ -128,14 +135,14 @@ func classify(a answer, now time.Time, p policy) verdict {
 	var v verdict
 	v.limits, v.overlong = parseLimits(a.header, now, p.maxWait)
 	if a.stopped || a.err != nil {
-		return noAnswer(v, a)
+		return noAnswer(v, a, p)
 	}
 	st := a.status
 	var env envelope
 	jsonOK := json.Unmarshal(a.body, &env) == nil
 	switch {
 	case st >= 200 && st < 300:
-		return success(v, a, env, jsonOK)
+		return success(v, a, env, jsonOK, p)
 	case st == http.StatusUnauthorized || st == http.StatusForbidden:
 		return refusedCredentials(v, st)
 	case st == http.StatusNotFound || st == http.StatusMethodNotAllowed:
@@ -151,7 +158,7 @@ func classify(a answer, now time.Time, p policy) verdict {
 	case st >= 500:
 		return serverError(v, a, now, p)
 	case st >= 400:
-		return rejected(v, st, env, a.body)
+		return rejected(v, st, env, a.body, p)
 	default:
 		v.state = pipeline.StateFailed
 		v.messages = msgs(fmt.Sprintf("HTTP %d %s: unexpected (a redirect?): check sink.base_url", st, http.StatusText(st)))
@@ -162,7 +169,7 @@ func classify(a answer, now time.Time, p policy) verdict {
 // noAnswer builds the verdict of an attempt that got no whole answer: the
 // caller stopped it, or a transport error ended it (retried unless no
 // retry can fix it).
-func noAnswer(v verdict, a answer) verdict {
+func noAnswer(v verdict, a answer, p policy) verdict {
 	if a.stopped {
 		v.state, v.stopped, v.maybeSent = pipeline.StateFailed, true, a.wrote
 		v.messages = msgs("stopped before an answer")
@@ -170,7 +177,7 @@ func noAnswer(v verdict, a answer) verdict {
 	}
 	v.state, v.retry = pipeline.StateFailed, true
 	v.maybeSent = a.wrote
-	v.messages = msgs(describeErr(a))
+	v.messages = msgs(p.secrets.redact(describeErr(a)))
 	if isPermanentTransport(a.err) {
 		v.retry = false
 	}
@@ -179,20 +186,20 @@ func noAnswer(v verdict, a answer) verdict {
 
 // success builds the verdict of a 2xx answer: accepted when it says
 // QUEUED, rejected when it says ERROR, and otherwise failed but maybe sent.
-func success(v verdict, a answer, env envelope, jsonOK bool) verdict {
+func success(v verdict, a answer, env envelope, jsonOK bool, p policy) verdict {
 	if jsonOK && strings.EqualFold(env.Status, "QUEUED") {
 		v.state = pipeline.StateAccepted
-		v.queuedURI = env.QueuedURI
-		v.submissionID = lastSegment(env.QueuedURI)
+		v.queuedURI = p.secrets.redact(env.QueuedURI)
+		v.submissionID = lastSegment(v.queuedURI)
 		return v
 	}
 	if jsonOK && strings.EqualFold(env.Status, "ERROR") {
-		return rejected(v, a.status, env, a.body)
+		return rejected(v, a.status, env, a.body, p)
 	}
 	// The API may have taken it: not a success, but maybe sent.
 	v.state, v.maybeSent = pipeline.StateFailed, true
 	v.messages = msgs(fmt.Sprintf("HTTP %d with an answer the API does not document (%s): not counted as accepted; was Accept: application/json honoured?",
-		a.status, excerpt(a.header, a.body)))
+		a.status, p.excerpt(a.header, a.body)))
 	return v
 }
 
@@ -241,7 +248,7 @@ func serverError(v verdict, a answer, now time.Time, p policy) verdict {
 	if st == http.StatusNotImplemented || st == http.StatusHTTPVersionNotSupported {
 		v.retry = false
 	}
-	v.messages = msgs(fmt.Sprintf("HTTP %d %s (%s)", st, http.StatusText(st), excerpt(a.header, a.body)))
+	v.messages = msgs(fmt.Sprintf("HTTP %d %s (%s)", st, http.StatusText(st), p.excerpt(a.header, a.body)))
 	if st == http.StatusServiceUnavailable {
 		if ra, ok := v.retryAfter(a.header, now, p.maxWait); ok {
 			v.gate = now.Add(ra)
@@ -266,10 +273,10 @@ func (v *verdict) retryAfter(h http.Header, now time.Time, maxWait time.Duration
 // conversion; it is not retried. It is a duplicate only when the API says
 // so as it documents: a duplicate error on the OrderId field, or
 // CONV_DUPLICATE as the answer's ErrorReason or ErrorType.
-func rejected(v verdict, status int, env envelope, body []byte) verdict {
+func rejected(v verdict, status int, env envelope, body []byte, p policy) verdict {
 	v.state = pipeline.StateRejected
 	for _, e := range append(env.Lower, env.Upper...) {
-		v.messages = append(v.messages, pipeline.Message{Field: scrub(e.Field), Text: scrub(e.Message)})
+		v.messages = append(v.messages, pipeline.Message{Field: p.scrub(e.Field), Text: p.scrub(e.Message)})
 		if isDuplicateOrderID(e) {
 			v.duplicate = true
 		}
@@ -279,13 +286,13 @@ func rejected(v verdict, status int, env envelope, body []byte) verdict {
 		if env.ErrorReason != "" {
 			text = strings.TrimSpace(text + " (" + env.ErrorReason + ")")
 		}
-		v.messages = append(v.messages, pipeline.Message{Text: scrub(text)})
+		v.messages = append(v.messages, pipeline.Message{Text: p.scrub(text)})
 	}
 	if isDuplicateReason(env.ErrorReason) || isDuplicateReason(env.ErrorType) {
 		v.duplicate = true
 	}
 	if len(v.messages) == 0 {
-		v.messages = msgs(fmt.Sprintf("HTTP %d %s (%s)", status, http.StatusText(status), excerpt(nil, body)))
+		v.messages = msgs(fmt.Sprintf("HTTP %d %s (%s)", status, http.StatusText(status), p.excerpt(nil, body)))
 	}
 	return v
 }
@@ -318,12 +325,12 @@ func lastSegment(uri string) string {
 }
 
 // excerpt describes an answer's body briefly.
-func excerpt(h http.Header, body []byte) string {
+func (p policy) excerpt(h http.Header, body []byte) string {
 	ct := ""
 	if h != nil {
-		ct = h.Get("Content-Type")
+		ct = p.scrub(h.Get("Content-Type"))
 	}
-	s := scrub(string(body))
+	s := p.scrub(string(body))
 	if len(s) > 120 {
 		s = s[:120] + "…"
 	}

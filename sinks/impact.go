@@ -32,6 +32,7 @@ type Impact struct {
 	cfg      Config
 	sid      string
 	token    string
+	secrets  *redactor
 	endpoint string
 	ua       string
 	client   *http.Client
@@ -108,10 +109,12 @@ func NewFromSettings(set Settings, creds Credentials, version string, log *slog.
 		IdleConnTimeout:       90 * time.Second,
 		ExpectContinueTimeout: time.Second,
 	}
+	secrets := newRedactor(sid, token)
 	return &Impact{
 		cfg:      cfg,
 		sid:      sid,
 		token:    token,
+		secrets:  secrets,
 		endpoint: base + "/Advertisers/" + sid + "/Conversions",
 		ua:       "convpipe/" + version,
 		client: &http.Client{
@@ -120,7 +123,7 @@ func NewFromSettings(set Settings, creds Credentials, version string, log *slog.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
 		pacer: newPacer(limit, cfg.Burst, log),
-		pol:   policy{maxWait: cfg.MaxWait},
+		pol:   policy{maxWait: cfg.MaxWait, secrets: secrets},
 		log:   log,
 	}, nil
 }
@@ -375,20 +378,19 @@ func (s *Impact) warnOverlong(errs []protocolError) {
 	for _, e := range errs {
 		if _, seen := s.warned.LoadOrStore(e.header, true); !seen {
 			s.log.Warn("sink: protocol error: the server asked to wait longer than sink.max_wait; waiting sink.max_wait",
-				"header", e.header, "value", scrub(strings.ReplaceAll(e.value, s.token, redacted)), "max_wait", s.cfg.MaxWait.String())
+				"header", e.header, "value", s.pol.scrub(e.value), "max_wait", s.cfg.MaxWait.String())
 		}
 	}
 }
 
-// redact removes the token from messages, should a server echo it.
+// redact removes the credentials, in any form, from messages, should a
+// server echo them. classify removed them before shortening any text;
+// this is the last net, for every message a Send returns.
 func (s *Impact) redact(ms []pipeline.Message) []pipeline.Message {
-	if s.token == "" {
-		return ms
-	}
 	for i := range ms {
-		ms[i].Text = strings.ReplaceAll(ms[i].Text, s.token, redacted)
-		ms[i].Value = strings.ReplaceAll(ms[i].Value, s.token, redacted)
-		ms[i].Field = strings.ReplaceAll(ms[i].Field, s.token, redacted)
+		ms[i].Text = s.secrets.redact(ms[i].Text)
+		ms[i].Value = s.secrets.redact(ms[i].Value)
+		ms[i].Field = s.secrets.redact(ms[i].Field)
 	}
 	return ms
 }
