@@ -60,8 +60,8 @@ type Config struct {
 	BackoffMax     time.Duration `yaml:"backoff_max"`
 	// MaxWait bounds every wait the server asks for: a Retry-After, the
 	// reset of a spent rate-limit window, the spacing an hourly limit
-	// implies. A longer one is a protocol error: it is logged once, and
-	// the sink waits MaxWait instead.
+	// implies. A longer one is a protocol error: it is logged (once per
+	// header), and the sink waits MaxWait instead.
 	MaxWait time.Duration `yaml:"max_wait"`
 }
 
