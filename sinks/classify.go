@@ -1,7 +1,6 @@
 package sinks
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -60,6 +59,28 @@ type verdict struct {
 	messages []pipeline.Message
 	// submissionID and queuedURI come from a QUEUED answer.
 	submissionID, queuedURI string
+	// overlong are the headers that asked for a wait beyond the policy's
+	// maxWait: a protocol error, for the caller to report.
+	overlong []protocolError
+}
+
+// policy is what classify is told besides the answer.
+type policy struct {
+	// maxWait bounds every wait the server asks for (sink.max_wait).
+	maxWait time.Duration
+	// secrets removes the credentials from every text of the answer that
+	// the verdict keeps, before it is shortened; nil removes nothing.
+	secrets *redactor
+}
+
+// scrub is scrub with the credentials removed first, so that no cut
+// leaves a part of them.
+func (p policy) scrub(s string) string { return scrub(p.secrets.redact(s)) }
+
+// protocolError is a header whose value asked for more than the sink
+// allows.
+type protocolError struct {
+	header, value string
 }
 
 // envelope is the API's JSON answer, in both casings: json matches keys
@@ -69,6 +90,7 @@ type envelope struct {
 	QueuedURI   string       `json:"QueuedUri"`
 	Message     string       `json:"Message"`
 	ErrorReason string       `json:"ErrorReason"`
+	ErrorType   string       `json:"ErrorType"`
 	Lower       []fieldError `json:"errors"`
 	Upper       []fieldError `json:"Errors"`
 }
@@ -79,7 +101,13 @@ type fieldError struct {
 	Message string `json:"message"`
 }
 
-var oidRe = regexp.MustCompile(`\boid\b`)
+// duplicateRe finds the word that says a value is a duplicate, in a
+// lower-cased message whose echoed values are removed.
+var duplicateRe = regexp.MustCompile(`\b(conv_)?duplicated?\b`)
+
+// echoRe matches what a message quotes of the request: values in
+// parentheses or double quotes.
+var echoRe = regexp.MustCompile(`\([^)]*\)|"[^"]*"`)
 
 var emailRe = regexp.MustCompile(`[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}`)
 
@@ -102,18 +130,19 @@ func scrub(s string) string {
 
 // classify decides, in one place, what every answer means: the
 // conversion's state, whether to retry, how long the server asked to
-// wait, and whether the run must stop.
-func classify(a answer, now time.Time) verdict {
-	v := verdict{limits: parseLimits(a.header, now)}
+// wait (at most p.maxWait), and whether the run must stop.
+func classify(a answer, now time.Time, p policy) verdict {
+	var v verdict
+	v.limits, v.overlong = parseLimits(a.header, now, p.maxWait)
 	if a.stopped || a.err != nil {
-		return noAnswer(v, a)
+		return noAnswer(v, a, p)
 	}
 	st := a.status
 	var env envelope
 	jsonOK := json.Unmarshal(a.body, &env) == nil
 	switch {
 	case st >= 200 && st < 300:
-		return success(v, a, env, jsonOK)
+		return success(v, a, env, jsonOK, p)
 	case st == http.StatusUnauthorized || st == http.StatusForbidden:
 		return refusedCredentials(v, st)
 	case st == http.StatusNotFound || st == http.StatusMethodNotAllowed:
@@ -121,15 +150,15 @@ func classify(a answer, now time.Time) verdict {
 		v.messages = msgs(fmt.Sprintf("HTTP %d %s: a configuration error: check sink.base_url and the account SID", st, http.StatusText(st)))
 		return v
 	case st == http.StatusTooManyRequests:
-		return rateLimited(v, a, now)
+		return rateLimited(v, a, now, p)
 	case st == http.StatusRequestTimeout:
 		v.state, v.retry, v.maybeSent = pipeline.StateFailed, true, true
 		v.messages = msgs("HTTP 408: the server timed out reading the request")
 		return v
 	case st >= 500:
-		return serverError(v, a, now)
+		return serverError(v, a, now, p)
 	case st >= 400:
-		return rejected(v, st, env, a.body)
+		return rejected(v, st, env, a.body, p)
 	default:
 		v.state = pipeline.StateFailed
 		v.messages = msgs(fmt.Sprintf("HTTP %d %s: unexpected (a redirect?): check sink.base_url", st, http.StatusText(st)))
@@ -140,7 +169,7 @@ func classify(a answer, now time.Time) verdict {
 // noAnswer builds the verdict of an attempt that got no whole answer: the
 // caller stopped it, or a transport error ended it (retried unless no
 // retry can fix it).
-func noAnswer(v verdict, a answer) verdict {
+func noAnswer(v verdict, a answer, p policy) verdict {
 	if a.stopped {
 		v.state, v.stopped, v.maybeSent = pipeline.StateFailed, true, a.wrote
 		v.messages = msgs("stopped before an answer")
@@ -148,7 +177,7 @@ func noAnswer(v verdict, a answer) verdict {
 	}
 	v.state, v.retry = pipeline.StateFailed, true
 	v.maybeSent = a.wrote
-	v.messages = msgs(describeErr(a))
+	v.messages = msgs(p.secrets.redact(describeErr(a)))
 	if isPermanentTransport(a.err) {
 		v.retry = false
 	}
@@ -157,20 +186,20 @@ func noAnswer(v verdict, a answer) verdict {
 
 // success builds the verdict of a 2xx answer: accepted when it says
 // QUEUED, rejected when it says ERROR, and otherwise failed but maybe sent.
-func success(v verdict, a answer, env envelope, jsonOK bool) verdict {
+func success(v verdict, a answer, env envelope, jsonOK bool, p policy) verdict {
 	if jsonOK && strings.EqualFold(env.Status, "QUEUED") {
 		v.state = pipeline.StateAccepted
-		v.queuedURI = env.QueuedURI
-		v.submissionID = lastSegment(env.QueuedURI)
+		v.queuedURI = p.secrets.redact(env.QueuedURI)
+		v.submissionID = lastSegment(v.queuedURI)
 		return v
 	}
 	if jsonOK && strings.EqualFold(env.Status, "ERROR") {
-		return rejected(v, a.status, env, a.body)
+		return rejected(v, a.status, env, a.body, p)
 	}
 	// The API may have taken it: not a success, but maybe sent.
 	v.state, v.maybeSent = pipeline.StateFailed, true
 	v.messages = msgs(fmt.Sprintf("HTTP %d with an answer the API does not document (%s): not counted as accepted; was Accept: application/json honoured?",
-		a.status, excerpt(a.header, a.body)))
+		a.status, p.excerpt(a.header, a.body)))
 	return v
 }
 
@@ -191,12 +220,14 @@ func refusedCredentials(v verdict, status int) verdict {
 
 // rateLimited builds the verdict of a 429 answer: retried, with the gate
 // at the Retry-After or at the window's reset, whichever is later.
-func rateLimited(v verdict, a answer, now time.Time) verdict {
+func rateLimited(v verdict, a answer, now time.Time, p policy) verdict {
 	v.state, v.retry = pipeline.StateFailed, true
-	v.messages = msgs(fmt.Sprintf("HTTP 429: rate limited%s", untilText(a.header, now)))
-	if ra, ok := parseRetryAfter(a.header.Get("Retry-After"), now); ok {
+	until := ""
+	if ra, ok := v.retryAfter(a.header, now, p.maxWait); ok {
 		v.gate = now.Add(ra)
+		until = fmt.Sprintf(", Retry-After %s", ra)
 	}
+	v.messages = msgs("HTTP 429: rate limited" + until)
 	if v.limits.remaining == 0 && v.limits.reset.After(v.gate) {
 		v.gate = v.limits.reset
 	}
@@ -204,31 +235,49 @@ func rateLimited(v verdict, a answer, now time.Time) verdict {
 }
 
 // serverError builds the verdict of a 5xx answer: retried unless the
-// server cannot do what is asked, and maybe sent unless it refused before
-// recording.
-func serverError(v verdict, a answer, now time.Time) verdict {
+// server cannot do what is asked, and maybe sent when the request was
+// written or the status does not say it was refused before recording.
+func serverError(v verdict, a answer, now time.Time, p policy) verdict {
 	st := a.status
 	v.state, v.retry = pipeline.StateFailed, true
-	// A gateway error or an internal error may come after the API
-	// recorded the conversion; 503 is refused before it.
-	v.maybeSent = st != http.StatusServiceUnavailable && st != http.StatusNotImplemented
+	// Any 5xx may come after the API recorded the conversion: a gateway
+	// answers 503 or 504 when the backend was slow to confirm what it
+	// stored. Only without the whole request written can 503 and 501 be
+	// taken as refused before recording.
+	v.maybeSent = a.wrote || (st != http.StatusServiceUnavailable && st != http.StatusNotImplemented)
 	if st == http.StatusNotImplemented || st == http.StatusHTTPVersionNotSupported {
 		v.retry = false
 	}
-	v.messages = msgs(fmt.Sprintf("HTTP %d %s (%s)", st, http.StatusText(st), excerpt(a.header, a.body)))
-	if ra, ok := parseRetryAfter(a.header.Get("Retry-After"), now); ok && st == http.StatusServiceUnavailable {
-		v.gate = now.Add(ra)
+	v.messages = msgs(fmt.Sprintf("HTTP %d %s (%s)", st, http.StatusText(st), p.excerpt(a.header, a.body)))
+	if st == http.StatusServiceUnavailable {
+		if ra, ok := v.retryAfter(a.header, now, p.maxWait); ok {
+			v.gate = now.Add(ra)
+		}
 	}
 	return v
 }
 
+// retryAfter reads the answer's Retry-After, capped at maxWait: a longer
+// one is noted as a protocol error.
+func (v *verdict) retryAfter(h http.Header, now time.Time, maxWait time.Duration) (time.Duration, bool) {
+	raw := h.Get("Retry-After")
+	d, ok := parseRetryAfter(raw, now)
+	if ok && d > maxWait {
+		v.overlong = append(v.overlong, protocolError{"Retry-After", raw})
+		d = maxWait
+	}
+	return d, ok
+}
+
 // rejected builds the verdict of an ERROR answer: the API refused the
-// conversion; it is not retried.
-func rejected(v verdict, status int, env envelope, body []byte) verdict {
+// conversion; it is not retried. It is a duplicate only when the API says
+// so as it documents: a duplicate error on the OrderId field, or
+// CONV_DUPLICATE as the answer's ErrorReason or ErrorType.
+func rejected(v verdict, status int, env envelope, body []byte, p policy) verdict {
 	v.state = pipeline.StateRejected
 	for _, e := range append(env.Lower, env.Upper...) {
-		v.messages = append(v.messages, pipeline.Message{Field: scrub(e.Field), Text: scrub(e.Message)})
-		if isDuplicateText(e.Field, e.Message) {
+		v.messages = append(v.messages, pipeline.Message{Field: p.scrub(e.Field), Text: p.scrub(e.Message)})
+		if isDuplicateOrderID(e) {
 			v.duplicate = true
 		}
 	}
@@ -237,32 +286,32 @@ func rejected(v verdict, status int, env envelope, body []byte) verdict {
 		if env.ErrorReason != "" {
 			text = strings.TrimSpace(text + " (" + env.ErrorReason + ")")
 		}
-		v.messages = append(v.messages, pipeline.Message{Text: scrub(text)})
-		if isDuplicateText("", env.Message) {
-			v.duplicate = true
-		}
+		v.messages = append(v.messages, pipeline.Message{Text: p.scrub(text)})
 	}
-	if bytes.Contains(bytes.ToUpper(body), []byte("CONV_DUPLICATE")) {
+	if isDuplicateReason(env.ErrorReason) || isDuplicateReason(env.ErrorType) {
 		v.duplicate = true
 	}
 	if len(v.messages) == 0 {
-		v.messages = msgs(fmt.Sprintf("HTTP %d %s (%s)", status, http.StatusText(status), excerpt(nil, body)))
+		v.messages = msgs(fmt.Sprintf("HTTP %d %s (%s)", status, http.StatusText(status), p.excerpt(nil, body)))
 	}
 	return v
 }
 
-// isDuplicateText reports whether an error message says that the OrderId
-// is a duplicate.
-func isDuplicateText(field, message string) bool {
-	m := strings.ToLower(message)
-	if strings.Contains(m, "conv_duplicate") {
-		return true
-	}
-	if !strings.Contains(m, "duplicate") {
+// isDuplicateOrderID reports whether a field error is the API's answer to
+// a duplicate OrderId: on the OrderId field, a message that says
+// duplicate (or CONV_DUPLICATE) outside the values it echoes.
+func isDuplicateOrderID(e fieldError) bool {
+	if !strings.EqualFold(strings.TrimSpace(e.Field), "OrderId") {
 		return false
 	}
-	return strings.EqualFold(field, "OrderId") || strings.Contains(m, "orderid") ||
-		strings.Contains(m, "order id") || oidRe.MatchString(m)
+	m := echoRe.ReplaceAllString(strings.ToLower(e.Message), " ")
+	return duplicateRe.MatchString(m)
+}
+
+// isDuplicateReason reports whether an ErrorReason or ErrorType value is
+// CONV_DUPLICATE.
+func isDuplicateReason(s string) bool {
+	return strings.EqualFold(strings.TrimSpace(s), "CONV_DUPLICATE")
 }
 
 func msgs(text string) []pipeline.Message { return []pipeline.Message{{Text: text}} }
@@ -276,12 +325,12 @@ func lastSegment(uri string) string {
 }
 
 // excerpt describes an answer's body briefly.
-func excerpt(h http.Header, body []byte) string {
+func (p policy) excerpt(h http.Header, body []byte) string {
 	ct := ""
 	if h != nil {
-		ct = h.Get("Content-Type")
+		ct = p.scrub(h.Get("Content-Type"))
 	}
-	s := scrub(string(body))
+	s := p.scrub(string(body))
 	if len(s) > 120 {
 		s = s[:120] + "…"
 	}
@@ -294,13 +343,6 @@ func excerpt(h http.Header, body []byte) string {
 		return ct + ": " + s
 	}
 	return s
-}
-
-func untilText(h http.Header, now time.Time) string {
-	if ra, ok := parseRetryAfter(h.Get("Retry-After"), now); ok {
-		return fmt.Sprintf(", Retry-After %s", ra)
-	}
-	return ""
 }
 
 // describeErr describes a transport error without the request's URL.
@@ -354,12 +396,15 @@ type limits struct {
 
 // parseLimits reads X-RateLimit-Limit/Remaining/Reset, their -hour forms
 // and RateLimit-Reset. Reset is read as seconds until the reset, or as a
-// Unix time when it is that large.
-func parseLimits(h http.Header, now time.Time) limits {
+// Unix time when it is that large. A reset later than maxWait from now,
+// or an hourly limit that spaces requests further apart than maxWait, is
+// a protocol error: it is returned, and maxWait is used instead.
+func parseLimits(h http.Header, now time.Time, maxWait time.Duration) (limits, []protocolError) {
 	l := limits{limit: -1, remaining: -1}
 	if h == nil {
-		return l
+		return l, nil
 	}
+	var overlong []protocolError
 	num := func(names ...string) (int, string) {
 		for _, n := range names {
 			if v := strings.TrimSpace(h.Get(n)); v != "" {
@@ -373,14 +418,22 @@ func parseLimits(h http.Header, now time.Time) limits {
 	var name string
 	l.limit, name = num("X-RateLimit-Limit", "X-RateLimit-Limit-hour", "RateLimit-Limit")
 	l.perHour = strings.HasSuffix(name, "-hour")
+	if l.perHour && l.limit > 0 && time.Hour/time.Duration(l.limit) > maxWait {
+		overlong = append(overlong, protocolError{name, h.Get(name)})
+		l.limit = int(math.Ceil(time.Hour.Seconds() / maxWait.Seconds()))
+	}
 	l.remaining, _ = num("X-RateLimit-Remaining", "X-RateLimit-Remaining-hour", "RateLimit-Remaining")
 	for _, n := range []string{"X-RateLimit-Reset", "X-RateLimit-Reset-hour", "RateLimit-Reset"} {
 		if t, ok := parseReset(h.Get(n), now); ok {
+			if t.Sub(now) > maxWait {
+				overlong = append(overlong, protocolError{n, h.Get(n)})
+				t = now.Add(maxWait)
+			}
 			l.reset = t
 			break
 		}
 	}
-	return l
+	return l, overlong
 }
 
 // unixThreshold separates "seconds until" from "Unix time" in reset
@@ -403,15 +456,19 @@ func parseReset(s string, now time.Time) (time.Time, bool) {
 	return now.Add(time.Duration(f * float64(time.Second))), true
 }
 
-// parseRetryAfter reads Retry-After as seconds or as an HTTP date.
+// parseRetryAfter reads Retry-After as seconds or as an HTTP date. A
+// wait too long for a time.Duration is the longest one.
 func parseRetryAfter(s string, now time.Time) (time.Duration, bool) {
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return 0, false
 	}
 	if f, err := strconv.ParseFloat(s, 64); err == nil {
-		if f < 0 || f > 7*24*3600 {
+		if f < 0 || math.IsNaN(f) {
 			return 0, false
+		}
+		if f >= float64(math.MaxInt64/time.Second) {
+			return math.MaxInt64, true
 		}
 		return time.Duration(f * float64(time.Second)), true
 	}

@@ -58,11 +58,17 @@ type Config struct {
 	// attempts (with ±50% jitter).
 	BackoffInitial time.Duration `yaml:"backoff_initial"`
 	BackoffMax     time.Duration `yaml:"backoff_max"`
+	// MaxWait bounds every wait the server asks for: a Retry-After, the
+	// reset of a spent rate-limit window, the spacing an hourly limit
+	// implies. A longer one is a protocol error: it is logged (once per
+	// header), and the sink waits MaxWait instead.
+	MaxWait time.Duration `yaml:"max_wait"`
 }
 
 // DefaultConfig returns the defaults: the public API, 1000 requests an
 // hour, 4 workers, connect timeout 10s, request timeout 30s, 10 attempts
-// within 15 minutes per conversion.
+// within 15 minutes per conversion, and no wait the server asks for
+// longer than an hour (max_wait).
 func DefaultConfig() Config {
 	return Config{
 		BaseURL:        DefaultBaseURL,
@@ -75,6 +81,7 @@ func DefaultConfig() Config {
 		MaxElapsed:     15 * time.Minute,
 		BackoffInitial: time.Second,
 		BackoffMax:     time.Minute,
+		MaxWait:        time.Hour,
 	}
 }
 
@@ -110,6 +117,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.BackoffMax == 0 {
 		c.BackoffMax = d.BackoffMax
+	}
+	if c.MaxWait == 0 {
+		c.MaxWait = d.MaxWait
 	}
 	return c
 }
@@ -191,6 +201,7 @@ func (c Config) Resolve() (Settings, error) {
 	}{
 		{"connect_timeout", c.ConnectTimeout}, {"request_timeout", c.RequestTimeout},
 		{"max_elapsed", c.MaxElapsed}, {"backoff_initial", c.BackoffInitial}, {"backoff_max", c.BackoffMax},
+		{"max_wait", c.MaxWait},
 	} {
 		if d.v <= 0 {
 			bad(d.field, "must be > 0")
@@ -244,8 +255,9 @@ func (c Config) Credentials(getenv func(string) string) (sid, token string, err 
 const redacted = "[redacted]"
 
 // redactedCopy returns c with credentials that are not "${VAR}"
-// references replaced.
+// references replaced, and the base URL's userinfo hidden.
 func (c Config) redactedCopy() Config {
+	c.BaseURL = hideUserinfo(c.BaseURL)
 	if c.AuthToken != "" && !envRef.MatchString(c.AuthToken) {
 		c.AuthToken = redacted
 	}
@@ -301,32 +313,68 @@ func ParseRate(s string) (rate.Limit, error) {
 	return rate.Limit(n / d.Seconds()), nil
 }
 
+var errURLCredentials = errors.New("must not contain credentials: they come from the environment")
+
 // endpointBase checks the base URL and returns it without a trailing
-// slash. Plain http is allowed only to loopback hosts.
+// slash. Plain http is allowed only to loopback hosts. No error shows
+// what may be the URL's userinfo.
 func endpointBase(raw string) (string, error) {
+	shown := hideUserinfo(raw)
 	u, err := url.Parse(raw)
 	if err != nil {
-		return "", fmt.Errorf("invalid URL: %w", err)
+		return "", parseError(raw, shown, err)
 	}
 	if u.User != nil {
-		return "", errors.New("must not contain credentials: they come from the environment")
+		return "", errURLCredentials
 	}
 	if u.Host == "" || u.Opaque != "" {
-		return "", fmt.Errorf("%q: want https://host", raw)
+		return "", fmt.Errorf("%q: want https://host", shown)
 	}
 	if u.RawQuery != "" || u.Fragment != "" {
-		return "", fmt.Errorf("%q: must not have a query or fragment", raw)
+		return "", fmt.Errorf("%q: must not have a query or fragment", shown)
 	}
 	switch u.Scheme {
 	case "https":
 	case "http":
 		if !isLoopback(u.Hostname()) {
-			return "", fmt.Errorf("%q: plain http is refused except to loopback (127.0.0.1, ::1, localhost): use https", raw)
+			return "", fmt.Errorf("%q: plain http is refused except to loopback (127.0.0.1, ::1, localhost): use https", shown)
 		}
 	default:
-		return "", fmt.Errorf("%q: the scheme must be https", raw)
+		return "", fmt.Errorf("%q: the scheme must be https", shown)
 	}
 	return strings.TrimRight(u.String(), "/"), nil
+}
+
+// parseError is the error of a URL that did not parse: url.Parse's, which
+// quotes the URL, made for shown, raw with its userinfo hidden. When
+// shown parses, what did not parse was the userinfo: the URL holds
+// credentials.
+func parseError(raw, shown string, err error) error {
+	if shown != raw {
+		if _, err = url.Parse(shown); err == nil {
+			return errURLCredentials
+		}
+	}
+	return fmt.Errorf("invalid URL: %w", err)
+}
+
+// userinfoMark replaces a URL's userinfo: valid there, so that the rest
+// of the URL parses as it would.
+const userinfoMark = "redacted"
+
+// hideUserinfo returns raw with all that may be userinfo, from after the
+// scheme's "://" (or from the start) to the last "@", replaced. A raw
+// without "@" is returned as it is.
+func hideUserinfo(raw string) string {
+	at := strings.LastIndexByte(raw, '@')
+	if at < 0 {
+		return raw
+	}
+	start := 0
+	if i := strings.Index(raw[:at], "://"); i >= 0 {
+		start = i + len("://")
+	}
+	return raw[:start] + userinfoMark + raw[at:]
 }
 
 func isLoopback(host string) bool {

@@ -38,6 +38,8 @@ func TestValidate(t *testing.T) {
 		{"zero rate", func(c *Config) { c.Rate = "0/h" }, []string{"sink.rate:"}},
 		{"negative workers", func(c *Config) { c.Workers = -1 }, []string{"sink.workers: must be > 0"}},
 		{"negative timeout", func(c *Config) { c.RequestTimeout = -time.Second }, []string{"sink.request_timeout: must be > 0"}},
+		{"zero max wait takes the default", func(c *Config) { c.MaxWait = 0 }, nil},
+		{"negative max wait", func(c *Config) { c.MaxWait = -time.Minute }, []string{"sink.max_wait: must be > 0"}},
 		{"backoff max below initial", func(c *Config) { c.BackoffInitial, c.BackoffMax = time.Minute, time.Second }, []string{"sink.backoff_max:"}},
 		{"several", func(c *Config) { c.Burst, c.MaxAttempts = -1, -2 }, []string{"sink.burst:", "sink.max_attempts:"}},
 	}
@@ -149,6 +151,7 @@ connect_timeout: 3s
 request_timeout: 20s
 max_attempts: 5
 max_elapsed: 10m
+max_wait: 30m
 `
 	c := DefaultConfig()
 	dec := yaml.NewDecoder(strings.NewReader(in))
@@ -156,7 +159,7 @@ max_elapsed: 10m
 	if err := dec.Decode(&c); err != nil {
 		t.Fatal(err)
 	}
-	if c.Workers != 8 || c.RequestTimeout != 20*time.Second || c.MaxElapsed != 10*time.Minute || c.IRVersion != "14" || c.BackoffInitial != time.Second {
+	if c.Workers != 8 || c.RequestTimeout != 20*time.Second || c.MaxElapsed != 10*time.Minute || c.IRVersion != "14" || c.BackoffInitial != time.Second || c.MaxWait != 30*time.Minute {
 		t.Fatalf("decoded %+v", c)
 	}
 	if err := c.Validate(); err != nil {
@@ -195,7 +198,7 @@ func TestResolve(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if set.Limit != 20 || set.Base != "https://api.example.com" || set.Workers != DefaultConfig().Workers {
+	if set.Limit != 20 || set.Base != "https://api.example.com" || set.Workers != DefaultConfig().Workers || set.MaxWait != time.Hour {
 		t.Errorf("resolved %+v", set)
 	}
 	if _, err := (Config{Rate: "fast"}).Resolve(); err == nil || !strings.Contains(err.Error(), "sink.rate:") {
@@ -219,5 +222,46 @@ func TestResolve(t *testing.T) {
 	defer imp.Close()
 	if imp.endpoint != "http://127.0.0.1:8089/Advertisers/IRX/Conversions" || imp.Pace().PerSecond != 20 {
 		t.Errorf("endpoint %s, pace %+v", imp.endpoint, imp.Pace())
+	}
+}
+
+// TestConfigErrorsShowURLUserinfo: a base URL with credentials is
+// refused, and no error (nor a configuration dump) shows them, however
+// malformed the rest of the URL is.
+func TestConfigErrorsShowURLUserinfo(t *testing.T) {
+	tests := []struct{ name, url string }{
+		{"well formed", "https://IRTEST:TOKsecret@api.impact.com"},
+		{"bad escape in the path", "http://IRTEST:TOKsecret@127.0.0.1:18080/%zz"},
+		{"bad port", "http://IRTEST:TOKsecret@127.0.0.1:80x/"},
+		{"unclosed IPv6 host", "http://IRTEST:TOKsecret@[::1"},
+		{"bad escape in the token", "http://IRTEST:TOK%zzsecret@127.0.0.1"},
+		{"slash in the token", "http://IRTEST:TOK/secret@127.0.0.1"},
+		{"control character", "http://IRTEST:TOKsecret@127.0.0.1/\x7f"},
+		{"leading space", " http://IRTEST:TOKsecret@127.0.0.1"},
+		{"no scheme", "IRTEST:TOKsecret@127.0.0.1:18080"},
+		{"no slashes", "http:IRTEST:TOKsecret@127.0.0.1"},
+		{"a query too", "http://IRTEST:TOKsecret@127.0.0.1/?a=%zz"},
+	}
+	leaks := func(s string) bool { return strings.Contains(s, "TOK") || strings.Contains(s, "secret") }
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := DefaultConfig()
+			c.BaseURL = tt.url
+			err := c.Validate()
+			if err == nil || !strings.Contains(err.Error(), "sink.base_url: ") || leaks(err.Error()) {
+				t.Errorf("Validate: %v; want a sink.base_url error without the token", err)
+			}
+			set, rerr := DefaultConfig().Resolve()
+			if rerr != nil {
+				t.Fatal(rerr)
+			}
+			if _, err := set.WithBaseURL(tt.url); err == nil || !strings.Contains(err.Error(), "sink.base_url: ") || leaks(err.Error()) {
+				t.Errorf("WithBaseURL: %v; want a sink.base_url error without the token", err)
+			}
+			out, _ := yaml.Marshal(c)
+			if dump := fmt.Sprintf("%s\n%v\n%+v\n%#v", out, c, c, c); leaks(dump) {
+				t.Errorf("the configuration dump shows the token:\n%s", dump)
+			}
+		})
 	}
 }

@@ -32,14 +32,18 @@ type Impact struct {
 	cfg      Config
 	sid      string
 	token    string
+	secrets  *redactor
 	endpoint string
 	ua       string
 	client   *http.Client
 	pacer    *pacer
+	pol      policy
 	log      *slog.Logger
 
 	fatal    atomic.Pointer[error]
 	fatalLog sync.Once
+	// warned holds the headers whose protocol error was logged.
+	warned sync.Map
 }
 
 var (
@@ -105,10 +109,12 @@ func NewFromSettings(set Settings, creds Credentials, version string, log *slog.
 		IdleConnTimeout:       90 * time.Second,
 		ExpectContinueTimeout: time.Second,
 	}
+	secrets := newRedactor(sid, token)
 	return &Impact{
 		cfg:      cfg,
 		sid:      sid,
 		token:    token,
+		secrets:  secrets,
 		endpoint: base + "/Advertisers/" + sid + "/Conversions",
 		ua:       "convpipe/" + version,
 		client: &http.Client{
@@ -117,6 +123,7 @@ func NewFromSettings(set Settings, creds Credentials, version string, log *slog.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
 		pacer: newPacer(limit, cfg.Burst, log),
+		pol:   policy{maxWait: cfg.MaxWait, secrets: secrets},
 		log:   log,
 	}, nil
 }
@@ -141,10 +148,10 @@ func (s *Impact) Close() error {
 // 401 and 403, which return an error wrapping pipeline.ErrFatal (and from
 // then on every Send returns it without a request).
 //
-// A conversion whose earlier attempt may have reached the API (a timeout
-// or reset after the request was written, or an earlier run's send: the
-// conversion's MaybeSent) and which is then refused as a duplicate OrderId
-// counts as accepted.
+// A conversion whose earlier attempt may have reached the API (a timeout,
+// a reset or a 5xx answer after the request was written, or an earlier
+// run's send: the conversion's MaybeSent) and which is then refused as a
+// duplicate OrderId counts as accepted.
 func (s *Impact) Send(ctx context.Context, c *pipeline.Conversion) (pipeline.Outcome, error) {
 	st := &sendState{out: pipeline.Outcome{Key: c.Key}}
 	if err := s.fatalErr(); err != nil {
@@ -175,7 +182,8 @@ func (s *Impact) Send(ctx context.Context, c *pipeline.Conversion) (pipeline.Out
 		a := s.post(ctx, body)
 		st.out.Attempts++
 		now := time.Now()
-		v := classify(a, now)
+		v := classify(a, now, s.pol)
+		s.warnOverlong(v.overlong)
 		release(v.limits, v.gate)
 		if final, err := s.conclude(st, a, v, now); final {
 			return st.out, err
@@ -364,15 +372,25 @@ func (s *Impact) setFatal(err error) error {
 	return stored
 }
 
-// redact removes the token from messages, should a server echo it.
-func (s *Impact) redact(ms []pipeline.Message) []pipeline.Message {
-	if s.token == "" {
-		return ms
+// warnOverlong logs, once per header, that the server asked for a wait
+// beyond sink.max_wait.
+func (s *Impact) warnOverlong(errs []protocolError) {
+	for _, e := range errs {
+		if _, seen := s.warned.LoadOrStore(e.header, true); !seen {
+			s.log.Warn("sink: protocol error: the server asked to wait longer than sink.max_wait; waiting sink.max_wait",
+				"header", e.header, "value", s.pol.scrub(e.value), "max_wait", s.cfg.MaxWait.String())
+		}
 	}
+}
+
+// redact removes the credentials, in any form, from messages, should a
+// server echo them. classify removed them before shortening any text;
+// this is the last net, for every message a Send returns.
+func (s *Impact) redact(ms []pipeline.Message) []pipeline.Message {
 	for i := range ms {
-		ms[i].Text = strings.ReplaceAll(ms[i].Text, s.token, redacted)
-		ms[i].Value = strings.ReplaceAll(ms[i].Value, s.token, redacted)
-		ms[i].Field = strings.ReplaceAll(ms[i].Field, s.token, redacted)
+		ms[i].Text = s.secrets.redact(ms[i].Text)
+		ms[i].Value = s.secrets.redact(ms[i].Value)
+		ms[i].Field = s.secrets.redact(ms[i].Field)
 	}
 	return ms
 }

@@ -29,7 +29,10 @@ var errQuotaDeadline = errors.New("the quota allows no request before the deadli
 // window, and, once the answers are in, none of the window is wasted.
 type pacer struct {
 	lim *rate.Limiter
-	log *slog.Logger
+	// configured is the configured rate (sink.rate): the server's hourly
+	// limit may lower the limiter's rate, never raise it above this.
+	configured rate.Limit
+	log        *slog.Logger
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced when the state changes
@@ -49,7 +52,7 @@ type pacer struct {
 }
 
 func newPacer(limit rate.Limit, burst int, log *slog.Logger) *pacer {
-	return &pacer{lim: rate.NewLimiter(limit, burst), log: log, changed: make(chan struct{})}
+	return &pacer{lim: rate.NewLimiter(limit, burst), configured: limit, log: log, changed: make(chan struct{})}
 }
 
 // blocked reports whether a request may not pass now, until when it must
@@ -175,7 +178,9 @@ func (p *pacer) release(l limits, gate, sent time.Time) {
 		}
 	}
 	if l.perHour && l.limit > 0 {
-		if r := rate.Limit(float64(l.limit) / 3600); r < p.lim.Limit() {
+		// The latest answer's limit holds, lower or higher than the one
+		// before, but never above the configured rate.
+		if r := min(rate.Limit(float64(l.limit)/3600), p.configured); r != p.lim.Limit() {
 			p.lim.SetLimit(r)
 		}
 	}

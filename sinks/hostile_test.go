@@ -1,0 +1,120 @@
+package sinks
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"convpipe/pipeline"
+)
+
+// reply answers one request of a scripted server; body is the request's.
+type reply func(w http.ResponseWriter, r *http.Request, body string)
+
+// scripted is a loopback server that answers its i-th request with the
+// i-th reply (the last one again once they are spent), and a sink pointed
+// at it.
+type scripted struct {
+	sink *Impact
+	logs *syncBuffer
+
+	mu   sync.Mutex
+	reqs int
+}
+
+// requests returns how many requests the server received.
+func (s *scripted) requests() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reqs
+}
+
+// newScripted starts a scripted server on 127.0.0.1 and a sink with the
+// test configuration (fast, changed by change) and creds.
+func newScripted(t *testing.T, creds Credentials, change func(*Config), replies ...reply) *scripted {
+	t.Helper()
+	s := &scripted{logs: &syncBuffer{}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		s.mu.Lock()
+		i := min(s.reqs, len(replies)-1)
+		s.reqs++
+		s.mu.Unlock()
+		replies[i](w, r, string(b))
+	}))
+	t.Cleanup(srv.Close)
+	cfg := Config{BaseURL: srv.URL}
+	fast(&cfg)
+	if change != nil {
+		change(&cfg)
+	}
+	sink, err := NewWithCredentials(cfg, creds, "test", slog.New(slog.NewTextHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sink.Close() })
+	s.sink = sink
+	return s
+}
+
+// answerWith returns a reply of status with a JSON body and headers given
+// as name, value pairs.
+func answerWith(status int, body string, header ...string) reply {
+	return func(w http.ResponseWriter, _ *http.Request, _ string) {
+		w.Header().Set("Content-Type", "application/json")
+		for i := 0; i+1 < len(header); i += 2 {
+			w.Header().Set(header[i], header[i+1])
+		}
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, body)
+	}
+}
+
+var testCreds = Credentials{AccountSID: "IRTEST", AuthToken: testToken}
+
+const (
+	queued       = `{"Status":"QUEUED","QueuedUri":"/Advertisers/IRTEST/APISubmissions/S-1"}`
+	dupOrderID   = `{"Status":"ERROR","Message":"Invalid conversion","Errors":[{"Field":"OrderId","Message":"Duplicate OrderId (O-0001): a conversion with this OrderId was already received for this event type"}]}`
+	dupItemSku   = `{"Errors":[{"Field":"ItemSku2","Message":"Duplicate ItemSku within order id O-0001"}]}`
+	serverFailed = `{"Status":"ERROR","Message":"Internal error"}`
+)
+
+// TestDuplicateItemSkuAfter500IsRejected: after a 500 (maybe processed),
+// a retry refused for a duplicate ItemSku was not accepted by impact: it
+// is a rejection, not this sink's own earlier acceptance.
+func TestDuplicateItemSkuAfter500IsRejected(t *testing.T) {
+	s := newScripted(t, testCreds, nil, answerWith(500, serverFailed), answerWith(400, dupItemSku))
+	out, err := s.sink.Send(t.Context(), conv(1))
+	if err != nil || out.State != pipeline.StateRejected || out.Attempts != 2 || !out.MaybeSent || out.HTTPStatus != 400 {
+		t.Fatalf("outcome %+v, %v; want rejected after 2 attempts, maybe sent", out, err)
+	}
+	if len(out.Messages) == 0 || out.Messages[0].Field != "ItemSku2" || strings.Contains(out.Messages[0].Text, "counted as accepted") {
+		t.Errorf("messages %+v, want the ItemSku2 error first", out.Messages)
+	}
+	if n := s.requests(); n != 2 {
+		t.Errorf("%d requests, want 2", n)
+	}
+}
+
+// TestDuplicateAfter503CountsAsAccepted: a gateway may answer 503 after
+// the backend recorded the order, so a 503 to a request whose body was
+// written may have been processed, and the retry's duplicate answer is
+// this sink's own acceptance, not a rejection.
+func TestDuplicateAfter503CountsAsAccepted(t *testing.T) {
+	for _, first := range []int{502, 503, 504} {
+		t.Run(http.StatusText(first), func(t *testing.T) {
+			s := newScripted(t, testCreds, nil, answerWith(first, serverFailed), answerWith(400, dupOrderID))
+			out, err := s.sink.Send(t.Context(), conv(1))
+			if err != nil || out.State != pipeline.StateAccepted || out.Attempts != 2 || !out.MaybeSent {
+				t.Fatalf("outcome %+v, %v; want accepted after 2 attempts, maybe sent", out, err)
+			}
+			if len(out.Messages) == 0 || !strings.Contains(out.Messages[0].Text, "counted as accepted") {
+				t.Errorf("messages %+v, want the duplicate counted as accepted", out.Messages)
+			}
+		})
+	}
+}
