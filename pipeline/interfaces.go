@@ -76,9 +76,23 @@ type Sink interface {
 	// including a rejection, a failure after retries or a cancelled
 	// context, is an Outcome with a nil error. An error means the whole
 	// run must stop sending (ErrFatal: bad credentials, a token without
-	// the scope); its Outcome is still valid and records the conversion as
-	// not accepted.
+	// the scope; ErrOutOfTime: no request can be made before ctx's
+	// deadline, and none was); its Outcome is still valid and records the
+	// conversion as not accepted.
 	Send(ctx context.Context, c *Conversion) (Outcome, error)
+}
+
+// Announcer is implemented by sinks that may hold a conversion back
+// before its first request (to wait for the quota): the caller learns when
+// the request is about to leave, to record then that it may reach the
+// API, and not before.
+type Announcer interface {
+	// SendAnnounced is Send, calling leaving just before the first
+	// request for c is made. When leaving returns an error, no request is
+	// made: SendAnnounced returns that error (wrapped) and an Outcome that
+	// is failed and not sent. leaving is never called when no request is
+	// made (the context ended, ErrOutOfTime).
+	SendAnnounced(ctx context.Context, c *Conversion, leaving func() error) (Outcome, error)
 }
 
 // Pacer is implemented by sinks that pace their sending. Progress reports
@@ -100,6 +114,12 @@ type Pace struct {
 // ErrFatal marks an error that must stop the run: every further request
 // would fail the same way (bad credentials, a missing scope).
 var ErrFatal = errors.New("fatal")
+
+// ErrOutOfTime marks a send that was not made because no request can be
+// made before the send context's deadline (the quota window reopens
+// after it). It is no failure of the conversion: the run stops as at its
+// deadline, and the next run sends it.
+var ErrOutOfTime = errors.New("the quota allows no request before the deadline")
 
 // ErrLocked is returned when another run holds the ledger's lock.
 var ErrLocked = errors.New("ledger is locked by another run")

@@ -257,12 +257,18 @@ func serverError(v verdict, a answer, now time.Time, p policy) verdict {
 	return v
 }
 
-// retryAfter reads the answer's Retry-After, capped at maxWait: a longer
-// one is noted as a protocol error.
+// waitSlack is how far a wait the server asks for may exceed maxWait
+// before it is capped and reported: a reset rounded up to whole seconds,
+// or counted from a clock a little ahead, of a window as long as maxWait
+// (impact's hour) is no protocol error.
+const waitSlack = time.Minute
+
+// retryAfter reads the answer's Retry-After, capped at maxWait: one longer
+// than maxWait+waitSlack is noted as a protocol error.
 func (v *verdict) retryAfter(h http.Header, now time.Time, maxWait time.Duration) (time.Duration, bool) {
 	raw := h.Get("Retry-After")
 	d, ok := parseRetryAfter(raw, now)
-	if ok && d > maxWait {
+	if ok && d > maxWait+waitSlack {
 		v.overlong = append(v.overlong, protocolError{"Retry-After", raw})
 		d = maxWait
 	}
@@ -425,7 +431,7 @@ func parseLimits(h http.Header, now time.Time, maxWait time.Duration) (limits, [
 	l.remaining, _ = num("X-RateLimit-Remaining", "X-RateLimit-Remaining-hour", "RateLimit-Remaining")
 	for _, n := range []string{"X-RateLimit-Reset", "X-RateLimit-Reset-hour", "RateLimit-Reset"} {
 		if t, ok := parseReset(h.Get(n), now); ok {
-			if t.Sub(now) > maxWait {
+			if t.Sub(now) > maxWait+waitSlack {
 				overlong = append(overlong, protocolError{n, h.Get(n)})
 				t = now.Add(maxWait)
 			}

@@ -236,7 +236,8 @@ func TestServerWaitsAreCapped(t *testing.T) {
 	}{
 		{"Retry-After within", 429, []string{"Retry-After", "30"}, 30 * time.Second, 0, -1, nil},
 		{"Retry-After at max_wait", 429, []string{"Retry-After", "600"}, maxWait, 0, -1, nil},
-		{"Retry-After a second beyond", 429, []string{"Retry-After", "601"}, maxWait, 0, -1, []protocolError{{"Retry-After", "601"}}},
+		{"Retry-After a second beyond, within the slack", 429, []string{"Retry-After", "601"}, maxWait + time.Second, 0, -1, nil},
+		{"Retry-After beyond the slack", 429, []string{"Retry-After", "661"}, maxWait, 0, -1, []protocolError{{"Retry-After", "661"}}},
 		{"Retry-After an HTTP date ten years ahead", 429, []string{"Retry-After", far}, maxWait, 0, -1, []protocolError{{"Retry-After", far}}},
 		{"Retry-After too long for a duration", 429, []string{"Retry-After", "1e30"}, maxWait, 0, -1, []protocolError{{"Retry-After", "1e30"}}},
 		{"Retry-After NaN", 429, []string{"Retry-After", "NaN"}, 0, 0, -1, nil},

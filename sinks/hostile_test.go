@@ -1,6 +1,7 @@
 package sinks
 
 import (
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -116,5 +117,41 @@ func TestDuplicateAfter503CountsAsAccepted(t *testing.T) {
 				t.Errorf("messages %+v, want the duplicate counted as accepted", out.Messages)
 			}
 		})
+	}
+}
+
+// TestSendAnnouncedCallsLeavingOnce: leaving is called once, just before
+// the first request (not before a retry); when it fails no request is
+// made and its error is returned.
+func TestSendAnnouncedCallsLeavingOnce(t *testing.T) {
+	s := newScripted(t, testCreds, nil, answerWith(500, serverFailed), answerWith(200, queued))
+	calls := 0
+	out, err := s.sink.SendAnnounced(t.Context(), conv(1), func() error {
+		if s.requests() != 0 {
+			t.Errorf("leaving called after %d requests", s.requests())
+		}
+		calls++
+		return nil
+	})
+	if err != nil || out.State != pipeline.StateAccepted || out.Attempts != 2 || calls != 1 {
+		t.Fatalf("outcome %+v, %v, leaving called %d times; want accepted after 2 attempts, leaving once", out, err, calls)
+	}
+	refused := errors.New("ledger down")
+	out, err = s.sink.SendAnnounced(t.Context(), conv(2), func() error { return refused })
+	if !errors.Is(err, refused) || out.State != pipeline.StateFailed || out.Attempts != 0 || s.requests() != 2 {
+		t.Fatalf("leaving failed: outcome %+v, %v, %d requests; want failed, not sent, the error", out, err, s.requests())
+	}
+}
+
+// TestDuplicateFromElsewhere: a duplicate OrderId for a conversion that no
+// request of ours can have delivered (not MaybeSent, first attempt) is a
+// rejection that says impact has the order from elsewhere.
+func TestDuplicateFromElsewhere(t *testing.T) {
+	s := newScripted(t, testCreds, nil, answerWith(400, dupOrderID))
+	out, err := s.sink.Send(t.Context(), conv(1))
+	last := len(out.Messages) - 1
+	if err != nil || out.State != pipeline.StateRejected || last < 1 || out.Messages[0].Field != "OrderId" ||
+		!strings.Contains(out.Messages[last].Text, "from elsewhere") {
+		t.Fatalf("outcome %+v, %v; want rejected, from elsewhere", out, err)
 	}
 }

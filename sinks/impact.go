@@ -47,8 +47,9 @@ type Impact struct {
 }
 
 var (
-	_ pipeline.Sink  = (*Impact)(nil)
-	_ pipeline.Pacer = (*Impact)(nil)
+	_ pipeline.Sink      = (*Impact)(nil)
+	_ pipeline.Announcer = (*Impact)(nil)
+	_ pipeline.Pacer     = (*Impact)(nil)
 )
 
 // New returns the sink for cfg, with credentials read as Config.Credentials
@@ -152,7 +153,18 @@ func (s *Impact) Close() error {
 // a reset or a 5xx answer after the request was written, or an earlier
 // run's send: the conversion's MaybeSent) and which is then refused as a
 // duplicate OrderId counts as accepted.
+//
+// When the quota allows no request before ctx's deadline, Send returns at
+// once: with an error wrapping pipeline.ErrOutOfTime when no request was
+// made for c, else with c's outcome (failed).
 func (s *Impact) Send(ctx context.Context, c *pipeline.Conversion) (pipeline.Outcome, error) {
+	return s.SendAnnounced(ctx, c, nil)
+}
+
+// SendAnnounced is Send, calling leaving (when not nil) just before the
+// first request for c is made, after any wait for the quota; see
+// pipeline.Announcer.
+func (s *Impact) SendAnnounced(ctx context.Context, c *pipeline.Conversion, leaving func() error) (pipeline.Outcome, error) {
 	st := &sendState{out: pipeline.Outcome{Key: c.Key}}
 	if err := s.fatalErr(); err != nil {
 		st.out.State, st.out.Messages = pipeline.StateFailed, msgs("not sent: "+err.Error())
@@ -167,14 +179,17 @@ func (s *Impact) Send(ctx context.Context, c *pipeline.Conversion) (pipeline.Out
 		}
 		release, err := s.waitTurn(ctx, st)
 		if err != nil {
-			if errors.Is(err, errQuotaDeadline) {
-				return st.stop("stopped before an answer: " + err.Error())
-			}
-			return st.stop("stopped before an answer")
+			return s.notAllowed(st, err)
 		}
 		if err := s.fatalErr(); err != nil {
 			release(limits{limit: -1, remaining: -1}, time.Time{})
 			return st.fail("not sent: " + err.Error()), err
+		}
+		if st.out.Attempts == 0 && leaving != nil {
+			if err := leaving(); err != nil {
+				release(limits{limit: -1, remaining: -1}, time.Time{})
+				return st.fail("not sent: " + err.Error()), fmt.Errorf("sink: not sent: %w", err)
+			}
 		}
 		if st.start.IsZero() {
 			st.start = time.Now()
@@ -197,6 +212,20 @@ func (s *Impact) Send(ctx context.Context, c *pipeline.Conversion) (pipeline.Out
 			return st.stop("stopped before an answer")
 		}
 	}
+}
+
+// notAllowed ends a Send whose next attempt the pacer did not let through:
+// ctx ended, or the quota allows no request before its deadline, which,
+// when no request was made yet, is the caller's ErrOutOfTime.
+func (s *Impact) notAllowed(st *sendState, err error) (pipeline.Outcome, error) {
+	if !errors.Is(err, errQuotaDeadline) {
+		return st.stop("stopped before an answer")
+	}
+	out, _ := st.stop("stopped before an answer: " + err.Error())
+	if out.Attempts == 0 {
+		return out, fmt.Errorf("sink: %w", err)
+	}
+	return out, nil
 }
 
 // sendState is the progress of one Send.
@@ -253,6 +282,10 @@ func (s *Impact) waitTurn(ctx context.Context, st *sendState) (release func(limi
 	return release, err
 }
 
+// fromElsewhere explains a duplicate OrderId for a conversion no request of
+// ours can have delivered before.
+const fromElsewhere = "impact already has this order from elsewhere (another integration or a tracking tag): not sent by convpipe before, so not counted as accepted"
+
 // conclude records an attempt's verdict in the outcome, and reports
 // whether it is final, with the error Send returns then.
 func (s *Impact) conclude(st *sendState, a answer, v verdict, now time.Time) (final bool, err error) {
@@ -271,6 +304,10 @@ func (s *Impact) conclude(st *sendState, a answer, v verdict, now time.Time) (fi
 	case v.duplicate && earlierMaybeSent:
 		out.State = pipeline.StateAccepted
 		out.Messages = append(msgs("duplicate OrderId after an attempt that may have reached the API: counted as accepted"), out.Messages...)
+	case v.duplicate:
+		// No request of ours for it can have reached the API before.
+		out.State = v.state
+		out.Messages = append(out.Messages, msgs(fromElsewhere)...)
 	case !v.retry:
 		out.State = v.state
 		out.SubmissionID, out.QueuedURI = v.submissionID, v.queuedURI

@@ -2,7 +2,6 @@ package sinks
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -15,7 +14,7 @@ import (
 
 // errQuotaDeadline is returned when the quota allows no request before the
 // context's deadline.
-var errQuotaDeadline = errors.New("the quota allows no request before the deadline")
+var errQuotaDeadline = pipeline.ErrOutOfTime
 
 // pacer is the layer every attempt passes before its request: a gate that
 // the server's rate-limit answers close, then the configured token bucket.

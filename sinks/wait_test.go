@@ -2,6 +2,7 @@ package sinks
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -100,7 +101,8 @@ func TestLoweredHourlyLimitStaysLow(t *testing.T) {
 
 // TestQuotaDeadlineWithSendContext: when the rate allows no request before
 // the deadline of the context given to Send, Send stops at once, without a
-// request.
+// request, and says so with pipeline.ErrOutOfTime: the run stops as at its
+// deadline rather than recording the conversion as failed.
 func TestQuotaDeadlineWithSendContext(t *testing.T) {
 	s := newScripted(t, testCreds, func(c *Config) { c.Workers, c.Rate, c.Burst = 1, "1/h", 1 }, answerWith(200, queued))
 	if out, err := s.sink.Send(t.Context(), conv(1)); err != nil || out.State != pipeline.StateAccepted {
@@ -111,7 +113,7 @@ func TestQuotaDeadlineWithSendContext(t *testing.T) {
 	var out pipeline.Outcome
 	var err error
 	within(t, 10*time.Second, func() { out, err = s.sink.Send(ctx, conv(2)) })
-	if err != nil || out.State != pipeline.StateFailed || out.Attempts != 0 || len(out.Messages) == 0 ||
+	if !errors.Is(err, pipeline.ErrOutOfTime) || out.State != pipeline.StateFailed || out.Attempts != 0 || len(out.Messages) == 0 ||
 		out.Messages[0].Text != "stopped before an answer: the quota allows no request before the deadline" {
 		t.Fatalf("second send: %+v %v", out, err)
 	}

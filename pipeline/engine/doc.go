@@ -11,8 +11,9 @@
 //     outcome;
 //   - apply.go: the thin applier (order): look up, decide, report, count,
 //     write and queue;
-//   - record.go: stage pending entries a batch at a time, send, record
-//     the outcome, release an object once everything in it is answered;
+//   - record.go: send, writing the order pending just before its request
+//     leaves (pipeline.Announcer), record the outcome, release an object
+//     once everything in it is answered;
 //   - progress.go: progress snapshots and the estimate of what is left.
 //
 // A run's Mode (Check, DryRun, Send) is chosen once, in newRunner: it

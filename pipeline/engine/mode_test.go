@@ -23,6 +23,12 @@ func (nopMapper) Map([]pipeline.Row) pipeline.Mapped                  { return p
 
 type nopLedger struct{ pipeline.Ledger }
 
+type unpacedSink struct{}
+
+func (unpacedSink) Send(context.Context, *pipeline.Conversion) (pipeline.Outcome, error) {
+	return pipeline.Outcome{}, nil
+}
+
 // TestModes: each mode takes what it needs and nothing it would ignore,
 // and gets the writer and the queue its mode implies.
 func TestModes(t *testing.T) {

@@ -2,34 +2,24 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"math"
 	"sync"
 	"time"
 
 	"convpipe/pipeline"
 )
 
-// startSenders starts the send stage of a run that sends: the workers
-// and, before them, the stage that writes pending entries a batch at a
-// time when the ledger can. It returns what to wait on once jobs is
-// closed; a check starts nothing.
+// startSenders starts the workers of a run that sends. It returns what
+// to wait on once jobs is closed; a check starts nothing.
 func (r *runner) startSenders(jobs <-chan job) *sync.WaitGroup {
 	var wg sync.WaitGroup
 	if r.opt.Mode == Check {
 		return &wg
 	}
-	ready := jobs
-	if bl, ok := r.opt.Ledger.(pipeline.BatchLedger); ok && r.opt.Mode == Send {
-		r.batch = bl
-		n := r.stageSize()
-		staged := make(chan job, n)
-		wg.Go(func() { r.stage(jobs, staged, n) })
-		ready = staged
-	}
 	for range r.opt.Workers {
 		wg.Go(func() {
-			for j := range ready {
+			for j := range jobs {
 				r.send(j)
 			}
 		})
@@ -59,67 +49,7 @@ func (r *runner) stamp(e pipeline.Entry) pipeline.Entry {
 	return e
 }
 
-// stageSize is how many sends the stage writes pending in one
-// transaction: a tenth of a second of the sink's pace, at least one per
-// worker, at most 256.
-func (r *runner) stageSize() int {
-	n := r.opt.Workers
-	most := max(256, r.opt.Workers)
-	if pc, ok := r.opt.Sink.(pipeline.Pacer); ok {
-		// An unlimited pace is a huge float: compare before converting.
-		if tenth := math.Ceil(pc.Pace().PerSecond / 10); tenth > float64(n) {
-			n = int(min(tenth, float64(most)))
-		}
-	}
-	return min(n, most)
-}
-
-// stage writes the pending entries of the jobs waiting to be sent a batch
-// at a time, each batch in one transaction, and hands the jobs on to the
-// workers. Between a batch's write and the workers' sends, its entries
-// are pending without having been sent: a job that the run then does not
-// send gets its earlier entry back (see unstage); after a crash the next
-// run settles them as possibly sent.
-func (r *runner) stage(jobs <-chan job, ready chan<- job, size int) {
-	defer close(ready)
-	batch := make([]job, 0, size)
-	es := make([]pipeline.Entry, 0, size)
-	for j := range jobs {
-		batch = append(batch[:0], j)
-	fill:
-		for len(batch) < size {
-			select {
-			case j, ok := <-jobs:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, j)
-			default:
-				break fill
-			}
-		}
-		if r.readCtx.Err() == nil {
-			es = es[:0]
-			for i := range batch {
-				batch[i].pending = r.stamp(pendingEntry(batch[i]))
-				es = append(es, batch[i].pending)
-			}
-			if err := r.batch.PutAll(context.WithoutCancel(r.sendCtx), es); err != nil {
-				r.setFatal(fmt.Errorf("%w: %s: %w", ErrLedgerWrite, es[0].Key, err))
-			} else {
-				for i := range batch {
-					batch[i].staged = true
-				}
-			}
-		}
-		for _, j := range batch {
-			ready <- j
-		}
-		clear(batch)
-	}
-}
-
-// pendingEntry is j's entry while it is being sent.
+// pendingEntry is j's entry once its request may have left.
 func pendingEntry(j job) pipeline.Entry {
 	e := pipeline.Entry{Key: j.conv.Key, Refs: j.conv.Refs}
 	if j.prev != nil {
@@ -130,26 +60,11 @@ func pendingEntry(j job) pipeline.Entry {
 	return e
 }
 
-// unstage puts back the entry a staged job had before the stage wrote it
-// pending, since the run stopped before sending it; a key new to the
-// ledger is deleted again. Either way the ledger is as if the run had
-// never taken the order up, and the next run sends it.
-func (r *runner) unstage(j job) {
-	ctx := context.WithoutCancel(r.sendCtx)
-	var err error
-	if j.prev != nil {
-		// Written as it was: its run, times and state are the earlier
-		// run's.
-		err = r.w.Put(ctx, *j.prev)
-	} else {
-		err = r.batch.Delete(ctx, j.conv.Key)
-	}
-	if err != nil {
-		r.setFatal(fmt.Errorf("%w: %s: %w", ErrLedgerWrite, j.conv.Key, err))
-	}
-}
-
-// send sends one conversion, recording it before and after.
+// send sends one conversion, recording it before and after: pending just
+// before its first request leaves (when the sink can say when that is, an
+// Announcer, after any wait for the quota), so that pending means "may
+// have reached the API" and a crash never leaves an order that was only
+// waiting looking as if it had been sent; then its outcome.
 func (r *runner) send(j job) {
 	key := j.conv.Key
 	defer func() {
@@ -160,23 +75,30 @@ func (r *runner) send(j job) {
 	if r.readCtx.Err() != nil {
 		// Not sent: the run is stopping (signal, deadline, fatal error).
 		// Its record stays as it was, and the next run sends it.
-		if j.staged {
-			r.unstage(j)
-		}
-		r.count(j.obj, func(c *pipeline.Counts) { c.Unsent++ })
-		r.release(j.obj, true)
+		r.notSent(j)
 		return
 	}
-	e := j.pending
-	if !j.staged {
-		e = pendingEntry(j)
+	e := pendingEntry(j)
+	leaving := func() error {
 		if !r.put(e) {
-			r.count(j.obj, func(c *pipeline.Counts) { c.Unsent++ })
-			r.release(j.obj, true)
-			return
+			return ErrLedgerWrite
 		}
+		return nil
 	}
-	out, err := r.opt.Sink.Send(r.sendCtx, j.conv)
+	var out pipeline.Outcome
+	var err error
+	if an, ok := r.opt.Sink.(pipeline.Announcer); ok {
+		out, err = an.SendAnnounced(r.sendCtx, j.conv, leaving)
+	} else if err = leaving(); err == nil {
+		out, err = r.opt.Sink.Send(r.sendCtx, j.conv)
+	}
+	if errors.Is(err, pipeline.ErrOutOfTime) || errors.Is(err, ErrLedgerWrite) {
+		// No request was made: the time is up (the run stops as at its
+		// deadline), or the ledger failed (the run stops, fatal).
+		r.stop(err)
+		r.notSent(j)
+		return
+	}
 	out.Key = key
 	if r.opt.OnOutcome != nil {
 		r.opt.OnOutcome(out)
@@ -192,6 +114,13 @@ func (r *runner) send(j job) {
 		r.setFatal(err)
 	}
 	r.release(j.obj, unfinished)
+}
+
+// notSent ends a job whose conversion the run did not send: the ledger
+// keeps the order's earlier entry (or none), and the next run sends it.
+func (r *runner) notSent(j job) {
+	r.count(j.obj, func(c *pipeline.Counts) { c.Unsent++ })
+	r.release(j.obj, true)
 }
 
 // release ends one outstanding conversion (or the reading) of an object;

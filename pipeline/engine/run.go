@@ -27,10 +27,6 @@ type job struct {
 	hash string
 	prev *pipeline.Entry
 	obj  *objectState
-	// staged is set once the stage wrote the job's pending entry, which
-	// is then pending.
-	staged  bool
-	pending pipeline.Entry
 }
 
 type runner struct {
@@ -54,6 +50,9 @@ type runner struct {
 	bytesRead, bytesSkipped int64
 	readDone                bool
 	fatal                   error
+	// stopped is why the run stopped before its context ended, when it
+	// did (no time left for a request); not an error.
+	stopped error
 
 	readCtx  context.Context
 	stopRead context.CancelFunc
@@ -66,9 +65,6 @@ type runner struct {
 	// enqueue takes an order decided for sending: queue in a run that
 	// sends, countOnly in a check.
 	enqueue func(context.Context, *objectState, prepared, *pipeline.Entry, chan<- job) error
-	// batch is the ledger as a BatchLedger, when the run writes the
-	// ledger and the ledger is one.
-	batch pipeline.BatchLedger
 }
 
 // writer is the part of the ledger a run writes.
@@ -104,8 +100,15 @@ func Run(ctx context.Context, opt Options) (pipeline.Summary, error) {
 	}
 
 	// Sends run on their own context: it outlives ctx by Grace, and Abort
-	// or a fatal answer ends it at once.
-	sendCtx, cancelSends := context.WithCancel(context.WithoutCancel(ctx))
+	// or a fatal answer ends it at once. It carries ctx's deadline plus
+	// Grace, so that a sink can tell a wait it cannot finish in time.
+	sends := context.WithoutCancel(ctx)
+	if dl, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		sends, cancel = context.WithDeadline(sends, dl.Add(r.opt.Grace))
+		defer cancel()
+	}
+	sendCtx, cancelSends := context.WithCancel(sends)
 	defer cancelSends()
 	readCtx, stopRead := context.WithCancel(ctx)
 	defer stopRead()
@@ -184,6 +187,8 @@ func (r *runner) summary(ctx context.Context) pipeline.Summary {
 	switch {
 	case r.fatal != nil:
 		s.Stopped = "fatal: " + r.fatal.Error()
+	case r.stopped != nil:
+		s.Stopped = r.stopped.Error()
 	case ctx.Err() != nil:
 		s.Stopped = context.Cause(ctx).Error()
 	}
@@ -201,6 +206,26 @@ func (r *runner) setFatal(err error) {
 	r.mu.Unlock()
 	if first {
 		r.log.Error("stopping the run", "err", err)
+	}
+	r.stopRead()
+}
+
+// stop stops reading and sending because of err: fatal when it is a
+// ledger failure (setFatal was called already), otherwise the run's time
+// is up; the first reason wins.
+func (r *runner) stop(err error) {
+	if errors.Is(err, ErrLedgerWrite) {
+		r.stopRead()
+		return
+	}
+	r.mu.Lock()
+	first := r.stopped == nil && r.fatal == nil
+	if first {
+		r.stopped = err
+	}
+	r.mu.Unlock()
+	if first {
+		r.log.Warn("stopping the run: no time left for a request", "reason", err.Error())
 	}
 	r.stopRead()
 }

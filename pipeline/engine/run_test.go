@@ -1,13 +1,16 @@
 package engine_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -100,6 +103,7 @@ type runOpts struct {
 	all, retryRejected bool
 	ctx                context.Context
 	onOutcome          func(pipeline.Outcome)
+	workers            int // default 4
 }
 
 func (h *harness) run(o runOpts) (pipeline.Summary, error) {
@@ -110,7 +114,8 @@ func (h *harness) run(o runOpts) (pipeline.Summary, error) {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	sink, err := sinks.New(sinks.Config{BaseURL: h.sim.URL(), Rate: "2000/s", Burst: 20, Workers: 4, MaxAttempts: 3,
+	workers := cmp.Or(o.workers, 4)
+	sink, err := sinks.New(sinks.Config{BaseURL: h.sim.URL(), Rate: "2000/s", Burst: 20, Workers: workers, MaxAttempts: 3,
 		BackoffInitial: time.Millisecond, BackoffMax: 10 * time.Millisecond}.WithDefaults(), "test", nil)
 	if err != nil {
 		h.t.Fatal(err)
@@ -126,7 +131,7 @@ func (h *harness) run(o runOpts) (pipeline.Summary, error) {
 		ctx = h.t.Context()
 	}
 	return engine.Run(ctx, engine.Options{
-		Mode: engine.Send, Source: src, Mapper: h.mapper, Sink: sink, Ledger: led, Workers: 4,
+		Mode: engine.Send, Source: src, Mapper: h.mapper, Sink: sink, Ledger: led, Workers: workers,
 		All: o.all, RetryRejected: o.retryRejected, RunID: fmt.Sprintf("run-%d", time.Now().UnixNano()),
 		Grace: 5 * time.Second, OnOutcome: o.onOutcome,
 	})
@@ -399,11 +404,11 @@ func (h *harness) entries() map[string]pipeline.Entry {
 	return got
 }
 
-// TestRunStopRestoresStagedEntries: Run writes the pending entries of its
-// next sends a batch at a time; an order whose pending entry was written
-// but that the run did not send, because it stopped, gets back the entry
-// it had, or, when it had none, none; nothing stays pending.
-func TestRunStopRestoresStagedEntries(t *testing.T) {
+// TestRunStopKeepsUnsentEntries: Run writes an order pending only when its
+// request is about to leave; an order that the run did not send, because
+// it stopped, keeps the entry it had, or, when it had none, none; nothing
+// stays pending.
+func TestRunStopKeepsUnsentEntries(t *testing.T) {
 	h := newHarness(t)
 	h.write("a.csv", orders(1, 60))
 	// First run: every request fails (after its retries), so every order
@@ -421,8 +426,8 @@ func TestRunStopRestoresStagedEntries(t *testing.T) {
 			t.Fatalf("%s after the first run: %s with %d attempts, want failed after attempts", id, e.State, e.Attempts)
 		}
 	}
-	// Second run: stopped after a few outcomes, with most orders staged
-	// (the stage takes a tenth of a second of the 2000/s pace at once).
+	// Second run: stopped after a few outcomes, with orders queued for
+	// the workers and others not read yet.
 	h.sim.SetFaults(sim.Faults{Latency: 20 * time.Millisecond})
 	ctx, cancel := context.WithCancelCause(t.Context())
 	var outcomes atomic.Int64
@@ -452,13 +457,16 @@ func TestRunStopRestoresStagedEntries(t *testing.T) {
 			t.Errorf("%s: %s after a clean stop, want accepted or its earlier entry", id, e.State)
 		}
 	}
-	if int64(restored) != s.Total.Unsent {
-		t.Errorf("%d entries as the first run left them, want one per unsent order (%d)", restored, s.Total.Unsent)
+	// The orders queued but not sent (Unsent) and those the reading never
+	// reached keep the first run's entries.
+	if int64(restored) < s.Total.Unsent || restored+int(s.Total.Accepted) != len(after) {
+		t.Errorf("%d entries as the first run left them and %d accepted of %d: want every order not sent (%d unsent) as it was",
+			restored, s.Total.Accepted, len(after), s.Total.Unsent)
 	}
 
 	// A third run, from a fresh ledger, stopped early: new orders that were
-	// staged (written pending) but not sent leave no entry, as if the run
-	// had never taken them up.
+	// queued but not sent leave no entry, as if the run had never taken
+	// them up.
 	h.ledger = filepath.Join(h.dir, "ledger2.db")
 	h.write("a.csv", orders(1000, 60))
 	ctx, cancel = context.WithCancelCause(t.Context())
@@ -479,5 +487,113 @@ func TestRunStopRestoresStagedEntries(t *testing.T) {
 	}
 	if int64(len(got)) != s.Total.Accepted || s.Total.Unsent == 0 {
 		t.Errorf("%d entries, %d accepted, %d unsent: want one entry per accepted order, and some unsent", len(got), s.Total.Accepted, s.Total.Unsent)
+	}
+}
+
+// signalHandler is a slog handler that closes seen the first time a record
+// whose message contains want is logged.
+type signalHandler struct {
+	want string
+	once *sync.Once
+	seen chan struct{}
+}
+
+func (h signalHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h signalHandler) Handle(_ context.Context, r slog.Record) error {
+	if strings.Contains(r.Message, h.want) {
+		h.once.Do(func() { close(h.seen) })
+	}
+	return nil
+}
+func (h signalHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h signalHandler) WithGroup(string) slog.Handler      { return h }
+
+// TestRunWaitingOrderIsNotPending: an order is written pending only when
+// its request is about to leave, not while it waits for the quota. Before,
+// the orders queued behind a closed window were already pending, and a
+// crash (kill -9) then made the next run take a duplicate answer for any
+// of them as its own acceptance, although no request for them had left.
+// Here the ledger is read at the moment a crash would find it: the only
+// worker waits for a window that reopens in an hour.
+func TestRunWaitingOrderIsNotPending(t *testing.T) {
+	h := newHarness(t)
+	h.sim = sim.NewTestServer(t, sim.Config{Quota: 1, Window: time.Hour})
+	h.write("a.csv", orders(1, 3))
+	waiting := make(chan struct{})
+	log := slog.New(signalHandler{want: "quota window closed", once: &sync.Once{}, seen: waiting})
+	sink, err := sinks.NewWithCredentials(sinks.Config{BaseURL: h.sim.URL(), Rate: "2000/s", Burst: 1, Workers: 1, MaxAttempts: 3,
+		BackoffInitial: time.Millisecond, BackoffMax: 10 * time.Millisecond},
+		sinks.Credentials{AccountSID: h.sim.AccountSID(), AuthToken: h.token}, "test", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	src, err := sources.New(t.Context(), sources.Config{Location: filepath.Join(h.dir, "export")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	led, err := ledger.Open(t.Context(), h.ledger, ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer led.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	abort := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := engine.Run(ctx, engine.Options{Mode: engine.Send, Source: src, Mapper: h.mapper, Sink: sink, Ledger: led,
+			Workers: 1, RunID: "crash", Grace: time.Minute, Abort: abort})
+		done <- err
+	}()
+	select {
+	case <-waiting:
+	case err := <-done:
+		t.Fatalf("the run ended (%v) before waiting for the quota", err)
+	}
+	got := map[string]pipeline.State{}
+	ro, err := ledger.OpenReadOnly(t.Context(), h.ledger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = ro.Entries(t.Context(), pipeline.Filter{}, func(e pipeline.Entry) error { got[e.Key.OrderID] = e.State; return nil })
+	ro.Close()
+	cancel()
+	close(abort)
+	if rerr := <-done; rerr != nil {
+		t.Errorf("Run: %v", rerr)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]pipeline.State{"A-1": pipeline.StateAccepted}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("ledger while the worker waits for the quota: %v, want only %v (no request for the others has left)", got, want)
+	}
+}
+
+// TestRunStopsWhenTheQuotaOutlastsTheDeadline: when the quota window
+// reopens only after the run's deadline, the run stops at once, as at its
+// deadline: the orders left are not sent and not recorded as failed, and
+// the summary says why. Before, the send context had no deadline, so the
+// sink's early exit never fired and the run sat until the deadline.
+func TestRunStopsWhenTheQuotaOutlastsTheDeadline(t *testing.T) {
+	h := newHarness(t)
+	h.sim = sim.NewTestServer(t, sim.Config{Quota: 1, Window: time.Hour})
+	h.write("a.csv", orders(1, 3))
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	s, err := h.run(runOpts{ctx: ctx, workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Total.Accepted != 1 || s.Total.Failed != 0 || s.Total.Unsent < 1 || !strings.Contains(s.Stopped, "no request before the deadline") {
+		t.Fatalf("summary %+v, stopped %q: want 1 accepted, the rest unsent, stopped for the quota", s.Total, s.Stopped)
+	}
+	if ctx.Err() != nil {
+		t.Errorf("the run waited until its deadline")
+	}
+	got := h.states()
+	if got[pipeline.StateAccepted] != 1 || len(got) != 1 {
+		t.Errorf("ledger states %v, want only the accepted order", got)
 	}
 }
