@@ -77,7 +77,7 @@ changed; 4 another run holds the ledger's lock.`,
 	fs.StringVar(&f.rate, "rate", "", "the account's quota, e.g. 1000/h, 20/s, 50/min (overrides sink.rate)")
 	fs.IntVar(&f.workers, "workers", 0, "concurrent requests (overrides sink.workers)")
 	fs.BoolVar(&f.dryRun, "dry-run", false, "send nothing and write what would be sent as JSON lines; the ledger is read, never written")
-	fs.StringVar(&f.dryRunOut, "dry-run-out", "-", "with --dry-run: file for the JSON lines, - for standard output")
+	fs.StringVar(&f.dryRunOut, "dry-run-out", "-", "with --dry-run: file for the JSON lines, - for standard output (the summary then goes to standard error)")
 	fs.StringVar(&f.deadline, "deadline", "", "stop at this clock time (06:00, the next one) or RFC 3339 time (overrides run.deadline)")
 	fs.DurationVar(&f.maxDuration, "max-duration", 0, "stop after this long, e.g. 7h30m (overrides run.max_duration)")
 	fs.StringVar(&f.ledgerPath, "ledger", "", "the ledger's SQLite file (overrides ledger.path)")
@@ -388,7 +388,7 @@ func (j *runJob) finish(summary pipeline.Summary, runErr error) error {
 			resultsPath = ""
 		}
 	}
-	printSummary(j.cmd.OutOrStdout(), summary, ledgerShown, resultsPath)
+	printSummary(j.summaryOut(), summary, ledgerShown, resultsPath)
 	code := exitCode(runErr, &summary)
 	if f.summaryJSON != "" {
 		if err := writeJSONFile(f.summaryJSON, summary); err != nil {
@@ -407,6 +407,15 @@ func (j *runJob) finish(summary pipeline.Summary, runErr error) error {
 		return &codeError{code: code}
 	}
 	return nil
+}
+
+// summaryOut is where the human summary goes: standard output, unless a
+// dry run writes its JSON lines there (--dry-run-out -), which stay pure.
+func (j *runJob) summaryOut() io.Writer {
+	if j.f.dryRun && j.f.dryRunOut == "-" {
+		return j.cmd.ErrOrStderr()
+	}
+	return j.cmd.OutOrStdout()
 }
 
 // writeResults writes the run's results CSV next to the ledger, into

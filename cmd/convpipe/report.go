@@ -12,7 +12,8 @@ import (
 	"convpipe/pipeline"
 )
 
-// printSummary writes the human summary of a run.
+// printSummary writes the human summary of a run. ledgerPath is empty on
+// a dry run, which recorded nothing.
 func printSummary(w io.Writer, s pipeline.Summary, ledgerPath, resultsPath string) {
 	t := s.Total
 	title := "run " + s.RunID
@@ -62,15 +63,16 @@ func printSummary(w io.Writer, s pipeline.Summary, ledgerPath, resultsPath strin
 	if fatal {
 		fmt.Fprintln(w, "  FAILED    the run stopped on a fatal error (see above); fix it and run again: what was not sent is sent then")
 	}
-	if verdict := needsHuman(s); verdict != "" {
+	if verdict := needsHuman(s, ledgerPath); verdict != "" {
 		fmt.Fprintf(w, "  ATTENTION %s\n", verdict)
 	} else if !fatal {
 		fmt.Fprintln(w, "  OK        nothing needs attention")
 	}
 }
 
-// needsHuman says what in s needs a person, or "" when nothing does.
-func needsHuman(s pipeline.Summary) string {
+// needsHuman says what in s needs a person, or "" when nothing does, and
+// where in the ledger to look, unless ledgerPath is empty (a dry run).
+func needsHuman(s pipeline.Summary, ledgerPath string) string {
 	t := s.Total
 	var parts []string
 	add := func(n int64, what string) {
@@ -86,6 +88,9 @@ func needsHuman(s pipeline.Summary) string {
 	add(t.Changed, "orders changed after acceptance (need a correction)")
 	if len(parts) == 0 {
 		return ""
+	}
+	if ledgerPath == "" {
+		return strings.Join(parts, ", ")
 	}
 	return strings.Join(parts, ", ") + ": see `convpipe ledger export --state STATE`"
 }
