@@ -7,8 +7,10 @@ package main
 
 import (
 	"bufio"
+	"encoding/csv"
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -24,6 +26,80 @@ func appendLine(t *testing.T, p, line string) {
 	if _, err := f.WriteString(line + "\n"); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// hintCommands returns the commands a summary gives in backquotes
+// (`convpipe …`).
+func hintCommands(summary string) []string {
+	var cmds []string
+	parts := strings.Split(summary, "`")
+	for i := 1; i < len(parts); i += 2 {
+		if strings.HasPrefix(parts[i], "convpipe ") {
+			cmds = append(cmds, parts[i])
+		}
+	}
+	return cmds
+}
+
+// shellWords splits a command line as a POSIX shell would, for the plain
+// words and single-quoted strings the summary prints.
+func shellWords(t *testing.T, s string) []string {
+	t.Helper()
+	var words []string
+	var cur strings.Builder
+	inWord, quoted := false, false
+	for _, r := range s {
+		switch {
+		case quoted && r == '\'':
+			quoted = false
+		case quoted:
+			cur.WriteRune(r)
+		case r == '\'':
+			quoted, inWord = true, true
+		case r == ' ' || r == '\t':
+			if inWord {
+				words = append(words, cur.String())
+				cur.Reset()
+				inWord = false
+			}
+		case strings.ContainsRune(`"\$;&|<>*?`, r):
+			t.Fatalf("command %q: %q needs quoting the test does not handle", s, r)
+		default:
+			cur.WriteRune(r)
+			inWord = true
+		}
+	}
+	if quoted {
+		t.Fatalf("command %q: unterminated quote", s)
+	}
+	if inWord {
+		words = append(words, cur.String())
+	}
+	return words
+}
+
+// execHint runs a printed `convpipe …` command in the workspace, as typed,
+// and returns what it did.
+func (w *workspace) execHint(hint string) result {
+	w.t.Helper()
+	args := shellWords(w.t, hint)
+	if len(args) < 2 || args[0] != "convpipe" {
+		w.t.Fatalf("hint %q is not a convpipe command", hint)
+	}
+	return w.exec(args[1:]...)
+}
+
+// csvRecords parses CSV output (a header and its records).
+func csvRecords(t *testing.T, out string) [][]string {
+	t.Helper()
+	recs, err := csv.NewReader(strings.NewReader(out)).ReadAll()
+	if err != nil {
+		t.Fatalf("csv: %v\n%s", err, out)
+	}
+	if len(recs) == 0 {
+		t.Fatalf("csv without a header:\n%s", out)
+	}
+	return recs
 }
 
 // TestDryRunStdoutIsPureJSONL: `run --dry-run` with the default
@@ -61,5 +137,51 @@ func TestDryRunStdoutIsPureJSONL(t *testing.T) {
 	}
 	if n := posts(w.sim); n != 0 {
 		t.Errorf("a dry run sent %d requests", n)
+	}
+}
+
+// TestAttentionHintWorksAsTyped: the commands the ATTENTION line gives,
+// typed where the run was started, succeed and list what needs
+// attention: with the ledger chosen by --ledger (as `make run` does), by
+// ledger.path, or at the default path.
+func TestAttentionHintWorksAsTyped(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+	}{
+		{"--ledger", []string{"--ledger", "out/demo/ledger.db"}},
+		{"ledger.path", nil},
+		{"default path", []string{"--ledger", "convpipe-ledger.db"}},
+		{"a path with a space", []string{"--ledger", "out/my demo/ledger.db"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorkspace(t, simOpts{}, cfgOpts{Location: "export/"})
+			copyDir(t, filepath.Join(repoRoot, "samples", "export"), w.path("export"))
+			r := w.mustRun(exitAttention, tc.args...)
+			var attention string
+			for _, l := range strings.Split(r.stdout, "\n") {
+				if strings.Contains(l, "ATTENTION") {
+					attention = l
+				}
+			}
+			hints := hintCommands(attention)
+			if len(hints) == 0 {
+				t.Fatalf("the ATTENTION line gives no command:\n%s", r.stdout)
+			}
+			listed := 0
+			for _, h := range hints {
+				hr := w.execHint(h)
+				if hr.code != 0 {
+					t.Errorf("the hint `%s` fails as typed:\n%s", h, hr)
+					continue
+				}
+				listed += len(csvRecords(t, hr.stdout)) - 1
+			}
+			// The sample's malformed row and its three invalid orders.
+			if listed != 4 {
+				t.Errorf("the hints %q list %d entries, want 4", hints, listed)
+			}
+		})
 	}
 }

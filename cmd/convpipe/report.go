@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
 
+	"convpipe/ledger"
 	"convpipe/pipeline"
 )
 
@@ -71,10 +73,11 @@ func printSummary(w io.Writer, s pipeline.Summary, ledgerPath, resultsPath strin
 }
 
 // needsHuman says what in s needs a person, or "" when nothing does, and
-// where in the ledger to look, unless ledgerPath is empty (a dry run).
+// the commands that list it from the ledger at ledgerPath, typed where
+// the run was started; none when ledgerPath is empty (a dry run).
 func needsHuman(s pipeline.Summary, ledgerPath string) string {
 	t := s.Total
-	var parts []string
+	var parts, states []string
 	add := func(n int64, what string) {
 		if n > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", n, what))
@@ -92,7 +95,50 @@ func needsHuman(s pipeline.Summary, ledgerPath string) string {
 	if ledgerPath == "" {
 		return strings.Join(parts, ", ")
 	}
-	return strings.Join(parts, ", ") + ": see `convpipe ledger export --state STATE`"
+	// Unreadable objects and malformed rows are recorded as invalid.
+	for _, st := range []struct {
+		n     int64
+		state pipeline.State
+	}{
+		{s.FileErrors + t.RowErrors + t.Invalid, pipeline.StateInvalid},
+		{t.Rejected, pipeline.StateRejected},
+		{t.Failed, pipeline.StateFailed},
+		{t.Changed, pipeline.StateChanged},
+	} {
+		if st.n > 0 {
+			states = append(states, "`"+ledgerCommand(ledgerPath, "export", "--state", string(st.state))+"`")
+		}
+	}
+	return strings.Join(parts, ", ") + ": see " + strings.Join(states, ", ")
+}
+
+// ledgerCommand is the `convpipe ledger` command with args that reads
+// the ledger at path when typed where the run was started: --ledger
+// names it unless it is the default path.
+func ledgerCommand(path string, args ...string) string {
+	cmd := []string{"convpipe", "ledger", args[0]}
+	if filepath.Clean(path) != ledger.DefaultPath {
+		cmd = append(cmd, "--ledger", shellQuote(path))
+	}
+	for _, a := range args[1:] {
+		cmd = append(cmd, shellQuote(a))
+	}
+	return strings.Join(cmd, " ")
+}
+
+// shellQuote quotes s for a POSIX shell, unless it needs no quotes.
+func shellQuote(s string) string {
+	safe := s != ""
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("_-./:@%+=,", r)) {
+			safe = false
+			break
+		}
+	}
+	if safe {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 func writeJSONFile(path string, v any) error {
