@@ -185,3 +185,42 @@ func TestAttentionHintWorksAsTyped(t *testing.T) {
 		})
 	}
 }
+
+// TestLedgerShowFindsExportKeys: every key `ledger export` prints
+// (event type/OrderId, and !row/… for a malformed row) finds its entry
+// with `ledger show`, as the bare OrderId does.
+func TestLedgerShowFindsExportKeys(t *testing.T) {
+	w := newWorkspace(t, simOpts{}, cfgOpts{Location: "export/"})
+	copyDir(t, filepath.Join(repoRoot, "samples", "export"), w.path("export"))
+	w.mustRun(exitAttention)
+	r := w.exec("ledger", "export", "--ledger", w.ledger)
+	if r.code != 0 {
+		t.Fatalf("ledger export:\n%s", r)
+	}
+	recs := csvRecords(t, r.stdout)
+	if recs[0][0] != "key" || recs[0][1] != "order" || len(recs) < 10 {
+		t.Fatalf("ledger export: unexpected output:\n%s", r.stdout)
+	}
+	for _, rec := range recs[1:] {
+		key, order := rec[0], rec[1]
+		for _, arg := range []string{key, order} {
+			r := w.exec("ledger", "show", arg, "--ledger", w.ledger)
+			if r.code != 0 {
+				t.Errorf("ledger show %s:\n%s", arg, r)
+				continue
+			}
+			var e struct {
+				Key struct {
+					EventType string `json:"event_type"`
+					OrderID   string `json:"order_id"`
+				} `json:"key"`
+			}
+			if err := json.NewDecoder(strings.NewReader(r.stdout)).Decode(&e); err != nil || e.Key.EventType+"/"+e.Key.OrderID != key {
+				t.Errorf("ledger show %s: want the entry %s (%v):\n%s", arg, key, err, r.stdout)
+			}
+		}
+	}
+	if r := w.exec("ledger", "show", "12345/no-such-order", "--ledger", w.ledger); r.code != exitFatal || !strings.Contains(r.stderr, "not in the ledger") {
+		t.Errorf("ledger show of an unknown key:\n%s", r)
+	}
+}
