@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -184,6 +185,61 @@ func TestAttentionHintWorksAsTyped(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestReadmeLedgerExamplesWorkAsTyped runs every `convpipe ledger`
+// command of the README (readmeLedgerCommands) after a run of the bundled
+// sample export whose ledger is out/demo/ledger.db, as after `make run`,
+// with shop.yaml standing for the run's configuration: each succeeds.
+func TestReadmeLedgerExamplesWorkAsTyped(t *testing.T) {
+	examples := readmeLedgerCommands(readFile(t, filepath.Join(repoRoot, "README.md")))
+	if len(examples) < 3 {
+		t.Fatalf("the README has %d `convpipe ledger` commands: %q", len(examples), examples)
+	}
+	w := newWorkspace(t, simOpts{}, cfgOpts{Location: "export/", Ledger: "out/demo/ledger.db"})
+	copyDir(t, filepath.Join(repoRoot, "samples", "export"), w.path("export"))
+	w.mustRun(exitAttention)
+	for _, ex := range examples {
+		args := shellWords(t, ex)[1:]
+		for i, a := range args {
+			if a == "shop.yaml" {
+				args[i] = w.config
+			}
+		}
+		r := w.exec(args...)
+		if r.code != 0 {
+			t.Errorf("README: `%s` fails as typed:\n%s", ex, r)
+		}
+		if args[1] == "show" && !strings.Contains(r.stdout, `"state"`) {
+			t.Errorf("README: `%s` shows no entry:\n%s", ex, r)
+		}
+	}
+}
+
+// readmeLedgerCommands returns the `convpipe ledger` (or `bin/convpipe
+// ledger`) commands of a README: the lines of its code blocks, without
+// their comments, and the commands quoted in its text.
+func readmeLedgerCommands(readme string) []string {
+	isLedger := func(c string) bool {
+		return strings.HasPrefix(c, "convpipe ledger ") || strings.HasPrefix(c, "bin/convpipe ledger ")
+	}
+	var cmds []string
+	fence := regexp.MustCompile("(?s)```[a-z]*\n(.*?)```")
+	for _, m := range fence.FindAllStringSubmatch(readme, -1) {
+		for _, l := range strings.Split(m[1], "\n") {
+			l, _, _ = strings.Cut(l, " #")
+			if l = strings.TrimSpace(l); isLedger(l) {
+				cmds = append(cmds, l)
+			}
+		}
+	}
+	parts := strings.Split(fence.ReplaceAllString(readme, ""), "`")
+	for i := 1; i < len(parts); i += 2 {
+		if c := strings.Join(strings.Fields(parts[i]), " "); isLedger(c) {
+			cmds = append(cmds, c)
+		}
+	}
+	return cmds
 }
 
 // TestLedgerShowFindsExportKeys: every key `ledger export` prints
