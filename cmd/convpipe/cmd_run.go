@@ -58,7 +58,8 @@ printed; a second signal aborts in-flight requests. The next run resumes.
 
 Exit codes: 0 all good; 1 fatal error; 2 usage or configuration error;
 3 finished, but some rows or conversions are invalid, rejected, failed or
-changed; 4 another run holds the ledger's lock.`,
+changed, or the results file could not be written; 4 another run holds the
+ledger's lock.`,
 		Example: `  # nightly, from cron: stop by 06:00, leave figures for node_exporter
   convpipe run --config /etc/convpipe.yaml --deadline 06:00 --metrics-file /var/lib/node_exporter/convpipe.prom
 
@@ -372,9 +373,9 @@ func (j *runJob) run() (pipeline.Summary, error) {
 // returns the error carrying the exit code.
 func (j *runJob) finish(summary pipeline.Summary, runErr error) error {
 	cfg, f, log := j.cfg, j.f, j.log
-	resultsPath, ledgerShown := "", ""
+	var notes summaryNotes
 	if !f.dryRun {
-		ledgerShown = cfg.Ledger.Path
+		notes.ledger = cfg.Ledger.Path
 		j.info.Finished = time.Now().UTC()
 		j.info.Summary = &summary
 		// The run's records must be finished even when ctx has ended.
@@ -382,14 +383,14 @@ func (j *runJob) finish(summary pipeline.Summary, runErr error) error {
 		if err := j.led.FinishRun(wctx, j.info); err != nil && runErr == nil {
 			runErr = fmt.Errorf("ledger: %w", err)
 		}
-		var err error
-		if resultsPath, err = writeResults(wctx, cfg, j.led, j.opt.RunID); err != nil {
-			log.Error("cannot write the results file", "err", err)
-			resultsPath = ""
+		if notes.results, notes.resultsErr = writeResults(wctx, cfg, j.led, j.opt.RunID); notes.resultsErr != nil {
+			log.Error("cannot write the results file", "err", notes.resultsErr)
+			notes.results = ""
 		}
 	}
-	printSummary(j.summaryOut(), summary, ledgerShown, resultsPath)
-	code := exitCode(runErr, &summary)
+	v := judge(summary, notes)
+	printSummary(j.summaryOut(), summary, notes, v)
+	code := runExitCode(runErr, &summary, v)
 	if f.summaryJSON != "" {
 		if err := writeJSONFile(f.summaryJSON, summary); err != nil {
 			log.Error("cannot write --summary-json", "err", err)
@@ -419,13 +420,17 @@ func (j *runJob) summaryOut() io.Writer {
 }
 
 // writeResults writes the run's results CSV next to the ledger, into
-// run.results_dir, or, when that is an s3:// prefix, uploads it there (with
-// the source's S3 settings). It returns where the file went.
+// run.results_dir (created if missing, as the ledger's folder is), or,
+// when that is an s3:// prefix, uploads it there (with the source's S3
+// settings). It returns where the file went.
 func writeResults(ctx context.Context, cfg Config, led *ledger.Ledger, runID string) (string, error) {
 	p := ledger.ResultsPath(cfg.Ledger.Path, runID)
 	dir := cfg.Run.ResultsDir
 	if !strings.HasPrefix(dir, "s3://") {
 		if dir != "" {
+			if err := os.MkdirAll(dir, 0o750); err != nil {
+				return "", fmt.Errorf("run.results_dir: %w", err)
+			}
 			p = filepath.Join(dir, filepath.Base(p))
 		}
 		return p, ledger.WriteResultsFile(ctx, led, p, runID)

@@ -44,9 +44,10 @@ type RunConfig struct {
 	// Deadline stops the run at this clock time, "HH:MM" or RFC 3339
 	// (like --deadline).
 	Deadline string `yaml:"deadline"`
-	// ResultsDir is where each run writes its results CSV: a folder, or an
-	// s3://bucket/prefix/ (uploaded with the source's s3 settings).
-	// Default: next to the ledger.
+	// ResultsDir is where each run writes its results CSV: a folder
+	// (created if missing), or an s3://bucket/prefix/ (uploaded with the
+	// source's s3 settings). Default: next to the ledger. A results file
+	// that cannot be written makes the run exit 3.
 	ResultsDir string `yaml:"results_dir"`
 	// LogFormat is "text" (default) or "json".
 	LogFormat string `yaml:"log_format"`

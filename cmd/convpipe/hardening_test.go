@@ -280,3 +280,52 @@ func TestLedgerShowFindsExportKeys(t *testing.T) {
 		t.Errorf("ledger show of an unknown key:\n%s", r)
 	}
 }
+
+// TestResultsDirIsCreated: a run.results_dir that does not exist yet is
+// created, as the ledger's folder is, and the results file goes there.
+func TestResultsDirIsCreated(t *testing.T) {
+	w := newWorkspace(t, simOpts{}, cfgOpts{RunExtra: "  results_dir: results/nightly"})
+	w.gen("in/orders.csv", "-rows", "30", "-seed", "13")
+	r := w.mustRun(exitOK)
+	files, _ := filepath.Glob(w.path("results", "nightly", "*.results-*.csv"))
+	if len(files) != 1 {
+		t.Fatalf("results files in results/nightly: %v\n%s", files, r)
+	}
+	rel, _ := filepath.Rel(w.dir, files[0])
+	if !strings.Contains(r.stdout, "results   "+rel+"\n") || strings.Contains(r.stderr, "results file") {
+		t.Errorf("the summary does not name %s, or the log has an error about it:\n%s", rel, r)
+	}
+	if recs := csvRecords(t, readFile(t, files[0])); len(recs) < 2 {
+		t.Errorf("the results file is empty:\n%s", readFile(t, files[0]))
+	}
+}
+
+// TestUnwritableResultsFileNeedsAttention: a results file that cannot be
+// written (run.results_dir is a regular file) makes the run exit 3, and
+// the summary says so, with a command that gives the same lines from
+// the ledger.
+func TestUnwritableResultsFileNeedsAttention(t *testing.T) {
+	w := newWorkspace(t, simOpts{}, cfgOpts{RunExtra: "  results_dir: results"})
+	w.gen("in/orders.csv", "-rows", "30", "-seed", "13")
+	want := expectCSV(t, w.path("in/orders.csv"))
+	writeFile(t, w.path("results"), "a file, not a folder")
+	r := w.mustRun(exitAttention, "--metrics-file", "m.prom")
+	if !strings.Contains(r.stdout, "ATTENTION the results file could not be written") || strings.Contains(r.stdout, "OK ") {
+		t.Fatalf("the summary does not say the results file could not be written:\n%s", r)
+	}
+	if strings.Contains(r.stdout, "results   ") {
+		t.Errorf("the summary names a results file that was not written:\n%s", r.stdout)
+	}
+	if !strings.Contains(readFile(t, w.path("m.prom")), "convpipe_last_run_exit_code 3\n") {
+		t.Error("metrics: the exit code is not 3")
+	}
+	checkExactlyOnce(t, w.sim, want.valid)
+	hints := hintCommands(r.stdout)
+	if len(hints) != 1 {
+		t.Fatalf("want one command for the results, got %q:\n%s", hints, r.stdout)
+	}
+	hr := w.execHint(hints[0])
+	if hr.code != 0 || len(csvRecords(t, hr.stdout))-1 != want.total() {
+		t.Errorf("the hint `%s` does not give the run's %d results:\n%s", hints[0], want.total(), hr)
+	}
+}

@@ -14,9 +14,43 @@ import (
 	"convpipe/pipeline"
 )
 
-// printSummary writes the human summary of a run. ledgerPath is empty on
-// a dry run, which recorded nothing.
-func printSummary(w io.Writer, s pipeline.Summary, ledgerPath, resultsPath string) {
+// summaryNotes are what a run's summary says beside the engine's counts:
+// what the command around the engine did.
+type summaryNotes struct {
+	// ledger is the ledger's path; empty on a dry run, which records
+	// nothing.
+	ledger string
+	// results is where the results file went, empty when none was
+	// written; resultsErr says why it could not be.
+	results    string
+	resultsErr error
+}
+
+// verdict is what the end of a run tells a person: decided by judge,
+// printed by printSummary; the exit code follows from it.
+type verdict struct {
+	// failed is true when a fatal error stopped the run.
+	failed bool
+	// attention lists what needs a person, each with the commands that
+	// show it; empty when nothing does.
+	attention []string
+}
+
+// judge decides the verdict of a run from its summary and notes.
+func judge(s pipeline.Summary, n summaryNotes) verdict {
+	v := verdict{failed: strings.HasPrefix(s.Stopped, "fatal: ")}
+	if line := needsHuman(s, n.ledger); line != "" {
+		v.attention = append(v.attention, line)
+	}
+	if n.resultsErr != nil {
+		v.attention = append(v.attention, fmt.Sprintf("the results file could not be written (%v); the ledger has its lines: `%s`",
+			n.resultsErr, ledgerCommand(n.ledger, "export", "--run", s.RunID)))
+	}
+	return v
+}
+
+// printSummary writes the human summary of a run and its verdict.
+func printSummary(w io.Writer, s pipeline.Summary, n summaryNotes, v verdict) {
 	t := s.Total
 	title := "run " + s.RunID
 	if s.DryRun {
@@ -55,19 +89,19 @@ func printSummary(w io.Writer, s pipeline.Summary, ledgerPath, resultsPath strin
 			}
 		}
 	}
-	if ledgerPath != "" {
-		fmt.Fprintf(w, "  ledger    %s\n", ledgerPath)
+	if n.ledger != "" {
+		fmt.Fprintf(w, "  ledger    %s\n", n.ledger)
 	}
-	if resultsPath != "" {
-		fmt.Fprintf(w, "  results   %s\n", resultsPath)
+	if n.results != "" {
+		fmt.Fprintf(w, "  results   %s\n", n.results)
 	}
-	fatal := strings.HasPrefix(s.Stopped, "fatal: ")
-	if fatal {
+	if v.failed {
 		fmt.Fprintln(w, "  FAILED    the run stopped on a fatal error (see above); fix it and run again: what was not sent is sent then")
 	}
-	if verdict := needsHuman(s, ledgerPath); verdict != "" {
-		fmt.Fprintf(w, "  ATTENTION %s\n", verdict)
-	} else if !fatal {
+	for _, line := range v.attention {
+		fmt.Fprintf(w, "  ATTENTION %s\n", line)
+	}
+	if !v.failed && len(v.attention) == 0 {
 		fmt.Fprintln(w, "  OK        nothing needs attention")
 	}
 }
