@@ -58,8 +58,8 @@ printed; a second signal aborts in-flight requests. The next run resumes.
 
 Exit codes: 0 all good; 1 fatal error; 2 usage or configuration error;
 3 finished, but some rows or conversions are invalid, rejected, failed or
-changed, or the results file could not be written; 4 another run holds the
-ledger's lock.`,
+changed, the results file could not be written, or the source selected no
+object (see run.allow_empty); 4 another run holds the ledger's lock.`,
 		Example: `  # nightly, from cron: stop by 06:00, leave figures for node_exporter
   convpipe run --config /etc/convpipe.yaml --deadline 06:00 --metrics-file /var/lib/node_exporter/convpipe.prom
 
@@ -373,7 +373,16 @@ func (j *runJob) run() (pipeline.Summary, error) {
 // returns the error carrying the exit code.
 func (j *runJob) finish(summary pipeline.Summary, runErr error) error {
 	cfg, f, log := j.cfg, j.f, j.log
-	var notes summaryNotes
+	var missing *missingSourceError
+	if errors.As(runErr, &missing) {
+		runErr = missing // it says all: no "list source: " before it
+	}
+	if runErr != nil && summary.Stopped == "" {
+		// The engine stopped before its first object (the listing
+		// failed): the summary, and the run's record, say so too.
+		summary.Stopped = "fatal: " + runErr.Error()
+	}
+	notes := summaryNotes{source: describeSource(cfg.Source), allowEmpty: cfg.Run.AllowEmpty}
 	if !f.dryRun {
 		notes.ledger = cfg.Ledger.Path
 		j.info.Finished = time.Now().UTC()

@@ -49,6 +49,11 @@ type RunConfig struct {
 	// source's s3 settings). Default: next to the ledger. A results file
 	// that cannot be written makes the run exit 3.
 	ResultsDir string `yaml:"results_dir"`
+	// AllowEmpty makes a run whose source selects no object (an empty
+	// folder, nothing in the date window) exit 0; by default it needs
+	// attention (exit 3). A location that does not exist is an error
+	// either way.
+	AllowEmpty bool `yaml:"allow_empty"`
 	// LogFormat is "text" (default) or "json".
 	LogFormat string `yaml:"log_format"`
 	// LogLevel is "debug", "info" (default), "warn" or "error".

@@ -329,3 +329,70 @@ func TestUnwritableResultsFileNeedsAttention(t *testing.T) {
 		t.Errorf("the hint `%s` does not give the run's %d results:\n%s", hints[0], want.total(), hr)
 	}
 }
+
+// TestSourceSelectsNothing: a source that selects no object (an empty
+// folder, or a date window with nothing in it) is said plainly and exits
+// 3, unless run.allow_empty says such a night is normal; a rerun whose
+// objects are all unchanged is no such case.
+func TestSourceSelectsNothing(t *testing.T) {
+	tests := []struct {
+		name       string
+		files      bool // a generated export in in/
+		allowEmpty bool
+		args       []string
+		code       int
+		say        string
+	}{
+		{"empty folder", false, false, nil, exitAttention, "ATTENTION no objects matched in/:"},
+		{"empty folder, allowed", false, true, nil, exitOK, "OK        nothing needs attention (no objects matched in/; run.allow_empty)\n"},
+		{"nothing in the window", true, false, []string{"--since", "2099-01-01", "--until", "2099-01-31"}, exitAttention,
+			"ATTENTION no objects matched in/ (since 2099-01-01, until 2099-01-31):"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o := cfgOpts{}
+			if tc.allowEmpty {
+				o.RunExtra = "  allow_empty: true"
+			}
+			w := newWorkspace(t, simOpts{}, o)
+			if tc.files {
+				w.gen("in/orders.csv", "-rows", "20", "-seed", "14")
+			}
+			r := w.mustRun(tc.code, tc.args...)
+			if !strings.Contains(r.stdout, tc.say) {
+				t.Errorf("the summary does not say %q:\n%s", tc.say, r.stdout)
+			}
+			if tc.code != exitOK && strings.Contains(r.stdout, "OK ") {
+				t.Errorf("the summary says OK:\n%s", r.stdout)
+			}
+		})
+	}
+	t.Run("all unchanged", func(t *testing.T) {
+		w := newWorkspace(t, simOpts{}, cfgOpts{})
+		w.gen("in/orders.csv", "-rows", "20", "-seed", "14")
+		w.mustRun(exitOK)
+		r := w.mustRun(exitOK)
+		if strings.Contains(r.stdout, "no objects matched") || !strings.Contains(r.stdout, "1 unchanged") {
+			t.Errorf("a rerun over unchanged objects reports no objects:\n%s", r.stdout)
+		}
+	})
+}
+
+// TestMissingSourceIsAnError: a source location that does not exist is a
+// fatal error naming it (exit 1), also with run.allow_empty; the summary
+// says FAILED, never OK, and nothing is sent.
+func TestMissingSourceIsAnError(t *testing.T) {
+	for _, allow := range []string{"", "  allow_empty: true"} {
+		w := newWorkspace(t, simOpts{}, cfgOpts{RunExtra: allow})
+		r := w.mustRun(exitFatal, "--source", "no/such/folder/")
+		if !strings.Contains(r.stderr, `source "no/such/folder/" does not exist`) {
+			t.Errorf("the error does not name the missing source:\n%s", r)
+		}
+		if strings.Contains(r.stdout, "OK ") || !strings.Contains(r.stdout, "FAILED") {
+			t.Errorf("the summary does not say the run failed:\n%s", r.stdout)
+		}
+		if n := posts(w.sim); n != 0 {
+			t.Errorf("%d requests", n)
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 
 	"convpipe/ledger"
 	"convpipe/pipeline"
+	"convpipe/sources"
 )
 
 // summaryNotes are what a run's summary says beside the engine's counts:
@@ -24,6 +25,10 @@ type summaryNotes struct {
 	// written; resultsErr says why it could not be.
 	results    string
 	resultsErr error
+	// source names the source's location and date window (describeSource);
+	// allowEmpty is run.allow_empty.
+	source     string
+	allowEmpty bool
 }
 
 // verdict is what the end of a run tells a person: decided by judge,
@@ -34,6 +39,8 @@ type verdict struct {
 	// attention lists what needs a person, each with the commands that
 	// show it; empty when nothing does.
 	attention []string
+	// okNote, when set, qualifies "nothing needs attention".
+	okNote string
 }
 
 // judge decides the verdict of a run from its summary and notes.
@@ -46,7 +53,35 @@ func judge(s pipeline.Summary, n summaryNotes) verdict {
 		v.attention = append(v.attention, fmt.Sprintf("the results file could not be written (%v); the ledger has its lines: `%s`",
 			n.resultsErr, ledgerCommand(n.ledger, "export", "--run", s.RunID)))
 	}
+	// A run that was not stopped and listed nothing, not even objects
+	// unchanged since an earlier run.
+	if !v.failed && s.Stopped == "" && len(s.Objects) == 0 {
+		if !n.allowEmpty {
+			v.attention = append(v.attention, fmt.Sprintf("no objects matched %s: is the export late, or the location wrong? (run.allow_empty: true if nights without objects are normal)", n.source))
+		} else {
+			v.okNote = fmt.Sprintf("no objects matched %s; run.allow_empty", n.source)
+		}
+	}
 	return v
+}
+
+// describeSource names the source's location and date window:
+// "exports/ (since 2026-11-01, until 2026-11-30)".
+func describeSource(c sources.Config) string {
+	var window []string
+	if c.Since != "" {
+		window = append(window, "since "+c.Since)
+	}
+	if c.Until != "" {
+		window = append(window, "until "+c.Until)
+	}
+	if len(window) == 0 {
+		return c.Location
+	}
+	if c.DateFrom == sources.DateFromKey {
+		window = append(window, "by the date in the key")
+	}
+	return c.Location + " (" + strings.Join(window, ", ") + ")"
 }
 
 // printSummary writes the human summary of a run and its verdict.
@@ -102,7 +137,11 @@ func printSummary(w io.Writer, s pipeline.Summary, n summaryNotes, v verdict) {
 		fmt.Fprintf(w, "  ATTENTION %s\n", line)
 	}
 	if !v.failed && len(v.attention) == 0 {
-		fmt.Fprintln(w, "  OK        nothing needs attention")
+		if v.okNote != "" {
+			fmt.Fprintf(w, "  OK        nothing needs attention (%s)\n", v.okNote)
+		} else {
+			fmt.Fprintln(w, "  OK        nothing needs attention")
+		}
 	}
 }
 
