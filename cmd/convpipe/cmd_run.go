@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -304,7 +305,8 @@ func (j *runJob) openSink() (pipeline.Sink, error) {
 	if j.f.dryRun {
 		var w io.Writer = j.cmd.OutOrStdout()
 		if j.f.dryRunOut != "-" {
-			file, err := os.Create(j.f.dryRunOut)
+			// 0644 less the umask, as every file run writes.
+			file, err := os.OpenFile(j.f.dryRunOut, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 			if err != nil {
 				return nil, fmt.Errorf("--dry-run-out: %w", err)
 			}
@@ -406,7 +408,7 @@ func (j *runJob) finish(summary pipeline.Summary, runErr error) error {
 		}
 	}
 	if f.metricsFile != "" {
-		if err := writeFileAtomic(f.metricsFile, []byte(metricsText(summary, time.Now(), code))); err != nil {
+		if err := writeFileAtomic(f.metricsFile, bytesWriter([]byte(metricsText(summary, time.Now(), code)))); err != nil {
 			log.Error("cannot write --metrics-file", "err", err)
 		}
 	}
@@ -435,6 +437,7 @@ func (j *runJob) summaryOut() io.Writer {
 func writeResults(ctx context.Context, cfg Config, led *ledger.Ledger, runID string) (string, error) {
 	p := ledger.ResultsPath(cfg.Ledger.Path, runID)
 	dir := cfg.Run.ResultsDir
+	write := func(w io.Writer) error { return ledger.WriteCSV(ctx, w, led, pipeline.Filter{RunID: runID}) }
 	if !strings.HasPrefix(dir, "s3://") {
 		if dir != "" {
 			if err := os.MkdirAll(dir, 0o750); err != nil {
@@ -442,24 +445,30 @@ func writeResults(ctx context.Context, cfg Config, led *ledger.Ledger, runID str
 			}
 			p = filepath.Join(dir, filepath.Base(p))
 		}
-		return p, ledger.WriteResultsFile(ctx, led, p, runID)
+		if err := writeFileAtomic(p, write); err != nil {
+			return "", fmt.Errorf("results file %s: %w", p, err)
+		}
+		return p, nil
 	}
+	// A local copy, 0600, uploaded once complete.
 	tmp, err := os.CreateTemp("", "convpipe-results-*.csv")
 	if err != nil {
 		return "", err
 	}
-	tmp.Close()
 	defer os.Remove(tmp.Name())
-	if err := ledger.WriteResultsFile(ctx, led, tmp.Name(), runID); err != nil {
+	defer tmp.Close()
+	bw := bufio.NewWriterSize(tmp, 64<<10)
+	if err := write(bw); err != nil {
 		return "", err
 	}
-	f, err := os.Open(tmp.Name())
-	if err != nil {
+	if err := bw.Flush(); err != nil {
 		return "", err
 	}
-	defer f.Close()
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		return "", err
+	}
 	url := strings.TrimSuffix(dir, "/") + "/" + filepath.Base(p)
-	return url, sources.Upload(ctx, cfg.Source.S3, url, f)
+	return url, sources.Upload(ctx, cfg.Source.S3, url, tmp)
 }
 
 // redactedArgs is the command line as recorded in the ledger and the lock

@@ -9,6 +9,7 @@ import (
 	"bufio"
 	"encoding/csv"
 	"encoding/json"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -393,6 +394,73 @@ func TestMissingSourceIsAnError(t *testing.T) {
 		}
 		if n := posts(w.sim); n != 0 {
 			t.Errorf("%d requests", n)
+		}
+	}
+}
+
+// TestCreatedFilesFollowUmask: every file and folder `convpipe run`
+// creates (the ledger and its folder, the results file, --summary-json,
+// --metrics-file, --dry-run-out) is created within the umask (077 here:
+// nothing for group or others), also over a leftover temporary file of a
+// killed run; and a file it replaces keeps a narrower mode than the
+// umask's.
+func TestCreatedFilesFollowUmask(t *testing.T) {
+	w := newWorkspace(t, simOpts{}, cfgOpts{Ledger: "out/ledger.db"})
+	w.gen("in/orders.csv", "-rows", "30", "-seed", "12")
+	if err := os.MkdirAll(w.path("out"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// What writing out/s.json through a fixed temporary name would reuse.
+	writeFile(t, w.path("out", "s.json.tmp"), "left by a killed run")
+	if err := os.Chmod(w.path("out", "s.json.tmp"), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	w.umask = "077"
+	w.mustRun(exitOK, "--summary-json", "out/s.json", "--metrics-file", "out/m.prom")
+	w.mustRun(exitOK, "--dry-run", "--all", "--dry-run-out", "out/dry.jsonl", "--summary-json", "out/dry.json", "--metrics-file", "out/dry.prom")
+	os.Remove(w.path("out", "s.json.tmp"))
+	created := 0
+	err := filepath.WalkDir(w.path("out"), func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if p != w.path("out") {
+			created++
+		}
+		if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+			t.Errorf("%s: mode %v, wider than the umask 077", p, perm)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	results, _ := filepath.Glob(w.path("out", "ledger.db.results-*.csv"))
+	if len(results) != 1 || created < 7 {
+		t.Errorf("out/ holds %d files, results files %v; want the ledger, its results, two summaries, two metrics files and the payloads", created, results)
+	}
+
+	// Under the usual umask 022 a new file is 0644, and a replaced one is
+	// never wider than it was.
+	w.umask = "022"
+	for p, mode := range map[string]os.FileMode{"out/s.json": 0o600, "out/m.prom": 0o640} {
+		if err := os.Chmod(w.path(p), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.mustRun(exitOK, "--summary-json", "out/s.json", "--metrics-file", "out/m.prom", "--dry-run", "--dry-run-out", "out/new.jsonl")
+	w.mustRun(exitOK, "--summary-json", "out/new.json")
+	for p, want := range map[string]os.FileMode{"out/s.json": 0o600, "out/m.prom": 0o640, "out/new.json": 0o644, "out/new.jsonl": 0o644} {
+		fi, err := os.Stat(w.path(p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != want {
+			t.Errorf("%s: mode %v, want %v", p, fi.Mode().Perm(), want)
 		}
 	}
 }

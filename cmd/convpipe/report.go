@@ -1,9 +1,14 @@
 package main
 
 import (
+	"bufio"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -214,22 +219,70 @@ func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
+// writeJSONFile writes v as indented JSON to path (writeFileAtomic).
 func writeJSONFile(path string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, append(b, '\n'))
+	return writeFileAtomic(path, bytesWriter(append(b, '\n')))
 }
 
-// writeFileAtomic writes data to path through a temporary file and a
-// rename, so that readers (node_exporter) never see half a file.
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+// bytesWriter is the writing of data, for writeFileAtomic.
+func bytesWriter(data []byte) func(io.Writer) error {
+	return func(w io.Writer) error {
+		_, err := w.Write(data)
 		return err
 	}
-	return os.Rename(tmp, path)
+}
+
+// writeFileAtomic writes path through a new temporary file beside it,
+// synced, and a rename, so that readers (node_exporter) never see half a
+// file. The file is created 0644 less the umask, and never wider than the
+// file it replaces.
+func writeFileAtomic(path string, write func(io.Writer) error) (err error) {
+	perm := os.FileMode(0o644)
+	if fi, serr := os.Stat(path); serr == nil {
+		perm &= fi.Mode().Perm()
+	}
+	f, err := createTemp(path, perm)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	bw := bufio.NewWriterSize(f, 64<<10)
+	if err := write(bw); err != nil {
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
+
+// createTemp creates a new file named after path in its folder, with perm
+// less the umask (os.CreateTemp's files are always 0600).
+func createTemp(path string, perm os.FileMode) (*os.File, error) {
+	for range 100 {
+		var b [4]byte
+		_, _ = rand.Read(b[:])
+		f, err := os.OpenFile(path+".tmp-"+hex.EncodeToString(b[:]), os.O_RDWR|os.O_CREATE|os.O_EXCL, perm)
+		if !errors.Is(err, fs.ErrExist) {
+			return f, err
+		}
+	}
+	return nil, fmt.Errorf("%s: cannot create a temporary file beside it", path)
 }
 
 // metricsText renders the summary in Prometheus text format, for the
