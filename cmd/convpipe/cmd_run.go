@@ -399,7 +399,7 @@ func (j *runJob) finish(summary pipeline.Summary, runErr error) error {
 			notes.results = ""
 		}
 	}
-	v := judge(summary, notes)
+	v := judge(summary, runErr, notes)
 	printSummary(j.summaryOut(), summary, notes, v)
 	code := runExitCode(runErr, &summary, v)
 	if f.summaryJSON != "" {

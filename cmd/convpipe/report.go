@@ -48,9 +48,10 @@ type verdict struct {
 	okNote string
 }
 
-// judge decides the verdict of a run from its summary and notes.
-func judge(s pipeline.Summary, n summaryNotes) verdict {
-	v := verdict{failed: strings.HasPrefix(s.Stopped, "fatal: ")}
+// judge decides the verdict of a run from its summary, the error that
+// ended it (nil if none) and the notes.
+func judge(s pipeline.Summary, runErr error, n summaryNotes) verdict {
+	v := verdict{failed: runErr != nil || strings.HasPrefix(s.Stopped, "fatal: ")}
 	if line := needsHuman(s, n.ledger); line != "" {
 		v.attention = append(v.attention, line)
 	}
