@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -103,41 +104,71 @@ func runLedgerExport(cmd *cobra.Command, lf *ledgerFlags, f *ledgerExportFlags) 
 
 func newLedgerShowCmd(lf *ledgerFlags) *cobra.Command {
 	return &cobra.Command{
-		Use:   "show ORDER_ID",
+		Use:   "show ORDER_ID | KEY",
 		Short: "Show everything the ledger knows about one order (every event type)",
-		Args:  usageArgs(cobra.ExactArgs(1)),
+		Long: `show prints, as JSON, every entry the ledger has for one OrderId, of every
+event type; or the one entry of a key as ledger export prints it: the event
+type and the OrderId ("12345/berlin-2001"), or "!row/FILE:LINE",
+"!file/KEY" and "!duplicate/FILE:LINE" for what could not be read or was
+met twice.`,
+		Example: `  convpipe ledger show --ledger convpipe-ledger.db berlin-2001
+  convpipe ledger show --config convpipe.yaml 12345/berlin-2001`,
+		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runLedgerShow(cmd, lf, args[0])
 		},
 	}
 }
 
-// runLedgerShow prints every entry of one order as indented JSON; an
-// order the ledger does not know is a fatal error.
-func runLedgerShow(cmd *cobra.Command, lf *ledgerFlags, orderID string) error {
+// runLedgerShow prints the entries of one order or key (findEntries) as
+// indented JSON; one the ledger does not know is a fatal error.
+func runLedgerShow(cmd *cobra.Command, lf *ledgerFlags, arg string) error {
 	l, err := lf.open(cmd)
 	if err != nil {
 		return err
 	}
 	defer l.Close()
-	n := 0
+	es, err := findEntries(cmd.Context(), l, arg)
+	if err != nil {
+		return err
+	}
+	if len(es) == 0 {
+		return &codeError{code: exitFatal, err: fmt.Errorf("order %q is not in the ledger", arg)}
+	}
 	out := cmd.OutOrStdout()
-	err = l.Entries(cmd.Context(), pipeline.Filter{OrderID: orderID}, func(e pipeline.Entry) error {
-		n++
+	for _, e := range es {
 		b, err := json.MarshalIndent(e, "", "  ")
 		if err != nil {
 			return err
 		}
 		fmt.Fprintln(out, string(b))
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	if n == 0 {
-		return &codeError{code: exitFatal, err: fmt.Errorf("order %q is not in the ledger", orderID)}
 	}
 	return nil
+}
+
+// findEntries returns the entries of the OrderId arg, of every event
+// type; when there are none and arg reads as a key as ledger export
+// prints it ("EventType/OrderID", split at the first "/"), the entry of
+// that key.
+func findEntries(ctx context.Context, l pipeline.Ledger, arg string) ([]pipeline.Entry, error) {
+	var es []pipeline.Entry
+	collect := func(eventType string) func(pipeline.Entry) error {
+		return func(e pipeline.Entry) error {
+			if eventType == "" || e.Key.EventType == eventType {
+				es = append(es, e)
+			}
+			return nil
+		}
+	}
+	if err := l.Entries(ctx, pipeline.Filter{OrderID: arg}, collect("")); err != nil || len(es) > 0 {
+		return es, err
+	}
+	eventType, orderID, ok := strings.Cut(arg, "/")
+	if !ok || eventType == "" || orderID == "" {
+		return nil, nil
+	}
+	err := l.Entries(ctx, pipeline.Filter{OrderID: orderID}, collect(eventType))
+	return es, err
 }
 
 func newLedgerRunsCmd(lf *ledgerFlags) *cobra.Command {

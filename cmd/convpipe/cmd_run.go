@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -58,7 +59,8 @@ printed; a second signal aborts in-flight requests. The next run resumes.
 
 Exit codes: 0 all good; 1 fatal error; 2 usage or configuration error;
 3 finished, but some rows or conversions are invalid, rejected, failed or
-changed; 4 another run holds the ledger's lock.`,
+changed, the results file could not be written, or the source selected no
+object (see run.allow_empty); 4 another run holds the ledger's lock.`,
 		Example: `  # nightly, from cron: stop by 06:00, leave figures for node_exporter
   convpipe run --config /etc/convpipe.yaml --deadline 06:00 --metrics-file /var/lib/node_exporter/convpipe.prom
 
@@ -77,7 +79,7 @@ changed; 4 another run holds the ledger's lock.`,
 	fs.StringVar(&f.rate, "rate", "", "the account's quota, e.g. 1000/h, 20/s, 50/min (overrides sink.rate)")
 	fs.IntVar(&f.workers, "workers", 0, "concurrent requests (overrides sink.workers)")
 	fs.BoolVar(&f.dryRun, "dry-run", false, "send nothing and write what would be sent as JSON lines; the ledger is read, never written")
-	fs.StringVar(&f.dryRunOut, "dry-run-out", "-", "with --dry-run: file for the JSON lines, - for standard output")
+	fs.StringVar(&f.dryRunOut, "dry-run-out", "-", "with --dry-run: file for the JSON lines, - for standard output (the summary then goes to standard error)")
 	fs.StringVar(&f.deadline, "deadline", "", "stop at this clock time (06:00, the next one) or RFC 3339 time (overrides run.deadline)")
 	fs.DurationVar(&f.maxDuration, "max-duration", 0, "stop after this long, e.g. 7h30m (overrides run.max_duration)")
 	fs.StringVar(&f.ledgerPath, "ledger", "", "the ledger's SQLite file (overrides ledger.path)")
@@ -303,7 +305,8 @@ func (j *runJob) openSink() (pipeline.Sink, error) {
 	if j.f.dryRun {
 		var w io.Writer = j.cmd.OutOrStdout()
 		if j.f.dryRunOut != "-" {
-			file, err := os.Create(j.f.dryRunOut)
+			// 0644 less the umask, as every file run writes.
+			file, err := os.OpenFile(j.f.dryRunOut, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 			if err != nil {
 				return nil, fmt.Errorf("--dry-run-out: %w", err)
 			}
@@ -372,9 +375,18 @@ func (j *runJob) run() (pipeline.Summary, error) {
 // returns the error carrying the exit code.
 func (j *runJob) finish(summary pipeline.Summary, runErr error) error {
 	cfg, f, log := j.cfg, j.f, j.log
-	resultsPath, ledgerShown := "", ""
+	var missing *missingSourceError
+	if errors.As(runErr, &missing) {
+		runErr = missing // it says all: no "list source: " before it
+	}
+	if runErr != nil && summary.Stopped == "" {
+		// The engine stopped before its first object (the listing
+		// failed): the summary, and the run's record, say so too.
+		summary.Stopped = "fatal: " + runErr.Error()
+	}
+	notes := summaryNotes{source: describeSource(cfg.Source), allowEmpty: cfg.Run.AllowEmpty}
 	if !f.dryRun {
-		ledgerShown = cfg.Ledger.Path
+		notes.ledger = cfg.Ledger.Path
 		j.info.Finished = time.Now().UTC()
 		j.info.Summary = &summary
 		// The run's records must be finished even when ctx has ended.
@@ -382,21 +394,21 @@ func (j *runJob) finish(summary pipeline.Summary, runErr error) error {
 		if err := j.led.FinishRun(wctx, j.info); err != nil && runErr == nil {
 			runErr = fmt.Errorf("ledger: %w", err)
 		}
-		var err error
-		if resultsPath, err = writeResults(wctx, cfg, j.led, j.opt.RunID); err != nil {
-			log.Error("cannot write the results file", "err", err)
-			resultsPath = ""
+		if notes.results, notes.resultsErr = writeResults(wctx, cfg, j.led, j.opt.RunID); notes.resultsErr != nil {
+			log.Error("cannot write the results file", "err", notes.resultsErr)
+			notes.results = ""
 		}
 	}
-	printSummary(j.cmd.OutOrStdout(), summary, ledgerShown, resultsPath)
-	code := exitCode(runErr, &summary)
+	v := judge(summary, runErr, notes)
+	printSummary(j.summaryOut(), summary, notes, v)
+	code := runExitCode(runErr, &summary, v)
 	if f.summaryJSON != "" {
 		if err := writeJSONFile(f.summaryJSON, summary); err != nil {
 			log.Error("cannot write --summary-json", "err", err)
 		}
 	}
 	if f.metricsFile != "" {
-		if err := writeFileAtomic(f.metricsFile, []byte(metricsText(summary, time.Now(), code))); err != nil {
+		if err := writeFileAtomic(f.metricsFile, bytesWriter([]byte(metricsText(summary, time.Now(), code)))); err != nil {
 			log.Error("cannot write --metrics-file", "err", err)
 		}
 	}
@@ -409,34 +421,54 @@ func (j *runJob) finish(summary pipeline.Summary, runErr error) error {
 	return nil
 }
 
+// summaryOut is where the human summary goes: standard output, unless a
+// dry run writes its JSON lines there (--dry-run-out -), which stay pure.
+func (j *runJob) summaryOut() io.Writer {
+	if j.f.dryRun && j.f.dryRunOut == "-" {
+		return j.cmd.ErrOrStderr()
+	}
+	return j.cmd.OutOrStdout()
+}
+
 // writeResults writes the run's results CSV next to the ledger, into
-// run.results_dir, or, when that is an s3:// prefix, uploads it there (with
-// the source's S3 settings). It returns where the file went.
+// run.results_dir (created if missing, as the ledger's folder is), or,
+// when that is an s3:// prefix, uploads it there (with the source's S3
+// settings). It returns where the file went.
 func writeResults(ctx context.Context, cfg Config, led *ledger.Ledger, runID string) (string, error) {
 	p := ledger.ResultsPath(cfg.Ledger.Path, runID)
 	dir := cfg.Run.ResultsDir
+	write := func(w io.Writer) error { return ledger.WriteCSV(ctx, w, led, pipeline.Filter{RunID: runID}) }
 	if !strings.HasPrefix(dir, "s3://") {
 		if dir != "" {
+			if err := os.MkdirAll(dir, 0o750); err != nil {
+				return "", fmt.Errorf("run.results_dir: %w", err)
+			}
 			p = filepath.Join(dir, filepath.Base(p))
 		}
-		return p, ledger.WriteResultsFile(ctx, led, p, runID)
+		if err := writeFileAtomic(p, write); err != nil {
+			return "", fmt.Errorf("results file %s: %w", p, err)
+		}
+		return p, nil
 	}
+	// A local copy, 0600, uploaded once complete.
 	tmp, err := os.CreateTemp("", "convpipe-results-*.csv")
 	if err != nil {
 		return "", err
 	}
-	tmp.Close()
 	defer os.Remove(tmp.Name())
-	if err := ledger.WriteResultsFile(ctx, led, tmp.Name(), runID); err != nil {
+	defer tmp.Close()
+	bw := bufio.NewWriterSize(tmp, 64<<10)
+	if err := write(bw); err != nil {
 		return "", err
 	}
-	f, err := os.Open(tmp.Name())
-	if err != nil {
+	if err := bw.Flush(); err != nil {
 		return "", err
 	}
-	defer f.Close()
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		return "", err
+	}
 	url := strings.TrimSuffix(dir, "/") + "/" + filepath.Base(p)
-	return url, sources.Upload(ctx, cfg.Source.S3, url, f)
+	return url, sources.Upload(ctx, cfg.Source.S3, url, tmp)
 }
 
 // redactedArgs is the command line as recorded in the ledger and the lock

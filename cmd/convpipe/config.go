@@ -44,10 +44,16 @@ type RunConfig struct {
 	// Deadline stops the run at this clock time, "HH:MM" or RFC 3339
 	// (like --deadline).
 	Deadline string `yaml:"deadline"`
-	// ResultsDir is where each run writes its results CSV: a folder, or an
-	// s3://bucket/prefix/ (uploaded with the source's s3 settings).
-	// Default: next to the ledger.
+	// ResultsDir is where each run writes its results CSV: a folder
+	// (created if missing), or an s3://bucket/prefix/ (uploaded with the
+	// source's s3 settings). Default: next to the ledger. A results file
+	// that cannot be written makes the run exit 3.
 	ResultsDir string `yaml:"results_dir"`
+	// AllowEmpty makes a run whose source selects no object (an empty
+	// folder, nothing in the date window) exit 0; by default it needs
+	// attention (exit 3). A location that does not exist is an error
+	// either way.
+	AllowEmpty bool `yaml:"allow_empty"`
 	// LogFormat is "text" (default) or "json".
 	LogFormat string `yaml:"log_format"`
 	// LogLevel is "debug", "info" (default), "warn" or "error".

@@ -128,6 +128,9 @@ type workspace struct {
 	sim    *sim.Server
 	url    string
 	cfg    cfgOpts
+	// umask, when set ("077"), is the umask the binary runs under (through
+	// /bin/sh), not the test process'.
+	umask string
 }
 
 // cfgOpts are the parts of the configuration a test varies.
@@ -146,6 +149,7 @@ type cfgOpts struct {
 	Ledger         string // ledger.path; default ledger/ledger.db
 	URL            string // sink.base_url; default the simulator's
 	Extra          string // appended to the sink section verbatim
+	RunExtra       string // appended to the run section verbatim
 }
 
 func (o cfgOpts) withDefaults() cfgOpts {
@@ -225,6 +229,7 @@ run:
   progress: "{{.Progress}}"
   progress_interval: 200ms
   log_format: {{.LogFormat}}
+{{.RunExtra}}
 `))
 
 // simOpts chooses how newWorkspace starts the simulator.
@@ -317,6 +322,9 @@ func (w *workspace) path(elem ...string) string {
 // command returns the binary's command in the workspace, not started.
 func (w *workspace) command(ctx context.Context, args ...string) (*exec.Cmd, *bytes.Buffer, *bytes.Buffer) {
 	cmd := exec.CommandContext(ctx, binPath, args...)
+	if w.umask != "" {
+		cmd = exec.CommandContext(ctx, "/bin/sh", append([]string{"-c", "umask " + w.umask + ` && exec "$0" "$@"`, binPath}, args...)...)
+	}
 	cmd.Dir = w.dir
 	cmd.Env = w.env
 	var stdout, stderr bytes.Buffer

@@ -33,3 +33,14 @@ func exitCode(err error, s *pipeline.Summary) int {
 	}
 	return exitOK
 }
+
+// runExitCode is the exit code of `convpipe run`: exitCode's, and
+// exitAttention when the verdict finds something else that needs a person
+// (the results file could not be written, the source selected nothing).
+func runExitCode(err error, s *pipeline.Summary, v verdict) int {
+	code := exitCode(err, s)
+	if code == exitOK && len(v.attention) > 0 {
+		return exitAttention
+	}
+	return code
+}

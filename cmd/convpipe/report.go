@@ -1,19 +1,97 @@
 package main
 
 import (
+	"bufio"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
 
+	"convpipe/ledger"
 	"convpipe/pipeline"
+	"convpipe/sources"
 )
 
-// printSummary writes the human summary of a run.
-func printSummary(w io.Writer, s pipeline.Summary, ledgerPath, resultsPath string) {
+// summaryNotes are what a run's summary says beside the engine's counts:
+// what the command around the engine did.
+type summaryNotes struct {
+	// ledger is the ledger's path; empty on a dry run, which records
+	// nothing.
+	ledger string
+	// results is where the results file went, empty when none was
+	// written; resultsErr says why it could not be.
+	results    string
+	resultsErr error
+	// source names the source's location and date window (describeSource);
+	// allowEmpty is run.allow_empty.
+	source     string
+	allowEmpty bool
+}
+
+// verdict is what the end of a run tells a person: decided by judge,
+// printed by printSummary; the exit code follows from it.
+type verdict struct {
+	// failed is true when a fatal error stopped the run.
+	failed bool
+	// attention lists what needs a person, each with the commands that
+	// show it; empty when nothing does.
+	attention []string
+	// okNote, when set, qualifies "nothing needs attention".
+	okNote string
+}
+
+// judge decides the verdict of a run from its summary, the error that
+// ended it (nil if none) and the notes.
+func judge(s pipeline.Summary, runErr error, n summaryNotes) verdict {
+	v := verdict{failed: runErr != nil || strings.HasPrefix(s.Stopped, "fatal: ")}
+	if line := needsHuman(s, n.ledger); line != "" {
+		v.attention = append(v.attention, line)
+	}
+	if n.resultsErr != nil {
+		v.attention = append(v.attention, fmt.Sprintf("the results file could not be written (%v); the ledger has its lines: `%s`",
+			n.resultsErr, ledgerCommand(n.ledger, "export", "--run", s.RunID)))
+	}
+	// A run that was not stopped and listed nothing, not even objects
+	// unchanged since an earlier run.
+	if !v.failed && s.Stopped == "" && len(s.Objects) == 0 {
+		if !n.allowEmpty {
+			v.attention = append(v.attention, fmt.Sprintf("no objects matched %s: is the export late, or the location wrong? (run.allow_empty: true if nights without objects are normal)", n.source))
+		} else {
+			v.okNote = fmt.Sprintf("no objects matched %s; run.allow_empty", n.source)
+		}
+	}
+	return v
+}
+
+// describeSource names the source's location and date window:
+// "exports/ (since 2026-11-01, until 2026-11-30)".
+func describeSource(c sources.Config) string {
+	var window []string
+	if c.Since != "" {
+		window = append(window, "since "+c.Since)
+	}
+	if c.Until != "" {
+		window = append(window, "until "+c.Until)
+	}
+	if len(window) == 0 {
+		return c.Location
+	}
+	if c.DateFrom == sources.DateFromKey {
+		window = append(window, "by the date in the key")
+	}
+	return c.Location + " (" + strings.Join(window, ", ") + ")"
+}
+
+// printSummary writes the human summary of a run and its verdict.
+func printSummary(w io.Writer, s pipeline.Summary, n summaryNotes, v verdict) {
 	t := s.Total
 	title := "run " + s.RunID
 	if s.DryRun {
@@ -52,27 +130,33 @@ func printSummary(w io.Writer, s pipeline.Summary, ledgerPath, resultsPath strin
 			}
 		}
 	}
-	if ledgerPath != "" {
-		fmt.Fprintf(w, "  ledger    %s\n", ledgerPath)
+	if n.ledger != "" {
+		fmt.Fprintf(w, "  ledger    %s\n", n.ledger)
 	}
-	if resultsPath != "" {
-		fmt.Fprintf(w, "  results   %s\n", resultsPath)
+	if n.results != "" {
+		fmt.Fprintf(w, "  results   %s\n", n.results)
 	}
-	fatal := strings.HasPrefix(s.Stopped, "fatal: ")
-	if fatal {
+	if v.failed {
 		fmt.Fprintln(w, "  FAILED    the run stopped on a fatal error (see above); fix it and run again: what was not sent is sent then")
 	}
-	if verdict := needsHuman(s); verdict != "" {
-		fmt.Fprintf(w, "  ATTENTION %s\n", verdict)
-	} else if !fatal {
-		fmt.Fprintln(w, "  OK        nothing needs attention")
+	for _, line := range v.attention {
+		fmt.Fprintf(w, "  ATTENTION %s\n", line)
+	}
+	if !v.failed && len(v.attention) == 0 {
+		if v.okNote != "" {
+			fmt.Fprintf(w, "  OK        nothing needs attention (%s)\n", v.okNote)
+		} else {
+			fmt.Fprintln(w, "  OK        nothing needs attention")
+		}
 	}
 }
 
-// needsHuman says what in s needs a person, or "" when nothing does.
-func needsHuman(s pipeline.Summary) string {
+// needsHuman says what in s needs a person, or "" when nothing does, and
+// the commands that list it from the ledger at ledgerPath, typed where
+// the run was started; none when ledgerPath is empty (a dry run).
+func needsHuman(s pipeline.Summary, ledgerPath string) string {
 	t := s.Total
-	var parts []string
+	var parts, states []string
 	add := func(n int64, what string) {
 		if n > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", n, what))
@@ -87,25 +171,119 @@ func needsHuman(s pipeline.Summary) string {
 	if len(parts) == 0 {
 		return ""
 	}
-	return strings.Join(parts, ", ") + ": see `convpipe ledger export --state STATE`"
+	if ledgerPath == "" {
+		return strings.Join(parts, ", ")
+	}
+	// Unreadable objects and malformed rows are recorded as invalid.
+	for _, st := range []struct {
+		n     int64
+		state pipeline.State
+	}{
+		{s.FileErrors + t.RowErrors + t.Invalid, pipeline.StateInvalid},
+		{t.Rejected, pipeline.StateRejected},
+		{t.Failed, pipeline.StateFailed},
+		{t.Changed, pipeline.StateChanged},
+	} {
+		if st.n > 0 {
+			states = append(states, "`"+ledgerCommand(ledgerPath, "export", "--state", string(st.state))+"`")
+		}
+	}
+	return strings.Join(parts, ", ") + ": see " + strings.Join(states, ", ")
 }
 
+// ledgerCommand is the `convpipe ledger` command with args that reads
+// the ledger at path when typed where the run was started: --ledger
+// names it unless it is the default path.
+func ledgerCommand(path string, args ...string) string {
+	cmd := []string{"convpipe", "ledger", args[0]}
+	if filepath.Clean(path) != ledger.DefaultPath {
+		cmd = append(cmd, "--ledger", shellQuote(path))
+	}
+	for _, a := range args[1:] {
+		cmd = append(cmd, shellQuote(a))
+	}
+	return strings.Join(cmd, " ")
+}
+
+// shellQuote quotes s for a POSIX shell, unless it needs no quotes.
+func shellQuote(s string) string {
+	safe := s != ""
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("_-./:@%+=,", r)) {
+			safe = false
+			break
+		}
+	}
+	if safe {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// writeJSONFile writes v as indented JSON to path (writeFileAtomic).
 func writeJSONFile(path string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, append(b, '\n'))
+	return writeFileAtomic(path, bytesWriter(append(b, '\n')))
 }
 
-// writeFileAtomic writes data to path through a temporary file and a
-// rename, so that readers (node_exporter) never see half a file.
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+// bytesWriter is the writing of data, for writeFileAtomic.
+func bytesWriter(data []byte) func(io.Writer) error {
+	return func(w io.Writer) error {
+		_, err := w.Write(data)
 		return err
 	}
-	return os.Rename(tmp, path)
+}
+
+// writeFileAtomic writes path through a new temporary file beside it,
+// synced, and a rename, so that readers (node_exporter) never see half a
+// file. The file is created 0644 less the umask, and never wider than the
+// file it replaces.
+func writeFileAtomic(path string, write func(io.Writer) error) (err error) {
+	perm := os.FileMode(0o644)
+	if fi, serr := os.Stat(path); serr == nil {
+		perm &= fi.Mode().Perm()
+	}
+	f, err := createTemp(path, perm)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	bw := bufio.NewWriterSize(f, 64<<10)
+	if err := write(bw); err != nil {
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
+
+// createTemp creates a new file named after path in its folder, with perm
+// less the umask (os.CreateTemp's files are always 0600).
+func createTemp(path string, perm os.FileMode) (*os.File, error) {
+	for range 100 {
+		var b [4]byte
+		_, _ = rand.Read(b[:])
+		f, err := os.OpenFile(path+".tmp-"+hex.EncodeToString(b[:]), os.O_RDWR|os.O_CREATE|os.O_EXCL, perm)
+		if !errors.Is(err, fs.ErrExist) {
+			return f, err
+		}
+	}
+	return nil, fmt.Errorf("%s: cannot create a temporary file beside it", path)
 }
 
 // metricsText renders the summary in Prometheus text format, for the

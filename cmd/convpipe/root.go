@@ -26,7 +26,8 @@ IMPACT_AUTH_TOKEN for the API, the AWS SDK's standard chain for S3.
 
 Exit codes: 0 all good; 1 fatal error; 2 usage or configuration error;
 3 finished, but some rows or conversions are invalid, rejected, failed or
-changed; 4 another run holds the ledger's lock.`,
+changed, the results file could not be written, or the source selected no
+object (see run.allow_empty); 4 another run holds the ledger's lock.`,
 		Version:       version,
 		SilenceUsage:  true,
 		SilenceErrors: true,

@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
+	"os"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -87,5 +90,38 @@ func buildReading(ctx context.Context, cfg Config) (pipeline.Source, *mapping.Ma
 	if err != nil {
 		return nil, nil, err
 	}
-	return src, m, nil
+	return listedSource{Source: src, location: cfg.Source.Location}, m, nil
 }
+
+// listedSource is the configured source, whose listing names a local
+// location that does not exist plainly (a *missingSourceError) instead of
+// failing with a bare stat error.
+type listedSource struct {
+	pipeline.Source
+	location string
+}
+
+// Objects lists the source's objects, as the source does.
+func (s listedSource) Objects(ctx context.Context) ([]pipeline.Object, error) {
+	objs, err := s.Source.Objects(ctx)
+	if err != nil && errors.Is(err, fs.ErrNotExist) && !strings.HasPrefix(s.location, "s3://") && !strings.ContainsAny(s.location, `*?[\`) {
+		// Not an object that vanished while listing: the location itself.
+		if _, serr := os.Stat(s.location); errors.Is(serr, fs.ErrNotExist) {
+			return nil, &missingSourceError{location: s.location, err: err}
+		}
+	}
+	return objs, err
+}
+
+// missingSourceError is a local source location that does not exist: a
+// fatal error of the run, whatever run.allow_empty says.
+type missingSourceError struct {
+	location string
+	err      error
+}
+
+func (e *missingSourceError) Error() string {
+	return fmt.Sprintf("source %q does not exist", e.location)
+}
+
+func (e *missingSourceError) Unwrap() error { return e.err }
