@@ -228,7 +228,8 @@ func ResultsPath(ledgerPath, runID string) string {
 
 // WriteResultsFile writes the results file of run (the entries it last
 // wrote) to path atomically: a temporary file in the same directory,
-// synced, then renamed over path. Its cells are escaped as CSVWriter
+// synced, then renamed over path. The file is created readable and
+// writable by its owner only (0600). Its cells are escaped as CSVWriter
 // describes.
 func WriteResultsFile(ctx context.Context, l pipeline.Ledger, path, runID string) (err error) {
 	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp-*")
@@ -246,9 +247,6 @@ func WriteResultsFile(ctx context.Context, l pipeline.Ledger, path, runID string
 		return fmt.Errorf("results file %s: %w", path, err)
 	}
 	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("results file %s: %w", path, err)
-	}
-	if err := f.Chmod(0o644); err != nil {
 		return fmt.Errorf("results file %s: %w", path, err)
 	}
 	if err := f.Sync(); err != nil {

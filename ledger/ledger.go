@@ -38,6 +38,16 @@
 // it ends. OpenReadOnly takes no lock: `ledger export` and `ledger show`
 // read while a run writes (WAL readers never block the writer).
 //
+// # Files
+//
+// Beside the database at PATH (and SQLite's PATH-wal and PATH-shm) are
+// its lock file PATH.lock and the results files of runs
+// (PATH.results-RUN.csv, see ResultsPath). They hold orders and
+// customers' data: Open and WriteResultsFile create them readable and
+// writable by their owner only (0600, less what the umask takes away;
+// SQLite gives its files the database's mode). A file that exists keeps
+// its mode.
+//
 // # Storage faults
 //
 // Open fails, before anything is sent, when the lock file or the database
@@ -52,6 +62,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -177,6 +188,10 @@ func Open(ctx context.Context, path string, opts Options) (*Ledger, error) {
 	if l.maxBatch <= 0 {
 		l.maxBatch = 1000
 	}
+	if err := createPrivate(abs); err != nil {
+		l.closeAll()
+		return nil, fmt.Errorf("ledger %s: create: %w", path, err)
+	}
 	if err := l.openWriter(ctx, abs); err != nil {
 		l.closeAll()
 		return nil, err
@@ -215,6 +230,23 @@ func OpenReadOnly(ctx context.Context, path string) (*Ledger, error) {
 		return nil, err
 	}
 	return l, nil
+}
+
+// createPrivate creates the database file, empty and readable and
+// writable by its owner only, when there is none: SQLite would create it
+// 0644 less the umask, and it gives the WAL and shared-memory files the
+// mode of the database file.
+func createPrivate(abs string) error {
+	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	// No SQLite connection of this process has this new file open, so
+	// closing it drops none of their POSIX locks.
+	return f.Close()
 }
 
 // Path returns the ledger's path as given to Open.
