@@ -272,7 +272,13 @@ func TestCSVFormulaInjection(t *testing.T) {
 			}
 		}
 	}
-	// JSON lines are exact.
+	checkJSONLExact(t, l, stored)
+}
+
+// checkJSONLExact checks that the JSON lines of l hold each of the
+// OrderIds as stored, and each entry's message, unescaped.
+func checkJSONLExact(t *testing.T, l *Ledger, orderIDs []string) {
+	t.Helper()
 	var jl bytes.Buffer
 	if err := WriteJSONL(t.Context(), &jl, l, pipeline.Filter{}); err != nil {
 		t.Fatal(err)
@@ -288,7 +294,7 @@ func TestCSVFormulaInjection(t *testing.T) {
 			t.Errorf("jsonl message %q, want %q", e.Messages[0].Text, e.Key.OrderID)
 		}
 	}
-	for _, id := range stored {
+	for _, id := range orderIDs {
 		if !seen[id] {
 			t.Errorf("jsonl lacks the OrderId %q as stored", id)
 		}
