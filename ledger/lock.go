@@ -107,6 +107,13 @@ func (l *flock) setRun(runID string) error {
 	return l.writeLocked()
 }
 
+// current returns the holder as now recorded.
+func (l *flock) current() Holder {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.holder
+}
+
 func (l *flock) write() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -13,7 +13,7 @@ import (
 )
 
 // TestFileModes: the files of a ledger (the database and its WAL, the
-// lock file, the results file) hold orders and customers' data: they are
+// lock file, the marker, the results file) hold orders and customers' data: they are
 // created readable and writable by their owner only, whatever the umask,
 // and never widened past it.
 func TestFileModes(t *testing.T) {
@@ -34,7 +34,7 @@ func TestFileModes(t *testing.T) {
 			if err := WriteResultsFile(t.Context(), l, results, "r1"); err != nil {
 				t.Fatal(err)
 			}
-			want := []string{path, path + "-wal", path + "-shm", path + ".lock", results}
+			want := []string{path, path + "-wal", path + "-shm", path + ".lock", path + markerSuffix, results}
 			for _, name := range want {
 				fi, err := os.Stat(name)
 				if err != nil {
