@@ -38,6 +38,20 @@
 // it ends. OpenReadOnly takes no lock: `ledger export` and `ledger show`
 // read while a run writes (WAL readers never block the writer).
 //
+// Deleting the lock file would let a second Open lock a new one while the
+// first still runs; so on Linux Open also locks the ledger file itself,
+// with an open-file-description lock on a byte far past the bytes SQLite
+// locks and past any database's size (it never meets SQLite's locks, nor
+// does it on a network file system, where flock would lock the whole
+// file). A second Open then fails with a *LockedError even without the
+// lock file; it names the holder as the marker file records it. Elsewhere
+// (BSD and macOS, whose flock locks exclude SQLite's fcntl ones) the lock
+// file's lock is the only one. A ledger file this process may not write
+// is not locked: the probe write (see Storage faults) refuses it.
+// Closing any descriptor of a file drops every POSIX lock the process holds
+// on it, SQLite's included, so the ledger's descriptor is closed only once
+// no connection of the process uses the file any more.
+//
 // # New and lost ledgers
 //
 // Open makes a new ledger only where there is nothing: no ledger file (or
@@ -151,6 +165,7 @@ type Ledger struct {
 	abs      string // the absolute path
 	readOnly bool
 	lock     *flock
+	file     *fileLock // this Ledger's use (and lock) of its database file
 
 	markMu sync.Mutex // serializes writes of the marker file
 	marker marker     // what the marker file says
@@ -245,6 +260,7 @@ func OpenReadOnly(ctx context.Context, path string) (*Ledger, error) {
 	if fi.IsDir() {
 		return nil, fmt.Errorf("ledger %s: is a directory; name the database file", path)
 	}
+	l.file = useLedgerFile(abs)
 	if err := l.openReaders(ctx, abs, true); err != nil {
 		l.closeAll()
 		return nil, err
@@ -262,6 +278,21 @@ func (l *Ledger) openFiles(ctx context.Context) error {
 	if err := createPrivate(l.abs); err != nil {
 		return fmt.Errorf("ledger %s: create: %w", l.name, err)
 	}
+	fl, err := lockLedgerFile(l.abs, l.lock)
+	var le *LockedError
+	if errors.As(err, &le) {
+		// Held, though the lock file was free: it was deleted, and the
+		// new one names nobody. The marker names the last opener.
+		le.Path = l.name
+		if le.Holder.PID == 0 {
+			le.Holder = l.marker.OpenedBy
+		}
+		return le
+	}
+	if err != nil {
+		return fmt.Errorf("ledger %s: lock the ledger file: %w", l.name, err)
+	}
+	l.file = fl
 	created, err := l.openWriter(ctx, l.abs)
 	if err != nil {
 		return err
@@ -453,6 +484,8 @@ func (l *Ledger) closeAll() error {
 	if l.rdb != nil {
 		errs = append(errs, l.rdb.Close())
 	}
+	// After every connection of this Ledger is closed.
+	errs = append(errs, l.file.release())
 	if l.lock != nil {
 		errs = append(errs, l.lock.release())
 	}
