@@ -48,9 +48,9 @@
 // (BSD and macOS, whose flock locks exclude SQLite's fcntl ones) the lock
 // file's lock is the only one. A ledger file this process may not write
 // is not locked: the probe write (see Storage faults) refuses it.
-// Closing any descriptor of a file drops every POSIX lock the process holds
-// on it, SQLite's included, so the ledger's descriptor is closed only once
-// no connection of the process uses the file any more.
+// Closing any descriptor of a file drops every POSIX lock the process
+// holds on it, SQLite's included, so the ledger's descriptor is closed
+// only once no connection of the process uses the file any more.
 //
 // # New and lost ledgers
 //
@@ -72,8 +72,8 @@
 //
 // Beside the database at PATH (and SQLite's PATH-wal and PATH-shm) are
 // its lock file PATH.lock, its marker file PATH.marker and the results
-// files of runs (PATH.results-RUN.csv, see ResultsPath). They hold orders and
-// customers' data: Open and WriteResultsFile create them readable and
+// files of runs (PATH.results-RUN.csv, see ResultsPath). They hold orders
+// and customers' data: Open and WriteResultsFile create them readable and
 // writable by their owner only (0600, less what the umask takes away;
 // SQLite gives its files the database's mode). A file that exists keeps
 // its mode.
