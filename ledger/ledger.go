@@ -38,6 +38,46 @@
 // it ends. OpenReadOnly takes no lock: `ledger export` and `ledger show`
 // read while a run writes (WAL readers never block the writer).
 //
+// Deleting the lock file would let a second Open lock a new one while the
+// first still runs; so on Linux Open also locks the ledger file itself,
+// with an open-file-description lock on a byte far past the bytes SQLite
+// locks and past any database's size (it never meets SQLite's locks, nor
+// does it on a network file system, where flock would lock the whole
+// file). A second Open then fails with a *LockedError even without the
+// lock file; it names the holder as the marker file records it. Elsewhere
+// (BSD and macOS, whose flock locks exclude SQLite's fcntl ones) the lock
+// file's lock is the only one. A ledger file this process may not write
+// is not locked: the probe write (see Storage faults) refuses it.
+// Closing any descriptor of a file drops every POSIX lock the process
+// holds on it, SQLite's included, so the ledger's descriptor is closed
+// only once no connection of the process uses the file any more.
+//
+// # New and lost ledgers
+//
+// Open makes a new ledger only where there is nothing: no ledger file (or
+// an empty one) and no marker file. Making it, Open writes the marker file
+// PATH.marker beside it, and each Open and BeginRun rewrites it with the
+// ledger's latest use (the last run begun, the last opener). While the
+// marker exists, a ledger file that is missing, 0 bytes long or a database
+// without the ledger's tables is a lost ledger, not a new one: Open and
+// OpenReadOnly fail with a *LostError that names the path and the last run
+// the marker records, since a new ledger would send again every
+// conversion the lost one recorded as sent. Restore the ledger from a
+// backup, or remove it and its marker to start afresh. A ledger made
+// before markers existed gets its marker at its next Open. The marker
+// guards against losing the ledger file only: a directory removed as a
+// whole takes the marker with it.
+//
+// # Files
+//
+// Beside the database at PATH (and SQLite's PATH-wal and PATH-shm) are
+// its lock file PATH.lock, its marker file PATH.marker and the results
+// files of runs (PATH.results-RUN.csv, see ResultsPath). They hold orders
+// and customers' data: Open and WriteResultsFile create them readable and
+// writable by their owner only (0600, less what the umask takes away;
+// SQLite gives its files the database's mode). A file that exists keeps
+// its mode.
+//
 // # Storage faults
 //
 // Open fails, before anything is sent, when the lock file or the database
@@ -52,6 +92,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -88,8 +129,9 @@ const DefaultPath = "convpipe-ledger.db"
 
 // Config is the ledger's part of the configuration file.
 type Config struct {
-	// Path is the SQLite file. Its lock file is Path + ".lock"; the
-	// results files of runs are written next to it.
+	// Path is the SQLite file. Its lock file is Path + ".lock" and its
+	// marker file Path + ".marker"; the results files of runs are
+	// written next to it.
 	Path string `yaml:"path"`
 }
 
@@ -120,8 +162,14 @@ type Options struct {
 // use; Close it to release the lock.
 type Ledger struct {
 	name     string // the path as given, for messages
+	abs      string // the absolute path
 	readOnly bool
 	lock     *flock
+	file     *fileLock // this Ledger's use (and lock) of its database file
+
+	markMu sync.Mutex // serializes writes of the marker file
+	marker marker     // what the marker file says
+	marked bool       // whether there was a marker file at Open
 
 	rdb     *sql.DB // readers
 	getStmt *sql.Stmt
@@ -148,9 +196,11 @@ type Ledger struct {
 }
 
 // Open opens the ledger at path for a run, creating it (and its directory)
-// when missing and bringing its schema up to date. It takes the ledger's
-// lock: when another process or another Open holds it, Open fails at once
-// with a *LockedError (errors.Is(err, pipeline.ErrLocked)).
+// when there is nothing there, and bringing its schema up to date. It
+// takes the ledger's lock: when another process or another Open holds it,
+// Open fails at once with a *LockedError (errors.Is(err,
+// pipeline.ErrLocked)). A ledger that its marker file says was made but
+// that is missing or empty is not made anew: Open fails with a *LostError.
 func Open(ctx context.Context, path string, opts Options) (*Ledger, error) {
 	if strings.TrimSpace(path) == "" {
 		return nil, errors.New("ledger: open: empty path")
@@ -173,15 +223,11 @@ func Open(ctx context.Context, path string, opts Options) (*Ledger, error) {
 		}
 		return nil, err
 	}
-	l := &Ledger{name: path, lock: lk, maxBatch: opts.MaxBatch}
+	l := &Ledger{name: path, abs: abs, lock: lk, maxBatch: opts.MaxBatch}
 	if l.maxBatch <= 0 {
 		l.maxBatch = 1000
 	}
-	if err := l.openWriter(ctx, abs); err != nil {
-		l.closeAll()
-		return nil, err
-	}
-	if err := l.openReaders(ctx, abs, false); err != nil {
+	if err := l.openFiles(ctx); err != nil {
 		l.closeAll()
 		return nil, err
 	}
@@ -194,6 +240,7 @@ func Open(ctx context.Context, path string, opts Options) (*Ledger, error) {
 
 // OpenReadOnly opens an existing ledger for reading, without its lock, so
 // that it can be read while a run holds it. Its writes return ErrReadOnly.
+// A lost ledger (see Open) fails with a *LostError.
 func OpenReadOnly(ctx context.Context, path string) (*Ledger, error) {
 	if strings.TrimSpace(path) == "" {
 		return nil, errors.New("ledger: open: empty path")
@@ -202,6 +249,10 @@ func OpenReadOnly(ctx context.Context, path string) (*Ledger, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ledger %s: %w", path, err)
 	}
+	l := &Ledger{name: path, abs: abs, readOnly: true}
+	if err := l.checkFile(abs); err != nil {
+		return nil, err
+	}
 	fi, err := os.Stat(abs)
 	if err != nil {
 		return nil, fmt.Errorf("ledger %s: %w", path, err)
@@ -209,12 +260,64 @@ func OpenReadOnly(ctx context.Context, path string) (*Ledger, error) {
 	if fi.IsDir() {
 		return nil, fmt.Errorf("ledger %s: is a directory; name the database file", path)
 	}
-	l := &Ledger{name: path, readOnly: true}
+	l.file = useLedgerFile(abs)
 	if err := l.openReaders(ctx, abs, true); err != nil {
 		l.closeAll()
 		return nil, err
 	}
 	return l, nil
+}
+
+// openFiles opens the database of a locked ledger, after making sure that
+// it is not a lost one (see checkFile), and records the Open in its
+// marker file.
+func (l *Ledger) openFiles(ctx context.Context) error {
+	if err := l.checkFile(l.abs); err != nil {
+		return err
+	}
+	if err := createPrivate(l.abs); err != nil {
+		return fmt.Errorf("ledger %s: create: %w", l.name, err)
+	}
+	fl, err := lockLedgerFile(l.abs, l.lock)
+	var le *LockedError
+	if errors.As(err, &le) {
+		// Held, though the lock file was free: it was deleted, and the
+		// new one names nobody. The marker names the last opener.
+		le.Path = l.name
+		if le.Holder.PID == 0 {
+			le.Holder = l.marker.OpenedBy
+		}
+		return le
+	}
+	if err != nil {
+		return fmt.Errorf("ledger %s: lock the ledger file: %w", l.name, err)
+	}
+	l.file = fl
+	created, err := l.openWriter(ctx, l.abs)
+	if err != nil {
+		return err
+	}
+	if err := l.openReaders(ctx, l.abs, false); err != nil {
+		return err
+	}
+	return l.markOpen(ctx, l.abs, created)
+}
+
+// createPrivate creates the database file, empty and readable and
+// writable by its owner only, when there is none: SQLite would create it
+// 0644 less the umask, and it gives the WAL and shared-memory files the
+// mode of the database file.
+func createPrivate(abs string) error {
+	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	// No SQLite connection of this process has this new file open, so
+	// closing it drops none of their POSIX locks.
+	return f.Close()
 }
 
 // Path returns the ledger's path as given to Open.
@@ -229,7 +332,9 @@ func dsn(path string, params url.Values) string {
 
 const busyTimeoutMS = "10000"
 
-func (l *Ledger) openWriter(ctx context.Context, abs string) error {
+// openWriter opens the write connection and brings the schema up to date;
+// it returns whether the database was new (it had no schema).
+func (l *Ledger) openWriter(ctx context.Context, abs string) (bool, error) {
 	p := url.Values{}
 	p.Add("_pragma", "busy_timeout("+busyTimeoutMS+")")
 	p.Add("_pragma", "journal_mode(WAL)")
@@ -243,7 +348,7 @@ func (l *Ledger) openWriter(ctx context.Context, abs string) error {
 	p.Add("_pragma", "journal_size_limit(67108864)")
 	db, err := sql.Open("sqlite", dsn(abs, p))
 	if err != nil {
-		return fmt.Errorf("ledger %s: open: %w", l.name, err)
+		return false, fmt.Errorf("ledger %s: open: %w", l.name, err)
 	}
 	db.SetMaxOpenConns(1)
 	db.SetMaxIdleConns(1)
@@ -252,23 +357,32 @@ func (l *Ledger) openWriter(ctx context.Context, abs string) error {
 	l.wdb = db
 	conn, err := db.Conn(ctx)
 	if err != nil {
-		return fmt.Errorf("ledger %s: open: %w", l.name, sqlError(err))
+		return false, fmt.Errorf("ledger %s: open: %w", l.name, sqlError(err))
 	}
 	l.wconn = conn
 	var mode string
 	if err := conn.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode); err != nil {
-		return fmt.Errorf("ledger %s: open: %w", l.name, sqlError(err))
+		return false, fmt.Errorf("ledger %s: open: %w", l.name, sqlError(err))
 	}
 	if !strings.EqualFold(mode, "wal") {
-		return fmt.Errorf("ledger %s: open: journal mode is %q, not wal (is the file on a file system without shared memory?)", l.name, mode)
+		return false, fmt.Errorf("ledger %s: open: journal mode is %q, not wal (is the file on a file system without shared memory?)", l.name, mode)
+	}
+	// A ledger that has a marker but no schema is a lost one: refuse it
+	// before migrate makes it a new ledger.
+	version, err := checkSchema(ctx, conn, l.name)
+	if err != nil {
+		return false, err
+	}
+	if err := l.checkVersion(version); err != nil {
+		return false, err
 	}
 	if err := migrate(ctx, conn, l.name); err != nil {
-		return err
+		return false, err
 	}
 	// Probe: commit a real write, so that an unwritable file or a full
 	// disk fails here, before anything is sent.
 	if err := l.probe(ctx); err != nil {
-		return err
+		return false, err
 	}
 	for _, s := range []struct {
 		st  **sql.Stmt
@@ -281,11 +395,11 @@ func (l *Ledger) openWriter(ctx context.Context, abs string) error {
 	} {
 		st, err := conn.PrepareContext(ctx, s.sql)
 		if err != nil {
-			return fmt.Errorf("ledger %s: prepare: %w", l.name, sqlError(err))
+			return false, fmt.Errorf("ledger %s: prepare: %w", l.name, sqlError(err))
 		}
 		*s.st = st
 	}
-	return nil
+	return version == 0, nil
 }
 
 func (l *Ledger) probe(ctx context.Context) error {
@@ -321,6 +435,9 @@ func (l *Ledger) openReaders(ctx context.Context, abs string, readOnly bool) err
 	if readOnly {
 		version, err := checkSchema(ctx, db, l.name)
 		if err != nil {
+			return err
+		}
+		if err := l.checkVersion(version); err != nil {
 			return err
 		}
 		if version != schemaVersion {
@@ -367,6 +484,8 @@ func (l *Ledger) closeAll() error {
 	if l.rdb != nil {
 		errs = append(errs, l.rdb.Close())
 	}
+	// After every connection of this Ledger is closed.
+	errs = append(errs, l.file.release())
 	if l.lock != nil {
 		errs = append(errs, l.lock.release())
 	}

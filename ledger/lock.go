@@ -78,7 +78,7 @@ type flock struct {
 // lockFile takes the lock at once or fails with a *LockedError.
 func lockFile(dbPath, command string) (*flock, error) {
 	name := dbPath + ".lock"
-	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("ledger %s: create lock file: %w", dbPath, err)
 	}
@@ -105,6 +105,13 @@ func (l *flock) setRun(runID string) error {
 	defer l.mu.Unlock()
 	l.holder.RunID = runID
 	return l.writeLocked()
+}
+
+// current returns the holder as now recorded.
+func (l *flock) current() Holder {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.holder
 }
 
 func (l *flock) write() error {

@@ -22,7 +22,7 @@ const finishRunSQL = `INSERT INTO runs (id, started, finished, args, summary) VA
 const runColumns = `id, started, finished, args, summary`
 
 // BeginRun records the start of a run, durably, and names it in the lock
-// file. A run ID already recorded is an error.
+// file and the marker file. A run ID already recorded is an error.
 func (l *Ledger) BeginRun(ctx context.Context, run pipeline.RunInfo) error {
 	op := "begin run " + run.ID
 	if run.ID == "" {
@@ -47,6 +47,9 @@ func (l *Ledger) BeginRun(ctx context.Context, run pipeline.RunInfo) error {
 	}
 	if err := l.lock.setRun(run.ID); err != nil {
 		return fmt.Errorf("ledger %s: %s: write lock file: %w", l.name, op, err)
+	}
+	if err := l.markRun(run.ID, started); err != nil {
+		return fmt.Errorf("ledger %s: %s: %w", l.name, op, err)
 	}
 	return nil
 }
