@@ -186,3 +186,22 @@ func countTables(t *testing.T, path string) int {
 	}
 	return n
 }
+
+// TestMade: a ledger was made at a path while its file or its marker is
+// there; a deleted ledger whose marker is left is still made (and lost).
+func TestMade(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	if Made(path) {
+		t.Fatal("Made before anything was created")
+	}
+	used := usedLedger(t)
+	if !Made(used) {
+		t.Fatal("Made false for a used ledger")
+	}
+	if err := os.Remove(used); err != nil {
+		t.Fatal(err)
+	}
+	if !Made(used) {
+		t.Error("Made false for a deleted ledger whose marker is left: a dry run would take it as new")
+	}
+}

@@ -233,3 +233,15 @@ func (l *Ledger) markRun(runID string, started time.Time) error {
 	l.marker = m
 	return nil
 }
+
+// Made reports whether a ledger was made at path: its file or its marker
+// exists. A reader that finds neither may take the ledger as empty; one
+// that finds only the marker must open it to learn that it was lost.
+func Made(path string) bool {
+	for _, p := range []string{path, path + markerSuffix} {
+		if _, err := os.Stat(p); err == nil {
+			return true
+		}
+	}
+	return false
+}

@@ -69,8 +69,10 @@ type Mapped struct {
 }
 
 // Sink delivers conversions. Retry and rate limiting are its own layers;
-// the caller sends one conversion per call, from as many goroutines as it
-// has workers. A Sink is safe for concurrent use.
+// the caller sends one conversion per call, from more goroutines than the
+// sink should have requests in flight (so that a conversion waiting to
+// retry holds no other back): a Sink bounds its own concurrency. A Sink is
+// safe for concurrent use.
 type Sink interface {
 	// Send submits one conversion and returns its outcome. Every answer,
 	// including a rejection, a failure after retries or a cancelled

@@ -1,14 +1,17 @@
 package sinks
 
 import (
+	"context"
 	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"convpipe/pipeline"
 )
@@ -153,5 +156,70 @@ func TestDuplicateFromElsewhere(t *testing.T) {
 	if err != nil || out.State != pipeline.StateRejected || last < 1 || out.Messages[0].Field != "OrderId" ||
 		!strings.Contains(out.Messages[last].Text, "from elsewhere") {
 		t.Fatalf("outcome %+v, %v; want rejected, from elsewhere", out, err)
+	}
+}
+
+// TestRetryWaitHoldsNoSlot: a conversion waiting to retry holds none of
+// the sink's request slots, so another goes out meanwhile; and however
+// many goroutines call Send, at most Workers requests are in flight.
+// Before, the backoff slept inside the request slot, and under 10%
+// transient faults a run fell to 41% of its rate (make bench, 3b).
+func TestRetryWaitHoldsNoSlot(t *testing.T) {
+	var mu sync.Mutex
+	active, most := 0, 0
+	first := true
+	s := newScripted(t, testCreds, func(c *Config) {
+		c.Workers, c.BackoffInitial, c.BackoffMax, c.MaxElapsed = 1, time.Minute, time.Minute, time.Hour
+	},
+		func(w http.ResponseWriter, r *http.Request, body string) {
+			mu.Lock()
+			active++
+			most = max(most, active)
+			fail := first
+			first = false
+			mu.Unlock()
+			defer func() { mu.Lock(); active--; mu.Unlock() }()
+			if fail {
+				answerWith(503, serverFailed)(w, r, body)
+				return
+			}
+			answerWith(200, queued)(w, r, body)
+		})
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	retrying := make(chan pipeline.Outcome, 1)
+	go func() {
+		out, _ := s.sink.Send(ctx, conv(1)) // 503, then a minute's backoff
+		retrying <- out
+	}()
+	within(t, 10*time.Second, func() {
+		for s.requests() == 0 {
+			runtime.Gosched()
+		}
+	})
+	var wg sync.WaitGroup
+	outs := make([]pipeline.Outcome, 8)
+	for i := range outs {
+		wg.Go(func() { outs[i], _ = s.sink.Send(t.Context(), conv(2+i)) })
+	}
+	within(t, 10*time.Second, wg.Wait)
+	for i, out := range outs {
+		if out.State != pipeline.StateAccepted {
+			t.Errorf("conversion %d sent while another waits to retry: %+v", 2+i, out)
+		}
+	}
+	select {
+	case out := <-retrying:
+		t.Fatalf("the retrying conversion ended early: %+v", out)
+	default:
+	}
+	cancel()
+	if out := <-retrying; out.State != pipeline.StateFailed || out.Attempts != 1 {
+		t.Errorf("the retrying conversion, stopped in its backoff: %+v", out)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if most != 1 {
+		t.Errorf("%d requests in flight at once, want at most 1 (workers)", most)
 	}
 }

@@ -37,8 +37,10 @@ type Impact struct {
 	ua       string
 	client   *http.Client
 	pacer    *pacer
-	pol      policy
-	log      *slog.Logger
+	// slots holds one token per request in flight: at most Workers.
+	slots chan struct{}
+	pol   policy
+	log   *slog.Logger
 
 	fatal    atomic.Pointer[error]
 	fatalLog sync.Once
@@ -124,6 +126,7 @@ func NewFromSettings(set Settings, creds Credentials, version string, log *slog.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
 		pacer: newPacer(limit, cfg.Burst, log),
+		slots: make(chan struct{}, cfg.Workers),
 		pol:   policy{maxWait: cfg.MaxWait, secrets: secrets},
 		log:   log,
 	}, nil
@@ -177,30 +180,12 @@ func (s *Impact) SendAnnounced(ctx context.Context, c *pipeline.Conversion, leav
 		if ctx.Err() != nil {
 			return st.stop("stopped before an answer")
 		}
-		release, err := s.waitTurn(ctx, st)
-		if err != nil {
-			return s.notAllowed(st, err)
+		t, ended, err := s.attempt(ctx, st, body, leaving)
+		if ended {
+			return st.out, err
 		}
-		if err := s.fatalErr(); err != nil {
-			release(limits{limit: -1, remaining: -1}, time.Time{})
-			return st.fail("not sent: " + err.Error()), err
-		}
-		if st.out.Attempts == 0 && leaving != nil {
-			if err := leaving(); err != nil {
-				release(limits{limit: -1, remaining: -1}, time.Time{})
-				return st.fail("not sent: " + err.Error()), fmt.Errorf("sink: not sent: %w", err)
-			}
-		}
-		if st.start.IsZero() {
-			st.start = time.Now()
-		}
-		a := s.post(ctx, body)
-		st.out.Attempts++
-		now := time.Now()
-		v := classify(a, now, s.pol)
-		s.warnOverlong(v.overlong)
-		release(v.limits, v.gate)
-		if final, err := s.conclude(st, a, v, now); final {
+		a, v := t.a, t.v
+		if final, err := s.conclude(st, a, v, t.now); final {
 			return st.out, err
 		}
 		wait, giveUp := s.retryWait(st, v)
@@ -212,6 +197,56 @@ func (s *Impact) SendAnnounced(ctx context.Context, c *pipeline.Conversion, leav
 			return st.stop("stopped before an answer")
 		}
 	}
+}
+
+// tried is one attempt's answer and its verdict.
+type tried struct {
+	a   answer
+	v   verdict
+	now time.Time
+}
+
+// attempt makes one attempt holding one of the sink's request slots (so
+// that at most Workers requests are in flight however many goroutines
+// call Send, and a conversion waiting to retry holds none): it waits for
+// the pacer, announces the first request (leaving), posts and classifies
+// the answer. ended reports that Send ends without an answer to conclude:
+// st.out is the outcome, err the error Send returns.
+func (s *Impact) attempt(ctx context.Context, st *sendState, body string, leaving func() error) (t tried, ended bool, err error) {
+	select {
+	case s.slots <- struct{}{}:
+	case <-ctx.Done():
+		_, err = st.stop("stopped before an answer")
+		return t, true, err
+	}
+	defer func() { <-s.slots }()
+	release, err := s.waitTurn(ctx, st)
+	if err != nil {
+		_, err = s.notAllowed(st, err)
+		return t, true, err
+	}
+	if err := s.fatalErr(); err != nil {
+		release(limits{limit: -1, remaining: -1}, time.Time{})
+		st.fail("not sent: " + err.Error())
+		return t, true, err
+	}
+	if st.out.Attempts == 0 && leaving != nil {
+		if err := leaving(); err != nil {
+			release(limits{limit: -1, remaining: -1}, time.Time{})
+			st.fail("not sent: " + err.Error())
+			return t, true, fmt.Errorf("sink: not sent: %w", err)
+		}
+	}
+	if st.start.IsZero() {
+		st.start = time.Now()
+	}
+	t.a = s.post(ctx, body)
+	st.out.Attempts++
+	t.now = time.Now()
+	t.v = classify(t.a, t.now, s.pol)
+	s.warnOverlong(t.v.overlong)
+	release(t.v.limits, t.v.gate)
+	return t, false, nil
 }
 
 // notAllowed ends a Send whose next attempt the pacer did not let through:

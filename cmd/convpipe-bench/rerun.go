@@ -113,7 +113,7 @@ func (b *bench) rerunLedger(cfgPath, dataPath string) (string, time.Duration, bo
 			return path, 0, false, nil
 		}
 	}
-	for _, p := range []string{path, path + "-wal", path + "-shm", stampPath} {
+	for _, p := range []string{path, path + "-wal", path + "-shm", path + ".marker", stampPath} {
 		os.Remove(p)
 	}
 	start := time.Now()

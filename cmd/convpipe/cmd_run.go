@@ -338,9 +338,10 @@ func (j *runJob) openLedger() error {
 	path := j.cfg.Ledger.Path
 	var err error
 	if j.f.dryRun {
-		if _, serr := os.Stat(path); serr != nil {
-			return nil
+		if !ledger.Made(path) {
+			return nil // no ledger yet: everything is new
 		}
+		// A lost ledger (its marker without it) is an error here too.
 		j.led, err = ledger.OpenReadOnly(j.ctx, path)
 	} else {
 		j.led, err = ledger.Open(j.ctx, path, ledger.Options{Command: redactedArgs()})

@@ -27,7 +27,10 @@ type Options struct {
 	Ledger pipeline.Ledger
 	// Group configures the grouping of rows into orders.
 	Group group.Config
-	// Workers is the number of concurrent sends (default 1).
+	// Workers is the number of requests the sink keeps in flight (default
+	// 1). Run calls Send from sendersPerWorker × Workers goroutines, so
+	// that conversions waiting to retry do not hold the others back; the
+	// sink bounds its own requests in flight.
 	Workers int
 	// Queue bounds how many mapped conversions may wait for a worker: how
 	// far reading runs ahead of sending (default 4×Workers).

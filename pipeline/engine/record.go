@@ -10,14 +10,20 @@ import (
 	"convpipe/pipeline"
 )
 
-// startSenders starts the workers of a run that sends. It returns what
+// sendersPerWorker is how many conversions Run keeps in progress per
+// worker: a sink holds its requests in flight to Workers itself (the
+// impact sink has a slot per worker), and a conversion it holds back to
+// retry after a transient fault must not stop the others being sent.
+const sendersPerWorker = 4
+
+// startSenders starts the senders of a run that sends. It returns what
 // to wait on once jobs is closed; a check starts nothing.
 func (r *runner) startSenders(jobs <-chan job) *sync.WaitGroup {
 	var wg sync.WaitGroup
 	if r.opt.Mode == Check {
 		return &wg
 	}
-	for range r.opt.Workers {
+	for range r.opt.Workers * sendersPerWorker {
 		wg.Go(func() {
 			for j := range jobs {
 				r.send(j)
@@ -79,10 +85,15 @@ func (r *runner) send(j job) {
 		return
 	}
 	e := pendingEntry(j)
+	announced := false
 	leaving := func() error {
+		if r.readCtx.Err() != nil {
+			return errStopping // no new request once the run stops
+		}
 		if !r.put(e) {
 			return ErrLedgerWrite
 		}
+		announced = true
 		return nil
 	}
 	var out pipeline.Outcome
@@ -92,10 +103,12 @@ func (r *runner) send(j job) {
 	} else if err = leaving(); err == nil {
 		out, err = r.opt.Sink.Send(r.sendCtx, j.conv)
 	}
-	if errors.Is(err, pipeline.ErrOutOfTime) || errors.Is(err, ErrLedgerWrite) {
-		// No request was made: the time is up (the run stops as at its
-		// deadline), or the ledger failed (the run stops, fatal).
-		r.stop(err)
+	if !announced {
+		// No request left (the run stopped while the order waited for
+		// the quota or a request slot, the time is up, the ledger or the
+		// credentials failed): the order keeps its entry, and the next
+		// run sends it.
+		r.stopFor(err)
 		r.notSent(j)
 		return
 	}
@@ -114,6 +127,21 @@ func (r *runner) send(j job) {
 		r.setFatal(err)
 	}
 	r.release(j.obj, unfinished)
+}
+
+// errStopping refuses a conversion's first request once the run stops.
+var errStopping = errors.New("the run is stopping")
+
+// stopFor stops the run for the error of a send that made no request:
+// none (the run is stopping anyway), the time is up, or a fatal error.
+func (r *runner) stopFor(err error) {
+	switch {
+	case err == nil, errors.Is(err, errStopping):
+	case errors.Is(err, pipeline.ErrOutOfTime), errors.Is(err, ErrLedgerWrite):
+		r.stop(err)
+	default:
+		r.setFatal(err)
+	}
 }
 
 // notSent ends a job whose conversion the run did not send: the ledger
