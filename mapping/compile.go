@@ -70,6 +70,9 @@ type plan struct {
 	// trusted is set when the last transform always writes a value of
 	// the field's kind (a hash for a digest, a decimal for a number).
 	trusted bool
+	// norm normalises the cells the plan reads and its value as order
+	// keys are (normalizeOrderID): set for OrderId.
+	norm bool
 }
 
 // role marks the fields that the structural rules look at.
@@ -295,6 +298,7 @@ func (m *Mapping) planFor(field string) *plan { return m.byName[field] }
 
 func (m *Mapping) compilePlan(key string, d *fieldDef, spec FieldSpec) (*plan, error) {
 	p := &plan{def: d, key: key, keep: spec.KeepEmpty, role: roles[d.name]}
+	p.norm = p.role == roleOrderID
 	if err := m.compileSource(p, key, spec); err != nil {
 		return nil, err
 	}

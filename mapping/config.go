@@ -18,7 +18,9 @@ import (
 type Config struct {
 	// OrderKey names the columns whose values identify an order. The
 	// lines of one order share them. Empty means the columns that
-	// fields.OrderId reads.
+	// fields.OrderId reads. Their values are compared normalised as
+	// OrderId is sent: trimmed of surrounding white space, without
+	// zero-width characters, in Unicode NFC.
 	OrderKey []string `yaml:"order_key,omitempty"`
 	// AllowNow lets EventDate be the literal NOW. A batch must send the
 	// real event date, so NOW is refused unless this is set.

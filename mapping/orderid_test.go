@@ -1,0 +1,125 @@
+package mapping
+
+import (
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
+)
+
+// templateKeyYAML is unitYAML with OrderId a template and no order_key:
+// the order key is then the template's columns.
+var templateKeyYAML = strings.Replace(strings.Replace(unitYAML, "order_key: [order_id]\n", "", 1),
+	"OrderId: order_id", `OrderId: "{click}/{order_id}"`, 1)
+
+// spellings are OrderIds that a human reads as the same and an export
+// writes differently: the second is the first with surrounding white
+// space, in NFD or with zero-width characters.
+var spellings = []struct {
+	name string
+	a, b string
+	// want is the OrderId both become when normalised.
+	want string
+	// control is set when b has a control character at its edge, which
+	// only normalisation removes.
+	control bool
+}{
+	{name: "surrounding spaces", a: "A-1", b: "  A-1 ", want: "A-1"},
+	{name: "tab and newline", a: "A-1", b: "\tA-1\n", want: "A-1", control: true},
+	{name: "no-break space", a: "A-1", b: "\u00a0A-1\u3000", want: "A-1"},
+	{name: "NFC and NFD", a: "M\u00fcller-1", b: "Mu\u0308ller-1", want: "M\u00fcller-1"},
+	{name: "NFD and NFC", a: "Mu\u0308ller-1", b: "M\u00fcller-1", want: "M\u00fcller-1"},
+	{name: "zero width space", a: "A-1", b: "A\u200b-1", want: "A-1"},
+	{name: "zero width non-joiner", a: "A-1", b: "A-1\u200c", want: "A-1"},
+	{name: "zero width joiner", a: "A-1", b: "\u200dA-1", want: "A-1"},
+	{name: "word joiner", a: "A-1", b: "A-\u20601", want: "A-1"},
+	{name: "byte order mark", a: "A-1", b: "\ufeffA-1", want: "A-1"},
+	{name: "zero width inside the spaces", a: "A-1", b: " \u200b A-1", want: "A-1"},
+	{name: "all at once", a: " Mu\u0308ller\u200b-1", b: "\ufeffM\u00fcller-1\u00a0", want: "M\u00fcller-1"},
+}
+
+// TestOrderIdSpellingsAreOneOrder: two lines of one order whose OrderIds
+// differ only by surrounding white space, Unicode normalisation or
+// zero-width characters are grouped as one order and sent with one
+// OrderId, the normalised one, whether OrderId is a column or a template
+// (the default order key).
+func TestOrderIdSpellingsAreOneOrder(t *testing.T) {
+	for _, cfg := range []struct{ name, yaml, prefix string }{
+		{"column", unitYAML, ""},
+		{"template", templateKeyYAML, "clk/"},
+	} {
+		m := mustMapping(t, cfg.yaml)
+		for _, sp := range spellings {
+			t.Run(cfg.name+"/"+sp.name, func(t *testing.T) {
+				rows := rowsOf("a.csv", unitHeader, unitLine(sp.a, "S1"), unitLine(sp.b, "S2"))
+				if ka, kb := m.OrderKey(rows[0]), m.OrderKey(rows[1]); ka != kb {
+					t.Errorf("OrderKey = %q and %q, want one key", ka, kb)
+				}
+				orders := group(m, rows)
+				if len(orders) != 1 {
+					t.Fatalf("%d orders, want 1", len(orders))
+				}
+				md := m.Map(orders[0])
+				if len(md.Problems) > 0 {
+					t.Fatalf("problems: %+v", md.Problems)
+				}
+				want := cfg.prefix + sp.want
+				if got, _ := md.Conversion.Get("OrderId"); got != want || md.Conversion.Key.OrderID != want {
+					t.Errorf("OrderId = %q, key %q; want %q", got, md.Conversion.Key.OrderID, want)
+				}
+				if len(md.Conversion.Items) != 2 {
+					t.Errorf("%d items, want 2", len(md.Conversion.Items))
+				}
+			})
+		}
+	}
+}
+
+func TestNormalizeOrderID(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"", ""},
+		{"A-1", "A-1"},
+		{" A 1 ", "A 1"},
+		{"\u200b", ""},
+		{"\u200b \u00a0\ufeff", ""},
+		{"Mu\u0308ller", "M\u00fcller"},
+		{"A\u200b\u200c\u200d\u2060\ufeffB", "AB"},
+		{"A\u200aB", "A\u200aB"},         // a hair space inside is white space, kept
+		{"\xffA\u200b ", "\xffA"},        // invalid UTF-8 is kept for validation to refuse
+		{"\xe2\x80", "\xe2\x80"},         // a cut zero-width character is not one
+		{"A\u034fB", "A\u034fB"},         // a combining grapheme joiner is no zero-width character here
+		{"\u212b", "\u00c5"},             // the angstrom sign is an Å in NFC
+		{" \u0308A", "\u0308A"},          // a lone combining mark stays
+		{"\u0041\u030a\u200b", "\u00c5"}, // stripped before composing
+	} {
+		if got := normalizeOrderID(tt.in); got != tt.want {
+			t.Errorf("normalizeOrderID(%+q) = %+q, want %+q", tt.in, got, tt.want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = normalizeOrderID("de-100001") }); n != 0 {
+		t.Errorf("normalizeOrderID of plain ASCII allocates %v times", n)
+	}
+}
+
+// FuzzNormalizeOrderID checks that normalising is idempotent and leaves
+// no zero-width character, no surrounding white space, and valid UTF-8
+// valid and in NFC.
+func FuzzNormalizeOrderID(f *testing.F) {
+	for _, sp := range spellings {
+		f.Add(sp.b)
+	}
+	f.Add("\xff\u200b")
+	f.Fuzz(func(t *testing.T, in string) {
+		out := normalizeOrderID(in)
+		if again := normalizeOrderID(out); again != out {
+			t.Errorf("normalizeOrderID(%+q) = %+q, then %+q", in, out, again)
+		}
+		if strings.ContainsAny(out, "\u200b\u200c\u200d\u2060\ufeff") || strings.TrimSpace(out) != out {
+			t.Errorf("normalizeOrderID(%+q) = %+q", in, out)
+		}
+		if utf8.ValidString(in) && (!utf8.ValidString(out) || !norm.NFC.IsNormalString(out)) {
+			t.Errorf("normalizeOrderID(%+q) = %+q, not valid NFC", in, out)
+		}
+	})
+}
