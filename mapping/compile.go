@@ -34,6 +34,7 @@ type Mapping struct {
 	orderFilters []*filter
 
 	allowNow  bool
+	normalize bool // the order key and OrderId (Config.NormalizeOrderKey)
 	tolerance time.Duration
 	maxItems  int
 	now       func() time.Time
@@ -71,7 +72,8 @@ type plan struct {
 	// the field's kind (a hash for a digest, a decimal for a number).
 	trusted bool
 	// norm normalises the cells the plan reads and its value as order
-	// keys are (normalizeOrderID): set for OrderId.
+	// keys are (normalizeOrderID): set for OrderId unless the mapping
+	// does not normalise.
 	norm bool
 }
 
@@ -126,6 +128,7 @@ func compile(cfg Config) (*Mapping, error) {
 		slots:     make(map[string]int),
 		byName:    make(map[string]*plan),
 		allowNow:  cfg.AllowNow,
+		normalize: cfg.NormalizeOrderKey == nil || *cfg.NormalizeOrderKey,
 		tolerance: cfg.FutureTolerance,
 		maxItems:  cfg.MaxItems,
 		now:       time.Now,
@@ -298,7 +301,7 @@ func (m *Mapping) planFor(field string) *plan { return m.byName[field] }
 
 func (m *Mapping) compilePlan(key string, d *fieldDef, spec FieldSpec) (*plan, error) {
 	p := &plan{def: d, key: key, keep: spec.KeepEmpty, role: roles[d.name]}
-	p.norm = p.role == roleOrderID
+	p.norm = m.normalize && p.role == roleOrderID
 	if err := m.compileSource(p, key, spec); err != nil {
 		return nil, err
 	}

@@ -22,6 +22,19 @@ type Config struct {
 	// OrderId is sent: trimmed of surrounding white space, without
 	// zero-width characters, in Unicode NFC.
 	OrderKey []string `yaml:"order_key,omitempty"`
+	// NormalizeOrderKey, when unset or true, normalises the values of the
+	// order-key columns, the cells the OrderId field reads and the
+	// OrderId value: zero-width characters (U+200B, U+200C, U+200D,
+	// U+2060, U+FEFF) are removed, surrounding white space is trimmed,
+	// and the value is put in Unicode NFC. Two spellings of one order id
+	// are then one order with one OrderId, where byte-exact ids would
+	// make two conversions and a duplicate commission. The default is
+	// safe because what it merges looks the same to a person: no shop
+	// tells two orders apart by a space around the number or an
+	// invisible character, and NFC is the canonical form of the same
+	// text. Set it to false only for OrderIds that are byte-exact by
+	// design. Control characters are refused in OrderId either way.
+	NormalizeOrderKey *bool `yaml:"normalize_order_key,omitempty"`
 	// AllowNow lets EventDate be the literal NOW. A batch must send the
 	// real event date, so NOW is refused unless this is set.
 	AllowNow bool `yaml:"allow_now,omitempty"`
@@ -250,8 +263,15 @@ type Condition struct {
 }
 
 // ParseConfig decodes a mapping configuration from YAML, refusing unknown
-// keys, and validates it.
+// keys and top-level switches that are not true or false, and validates
+// it.
 func ParseConfig(data []byte) (Config, error) {
+	var root yaml.Node
+	if yaml.Unmarshal(data, &root) == nil { // else the decoder says why
+		if err := checkSwitches(&root); err != nil {
+			return Config{}, err
+		}
+	}
 	var c Config
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
@@ -271,6 +291,38 @@ func ParseConfig(data []byte) (Config, error) {
 func (c Config) Validate() error {
 	_, err := compile(c)
 	return err
+}
+
+// checkSwitches refuses a top-level key of the document root that is a
+// bool in Config (allow_now, normalize_order_key) and holds anything but
+// true, false or null, naming the key: yaml's own error names only the
+// line.
+func checkSwitches(root *yaml.Node) error {
+	if root.Kind != yaml.DocumentNode || len(root.Content) != 1 || root.Content[0].Kind != yaml.MappingNode {
+		return nil
+	}
+	t := reflect.TypeFor[Config]()
+	switches := make(map[string]bool)
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if f.Type.Kind() == reflect.Bool || f.Type.Kind() == reflect.Pointer && f.Type.Elem().Kind() == reflect.Bool {
+			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			switches[name] = true
+		}
+	}
+	n := root.Content[0]
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if !switches[k.Value] || v.Kind == yaml.ScalarNode && (v.ShortTag() == "!!bool" || v.ShortTag() == "!!null") {
+			continue
+		}
+		what := fmt.Sprintf("%q", v.Value)
+		if v.Kind != yaml.ScalarNode {
+			what = "a list or mapping"
+		}
+		return errAt(k.Value, "line %d: must be true or false, not %s", v.Line, what)
+	}
+	return nil
 }
 
 // configError names the key at fault.

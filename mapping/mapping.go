@@ -154,8 +154,8 @@ func containsString(list []string, s string) bool {
 
 // OrderKey returns the values of the order-key columns, each normalised
 // as OrderId's columns are (so that the lines of one order group together
-// however its OrderId is spelt), joined by the unit separator (U+001F)
-// when there are several.
+// however its OrderId is spelt) unless normalize_order_key is false,
+// joined by the unit separator (U+001F) when there are several.
 func (m *Mapping) OrderKey(r pipeline.Row) string {
 	idx := m.resolve(r.Header).idx
 	if len(m.keySlots) == 1 {
@@ -175,9 +175,13 @@ func (m *Mapping) OrderKey(r pipeline.Row) string {
 	return string(b)
 }
 
-// keyCell returns the value of the order-key column at slot, normalised.
+// keyCell returns the value of the order-key column at slot, normalised
+// when the mapping normalises.
 func (m *Mapping) keyCell(r *pipeline.Row, idx []int, slot int) string {
-	return normalizeOrderID(cell(r, idx, slot))
+	if m.normalize {
+		return normalizeOrderID(cell(r, idx, slot))
+	}
+	return cell(r, idx, slot)
 }
 
 // Columns returns the source columns the mapping reads, each once: the

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"go.yaml.in/yaml/v3"
 	"golang.org/x/text/unicode/norm"
 )
 
@@ -122,4 +123,78 @@ func FuzzNormalizeOrderID(f *testing.F) {
 			t.Errorf("normalizeOrderID(%+q) = %+q, not valid NFC", in, out)
 		}
 	})
+}
+
+// TestNormalizeOrderKeyFalseKeepsOrderIdsByteExact: with
+// normalize_order_key: false, OrderIds that differ in any byte are two
+// orders, each sent exactly as the export wrote it.
+func TestNormalizeOrderKeyFalseKeepsOrderIdsByteExact(t *testing.T) {
+	const off = "normalize_order_key: false\n"
+	for _, cfg := range []struct{ name, yaml, prefix string }{
+		{"column", off + unitYAML, ""},
+		{"template", off + templateKeyYAML, "clk/"},
+	} {
+		m := mustMapping(t, cfg.yaml)
+		for _, sp := range spellings {
+			if sp.control {
+				continue // invalid without normalisation; see TestOrderIdControlCharacters
+			}
+			t.Run(cfg.name+"/"+sp.name, func(t *testing.T) {
+				rows := rowsOf("a.csv", unitHeader, unitLine(sp.a, "S1"), unitLine(sp.b, "S2"))
+				orders := group(m, rows)
+				if len(orders) != 2 {
+					t.Fatalf("%d orders, want 2", len(orders))
+				}
+				for i, want := range []string{sp.a, sp.b} {
+					md := m.Map(orders[i])
+					if len(md.Problems) > 0 {
+						t.Fatalf("order %d: problems: %+v", i+1, md.Problems)
+					}
+					want = cfg.prefix + want
+					if got, _ := md.Conversion.Get("OrderId"); got != want || md.Conversion.Key.OrderID != want {
+						t.Errorf("order %d: OrderId = %+q, key %+q; want %+q", i+1, got, md.Conversion.Key.OrderID, want)
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestNormalizeOrderKeySetting: unset and true normalise, false does
+// not, and anything but a boolean is a configuration error.
+func TestNormalizeOrderKeySetting(t *testing.T) {
+	rows := rowsOf("a.csv", unitHeader, unitLine(" A-1\u200b", "S1"))
+	for _, tt := range []struct {
+		setting string
+		want    string
+	}{
+		{"", "A-1"},
+		{"normalize_order_key: true\n", "A-1"},
+		{"normalize_order_key: false\n", " A-1\u200b"},
+	} {
+		m := mustMapping(t, tt.setting+unitYAML)
+		if k := m.OrderKey(rows[0]); k != tt.want {
+			t.Errorf("%q: OrderKey = %+q, want %+q", tt.setting, k, tt.want)
+		}
+		if v, _ := m.Map(rows).Conversion.Get("OrderId"); v != tt.want {
+			t.Errorf("%q: OrderId = %+q, want %+q", tt.setting, v, tt.want)
+		}
+	}
+	cfg, err := ParseConfig([]byte("normalize_order_key: false\n" + unitYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dump, err := yaml.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back, err := ParseConfig(dump); err != nil || back.NormalizeOrderKey == nil || *back.NormalizeOrderKey {
+		t.Errorf("a dump of normalize_order_key: false reads back as %v, %v", back.NormalizeOrderKey, err)
+	}
+	for _, bad := range []string{"maybe", `"false"`, "0", "[false]"} {
+		_, err := ParseConfig([]byte("normalize_order_key: " + bad + "\n" + unitYAML))
+		if err == nil || !strings.Contains(err.Error(), "normalize_order_key") {
+			t.Errorf("normalize_order_key: %s: error = %v, want one naming the key", bad, err)
+		}
+	}
 }
