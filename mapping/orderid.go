@@ -2,6 +2,7 @@ package mapping
 
 import (
 	"strings"
+	"unicode"
 
 	"golang.org/x/text/unicode/norm"
 )
@@ -71,4 +72,16 @@ func isZeroWidthAt(s string, i int) bool {
 		return s[i+1] == 0xbb && s[i+2] == 0xbf
 	}
 	return false
+}
+
+// firstControl returns the first control character (Unicode category Cc:
+// U+0000 to U+001F and U+007F to U+009F, tab and line breaks included) of
+// the valid UTF-8 string s, and whether there is one.
+func firstControl(s string) (rune, bool) {
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return r, true
+		}
+	}
+	return 0, false
 }

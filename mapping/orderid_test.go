@@ -198,3 +198,64 @@ func TestNormalizeOrderKeySetting(t *testing.T) {
 		}
 	}
 }
+
+// TestOrderIdControlCharacters: an OrderId with a control character
+// (Unicode category Cc, tab included) is invalid, with a problem on
+// OrderId naming the row and the character, whether or not the mapping
+// normalises; normalising trims white space at the edges first.
+func TestOrderIdControlCharacters(t *testing.T) {
+	const valid = ""
+	for _, tt := range []struct {
+		name, id string
+		// on and off are the character refused with and without
+		// normalisation, or valid.
+		on, off string
+	}{
+		{"NUL", "A\x00B", "U+0000", "U+0000"},
+		{"escape", "A\x1bB", "U+001B", "U+001B"},
+		{"line feed inside", "A\nB", "U+000A", "U+000A"},
+		{"carriage return inside", "A\rB", "U+000D", "U+000D"},
+		{"tab inside", "A\tB", "U+0009", "U+0009"},
+		{"delete", "A\x7fB", "U+007F", "U+007F"},
+		{"C1 next line inside", "A\u0085B", "U+0085", "U+0085"},
+		{"C1 application program command", "A\u009fB", "U+009F", "U+009F"},
+		{"first of two", "A\x1b\x00B", "U+001B", "U+001B"},
+		{"escape at the end", "A-1\x1b", "U+001B", "U+001B"},
+		{"tab at the end", "A-1\t", valid, "U+0009"},
+		{"line feed at the start", "\nA-1", valid, "U+000A"},
+		{"zero width space is no control character", "A\u200bB", valid, valid},
+		{"no-break space is no control character", "A\u00a0B", valid, valid},
+	} {
+		for _, mode := range []struct {
+			name, setting, want string
+		}{{"normalised", "", tt.on}, {"byte-exact", "normalize_order_key: false\n", tt.off}} {
+			t.Run(tt.name+"/"+mode.name, func(t *testing.T) {
+				m := mustMapping(t, mode.setting+unitYAML)
+				md := m.Map(rowsOf("a.csv", unitHeader, unitLine(tt.id, "S1")))
+				if mode.want == valid {
+					if len(md.Problems) > 0 {
+						t.Fatalf("problems: %+v", md.Problems)
+					}
+					return
+				}
+				var found bool
+				for _, p := range md.Problems {
+					if p.Field != "OrderId" {
+						t.Errorf("unexpected problem %+v", p)
+						continue
+					}
+					found = true
+					if want := "contains the control character " + mode.want; !strings.HasPrefix(p.Text, want) {
+						t.Errorf("text = %q, want it to begin with %q", p.Text, want)
+					}
+					if len(p.Refs) != 1 || p.Refs[0].String() != "a.csv:2" {
+						t.Errorf("refs = %v, want a.csv:2", p.Refs)
+					}
+				}
+				if !found {
+					t.Fatalf("no problem on OrderId; problems %+v", md.Problems)
+				}
+			})
+		}
+	}
+}
