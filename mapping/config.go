@@ -263,15 +263,8 @@ type Condition struct {
 }
 
 // ParseConfig decodes a mapping configuration from YAML, refusing unknown
-// keys and top-level switches that are not true or false, and validates
-// it.
+// keys, and validates it.
 func ParseConfig(data []byte) (Config, error) {
-	var root yaml.Node
-	if yaml.Unmarshal(data, &root) == nil { // else the decoder says why
-		if err := checkSwitches(&root); err != nil {
-			return Config{}, err
-		}
-	}
 	var c Config
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
@@ -291,38 +284,6 @@ func ParseConfig(data []byte) (Config, error) {
 func (c Config) Validate() error {
 	_, err := compile(c)
 	return err
-}
-
-// checkSwitches refuses a top-level key of the document root that is a
-// bool in Config (allow_now, normalize_order_key) and holds anything but
-// true, false or null, naming the key: yaml's own error names only the
-// line.
-func checkSwitches(root *yaml.Node) error {
-	if root.Kind != yaml.DocumentNode || len(root.Content) != 1 || root.Content[0].Kind != yaml.MappingNode {
-		return nil
-	}
-	t := reflect.TypeFor[Config]()
-	switches := make(map[string]bool)
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		if f.Type.Kind() == reflect.Bool || f.Type.Kind() == reflect.Pointer && f.Type.Elem().Kind() == reflect.Bool {
-			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-			switches[name] = true
-		}
-	}
-	n := root.Content[0]
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], n.Content[i+1]
-		if !switches[k.Value] || v.Kind == yaml.ScalarNode && (v.ShortTag() == "!!bool" || v.ShortTag() == "!!null") {
-			continue
-		}
-		what := fmt.Sprintf("%q", v.Value)
-		if v.Kind != yaml.ScalarNode {
-			what = "a list or mapping"
-		}
-		return errAt(k.Value, "line %d: must be true or false, not %s", v.Line, what)
-	}
-	return nil
 }
 
 // configError names the key at fault.

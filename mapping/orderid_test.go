@@ -161,7 +161,8 @@ func TestNormalizeOrderKeyFalseKeepsOrderIdsByteExact(t *testing.T) {
 }
 
 // TestNormalizeOrderKeySetting: unset and true normalise, false does
-// not, and anything but a boolean is a configuration error.
+// not, false survives a config dump, and anything but a boolean is a
+// configuration error naming the line.
 func TestNormalizeOrderKeySetting(t *testing.T) {
 	rows := rowsOf("a.csv", unitHeader, unitLine(" A-1\u200b", "S1"))
 	for _, tt := range []struct {
@@ -193,8 +194,8 @@ func TestNormalizeOrderKeySetting(t *testing.T) {
 	}
 	for _, bad := range []string{"maybe", `"false"`, "0", "[false]"} {
 		_, err := ParseConfig([]byte("normalize_order_key: " + bad + "\n" + unitYAML))
-		if err == nil || !strings.Contains(err.Error(), "normalize_order_key") {
-			t.Errorf("normalize_order_key: %s: error = %v, want one naming the key", bad, err)
+		if err == nil || !strings.Contains(err.Error(), "line 1: cannot unmarshal") || !strings.Contains(err.Error(), "into bool") {
+			t.Errorf("normalize_order_key: %s: error = %v, want one saying line 1 is no bool", bad, err)
 		}
 	}
 }
