@@ -105,13 +105,19 @@ func TestNormalizeOrderID(t *testing.T) {
 
 // FuzzNormalizeOrderID checks that normalising is idempotent and leaves
 // no zero-width character, no surrounding white space, and valid UTF-8
-// valid and in NFC.
+// valid and in NFC; and that the order key of a line is the OrderId its
+// order is sent with.
 func FuzzNormalizeOrderID(f *testing.F) {
 	for _, sp := range spellings {
 		f.Add(sp.b)
 	}
 	f.Add("\xff\u200b")
+	m := mustMapping(f, unitYAML)
 	f.Fuzz(func(t *testing.T, in string) {
+		rows := rowsOf("a.csv", unitHeader, unitLine(in, "S1"))
+		if k, id := m.OrderKey(rows[0]), m.Map(rows).Conversion.Key.OrderID; k != id && !hasEmail(k) {
+			t.Errorf("OrderKey(%+q) = %+q, but the OrderId is %+q", in, k, id)
+		}
 		out := normalizeOrderID(in)
 		if again := normalizeOrderID(out); again != out {
 			t.Errorf("normalizeOrderID(%+q) = %+q, then %+q", in, out, again)
