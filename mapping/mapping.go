@@ -53,10 +53,11 @@ func cell(r *pipeline.Row, idx []int, slot int) string {
 // cell returns the value of the column at slot, normalised when the
 // plan normalises.
 func (p *plan) cell(r *pipeline.Row, idx []int, slot int) string {
-	if p.norm {
-		return normalizeOrderID(cell(r, idx, slot))
+	v := cell(r, idx, slot)
+	if p.norm && !isTrimmedASCII(v) { // normalizeOrderID, one call less
+		return normalizeSlow(v)
 	}
-	return cell(r, idx, slot)
+	return v
 }
 
 // raw returns the plan's value before its transforms. A template whose
@@ -178,10 +179,11 @@ func (m *Mapping) OrderKey(r pipeline.Row) string {
 // keyCell returns the value of the order-key column at slot, normalised
 // when the mapping normalises.
 func (m *Mapping) keyCell(r *pipeline.Row, idx []int, slot int) string {
-	if m.normalize {
-		return normalizeOrderID(cell(r, idx, slot))
+	v := cell(r, idx, slot)
+	if m.normalize && !isTrimmedASCII(v) { // normalizeOrderID, one call less
+		return normalizeSlow(v)
 	}
-	return cell(r, idx, slot)
+	return v
 }
 
 // Columns returns the source columns the mapping reads, each once: the

@@ -3,6 +3,7 @@ package mapping
 import (
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
 )
@@ -17,24 +18,32 @@ func normalizeOrderID(s string) string {
 	if isTrimmedASCII(s) {
 		return s
 	}
-	s = strings.TrimSpace(stripZeroWidth(s))
-	return norm.NFC.String(s)
+	return normalizeSlow(s)
+}
+
+// normalizeSlow is normalizeOrderID for a value that may need a change;
+// apart so that the fast path inlines.
+func normalizeSlow(s string) string {
+	return norm.NFC.String(strings.TrimSpace(stripZeroWidth(s)))
 }
 
 // isTrimmedASCII reports whether s is ASCII and neither begins nor ends
-// with white space: such a value is already normalised.
+// with white space or another control character: such a value is
+// already normalised. (A control character that is no white space takes
+// the slow path to come out unchanged.)
 func isTrimmedASCII(s string) bool {
 	if s == "" {
 		return true
 	}
-	if isASCIISpace(s[0]) || isASCIISpace(s[len(s)-1]) {
+	if s[0] <= ' ' || s[len(s)-1] <= ' ' {
 		return false
 	}
-	return isASCII(s)
-}
-
-func isASCIISpace(c byte) bool {
-	return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 // stripZeroWidth returns s without its zero-width characters, copying
