@@ -81,6 +81,7 @@ func TestNormalizeOrderID(t *testing.T) {
 	for _, tt := range []struct{ in, want string }{
 		{"", ""},
 		{"A-1", "A-1"},
+		{"\x1bA-1\x00", "\x1bA-1\x00"}, // control characters that are no white space stay, for validation
 		{" A 1 ", "A 1"},
 		{"\u200b", ""},
 		{"\u200b \u00a0\ufeff", ""},
