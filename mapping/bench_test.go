@@ -2,6 +2,7 @@ package mapping
 
 import (
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -96,6 +97,27 @@ func BenchmarkTransform(b *testing.B) {
 			for b.Loop() {
 				if _, err := s.apply(bc.in); err != nil {
 					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkOrderKey measures the grouping key, computed for every row: a
+// key of one column and one of two, with plain ASCII values.
+func BenchmarkOrderKey(b *testing.B) {
+	h := pipeline.NewHeader(unitHeader)
+	row := pipeline.Row{Object: &pipeline.Object{Key: "orders.csv"}, Line: 2, Header: h, Values: unitLine("100001", "SKU-1")}
+	for _, bc := range []struct{ name, yaml string }{
+		{"one column", unitYAML},
+		{"two columns", strings.Replace(unitYAML, "order_key: [order_id]", "order_key: [click, order_id]", 1)},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			m := mustMapping(b, bc.yaml)
+			b.ReportAllocs()
+			for b.Loop() {
+				if m.OrderKey(row) == "" {
+					b.Fatal("empty key")
 				}
 			}
 		})

@@ -34,6 +34,7 @@ type Mapping struct {
 	orderFilters []*filter
 
 	allowNow  bool
+	normalize bool // the order key and OrderId (Config.NormalizeOrderKey)
 	tolerance time.Duration
 	maxItems  int
 	now       func() time.Time
@@ -70,6 +71,10 @@ type plan struct {
 	// trusted is set when the last transform always writes a value of
 	// the field's kind (a hash for a digest, a decimal for a number).
 	trusted bool
+	// norm normalises the cells the plan reads and its value as order
+	// keys are (normalizeOrderID): set for OrderId unless the mapping
+	// does not normalise.
+	norm bool
 }
 
 // role marks the fields that the structural rules look at.
@@ -123,6 +128,7 @@ func compile(cfg Config) (*Mapping, error) {
 		slots:     make(map[string]int),
 		byName:    make(map[string]*plan),
 		allowNow:  cfg.AllowNow,
+		normalize: cfg.NormalizeOrderKey == nil || *cfg.NormalizeOrderKey,
 		tolerance: cfg.FutureTolerance,
 		maxItems:  cfg.MaxItems,
 		now:       time.Now,
@@ -295,6 +301,7 @@ func (m *Mapping) planFor(field string) *plan { return m.byName[field] }
 
 func (m *Mapping) compilePlan(key string, d *fieldDef, spec FieldSpec) (*plan, error) {
 	p := &plan{def: d, key: key, keep: spec.KeepEmpty, role: roles[d.name]}
+	p.norm = m.normalize && p.role == roleOrderID
 	if err := m.compileSource(p, key, spec); err != nil {
 		return nil, err
 	}

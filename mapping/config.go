@@ -18,8 +18,23 @@ import (
 type Config struct {
 	// OrderKey names the columns whose values identify an order. The
 	// lines of one order share them. Empty means the columns that
-	// fields.OrderId reads.
+	// fields.OrderId reads. Their values are compared normalised as
+	// OrderId is sent: trimmed of surrounding white space, without
+	// zero-width characters, in Unicode NFC.
 	OrderKey []string `yaml:"order_key,omitempty"`
+	// NormalizeOrderKey, when unset or true, normalises the values of the
+	// order-key columns, the cells the OrderId field reads and the
+	// OrderId value: zero-width characters (U+200B, U+200C, U+200D,
+	// U+2060, U+FEFF) are removed, surrounding white space is trimmed,
+	// and the value is put in Unicode NFC. Two spellings of one order id
+	// are then one order with one OrderId, where byte-exact ids would
+	// make two conversions and a duplicate commission. The default is
+	// safe because what it merges looks the same to a person: no shop
+	// tells two orders apart by a space around the number or an
+	// invisible character, and NFC is the canonical form of the same
+	// text. Set it to false only for OrderIds that are byte-exact by
+	// design. Control characters are refused in OrderId either way.
+	NormalizeOrderKey *bool `yaml:"normalize_order_key,omitempty"`
 	// AllowNow lets EventDate be the literal NOW. A batch must send the
 	// real event date, so NOW is refused unless this is set.
 	AllowNow bool `yaml:"allow_now,omitempty"`

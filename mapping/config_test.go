@@ -52,6 +52,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"unknown field", base + "  CustmerEmail: e\n", "mapping.fields.CustmerEmail: unknown order-level field; did you mean CustomerEmail?"},
 		{"missing event type", strings.Replace(base, `EventTypeId: {const: "12345"}`, "Note: n", 1), "mapping.fields: map EventTypeId or EventTypeCode"},
 		{"missing item price", base + "items: {ItemSku: s, ItemQuantity: q}\n", "mapping.items: map ItemPrice (unit price) or ItemSubTotal"},
+		{"control character in const OrderId", strings.Replace(base, "OrderId: order_id", `OrderId: {const: "A\tB"}`, 1), `mapping.fields.OrderId: const "A\tB": contains the control character U+0009`},
 		{"const order id no key", strings.Replace(strings.Replace(base, "order_key: [order_id]\n", "", 1), "OrderId: order_id", "OrderId: {const: x}", 1), "mapping.order_key: required when OrderId is a constant"},
 		{"filter no skip", base + "filters: [{when: {column: x, equals: y}}]\n", "mapping.filters[0].skip: required"},
 		{"filter bad skip", base + "filters: [{skip: line, when: {column: x, equals: y}}]\n", `mapping.filters[0].skip: "line" is not row or order`},

@@ -50,6 +50,16 @@ func cell(r *pipeline.Row, idx []int, slot int) string {
 	return r.Values[i]
 }
 
+// cell returns the value of the column at slot, normalised when the
+// plan normalises.
+func (p *plan) cell(r *pipeline.Row, idx []int, slot int) string {
+	v := cell(r, idx, slot)
+	if p.norm && !isTrimmedASCII(v) { // normalizeOrderID, one call less
+		return normalizeSlow(v)
+	}
+	return v
+}
+
 // raw returns the plan's value before its transforms. A template whose
 // columns are all empty is empty.
 func (p *plan) raw(r *pipeline.Row, idx []int) string {
@@ -57,12 +67,12 @@ func (p *plan) raw(r *pipeline.Row, idx []int) string {
 	case srcConst:
 		return p.konst
 	case srcColumn:
-		return cell(r, idx, p.slot)
+		return p.cell(r, idx, p.slot)
 	}
 	n, empty := 0, true
 	for _, pt := range p.tmpl {
 		if pt.slot >= 0 {
-			v := cell(r, idx, pt.slot)
+			v := p.cell(r, idx, pt.slot)
 			n += len(v)
 			empty = empty && v == ""
 		} else {
@@ -76,7 +86,7 @@ func (p *plan) raw(r *pipeline.Row, idx []int) string {
 	b.Grow(n)
 	for _, pt := range p.tmpl {
 		if pt.slot >= 0 {
-			b.WriteString(cell(r, idx, pt.slot))
+			b.WriteString(p.cell(r, idx, pt.slot))
 		} else {
 			b.WriteString(pt.lit)
 		}
@@ -93,6 +103,9 @@ func (p *plan) value(r *pipeline.Row, idx []int) (v, in string, step int, err er
 	return p.apply(p.raw(r, idx))
 }
 
+// apply runs the plan's transforms on v and, when the plan normalises,
+// normalises the result. On failure it returns the input of the failing
+// step and the step's index.
 func (p *plan) apply(v string) (out, in string, step int, err error) {
 	for i, s := range p.steps {
 		o, err := s.apply(v)
@@ -100,6 +113,9 @@ func (p *plan) apply(v string) (out, in string, step int, err error) {
 			return "", v, i, err
 		}
 		v = o
+	}
+	if p.norm {
+		v = normalizeOrderID(v)
 	}
 	return v, "", 0, nil
 }
@@ -137,14 +153,16 @@ func containsString(list []string, s string) bool {
 	return false
 }
 
-// OrderKey returns the values of the order-key columns, joined by the
-// unit separator (U+001F) when there are several.
+// OrderKey returns the values of the order-key columns, each normalised
+// as OrderId's columns are (so that the lines of one order group together
+// however its OrderId is spelt) unless normalize_order_key is false,
+// joined by the unit separator (U+001F) when there are several.
 func (m *Mapping) OrderKey(r pipeline.Row) string {
 	idx := m.resolve(r.Header).idx
 	if len(m.keySlots) == 1 {
-		return cell(&r, idx, m.keySlots[0])
+		return m.keyCell(&r, idx, m.keySlots[0])
 	}
-	n := len(m.keySlots)
+	n := len(m.keySlots) // a hint: normalising may change the lengths
 	for _, s := range m.keySlots {
 		n += len(cell(&r, idx, s))
 	}
@@ -153,9 +171,19 @@ func (m *Mapping) OrderKey(r pipeline.Row) string {
 		if i > 0 {
 			b = append(b, '\x1f')
 		}
-		b = append(b, cell(&r, idx, s)...)
+		b = append(b, m.keyCell(&r, idx, s)...)
 	}
 	return string(b)
+}
+
+// keyCell returns the value of the order-key column at slot, normalised
+// when the mapping normalises.
+func (m *Mapping) keyCell(r *pipeline.Row, idx []int, slot int) string {
+	v := cell(r, idx, slot)
+	if m.normalize && !isTrimmedASCII(v) { // normalizeOrderID, one call less
+		return normalizeSlow(v)
+	}
+	return v
 }
 
 // Columns returns the source columns the mapping reads, each once: the

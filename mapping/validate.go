@@ -1,6 +1,7 @@
 package mapping
 
 import (
+	"fmt"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -41,6 +42,11 @@ func checkValue(d *fieldDef, v string) string {
 func checkKind(d *fieldDef, v string, plain bool) string {
 	switch d.kind {
 	case kindString:
+		if d.name == "OrderId" {
+			if r, ok := firstControl(v); ok {
+				return fmt.Sprintf("contains the control character %U (an OrderId must be printable text)", r)
+			}
+		}
 		if !plain && hasEmail(v) {
 			if d.name == "CustomerId" {
 				return "must not be an e-mail address (the API forbids identifying values; map the e-mail to CustomerEmail with hash)"
