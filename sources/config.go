@@ -38,6 +38,9 @@ const DefaultKeyDatePattern = `(?:^|/)(?:dt|date)=(?P<year>\d{4})-(?P<month>\d{2
 // DefaultMaxFieldBytes is the default limit on one CSV value.
 const DefaultMaxFieldBytes = 1 << 20
 
+// DefaultMaxRecordBytes is the default limit on one CSV record.
+const DefaultMaxRecordBytes = 1 << 20
+
 // Config configures a Source: where the export lives, its format and which
 // of its objects to read. It decodes from YAML (the "source" section).
 //
@@ -91,6 +94,15 @@ type CSVConfig struct {
 	// MaxFieldBytes is the largest value a row may hold; a larger one is a
 	// row error naming the field. 0 means DefaultMaxFieldBytes.
 	MaxFieldBytes int `yaml:"max_field_bytes"`
+	// MaxRecordBytes is the largest record the reader holds, counting
+	// every byte of it (quoted line breaks included) but the line feed
+	// that ends it. It is checked as the bytes are read, so a longer
+	// record is never held whole: it is a row error naming its line, and
+	// reading goes on after the line break that ends it (outside quotes);
+	// a longer header is a file error. 0 means DefaultMaxRecordBytes, or
+	// MaxFieldBytes if that is more; when both are set, it must not be
+	// less than MaxFieldBytes.
+	MaxRecordBytes int `yaml:"max_record_bytes"`
 }
 
 // S3Config configures the S3 client.
@@ -120,6 +132,7 @@ type settings struct {
 	format    string // "" = by extension
 	comma     rune
 	maxField  int
+	maxRecord int
 	since     time.Time // zero = open
 	until     time.Time // zero = open
 	dateFrom  string
@@ -182,7 +195,7 @@ func (s *settings) compileFormat() error {
 	}
 }
 
-// compileCSV sets comma and maxField from source.csv.
+// compileCSV sets comma and the limits from source.csv.
 func (s *settings) compileCSV() error {
 	c := s.cfg.CSV
 	comma, err := parseDelimiter(c.Delimiter)
@@ -193,6 +206,12 @@ func (s *settings) compileCSV() error {
 	if c.Quote != "" && c.Quote != `"` {
 		return fmt.Errorf("source.csv.quote: %q: only '\"' is supported (encoding/csv has no other quote character)", c.Quote)
 	}
+	return s.compileCSVLimits()
+}
+
+// compileCSVLimits sets maxField and maxRecord from source.csv.
+func (s *settings) compileCSVLimits() error {
+	c := s.cfg.CSV
 	switch {
 	case c.MaxFieldBytes < 0:
 		return errors.New("source.csv.max_field_bytes: must be >= 0")
@@ -200,6 +219,16 @@ func (s *settings) compileCSV() error {
 		s.maxField = DefaultMaxFieldBytes
 	default:
 		s.maxField = c.MaxFieldBytes
+	}
+	switch {
+	case c.MaxRecordBytes < 0:
+		return errors.New("source.csv.max_record_bytes: must be >= 0")
+	case c.MaxRecordBytes == 0:
+		s.maxRecord = max(DefaultMaxRecordBytes, s.maxField)
+	case c.MaxFieldBytes > 0 && c.MaxRecordBytes < c.MaxFieldBytes:
+		return fmt.Errorf("source.csv.max_record_bytes: %d is less than max_field_bytes %d", c.MaxRecordBytes, c.MaxFieldBytes)
+	default:
+		s.maxRecord = c.MaxRecordBytes
 	}
 	return nil
 }
