@@ -41,6 +41,20 @@ const DefaultMaxFieldBytes = 1 << 20
 // DefaultMaxRecordBytes is the default limit on one CSV record.
 const DefaultMaxRecordBytes = 1 << 20
 
+// DefaultMaxInflateRatio is the default limit on how many times its
+// compressed size a gzip-compressed CSV object may inflate to. Order
+// exports typically compress 5 to 15 times, and even very repetitive
+// tabular text (sparse columns, repeated values) seldom passes 50 times;
+// DEFLATE cannot exceed about 1,030 times, which only degenerate data
+// (one byte over and over) approaches. 100 leaves a margin of twice that
+// over real exports and stops a decompression bomb after 100 times its
+// size; the 64 MiB floor spares small objects.
+const DefaultMaxInflateRatio = 100
+
+// inflateFloor is how many decompressed bytes any gzip object may have,
+// whatever its ratio, so that small objects are never refused.
+const inflateFloor = 64 << 20
+
 // Config configures a Source: where the export lives, its format and which
 // of its objects to read. It decodes from YAML (the "source" section).
 //
@@ -103,6 +117,11 @@ type CSVConfig struct {
 	// MaxFieldBytes if that is more; when both are set, it must not be
 	// less than MaxFieldBytes.
 	MaxRecordBytes int `yaml:"max_record_bytes"`
+	// MaxInflateRatio bounds a gzip-compressed object: it may decompress
+	// to this many times its compressed size, or to 64 MiB if that is
+	// more, so that small objects are never refused; more is a file error.
+	// 0 means DefaultMaxInflateRatio (100).
+	MaxInflateRatio int `yaml:"max_inflate_ratio"`
 }
 
 // S3Config configures the S3 client.
@@ -133,12 +152,16 @@ type settings struct {
 	comma     rune
 	maxField  int
 	maxRecord int
-	since     time.Time // zero = open
-	until     time.Time // zero = open
-	dateFrom  string
-	keyDate   *regexp.Regexp
-	s3        *s3Location // nil for local
-	localPath string
+	// inflateRatio and inflateFloor bound a gzip object's decompressed
+	// bytes: inflateRatio times its size, at least inflateFloor.
+	inflateRatio int64
+	inflateFloor int64
+	since        time.Time // zero = open
+	until        time.Time // zero = open
+	dateFrom     string
+	keyDate      *regexp.Regexp
+	s3           *s3Location // nil for local
+	localPath    string
 }
 
 // compile validates c section by section, in the order of its fields, and
@@ -209,7 +232,8 @@ func (s *settings) compileCSV() error {
 	return s.compileCSVLimits()
 }
 
-// compileCSVLimits sets maxField and maxRecord from source.csv.
+// compileCSVLimits sets maxField, maxRecord and the inflate bound from
+// source.csv.
 func (s *settings) compileCSVLimits() error {
 	c := s.cfg.CSV
 	switch {
@@ -230,6 +254,15 @@ func (s *settings) compileCSVLimits() error {
 	default:
 		s.maxRecord = c.MaxRecordBytes
 	}
+	switch {
+	case c.MaxInflateRatio < 0:
+		return errors.New("source.csv.max_inflate_ratio: must be >= 0")
+	case c.MaxInflateRatio == 0:
+		s.inflateRatio = DefaultMaxInflateRatio
+	default:
+		s.inflateRatio = int64(c.MaxInflateRatio)
+	}
+	s.inflateFloor = inflateFloor
 	return nil
 }
 

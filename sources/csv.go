@@ -54,18 +54,22 @@ type csvReader struct {
 // the first 8,000 bytes) is a file error. Repeated column names are a file
 // error, except empty ones (from trailing delimiters), which no mapping
 // can name anyway. The parser is handed at most source.csv.max_record_bytes
-// of any record (a recordLimit stands in front of it), so that the memory
-// a reader takes is bounded whatever the input.
+// of any record (a recordLimit stands in front of it), and gzip data may
+// inflate to source.csv.max_inflate_ratio times its size (an
+// inflateLimit), so that the memory a reader takes is bounded whatever the
+// input.
 func newCSVReader(obj *pipeline.Object, src io.ReadCloser, set *settings) (*csvReader, error) {
 	c := &csvReader{obj: obj, src: src, maxField: set.maxField}
-	br := bufio.NewReaderSize(src, csvBufferSize)
+	compressed := &countReader{r: src}
+	br := bufio.NewReaderSize(compressed, csvBufferSize)
 	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
 		gz, err := gzip.NewReader(br)
 		if err != nil {
 			return nil, fmt.Errorf("%s: gzip: %w", obj.Key, err)
 		}
 		c.gz = gz
-		c.scan = &utf8Scan{r: gz, bad: -1}
+		inflated := &inflateLimit{r: gz, in: compressed, size: obj.Size, ratio: set.inflateRatio, floor: set.inflateFloor}
+		c.scan = &utf8Scan{r: inflated, bad: -1}
 	} else {
 		c.scan = &utf8Scan{r: br, bad: -1}
 	}
@@ -137,8 +141,8 @@ func (c *csvReader) Header() *pipeline.Header { return c.header }
 // Next returns the next record. A record whose field count differs from
 // the header's, that has a quote error, invalid UTF-8, a value over the
 // size limit or more bytes than the record limit is a *pipeline.RowError;
-// a read error (a truncated gzip stream, a failed download) ends the
-// object.
+// a read error (a truncated gzip stream, a failed download, a gzip stream
+// that inflates too much) ends the object.
 func (c *csvReader) Next() (pipeline.Row, error) {
 	if c.err != nil {
 		return pipeline.Row{}, c.err

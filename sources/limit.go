@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"io"
+	"math"
 )
 
 // encoding/csv holds a whole record (and, while reading it, its longest
@@ -366,4 +368,73 @@ func (l *recordLimit) delimiter(c byte) bool {
 		l.st = stField
 	}
 	return true
+}
+
+// countReader counts the bytes read through it.
+type countReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// inflateLimit passes decompressed data through until there is more of it
+// than ratio times the compressed size (the object's listed size, or the
+// compressed bytes read so far if that is more), with floor bytes allowed
+// whatever the ratio; then it fails. Its first error is returned by every
+// later Read.
+type inflateLimit struct {
+	r      io.Reader
+	in     *countReader // the compressed stream
+	size   int64        // the object's listed size, 0 when unknown
+	ratio  int64
+	floor  int64
+	passed int64
+	err    error
+}
+
+func (z *inflateLimit) Read(p []byte) (int, error) {
+	if z.err != nil {
+		return 0, z.err
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	allowed := z.allowed()
+	if z.passed < allowed {
+		n, err := z.r.Read(p[:min(int64(len(p)), allowed-z.passed)])
+		z.passed += int64(n)
+		z.err = err
+		return n, err
+	}
+	// At the limit: one more byte is too many, unless the compressed
+	// bytes read for it raise the limit.
+	var one [1]byte
+	n, err := io.ReadFull(z.r, one[:])
+	if n == 0 {
+		z.err = err
+		return 0, err
+	}
+	if z.passed < z.allowed() {
+		z.passed++
+		p[0] = one[0]
+		return 1, nil
+	}
+	compressed := max(z.size, z.in.n)
+	z.err = fmt.Errorf("gzip: over %d times the object's %d bytes (source.csv.max_inflate_ratio): more than %d bytes decompressed",
+		z.ratio, compressed, z.passed)
+	return 0, z.err
+}
+
+// allowed returns how many decompressed bytes may pass.
+func (z *inflateLimit) allowed() int64 {
+	compressed := max(z.size, z.in.n)
+	if compressed > 0 && z.ratio > math.MaxInt64/compressed {
+		return math.MaxInt64
+	}
+	return max(z.floor, z.ratio*compressed)
 }

@@ -173,6 +173,30 @@ var longRecordCases = []struct {
 	},
 }
 
+// TestUnboundedInflate reads a gzip object that inflates far more than
+// any export does: past the ratio (and the floor below which small
+// objects are never refused) it is a file error naming the ratio.
+func TestUnboundedInflate(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "bomb.csv.gz")
+	// 80 MiB of one byte compress about 1000 to 1: far over the default
+	// ratio, and over the floor.
+	writeFile(t, p, gzipStream(t, repeated("id,note\n1,a\n2,", "x", 80*mib, "\n3,c\n")))
+	src := newSource(t, Config{Location: p})
+	objs, err := src.Objects(t.Context())
+	if err != nil || len(objs) != 1 {
+		t.Fatalf("Objects = %v, %v", objs, err)
+	}
+	r, err := src.Open(t.Context(), objs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := readAll(t, r)
+	want := fmt.Sprintf("%s: read: gzip: over 100 times the object's %d bytes (source.csv.max_inflate_ratio)", p, objs[0].Size)
+	if len(res.rows) != 1 || res.fatal == nil || !strings.HasPrefix(res.fatal.Error(), want) {
+		t.Fatalf("rows %d, errs %v, fatal %v\nwant a file error starting %q", len(res.rows), res.errs, res.fatal, want)
+	}
+}
+
 // event is one result of Next, rendered, with the bytes the parser
 // consumed for it.
 type event struct {
@@ -321,5 +345,58 @@ func TestRecordLimitMatchesParser(t *testing.T) {
 				lc.check(t, max)
 			}
 		}
+	}
+}
+
+// TestInflateRatio checks the bound on a gzip object's decompressed bytes
+// at its edge, with the floor lowered so that a small object meets it,
+// and that the floor lets a small object through whatever its ratio.
+func TestInflateRatio(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("id,v\n")
+	for range 20000 {
+		b.WriteString("1,xxxxxxxxxxxxxxxx\n")
+	}
+	plain := b.String()
+	gz := gzipBytes(t, []byte(plain))
+	need := (len(plain) + len(gz) - 1) / len(gz) // the least ratio that lets it through
+	if need <= 2 {
+		t.Fatalf("%d bytes compress to %d: not a test", len(plain), len(gz))
+	}
+	for _, tc := range []struct {
+		name  string
+		ratio int
+		floor int64
+		size  int64 // the listed size
+		ok    bool
+	}{
+		{"at the ratio", need, 0, int64(len(gz)), true},
+		{"over the ratio", need - 1, 0, int64(len(gz)), false},
+		{"over the ratio, size unknown", need - 1, 0, 0, false},
+		{"over the ratio, under the floor", need - 1, int64(len(plain)), int64(len(gz)), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			set, err := Config{Location: "x", CSV: CSVConfig{MaxInflateRatio: tc.ratio}}.compile()
+			if err != nil {
+				t.Fatal(err)
+			}
+			set.inflateFloor = tc.floor
+			obj := &pipeline.Object{Key: "d.csv.gz", Size: tc.size}
+			r, err := newCSVReader(obj, io.NopCloser(strings.NewReader(string(gz))), set)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res := readAll(t, r)
+			if tc.ok {
+				if res.fatal != nil || len(res.errs) != 0 || len(res.rows) != 20000 {
+					t.Fatalf("%d rows, errs %v, fatal %v", len(res.rows), res.errs, res.fatal)
+				}
+				return
+			}
+			want := fmt.Sprintf("d.csv.gz: read: gzip: over %d times the object's %d bytes (source.csv.max_inflate_ratio)", tc.ratio, len(gz))
+			if res.fatal == nil || !strings.HasPrefix(res.fatal.Error(), want) || len(res.rows) == 20000 {
+				t.Fatalf("%d rows, fatal %v\nwant a file error starting %q", len(res.rows), res.fatal, want)
+			}
+		})
 	}
 }
