@@ -141,8 +141,10 @@ func (c *csvReader) Header() *pipeline.Header { return c.header }
 // Next returns the next record. A record whose field count differs from
 // the header's, that has a quote error, invalid UTF-8, a value over the
 // size limit or more bytes than the record limit is a *pipeline.RowError;
-// a read error (a truncated gzip stream, a failed download, a gzip stream
-// that inflates too much) ends the object.
+// so is a last record cut short inside a quoted value, even with
+// LazyQuotes (a last record without a line break that has all its fields
+// is a row). A read error (a truncated gzip stream, a failed download, a
+// gzip stream that inflates too much) ends the object.
 func (c *csvReader) Next() (pipeline.Row, error) {
 	if c.err != nil {
 		return pipeline.Row{}, c.err
@@ -156,6 +158,9 @@ func (c *csvReader) Next() (pipeline.Row, error) {
 	}
 	pos, _ := c.r.FieldPos(0)
 	line := int64(pos) + c.lim.shift
+	if c.lim.openQuote && c.r.InputOffset() == c.lim.given {
+		return pipeline.Row{}, c.cutShort(rec, line)
+	}
 	if len(rec) != len(c.names) {
 		return pipeline.Row{}, &pipeline.RowError{Ref: c.ref(line),
 			Err: fmt.Errorf("%d fields, the header has %d", len(rec), len(c.names))}
@@ -182,6 +187,18 @@ func (c *csvReader) Next() (pipeline.Row, error) {
 	c.slab = c.slab[n:]
 	copy(vals, rec)
 	return pipeline.Row{Object: c.obj, Line: line, Header: c.header, Values: vals}, nil
+}
+
+// cutShort is the error of rec, the last record, when the file ends inside
+// its last value, a quoted one: encoding/csv returns that value as it is
+// with LazyQuotes (without, it reports a quote error), but the file was
+// cut short, most likely, and the value with it.
+func (c *csvReader) cutShort(rec []string, line int64) error {
+	field := ""
+	if n := len(rec); n > 0 && n <= len(c.names) {
+		field = c.names[n-1]
+	}
+	return &pipeline.RowError{Ref: c.ref(line), Field: field, Err: errors.New("the file ends inside this quoted value (is it cut short?)")}
 }
 
 // readError turns an error of the parser into Next's: a *pipeline.RowError

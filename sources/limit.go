@@ -85,7 +85,10 @@ type recordLimit struct {
 	given, dropped int64
 	// cut is the last record cut, until Next has reported it.
 	cut *recordCut
-	err error // of the stream, io.EOF at its end
+	// openQuote is set when the stream ended inside a quoted field that
+	// was not cut: the last record is cut short.
+	openQuote bool
+	err       error // of the stream, io.EOF at its end
 	// special marks the bytes that span stops at outside quotes: a quote,
 	// a line break, a multi-byte delimiter's first byte.
 	special [256]bool
@@ -145,6 +148,9 @@ func (l *recordLimit) Read(p []byte) (int, error) {
 // end records the stream's end or error.
 func (l *recordLimit) end(err error) {
 	l.err = err
+	if err == io.EOF && l.st == stQuoted && !l.skip {
+		l.openQuote = true
+	}
 }
 
 // takeCut returns the cut record that the parser, having consumed offset
