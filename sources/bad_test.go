@@ -122,23 +122,28 @@ func checkTranscript(t *testing.T, key, got string) {
 	}
 }
 
-// TestBigField reads a 10 MB value: over the default limit it is a row
-// error naming the field; with a larger limit it comes through. The rows
-// around it come through either way.
+// TestBigField reads a 10 MB value: over the default limits it is a row
+// error (of the record, which is cut before the parser holds it; with a
+// larger record limit, of the field, naming it); with larger limits it
+// comes through. The rows around it come through either way.
 func TestBigField(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "big_field.csv")
 	big := strings.Repeat("x", 10<<20)
 	writeFile(t, p, []byte("id,note\n1,a\n2,\""+big+"\"\n3,c\n"))
 	for _, tc := range []struct {
-		limit int
+		name  string
+		csv   CSVConfig
 		rows  int
 		err   string
+		field string
 	}{
-		{0, 2, p + ":3: note: value of 10485760 bytes is over the limit of 1048576 (source.csv.max_field_bytes)"},
-		{16 << 20, 3, ""},
+		{"defaults", CSVConfig{}, 2, p + ":3: record of more than 1 MiB (source.csv.max_record_bytes)", ""},
+		{"larger record limit", CSVConfig{MaxRecordBytes: 16 << 20}, 2,
+			p + ":3: note: value of 10485760 bytes is over the limit of 1048576 (source.csv.max_field_bytes)", "note"},
+		{"larger field limit", CSVConfig{MaxFieldBytes: 16 << 20}, 3, "", ""},
 	} {
-		t.Run(fmt.Sprint(tc.limit), func(t *testing.T) {
-			src := newSource(t, Config{Location: p, CSV: CSVConfig{MaxFieldBytes: tc.limit}})
+		t.Run(tc.name, func(t *testing.T) {
+			src := newSource(t, Config{Location: p, CSV: tc.csv})
 			r, err := src.Open(t.Context(), pipeline.Object{Key: p})
 			if err != nil {
 				t.Fatal(err)
@@ -147,7 +152,7 @@ func TestBigField(t *testing.T) {
 			if res.fatal != nil || len(res.rows) != tc.rows {
 				t.Fatalf("%d rows, fatal %v", len(res.rows), res.fatal)
 			}
-			if tc.err != "" && (len(res.errs) != 1 || res.errs[0].Error() != tc.err || res.errs[0].Field != "note") {
+			if tc.err != "" && (len(res.errs) != 1 || res.errs[0].Error() != tc.err || res.errs[0].Field != tc.field) {
 				t.Fatalf("errs %v, want %q", res.errs, tc.err)
 			}
 			if last := res.rows[len(res.rows)-1]; last.Line != 4 || last.Values[1] != "c" {

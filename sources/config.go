@@ -38,6 +38,23 @@ const DefaultKeyDatePattern = `(?:^|/)(?:dt|date)=(?P<year>\d{4})-(?P<month>\d{2
 // DefaultMaxFieldBytes is the default limit on one CSV value.
 const DefaultMaxFieldBytes = 1 << 20
 
+// DefaultMaxRecordBytes is the default limit on one CSV record.
+const DefaultMaxRecordBytes = 1 << 20
+
+// DefaultMaxInflateRatio is the default limit on how many times its
+// compressed size a gzip-compressed CSV object may inflate to. Order
+// exports typically compress 5 to 15 times, and even very repetitive
+// tabular text (sparse columns, repeated values) seldom passes 50 times;
+// DEFLATE cannot exceed about 1,030 times, which only degenerate data
+// (one byte over and over) approaches. 100 leaves a margin of twice that
+// over real exports and stops a decompression bomb after 100 times its
+// size; the 64 MiB floor spares small objects.
+const DefaultMaxInflateRatio = 100
+
+// inflateFloor is how many decompressed bytes any gzip object may have,
+// whatever its ratio, so that small objects are never refused.
+const inflateFloor = 64 << 20
+
 // Config configures a Source: where the export lives, its format and which
 // of its objects to read. It decodes from YAML (the "source" section).
 //
@@ -91,6 +108,20 @@ type CSVConfig struct {
 	// MaxFieldBytes is the largest value a row may hold; a larger one is a
 	// row error naming the field. 0 means DefaultMaxFieldBytes.
 	MaxFieldBytes int `yaml:"max_field_bytes"`
+	// MaxRecordBytes is the largest record the reader holds, counting
+	// every byte of it (quoted line breaks included) but the line feed
+	// that ends it. It is checked as the bytes are read, so a longer
+	// record is never held whole: it is a row error naming its line, and
+	// reading goes on after the line break that ends it (outside quotes);
+	// a longer header is a file error. 0 means DefaultMaxRecordBytes, or
+	// MaxFieldBytes if that is more; when both are set, it must not be
+	// less than MaxFieldBytes.
+	MaxRecordBytes int `yaml:"max_record_bytes"`
+	// MaxInflateRatio bounds a gzip-compressed object: it may decompress
+	// to this many times its compressed size, or to 64 MiB if that is
+	// more, so that small objects are never refused; more is a file error.
+	// 0 means DefaultMaxInflateRatio (100).
+	MaxInflateRatio int `yaml:"max_inflate_ratio"`
 }
 
 // S3Config configures the S3 client.
@@ -120,12 +151,17 @@ type settings struct {
 	format    string // "" = by extension
 	comma     rune
 	maxField  int
-	since     time.Time // zero = open
-	until     time.Time // zero = open
-	dateFrom  string
-	keyDate   *regexp.Regexp
-	s3        *s3Location // nil for local
-	localPath string
+	maxRecord int
+	// inflateRatio and inflateFloor bound a gzip object's decompressed
+	// bytes: inflateRatio times its size, at least inflateFloor.
+	inflateRatio int64
+	inflateFloor int64
+	since        time.Time // zero = open
+	until        time.Time // zero = open
+	dateFrom     string
+	keyDate      *regexp.Regexp
+	s3           *s3Location // nil for local
+	localPath    string
 }
 
 // compile validates c section by section, in the order of its fields, and
@@ -182,7 +218,7 @@ func (s *settings) compileFormat() error {
 	}
 }
 
-// compileCSV sets comma and maxField from source.csv.
+// compileCSV sets comma and the limits from source.csv.
 func (s *settings) compileCSV() error {
 	c := s.cfg.CSV
 	comma, err := parseDelimiter(c.Delimiter)
@@ -193,6 +229,13 @@ func (s *settings) compileCSV() error {
 	if c.Quote != "" && c.Quote != `"` {
 		return fmt.Errorf("source.csv.quote: %q: only '\"' is supported (encoding/csv has no other quote character)", c.Quote)
 	}
+	return s.compileCSVLimits()
+}
+
+// compileCSVLimits sets maxField, maxRecord and the inflate bound from
+// source.csv.
+func (s *settings) compileCSVLimits() error {
+	c := s.cfg.CSV
 	switch {
 	case c.MaxFieldBytes < 0:
 		return errors.New("source.csv.max_field_bytes: must be >= 0")
@@ -201,6 +244,25 @@ func (s *settings) compileCSV() error {
 	default:
 		s.maxField = c.MaxFieldBytes
 	}
+	switch {
+	case c.MaxRecordBytes < 0:
+		return errors.New("source.csv.max_record_bytes: must be >= 0")
+	case c.MaxRecordBytes == 0:
+		s.maxRecord = max(DefaultMaxRecordBytes, s.maxField)
+	case c.MaxFieldBytes > 0 && c.MaxRecordBytes < c.MaxFieldBytes:
+		return fmt.Errorf("source.csv.max_record_bytes: %d is less than max_field_bytes %d", c.MaxRecordBytes, c.MaxFieldBytes)
+	default:
+		s.maxRecord = c.MaxRecordBytes
+	}
+	switch {
+	case c.MaxInflateRatio < 0:
+		return errors.New("source.csv.max_inflate_ratio: must be >= 0")
+	case c.MaxInflateRatio == 0:
+		s.inflateRatio = DefaultMaxInflateRatio
+	default:
+		s.inflateRatio = int64(c.MaxInflateRatio)
+	}
+	s.inflateFloor = inflateFloor
 	return nil
 }
 

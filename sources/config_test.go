@@ -17,6 +17,8 @@ csv:
   quote: '"'
   lazy_quotes: true
   max_field_bytes: 2048
+  max_record_bytes: 4096
+  max_inflate_ratio: 200
 since: 2026-11-01
 until: 2026-11-30T12:00:00Z
 date_from: key
@@ -35,7 +37,7 @@ s3:
 	}
 	want := Config{
 		Location: "s3://bucket/exports/dt=*/orders_*.csv", Format: "csv",
-		CSV:   CSVConfig{Delimiter: ";", Quote: `"`, LazyQuotes: true, MaxFieldBytes: 2048},
+		CSV:   CSVConfig{Delimiter: ";", Quote: `"`, LazyQuotes: true, MaxFieldBytes: 2048, MaxRecordBytes: 4096, MaxInflateRatio: 200},
 		Since: "2026-11-01", Until: "2026-11-30T12:00:00Z", DateFrom: "key",
 		KeyDatePattern: `dt=(?P<year>\d{4})-(?P<month>\d{2})-(?P<day>\d{2})`,
 		S3:             S3Config{Region: "eu-west-1", Endpoint: "http://127.0.0.1:9000", PathStyle: true, Profile: "exports"},
@@ -49,6 +51,9 @@ s3:
 	set, _ := c.compile()
 	if set.s3.bucket != "bucket" || set.s3.prefix != "exports/dt=" || set.s3.glob != "exports/dt=*/orders_*.csv" {
 		t.Fatalf("s3 location %+v", set.s3)
+	}
+	if set.maxField != 2048 || set.maxRecord != 4096 || set.inflateRatio != 200 {
+		t.Fatalf("limits: field %d, record %d, inflate ratio %d", set.maxField, set.maxRecord, set.inflateRatio)
 	}
 	if !set.since.Equal(time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)) || !set.until.Equal(time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)) {
 		t.Fatalf("window %v..%v", set.since, set.until)
@@ -83,6 +88,11 @@ func TestConfigValidate(t *testing.T) {
 		{"delimiter newline", Config{Location: "x", CSV: CSVConfig{Delimiter: "\n"}}, "source.csv.delimiter"},
 		{"quote", Config{Location: "x", CSV: CSVConfig{Quote: "'"}}, "source.csv.quote: \"'\": only '\"' is supported"},
 		{"max field", Config{Location: "x", CSV: CSVConfig{MaxFieldBytes: -1}}, "source.csv.max_field_bytes: must be >= 0"},
+		{"max record", Config{Location: "x", CSV: CSVConfig{MaxRecordBytes: -1}}, "source.csv.max_record_bytes: must be >= 0"},
+		{"small max record", Config{Location: "x", CSV: CSVConfig{MaxRecordBytes: 10}}, ""},
+		{"max record under max field", Config{Location: "x", CSV: CSVConfig{MaxFieldBytes: 2048, MaxRecordBytes: 1024}},
+			"source.csv.max_record_bytes: 1024 is less than max_field_bytes 2048"},
+		{"max inflate ratio", Config{Location: "x", CSV: CSVConfig{MaxInflateRatio: -1}}, "source.csv.max_inflate_ratio: must be >= 0"},
 		{"since", Config{Location: "x", Since: "yesterday"}, "source.since: \"yesterday\""},
 		{"until", Config{Location: "x", Until: "2026-13-01"}, "source.until"},
 		{"empty window", Config{Location: "x", Since: "2026-11-02", Until: "2026-11-01"}, "source.until: 2026-11-01 is not after since"},
@@ -104,6 +114,30 @@ func TestConfigValidate(t *testing.T) {
 				t.Fatalf("New = %v, Validate = %v", nerr, err)
 			}
 		})
+	}
+}
+
+// TestConfigLimitDefaults checks the CSV limits a Config leaves unset:
+// the record limit follows a larger field limit.
+func TestConfigLimitDefaults(t *testing.T) {
+	for _, tc := range []struct {
+		csv                  CSVConfig
+		field, record, ratio int
+	}{
+		{CSVConfig{}, DefaultMaxFieldBytes, DefaultMaxRecordBytes, DefaultMaxInflateRatio},
+		{CSVConfig{MaxFieldBytes: 4 << 20}, 4 << 20, 4 << 20, DefaultMaxInflateRatio},
+		{CSVConfig{MaxFieldBytes: 1 << 10}, 1 << 10, DefaultMaxRecordBytes, DefaultMaxInflateRatio},
+		{CSVConfig{MaxRecordBytes: 1 << 10}, DefaultMaxFieldBytes, 1 << 10, DefaultMaxInflateRatio},
+		{CSVConfig{MaxInflateRatio: 1000}, DefaultMaxFieldBytes, DefaultMaxRecordBytes, 1000},
+	} {
+		set, err := Config{Location: "x", CSV: tc.csv}.compile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if set.maxField != tc.field || set.maxRecord != tc.record || set.inflateRatio != int64(tc.ratio) || set.inflateFloor != 64<<20 {
+			t.Errorf("%+v: field %d, record %d, inflate ratio %d, floor %d; want %d, %d, %d, 64 MiB",
+				tc.csv, set.maxField, set.maxRecord, set.inflateRatio, set.inflateFloor, tc.field, tc.record, tc.ratio)
+		}
 	}
 }
 

@@ -35,6 +35,9 @@ type csvReader struct {
 	names    []string
 	maxField int
 	slab     []string
+	// lim stands between the stream and the parser and bounds each
+	// record's bytes.
+	lim *recordLimit
 	// scan checks the stream's UTF-8 ahead of the CSV parser, so that
 	// records before the first invalid byte need no check of their own.
 	scan *utf8Scan
@@ -50,17 +53,23 @@ type csvReader struct {
 // byte order mark is dropped, and data that looks binary (a NUL byte in
 // the first 8,000 bytes) is a file error. Repeated column names are a file
 // error, except empty ones (from trailing delimiters), which no mapping
-// can name anyway.
+// can name anyway. The parser is handed at most source.csv.max_record_bytes
+// of any record (a recordLimit stands in front of it), and gzip data may
+// inflate to source.csv.max_inflate_ratio times its size (an
+// inflateLimit), so that the memory a reader takes is bounded whatever the
+// input.
 func newCSVReader(obj *pipeline.Object, src io.ReadCloser, set *settings) (*csvReader, error) {
 	c := &csvReader{obj: obj, src: src, maxField: set.maxField}
-	br := bufio.NewReaderSize(src, csvBufferSize)
+	compressed := &countReader{r: src}
+	br := bufio.NewReaderSize(compressed, csvBufferSize)
 	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
 		gz, err := gzip.NewReader(br)
 		if err != nil {
 			return nil, fmt.Errorf("%s: gzip: %w", obj.Key, err)
 		}
 		c.gz = gz
-		c.scan = &utf8Scan{r: gz, bad: -1}
+		inflated := &inflateLimit{r: gz, in: compressed, size: obj.Size, ratio: set.inflateRatio, floor: set.inflateFloor}
+		c.scan = &utf8Scan{r: inflated, bad: -1}
 	} else {
 		c.scan = &utf8Scan{r: br, bad: -1}
 	}
@@ -80,79 +89,93 @@ func newCSVReader(obj *pipeline.Object, src io.ReadCloser, set *settings) (*csvR
 		return nil, fmt.Errorf("%s: binary data (NUL byte at offset %d), not CSV", obj.Key, i)
 	}
 
-	r := csv.NewReader(br)
+	c.lim = newRecordLimit(br, set)
+	r := csv.NewReader(bufio.NewReaderSize(c.lim, csvBufferSize))
 	r.Comma = set.comma
 	r.LazyQuotes = set.cfg.CSV.LazyQuotes
 	r.FieldsPerRecord = -1
 	r.ReuseRecord = true
 	c.r = r
+	if err := c.readHeader(); err != nil {
+		c.closeStreams()
+		return nil, err
+	}
+	return c, nil
+}
 
-	rec, err := r.Read()
+// readHeader reads the first record as the header.
+func (c *csvReader) readHeader() error {
+	key := c.obj.Key
+	rec, err := c.r.Read()
+	if cut := c.lim.takeCut(c.r.InputOffset()); cut != nil {
+		return fmt.Errorf("%s:%d: header: %w", key, cut.line, cut.err)
+	}
 	switch {
 	case errors.Is(err, io.EOF):
 		c.header = pipeline.NewHeader(nil)
 		c.err = io.EOF
-		return c, nil
+		return nil
 	case err != nil:
-		c.closeStreams()
 		var pe *csv.ParseError
 		if errors.As(err, &pe) {
-			return nil, fmt.Errorf("%s:%d: header: %w", obj.Key, pe.StartLine, parseProblem(pe))
+			return fmt.Errorf("%s:%d: header: %w", key, pe.StartLine, parseProblem(pe))
 		}
-		return nil, fmt.Errorf("%s: read header: %w", obj.Key, err)
+		return fmt.Errorf("%s: read header: %w", key, err)
 	}
 	for i, n := range rec {
 		if !utf8.ValidString(n) {
-			c.closeStreams()
-			return nil, fmt.Errorf("%s:1: header: column %d: invalid UTF-8 at byte %d", obj.Key, i+1, invalidAt(n))
+			return fmt.Errorf("%s:1: header: column %d: invalid UTF-8 at byte %d", key, i+1, invalidAt(n))
 		}
 	}
 	c.header = pipeline.NewHeader(rec) // copies rec
 	if d := slices.DeleteFunc(c.header.Duplicates(), func(n string) bool { return n == "" }); len(d) > 0 {
-		c.closeStreams()
-		return nil, fmt.Errorf("%s:1: header: duplicate column names %s", obj.Key, quoteList(d))
+		return fmt.Errorf("%s:1: header: duplicate column names %s", key, quoteList(d))
 	}
 	c.names = c.header.Names()
-	return c, nil
+	return nil
 }
 
 // Header returns the object's columns; an empty file has none.
 func (c *csvReader) Header() *pipeline.Header { return c.header }
 
 // Next returns the next record. A record whose field count differs from
-// the header's, that has a quote error, invalid UTF-8 or a value over the
-// size limit is a *pipeline.RowError; a read error (a truncated gzip
-// stream, a failed download) ends the object.
+// the header's, that has a quote error, invalid UTF-8, a value over the
+// size limit or more bytes than the record limit is a *pipeline.RowError;
+// so is a last record cut short inside a quoted value, even with
+// LazyQuotes (a last record without a line break that has all its fields
+// is a row). A read error (a truncated gzip stream, a failed download, a
+// gzip stream that inflates too much) ends the object.
 func (c *csvReader) Next() (pipeline.Row, error) {
 	if c.err != nil {
 		return pipeline.Row{}, c.err
 	}
 	rec, err := c.r.Read()
-	if err != nil {
-		var pe *csv.ParseError
-		switch {
-		case errors.Is(err, io.EOF):
-			c.err = io.EOF
-		case errors.As(err, &pe):
-			return pipeline.Row{}, &pipeline.RowError{Ref: c.ref(int64(pe.StartLine)), Err: parseProblem(pe)}
-		default:
-			c.err = fmt.Errorf("%s: read: %w", c.obj.Key, err)
-		}
-		return pipeline.Row{}, c.err
+	if cut := c.lim.takeCut(c.r.InputOffset()); cut != nil {
+		return pipeline.Row{}, &pipeline.RowError{Ref: c.ref(cut.line), Err: cut.err}
 	}
-	line, _ := c.r.FieldPos(0)
+	if err != nil {
+		return pipeline.Row{}, c.readError(err)
+	}
+	pos, _ := c.r.FieldPos(0)
+	line := int64(pos) + c.lim.shift
+	if c.lim.openQuote && c.r.InputOffset() == c.lim.given {
+		return pipeline.Row{}, c.cutShort(rec, line)
+	}
 	if len(rec) != len(c.names) {
-		return pipeline.Row{}, &pipeline.RowError{Ref: c.ref(int64(line)),
+		return pipeline.Row{}, &pipeline.RowError{Ref: c.ref(line),
 			Err: fmt.Errorf("%d fields, the header has %d", len(rec), len(c.names))}
 	}
-	checkUTF8 := c.scan.bad >= 0 && c.r.InputOffset()+c.bom > c.scan.bad
+	// The stream's offset of the record's end: what the parser consumed,
+	// with the bytes dropped before it.
+	end := c.r.InputOffset() + c.bom + c.lim.dropped
+	checkUTF8 := c.scan.bad >= 0 && end > c.scan.bad
 	for i, v := range rec {
 		if len(v) > c.maxField {
-			return pipeline.Row{}, &pipeline.RowError{Ref: c.ref(int64(line)), Field: c.names[i],
+			return pipeline.Row{}, &pipeline.RowError{Ref: c.ref(line), Field: c.names[i],
 				Err: fmt.Errorf("value of %d bytes is over the limit of %d (source.csv.max_field_bytes)", len(v), c.maxField)}
 		}
 		if checkUTF8 && !utf8.ValidString(v) {
-			return pipeline.Row{}, &pipeline.RowError{Ref: c.ref(int64(line)), Field: c.names[i],
+			return pipeline.Row{}, &pipeline.RowError{Ref: c.ref(line), Field: c.names[i],
 				Err: fmt.Errorf("invalid UTF-8 at byte %d of the value", invalidAt(v))}
 		}
 	}
@@ -163,7 +186,39 @@ func (c *csvReader) Next() (pipeline.Row, error) {
 	vals := c.slab[:n:n]
 	c.slab = c.slab[n:]
 	copy(vals, rec)
-	return pipeline.Row{Object: c.obj, Line: int64(line), Header: c.header, Values: vals}, nil
+	return pipeline.Row{Object: c.obj, Line: line, Header: c.header, Values: vals}, nil
+}
+
+// cutShort is the error of rec, the last record, when the file ends inside
+// its last value, a quoted one: encoding/csv returns that value as it is
+// with LazyQuotes (without, it reports a quote error), but the file was
+// cut short, most likely, and the value with it.
+func (c *csvReader) cutShort(rec []string, line int64) error {
+	field := ""
+	if n := len(rec); n > 0 && n <= len(c.names) {
+		field = c.names[n-1]
+	}
+	return &pipeline.RowError{Ref: c.ref(line), Field: field, Err: errors.New("the file ends inside this quoted value (is it cut short?)")}
+}
+
+// readError turns an error of the parser into Next's: a *pipeline.RowError
+// for a quote error, else io.EOF or a file error, which it keeps.
+func (c *csvReader) readError(err error) error {
+	var pe *csv.ParseError
+	switch {
+	case errors.Is(err, io.EOF):
+		c.err = io.EOF
+	case errors.As(err, &pe):
+		// Lines as the file numbers them, with those dropped from cut
+		// records.
+		at := *pe
+		at.StartLine += int(c.lim.shift)
+		at.Line += int(c.lim.shift)
+		return &pipeline.RowError{Ref: c.ref(int64(at.StartLine)), Err: parseProblem(&at)}
+	default:
+		c.err = fmt.Errorf("%s: read: %w", c.obj.Key, err)
+	}
+	return c.err
 }
 
 // Close releases the streams; it may be called more than once.

@@ -331,3 +331,49 @@ func TestCSVInvalidUTF8FarIn(t *testing.T) {
 		})
 	}
 }
+
+// TestTruncatedLastLine reads exports whose last line has no line break:
+// when it does not parse to the header's columns (too few fields, a
+// quoted value the file ends in) it is a row error, never a row with
+// missing or cut values; when it does, it is a row, as many writers leave
+// out the last line break.
+func TestTruncatedLastLine(t *testing.T) {
+	const head = "header: [\"a\",\"b\",\"c\"]\n2 [\"1\",\"2\",\"3\"]\n"
+	const inQuotes = "3 error: F:3: c: the file ends inside this quoted value (is it cut short?)\nEOF\n"
+	tests := []struct {
+		name  string
+		lazy  bool
+		input string
+		gzip  bool
+		want  string
+	}{
+		{"too few fields", false, "a,b,c\n1,2,3\n4,5", false, head + "3 error: F:3: 2 fields, the header has 3\nEOF\n"},
+		{"too few fields, gzip", false, "a,b,c\n1,2,3\n4,5", true, head + "3 error: F:3: 2 fields, the header has 3\nEOF\n"},
+		{"too few fields, CRLF cut after CR", false, "a,b,c\r\n1,2,3\r\n4,5\r", false, head + "3 error: F:3: 2 fields, the header has 3\nEOF\n"},
+		{"too few fields, lazy quotes", true, "a,b,c\n1,2,3\n4,5", false, head + "3 error: F:3: 2 fields, the header has 3\nEOF\n"},
+		{"one field of three", false, "a,b,c\n1,2,3\n4", false, head + "3 error: F:3: 1 fields, the header has 3\nEOF\n"},
+		{"all fields", false, "a,b,c\n1,2,3\n4,5,6", false, head + "3 [\"4\",\"5\",\"6\"]\nEOF\n"},
+		{"all fields, last one quoted", true, "a,b,c\n1,2,3\n4,5,\"6\"", false, head + "3 [\"4\",\"5\",\"6\"]\nEOF\n"},
+		{"cut in a quoted value", false, "a,b,c\n1,2,3\n4,5,\"six\nsev", false,
+			head + "3 error: F:3: extraneous or missing \" in quoted-field (at line 4, column 4; an unbalanced quote runs to the next quote or the end of the file)\nEOF\n"},
+		{"cut in a quoted value, lazy quotes", true, "a,b,c\n1,2,3\n4,5,\"six\nsev", false, head + inQuotes},
+		{"cut in a quoted value, lazy quotes, gzip", true, "a,b,c\n1,2,3\n4,5,\"six\nsev", true, head + inQuotes},
+		{"cut after a doubled quote, lazy quotes", true, "a,b,c\n1,2,3\n4,5,\"6\"\"", false, head + inQuotes},
+		{"cut after a stray quote, lazy quotes", true, "a,b,c\n1,2,3\n4,5,\"6\"x", false, head + inQuotes},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			data := []byte(tc.input)
+			if tc.gzip {
+				data = gzipBytes(t, data)
+			}
+			p := filepath.Join(t.TempDir(), "in.csv")
+			writeFile(t, p, data)
+			src := newSource(t, Config{Location: p, CSV: CSVConfig{LazyQuotes: tc.lazy}})
+			r, err := src.Open(t.Context(), pipeline.Object{Key: p})
+			if got := strings.ReplaceAll(transcript(r, err), p, "F"); got != tc.want {
+				t.Errorf("got\n%s\nwant\n%s", got, tc.want)
+			}
+		})
+	}
+}

@@ -8,6 +8,9 @@
 // cut mid-way is resumed with a Range request on the same ETag. Formats
 // are CSV (encoding/csv, plain or gzip) and Parquet (xitongsys/parquet-go,
 // over random access to the object: a local file or ranged GETs).
+// Reading takes bounded memory whatever the input: a CSV record is cut at
+// CSVConfig.MaxRecordBytes before the parser holds it (a row error), and
+// gzip data that inflates past CSVConfig.MaxInflateRatio is a file error.
 //
 // Construct a Source with New from a Config; Objects lists what it
 // selects, Open reads one object.

@@ -2,6 +2,7 @@ package sources
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"convpipe/pipeline"
 )
@@ -26,8 +28,15 @@ func localETag(fi fs.FileInfo) string {
 	return strconv.FormatInt(fi.Size(), 16) + "-" + strconv.FormatInt(fi.ModTime().UnixNano(), 16)
 }
 
+// localObject is the listed file p. fi is the file's information, or for
+// a symbolic link that leads to no file, the link's own: its object has
+// no bytes (Size 0), and opening it fails.
 func localObject(p string, fi fs.FileInfo) pipeline.Object {
-	return pipeline.Object{Key: p, ETag: localETag(fi), Size: fi.Size(), ModTime: fi.ModTime().UTC()}
+	size := fi.Size()
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		size = 0
+	}
+	return pipeline.Object{Key: p, ETag: localETag(fi), Size: size, ModTime: fi.ModTime().UTC()}
 }
 
 func (l *localStore) list(ctx context.Context) ([]pipeline.Object, error) {
@@ -51,7 +60,7 @@ func (l *localStore) list(ctx context.Context) ([]pipeline.Object, error) {
 		if !selectedByGlob(filepath.ToSlash(p), filepath.ToSlash(m)) {
 			continue
 		}
-		fi, err := os.Stat(m)
+		fi, err := statEntry(m)
 		if err != nil {
 			return nil, fmt.Errorf("source: %w", err)
 		}
@@ -64,6 +73,22 @@ func (l *localStore) list(ctx context.Context) ([]pipeline.Object, error) {
 		objs = append(objs, localObject(m, fi))
 	}
 	return objs, nil
+}
+
+// statEntry returns what a listed name leads to: for a symbolic link, its
+// target's information, or when the target cannot be found (a dangling
+// link, a loop), the link's own (a ModeSymlink entry). Such a name is
+// listed, and its Open fails with an error that says what is wrong
+// (openError), while the other files are read.
+func statEntry(p string) (fs.FileInfo, error) {
+	fi, err := os.Stat(p) // follows symbolic links
+	if err == nil {
+		return fi, nil
+	}
+	if li, lerr := os.Lstat(p); lerr == nil && li.Mode()&fs.ModeSymlink != 0 {
+		return li, nil
+	}
+	return nil, err
 }
 
 // walk adds the export files under root.
@@ -85,11 +110,11 @@ func (l *localStore) walk(ctx context.Context, root string, objs []pipeline.Obje
 		if rel, err := filepath.Rel(root, p); err != nil || !l.set.selectedInFolder(filepath.ToSlash(rel)) {
 			return nil
 		}
-		fi, err := os.Stat(p) // follows symbolic links
+		fi, err := statEntry(p)
 		if err != nil {
 			return err
 		}
-		if fi.Mode().IsRegular() {
+		if fi.Mode().IsRegular() || fi.Mode()&fs.ModeSymlink != 0 {
 			objs = append(objs, localObject(p, fi))
 		}
 		return nil
@@ -103,7 +128,7 @@ func (l *localStore) walk(ctx context.Context, root string, objs []pipeline.Obje
 func (l *localStore) openFile(obj pipeline.Object) (*os.File, fs.FileInfo, error) {
 	f, err := os.Open(obj.Key)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, openError(obj.Key, err)
 	}
 	fi, err := f.Stat()
 	if err != nil {
@@ -132,4 +157,22 @@ func (l *localStore) openAt(_ context.Context, obj pipeline.Object) (readerAtClo
 		return nil, 0, err
 	}
 	return f, fi.Size(), nil
+}
+
+// openError explains why key could not be opened when key is a symbolic
+// link that leads nowhere (dangling) or back to itself (a loop); other
+// errors are returned as they are.
+func openError(key string, err error) error {
+	target, lerr := os.Readlink(key)
+	if lerr != nil {
+		return err
+	}
+	link := filepath.Base(key)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%s: dangling symbolic link: %s → %s", key, link, target)
+	case errors.Is(err, syscall.ELOOP):
+		return fmt.Errorf("%s: symbolic link loop: %s → %s", key, link, target)
+	}
+	return err
 }
