@@ -104,6 +104,7 @@ type result struct {
 	code           int
 	stdout, stderr string
 	elapsed        time.Duration
+	maxRSS         int64 // the child's peak resident set, in bytes
 }
 
 func (r result) String() string {
@@ -343,6 +344,11 @@ func (w *workspace) exec(args ...string) result {
 	start := time.Now()
 	err := cmd.Run()
 	r := result{stdout: stdout.String(), stderr: stderr.String(), elapsed: time.Since(start)}
+	if cmd.ProcessState != nil {
+		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+			r.maxRSS = int64(ru.Maxrss) * 1024 // KiB on Linux
+		}
+	}
 	var ee *exec.ExitError
 	switch {
 	case err == nil:

@@ -1032,6 +1032,8 @@ func writeReliabilityReport(path string, started time.Time, code int) error {
 		{"TestSecretsAndPersonalData", "Secrets and personal data", ""},
 		{"TestStorageFaults", "Storage faults", "An unwritable ledger (parent is a file; read-only tmpfs; remounted read-only) fails before the first request with exit 1."},
 		{"TestAmbiguousSends", "Ambiguous sends", ""},
+		{"TestHostileServer", "Hostile server", "A small API server of the test's own (cmd/convpipe/hostile_test.go), not the simulator, answering by a hash of each OrderId: honestly; a 500 then a 400 duplicate ItemSku (impact took nothing); a 503 after taking the order, then the documented duplicate OrderId; a 429 with Retry-After ten years ahead; a spent window resetting in 2286; a 500 echoing the Authorization header and the body; X-RateLimit-Limit-hour: 1."},
+		{"TestResourceBombs", "Resource bombs", "A gzip bomb and a plain line of 300 MB (full size) beside an ordinary export, the peak RSS of the run against a limit of 256 MiB."},
 	}
 	for _, s := range sections {
 		fmt.Fprintf(&b, "## %s\n\n", s.title)
