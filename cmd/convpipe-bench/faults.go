@@ -44,7 +44,7 @@ func (b *bench) faults() error {
 		"`convpipe run` (the built binary) at `sink.rate: %d/s` with the default `sink.workers: %d`, for %s, against the simulator answering after 50 ms ± 25 ms; "+
 			"in the second run it answers %.0f%% of the requests with a 500, 502, 503 or 504 (counted against the quota, nothing recorded), which the sink retries with backoff (`sink.backoff_initial: 1s`). "+
 			"A conversion waiting to retry holds no request slot: the engine keeps more conversions in progress than the sink has requests in flight. "+
-			"*Steady state* leaves out the first and the last second.", faultRate, workers, faultFor, 100*faultShare))
+			"*Steady state* leaves out the first second and the last one before `--max-duration` stops the run (after it, only retries of conversions already taken up go out).", faultRate, workers, faultFor, 100*faultShare))
 	sec.Commands = append(sec.Commands, faulty.cmd)
 	sec.Table = [][]string{{"", "no faults", fmt.Sprintf("%.0f%% transient faults", 100*faultShare)}}
 	for _, row := range []struct {
@@ -94,8 +94,11 @@ func (b *bench) faultRun(name string, share float64) (faultStats, error) {
 	if len(rs) < 2 {
 		return faultStats{}, fmt.Errorf("%s: only %d requests arrived", name, len(rs))
 	}
+	// The steady state ends a second before --max-duration stops the
+	// run: after it, only the retries of conversions already taken up
+	// go out (within the grace period), which says nothing of the rate.
 	first, last := rs[0].Time, rs[len(rs)-1].Time
-	from, to := first.Add(time.Second), last.Add(-time.Second)
+	from, to := first.Add(time.Second), minTime(last, first.Add(faultFor)).Add(-time.Second)
 	st := faultStats{cmd: run.cmd, requests: len(rs), conns: run.conns}
 	ok, steady := countStatus(rs, from, to, http.StatusOK)
 	st.rate = float64(steady) / to.Sub(from).Seconds()
@@ -110,4 +113,11 @@ func (b *bench) faultRun(name string, share float64) (faultStats, error) {
 	}
 	b.logf("%s: %d requests, steady %.1f/s (accepted %.1f/s), 5xx %d, conns %d", name, st.requests, st.rate, st.acceptedRate, st.failed5xx, st.conns)
 	return st, nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
