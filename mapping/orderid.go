@@ -10,8 +10,10 @@ import (
 
 // normalizeOrderID returns s as order keys and OrderIds are compared and
 // sent: without zero-width characters (U+200B, U+200C, U+200D, U+2060,
-// U+FEFF), trimmed of surrounding white space, in Unicode NFC. Invalid
-// UTF-8 is kept as it is, for validation to refuse. A plain ASCII value
+// U+FEFF), trimmed of surrounding white space, in Unicode NFC. A value
+// that is not valid UTF-8 is kept exactly as it is, for validation to
+// refuse: removing a character between stray bytes could join them into
+// a new one, so normalising twice would not agree. A plain ASCII value
 // without surrounding white space, the common case, is s itself, found in
 // one pass without allocating.
 func normalizeOrderID(s string) string {
@@ -24,6 +26,9 @@ func normalizeOrderID(s string) string {
 // normalizeSlow is normalizeOrderID for a value that may need a change;
 // apart so that the fast path inlines.
 func normalizeSlow(s string) string {
+	if !utf8.ValidString(s) {
+		return s
+	}
 	return norm.NFC.String(strings.TrimSpace(stripZeroWidth(s)))
 }
 
