@@ -517,7 +517,10 @@ func (h signalHandler) WithGroup(string) slog.Handler      { return h }
 // worker waits for a window that reopens in an hour.
 func TestRunWaitingOrderIsNotPending(t *testing.T) {
 	h := newHarness(t)
-	h.sim = sim.NewTestServer(t, sim.Config{Quota: 1, Window: time.Hour})
+	// The first answer says the window is spent for an hour from now (a
+	// quota window of an hour would be aligned to the clock, and may end
+	// within the test's deadline).
+	h.sim.CloseWindow(time.Hour)
 	h.write("a.csv", orders(1, 3))
 	waiting := make(chan struct{})
 	log := slog.New(signalHandler{want: "quota window closed", once: &sync.Once{}, seen: waiting})
@@ -586,7 +589,10 @@ func TestRunWaitingOrderIsNotPending(t *testing.T) {
 // sink's early exit never fired and the run sat until the deadline.
 func TestRunStopsWhenTheQuotaOutlastsTheDeadline(t *testing.T) {
 	h := newHarness(t)
-	h.sim = sim.NewTestServer(t, sim.Config{Quota: 1, Window: time.Hour})
+	// The first answer says the window is spent for an hour from now (a
+	// quota window of an hour would be aligned to the clock, and may end
+	// within the test's deadline).
+	h.sim.CloseWindow(time.Hour)
 	h.write("a.csv", orders(1, 3))
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
