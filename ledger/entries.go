@@ -132,23 +132,6 @@ func (l *Ledger) PutAll(ctx context.Context, es []pipeline.Entry) error {
 	})
 }
 
-// Delete removes the entry of key, durably; a key without an entry is not
-// an error. A run uses it to take back the pending entry of an order it
-// wrote ahead of sending and then did not send.
-func (l *Ledger) Delete(ctx context.Context, key pipeline.Key) error {
-	return l.writeThen(ctx, "delete "+key.String(), func(ctx context.Context) error {
-		_, err := l.wconn.ExecContext(ctx, `DELETE FROM conversions WHERE event_type = ? AND order_id = ?`, key.EventType, key.OrderID)
-		return err
-	}, func() {
-		// The in-memory index keeps the key's hash, as not final: it may
-		// cover keys that are gone (Settled then leaves them to Get),
-		// never miss one.
-		if ix := l.idx.Load(); ix != nil {
-			ix.set(ix.hash(key), pack(string(pipeline.StatePending), ""))
-		}
-	})
-}
-
 // Entries calls fn for each entry that f selects, in key order (by event
 // type, then OrderId), until fn returns an error, which Entries returns
 // as is. fn may call the Ledger's other methods.

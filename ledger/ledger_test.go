@@ -925,35 +925,3 @@ func TestCloseWhileWriting(t *testing.T) {
 		t.Error("nothing committed before Close")
 	}
 }
-
-// TestDelete: an entry deleted is gone, for Get, Entries and Settled
-// (whose index may keep its hash), and a missing key is no error.
-func TestDelete(t *testing.T) {
-	l := tempLedger(t)
-	a, b := sample("A-1", pipeline.StatePending), sample("A-2", pipeline.StateAccepted)
-	mustPut(t, l, a)
-	mustPut(t, l, b)
-	if _, _, err := l.Settled(t.Context(), b.Key, b.PayloadHash); err != nil { // loads the index
-		t.Fatal(err)
-	}
-	for _, k := range []pipeline.Key{a.Key, b.Key, {EventType: "12345", OrderID: "never"}} {
-		if err := l.Delete(t.Context(), k); err != nil {
-			t.Fatalf("delete %s: %v", k, err)
-		}
-	}
-	for _, e := range []pipeline.Entry{a, b} {
-		if _, ok, err := l.Get(t.Context(), e.Key); err != nil || ok {
-			t.Errorf("Get %s after Delete: found %v, err %v", e.Key, ok, err)
-		}
-		if st, ok, err := l.Settled(t.Context(), e.Key, e.PayloadHash); err != nil || ok {
-			t.Errorf("Settled %s after Delete: %s, %v, %v; want not settled", e.Key, st, ok, err)
-		}
-	}
-	n, err := l.Counts(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(n) != 0 {
-		t.Errorf("counts after deleting everything: %v", n)
-	}
-}

@@ -204,19 +204,6 @@ type Ledger interface {
 	Close() error
 }
 
-// BatchLedger is implemented by ledgers that write several entries in one
-// transaction. Run uses it, when the ledger has it, to write the pending
-// entries of its next sends a batch at a time (one commit for a tenth of a
-// second of sends) rather than one commit before each send; each outcome
-// is still written, durably, as soon as its answer is in.
-type BatchLedger interface {
-	// PutAll writes es durably in one transaction: all or none.
-	PutAll(ctx context.Context, es []Entry) error
-	// Delete removes the entry of key durably: Run takes back the pending
-	// entry of a new order it wrote and then did not send.
-	Delete(ctx context.Context, key Key) error
-}
-
 // Settler is implemented by ledgers that can tell cheaply, without reading
 // the whole entry, whether a key is final with a given payload hash. Run
 // uses it, when the ledger has it, for every order of a rerun.

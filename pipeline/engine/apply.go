@@ -60,7 +60,7 @@ func (r *runner) lookup(ctx context.Context, p prepared) (known, error) {
 		}
 	}
 	r.mu.Lock()
-	k.InFlight, k.InFlightRefs = r.inflight[p.key] != nil, r.inflight[p.key]
+	k.InFlight = r.inflight[p.key]
 	r.mu.Unlock()
 	return k, nil
 }

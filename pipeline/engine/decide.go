@@ -20,10 +20,9 @@ type known struct {
 	// Prev is the ledger's entry for the key, if there is one. It is not
 	// looked up when Settled answers (see answered).
 	Prev *pipeline.Entry
-	// InFlight: the key is queued or being sent in this run, from the
-	// lines at InFlightRefs.
-	InFlight     bool
-	InFlightRefs []pipeline.Ref
+	// InFlight, when set, holds the refs of this run's copy of the key
+	// that is queued or being sent.
+	InFlight []pipeline.Ref
 }
 
 // policy is what the run's options say about deciding.
@@ -92,7 +91,7 @@ func decide(p prepared, k known, pol policy) verdict {
 		}
 		e = base(p, prev)
 		e.State, e.Messages = pipeline.StateSkipped, []pipeline.Message{{Text: m.Skip}}
-	case k.InFlight || (records && prev != nil && prev.RunID == pol.RunID):
+	case k.InFlight != nil || (records && prev != nil && prev.RunID == pol.RunID):
 		v, e = duplicate(p, k)
 	default:
 		v, e = decideValid(p, prev, pol)
@@ -110,8 +109,8 @@ func decide(p prepared, k known, pol policy) verdict {
 // exit code says a human is needed.
 func duplicate(p prepared, k known) (verdict, *pipeline.Entry) {
 	refs := p.m.Conversion.Refs
-	first := k.InFlightRefs
-	if !k.InFlight && k.Prev != nil {
+	first := k.InFlight
+	if first == nil && k.Prev != nil {
 		first = k.Prev.Refs
 	}
 	text := "the same order key occurs twice in this run; this copy is not sent"

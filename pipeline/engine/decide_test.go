@@ -244,10 +244,10 @@ func TestDecideKnown(t *testing.T) {
 		write  string
 		rowErr bool
 	}{
-		{"in flight/check", "valid", known{InFlight: true, InFlightRefs: firstRefs}, Check, false, ActionDuplicate, "", true},
-		{"in flight/dry-run", "valid", known{InFlight: true, InFlightRefs: firstRefs}, DryRun, false, ActionDuplicate, "", true},
-		{"in flight/send", "valid", known{InFlight: true, InFlightRefs: firstRefs}, Send, false, ActionDuplicate, "invalid:", true},
-		{"in flight/invalid", "invalid", known{InFlight: true}, Send, false, ActionInvalid, "invalid:", false},
+		{"in flight/check", "valid", known{InFlight: firstRefs}, Check, false, ActionDuplicate, "", true},
+		{"in flight/dry-run", "valid", known{InFlight: firstRefs}, DryRun, false, ActionDuplicate, "", true},
+		{"in flight/send", "valid", known{InFlight: firstRefs}, Send, false, ActionDuplicate, "invalid:", true},
+		{"in flight/invalid", "invalid", known{InFlight: firstRefs}, Send, false, ActionInvalid, "invalid:", false},
 		{"written by this run/send", "valid", known{Prev: testPrev(pipeline.StatePending, "this")}, Send, false, ActionDuplicate, "invalid:", true},
 		{"written by this run/dry-run", "valid", known{Prev: testPrev(pipeline.StatePending, "this")}, DryRun, false, ActionSend, "", false},
 		{"written by this run/check", "valid", known{Prev: testPrev(pipeline.StatePending, "this")}, Check, false, ActionSend, "", false},
