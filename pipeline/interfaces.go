@@ -38,6 +38,14 @@ type RowReader interface {
 	Close() error
 }
 
+// Positioner is implemented by a RowReader that can tell how much of its
+// object it has read: a fraction from 0 to 1 (bytes of a CSV stream, rows
+// of a Parquet file). The engine uses it to estimate what is left of an
+// object it is reading.
+type Positioner interface {
+	Position() float64
+}
+
 // Mapper turns the rows of an export into conversions. It is pure: no I/O,
 // no context, and safe for concurrent use.
 type Mapper interface {

@@ -80,8 +80,24 @@ type Summary struct {
 	DryRun  bool            `json:"dry_run,omitempty"`
 	Total   Counts          `json:"total"`
 	Objects []ObjectSummary `json:"objects"`
+	// NotRead is what a run that stopped early did not read (the next run
+	// reads it); nil when it read every object.
+	NotRead *NotRead `json:"not_read,omitempty"`
 	// FileErrors counts objects that could not be read.
 	FileErrors int64 `json:"file_errors"`
 	// Seconds is the run's duration.
 	Seconds float64 `json:"seconds"`
+}
+
+// NotRead is what a run that stopped early left unread.
+type NotRead struct {
+	// Objects counts the objects not read to their end.
+	Objects int `json:"objects"`
+	// Bytes counts their bytes not read.
+	Bytes int64 `json:"bytes"`
+	// EstimatedOrders estimates the orders to send in what was not read
+	// (and in rows read but not yet grouped into orders), from what the
+	// run read before it stopped. Orders read and not sent are counted
+	// exactly, in Counts.Unsent.
+	EstimatedOrders int64 `json:"estimated_orders"`
 }

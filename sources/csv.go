@@ -43,6 +43,8 @@ type csvReader struct {
 	scan *utf8Scan
 	// bom is the length of the byte order mark dropped before the parser.
 	bom int64
+	// in counts the object's bytes read from storage (compressed, for gzip).
+	in *countReader
 	// err, once set, is returned by every later Next: io.EOF or a file
 	// error.
 	err error
@@ -61,6 +63,7 @@ type csvReader struct {
 func newCSVReader(obj *pipeline.Object, src io.ReadCloser, set *settings) (*csvReader, error) {
 	c := &csvReader{obj: obj, src: src, maxField: set.maxField}
 	compressed := &countReader{r: src}
+	c.in = compressed
 	br := bufio.NewReaderSize(compressed, csvBufferSize)
 	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
 		gz, err := gzip.NewReader(br)
@@ -101,6 +104,20 @@ func newCSVReader(obj *pipeline.Object, src io.ReadCloser, set *settings) (*csvR
 		return nil, err
 	}
 	return c, nil
+}
+
+// Position reports how much of the object the parser has taken, as a
+// fraction of its listed size: the parser's offset in plain CSV, the
+// compressed bytes read (a little ahead of the parser) in gzip data.
+func (c *csvReader) Position() float64 {
+	if c.obj.Size <= 0 {
+		return 0
+	}
+	n := c.in.n
+	if c.gz == nil && c.r != nil {
+		n = c.r.InputOffset() + c.bom
+	}
+	return min(float64(n)/float64(c.obj.Size), 1)
 }
 
 // readHeader reads the first record as the header.

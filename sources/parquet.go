@@ -513,6 +513,14 @@ func (r *parquetReader) nextPage(c *pqColumn) error {
 }
 
 // Close releases the object; it may be called more than once.
+// Position reports the share of the file's rows returned so far.
+func (r *parquetReader) Position() float64 {
+	if n := r.footer.GetNumRows(); n > 0 {
+		return min(float64(r.index)/float64(n), 1)
+	}
+	return 0
+}
+
 func (r *parquetReader) Close() error {
 	if r.err == nil {
 		r.err = errors.New("reader is closed")

@@ -27,7 +27,11 @@ type Source struct {
 	store store
 }
 
-var _ pipeline.Source = (*Source)(nil)
+var (
+	_ pipeline.Source     = (*Source)(nil)
+	_ pipeline.Positioner = (*csvReader)(nil)
+	_ pipeline.Positioner = (*parquetReader)(nil)
+)
 
 // store is where the bytes live: it lists objects and opens them either as
 // a stream or for random access.

@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -937,6 +938,15 @@ func TestStopAndResume(t *testing.T) {
 			w.setConfig(cfgOpts{Rate: "500/s"})
 			w.mustRun(exitOK, "--summary-json", "s2.json")
 			s2 := readSummary(t, w.path("s2.json"))
+			// What the stopped run said was left: exactly what it read and
+			// did not send, and about what it did not read, within 10% of
+			// what the next run sent.
+			if s.NotRead == nil || !strings.Contains(r.stdout, "not read  1 object not read to the end") {
+				t.Errorf("the stopped run does not say what it did not read: %+v\n%s", s.NotRead, r.stdout)
+			} else if left, said := s2.Total.ToSend, s.Total.Unsent+s.Total.Failed+s.NotRead.EstimatedOrders; math.Abs(float64(said-left)) > 0.1*float64(left) {
+				t.Errorf("the stopped run said %d orders were left (%d read, not sent; about %d not read); the next run sent %d",
+					said, s.Total.Unsent, s.NotRead.EstimatedOrders, left)
+			}
 			if s2.Total.AlreadySent != int64(stoppedAt) || s2.Total.Accepted != int64(len(want.valid)-stoppedAt) {
 				t.Errorf("resume: already sent %d (want %d), accepted %d (want %d)", s2.Total.AlreadySent, stoppedAt, s2.Total.Accepted, len(want.valid)-stoppedAt)
 			}

@@ -97,7 +97,7 @@ func (p *progressReporter) draw(pr engine.Progress) {
 	n := int(frac * width)
 	bar := strings.Repeat("█", n) + strings.Repeat("░", width-n)
 	of := fmt.Sprintf("%d/%d", pr.Sent, total)
-	if !pr.ReadDone && total > pr.ToSend {
+	if !pr.Exact {
 		of = fmt.Sprintf("%d/~%d", pr.Sent, total)
 	}
 	line := fmt.Sprintf("%s %s orders sent · %d read · %.3g/s", bar, of, pr.Counts.Orders, pr.Pace.PerSecond)

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dustin/go-humanize"
+
 	"convpipe/ledger"
 	"convpipe/pipeline"
 	"convpipe/sources"
@@ -112,8 +114,12 @@ func printSummary(w io.Writer, s pipeline.Summary, n summaryNotes, v verdict) {
 	fmt.Fprintf(w, "  orders    %d grouped: %d to send, %d already sent, %d invalid, %d skipped, %d changed after acceptance\n",
 		t.Orders, t.ToSend, t.AlreadySent, t.Invalid, t.Skipped, t.Changed)
 	if !s.DryRun {
-		fmt.Fprintf(w, "  sent      %d accepted, %d rejected, %d failed, %d not sent (stopped); %d requests\n",
+		fmt.Fprintf(w, "  sent      %d accepted, %d rejected, %d failed, %d read but not sent (stopped); %d requests\n",
 			t.Accepted, t.Rejected, t.Failed, t.Unsent, t.Requests)
+	}
+	if nr := s.NotRead; nr != nil {
+		fmt.Fprintf(w, "  not read  %d %s not read to the end (%s left): about %d more orders to send, estimated from what was read; the next run reads them\n",
+			nr.Objects, plural(nr.Objects, "object", "objects"), humanize.IBytes(uint64(nr.Bytes)), nr.EstimatedOrders)
 	}
 	if len(s.Objects) > 1 {
 		fmt.Fprintln(w, "  by object:")
@@ -320,6 +326,14 @@ func metricsText(s pipeline.Summary, finished time.Time, code int) string {
 	gauge("convpipe_last_run_row_errors", "Malformed rows in the last run.", t.RowErrors, "")
 	gauge("convpipe_last_run_requests", "HTTP requests made by the last run.", t.Requests, "")
 	return b.String()
+}
+
+// plural returns one when n is 1, else many.
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 func humanDuration(d time.Duration) string {

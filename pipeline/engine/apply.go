@@ -22,7 +22,7 @@ func (r *runner) order(ctx context.Context, o *objectState, p prepared, jobs cha
 	if r.opt.OnDecision != nil {
 		r.opt.OnDecision(Decision{Action: v.Action, Mapped: p.m, Body: p.body, Hash: p.hash, Prev: k.Prev})
 	}
-	r.tally(o, p, v.Counts)
+	r.tally(o, p, v.Counts, v.Action == ActionSend)
 	if v.Warn != "" {
 		r.log.Warn(v.Warn, v.WarnArgs...)
 	}
@@ -113,12 +113,13 @@ func (r *runner) countOnly(context.Context, *objectState, prepared, *pipeline.En
 }
 
 // tally counts one decided order of o: delta, plus the order itself and
-// the rows a filter left out of it.
-func (r *runner) tally(o *objectState, p prepared, delta pipeline.Counts) {
+// the rows a filter left out of it; send says it was decided for sending.
+func (r *runner) tally(o *objectState, p prepared, delta pipeline.Counts, send bool) {
 	delta.Orders = 1
 	delta.SkippedRows = int64(len(p.m.SkippedRows))
 	r.mu.Lock()
 	o.sum.Counts.Add(delta)
 	r.rowsDecided += int64(p.lines)
+	r.fc.add(p.lines, delta.AlreadySent > 0, send)
 	r.mu.Unlock()
 }

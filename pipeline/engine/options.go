@@ -136,16 +136,18 @@ type Progress struct {
 	// BytesDone counts the bytes of the objects read to their end;
 	// BytesTotal those of every selected object.
 	BytesDone, BytesTotal int64
-	// ReadDone is true once reading has ended.
-	ReadDone bool
+	// ReadDone is true once reading has ended; Exact when it ended
+	// because every object was read, so that EstimatedToSend is exact. A
+	// run that stopped early has ReadDone without Exact.
+	ReadDone, Exact bool
 	// Counts so far.
 	Counts pipeline.Counts
 	// ToSend counts orders decided for sending so far; Sent those with an
 	// outcome.
 	ToSend, Sent int64
-	// EstimatedToSend extrapolates ToSend to the whole export, from the
-	// share of orders to send among the rows decided so far and the rows
-	// and bytes still to come; it is exact once every order is decided.
+	// EstimatedToSend extrapolates ToSend to the whole export: ToSend,
+	// plus the orders to send estimated in the rows not yet decided (see
+	// forecast); it is exact once every object was read (Exact).
 	EstimatedToSend int64
 	// Pace is the sink's pace, if it reports one.
 	Pace pipeline.Pace

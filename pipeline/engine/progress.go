@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"math"
 	"sync"
 	"time"
 
@@ -44,27 +45,17 @@ func (r *runner) progress() Progress {
 		BytesDone:    r.bytesDone,
 		BytesTotal:   r.bytesTotal,
 		ReadDone:     r.readDone,
+		Exact:        r.readAll,
 		ToSend:       r.toSend,
 		Sent:         r.sent,
 		ObjectsTotal: r.objectsTotal,
 	}
-	rowsRead, rowsDecided, bytesRead, bytesSkipped := r.rowsRead, r.rowsDecided, r.bytesRead, r.bytesSkipped
 	for _, o := range r.objects {
 		p.Counts.Add(o.sum.Counts)
 	}
+	toCome := r.fc.toSend(r.rowsToCome())
 	r.mu.Unlock()
-	p.EstimatedToSend = p.ToSend
-	// Extrapolate: the rows still to come (from the bytes not yet read)
-	// hold orders to send in the proportion seen so far.
-	if rowsDecided > 0 {
-		estRows := float64(rowsRead)
-		if toRead := p.BytesTotal - bytesSkipped; !p.ReadDone && bytesRead > 0 && toRead > bytesRead {
-			estRows = float64(rowsRead) * float64(toRead) / float64(bytesRead)
-		}
-		if est := int64(float64(p.ToSend) * estRows / float64(rowsDecided)); est > p.ToSend {
-			p.EstimatedToSend = est
-		}
-	}
+	p.EstimatedToSend = p.ToSend + int64(math.Round(toCome))
 	if pc, ok := r.opt.Sink.(pipeline.Pacer); ok {
 		p.Pace = pc.Pace()
 	}
@@ -76,4 +67,48 @@ func (r *runner) progress() Progress {
 		}
 	}
 	return p
+}
+
+// rowsToCome estimates the rows not yet decided: the rows of all the
+// bytes to read, at the rows per byte read so far, less the rows decided.
+// The rows read and the bytes read are taken together, when a reader adds
+// its rows to the counts; the rows decided since then are part of them.
+// It is 0 once every object was read. r.mu must be held.
+func (r *runner) rowsToCome() float64 {
+	if r.readAll {
+		return 0
+	}
+	rows := float64(r.rowsRead)
+	if read, toRead := r.bytesReadSoFar(); read > 0 && toRead > read {
+		rows *= toRead / read
+	}
+	return max(rows-float64(r.rowsDecided), 0)
+}
+
+// bytesReadSoFar returns the bytes read so far, of the objects read to
+// their end and of the one being read, and the bytes there are to read
+// (of the objects not left out as unchanged). r.mu must be held.
+func (r *runner) bytesReadSoFar() (read, toRead float64) {
+	return float64(r.bytesRead) + r.bytesReading, float64(r.bytesTotal - r.bytesSkipped)
+}
+
+// notRead describes what a run that stopped did not read, nil when it
+// read every object. r.mu must be held.
+func (r *runner) notRead() *pipeline.NotRead {
+	if !r.readDone || r.readAll {
+		return nil
+	}
+	n := &pipeline.NotRead{Objects: r.objectsTotal - len(r.objects)}
+	for _, o := range r.objects {
+		if !o.readDone && !o.sum.Unchanged && o.sum.Error == "" {
+			n.Objects++
+		}
+	}
+	read, toRead := r.bytesReadSoFar()
+	n.Bytes = int64(max(toRead-read, 0))
+	n.EstimatedOrders = int64(math.Round(r.fc.toSend(r.rowsToCome())))
+	if n.Objects == 0 && n.EstimatedOrders == 0 {
+		return nil
+	}
+	return n
 }

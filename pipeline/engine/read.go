@@ -41,6 +41,12 @@ func (r *runner) readObject(ctx context.Context, obj pipeline.Object, jobs chan<
 	o.readDone = ok
 	r.objectsDone++
 	r.bytesDone += obj.Size
+	if ctx.Err() == nil {
+		// Read to its end, or to a file error: no more rows come from it.
+		// A stopped run keeps where it was, for the estimate of what is left.
+		r.bytesRead += obj.Size
+		r.bytesReading = 0
+	}
 	r.mu.Unlock()
 	r.release(o, false)
 }
@@ -58,6 +64,11 @@ func (r *runner) fileError(o *objectState, err error) {
 	}
 	r.put(pipeline.Entry{Key: pipeline.Key{EventType: "!file", OrderID: o.obj.Key}, State: pipeline.StateInvalid, Messages: []pipeline.Message{msg}, Refs: msg.Refs})
 }
+
+// flushRows is how many rows a reader counts before it adds them to the
+// run's counts (and samples its position, for the estimate of what is
+// left): often enough that the estimate follows a slow run.
+const flushRows = 256
 
 // readRows reads, groups, maps and decides the orders of one object. It
 // reports whether the object was read to its end.
@@ -82,8 +93,18 @@ func (r *runner) readRows(ctx context.Context, o *objectState, jobs chan<- job) 
 	g := group.New(r.opt.Group, r.opt.Mapper.OrderKey, pipe.order)
 	defer g.Close()
 	var rows, rowErrs int64
+	pos, _ := rr.(pipeline.Positioner)
 	flush := func() {
-		r.count(o, func(c *pipeline.Counts) { c.Rows += rows; c.RowErrors += rowErrs; r.rowsRead += rows })
+		reading := 0.0
+		if pos != nil {
+			reading = pos.Position() * float64(o.obj.Size)
+		}
+		r.count(o, func(c *pipeline.Counts) {
+			c.Rows += rows
+			c.RowErrors += rowErrs
+			r.rowsRead += rows
+			r.bytesReading = reading
+		})
 		rows, rowErrs = 0, 0
 	}
 	defer flush()
@@ -94,9 +115,6 @@ func (r *runner) readRows(ctx context.Context, o *objectState, jobs chan<- job) 
 		row, err := rr.Next()
 		if err == io.EOF {
 			flush()
-			r.mu.Lock()
-			r.bytesRead += o.obj.Size
-			r.mu.Unlock()
 			break
 		}
 		var re *pipeline.RowError
@@ -121,7 +139,7 @@ func (r *runner) readRows(ctx context.Context, o *objectState, jobs chan<- job) 
 			}
 			return false
 		}
-		if rows >= 4096 {
+		if rows >= flushRows {
 			flush()
 		}
 	}

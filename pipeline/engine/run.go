@@ -44,12 +44,17 @@ type runner struct {
 	objectsDone  int
 	objectsTotal int
 	// For the estimate of what is left: rows read so far, the bytes of the
-	// objects read to their end and of those left out as unchanged, and
-	// the rows of the orders decided so far.
+	// objects read to their end and of those left out as unchanged, the
+	// bytes read of the object being read, and the rows of the orders
+	// decided so far, with what was decided of them.
 	rowsRead, rowsDecided   int64
 	bytesRead, bytesSkipped int64
-	readDone                bool
-	fatal                   error
+	bytesReading            float64
+	fc                      forecast
+	// readDone is set once reading has ended; readAll when it ended
+	// because every object was read (not stopped, not fatal).
+	readDone, readAll bool
+	fatal             error
 	// stopped is why the run stopped before its context ended, when it
 	// did (no time left for a request); not an error.
 	stopped error
@@ -142,6 +147,7 @@ func Run(ctx context.Context, opt Options) (pipeline.Summary, error) {
 	}
 	r.mu.Lock()
 	r.readDone = true
+	r.readAll = readCtx.Err() == nil && r.fatal == nil
 	r.mu.Unlock()
 	close(jobs)
 	senders.Wait()
@@ -192,6 +198,7 @@ func (r *runner) summary(ctx context.Context) pipeline.Summary {
 	case ctx.Err() != nil:
 		s.Stopped = context.Cause(ctx).Error()
 	}
+	s.NotRead = r.notRead()
 	s.Seconds = time.Since(r.start).Seconds()
 	return s
 }
@@ -264,7 +271,7 @@ func newRunner(opt Options) (*runner, error) {
 	if opt.ProgressEvery <= 0 {
 		opt.ProgressEvery = time.Second
 	}
-	r := &runner{opt: opt, log: opt.Logger, start: time.Now(), inflight: map[pipeline.Key][]pipeline.Ref{},
+	r := &runner{opt: opt, log: opt.Logger, start: time.Now(), inflight: map[pipeline.Key][]pipeline.Ref{}, fc: newForecast(),
 		policy: policy{Mode: opt.Mode, RunID: opt.RunID, RetryRejected: opt.RetryRejected},
 		w:      noWrites{}}
 	if r.log == nil {

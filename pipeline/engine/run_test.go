@@ -103,7 +103,10 @@ type runOpts struct {
 	all, retryRejected bool
 	ctx                context.Context
 	onOutcome          func(pipeline.Outcome)
-	workers            int // default 4
+	workers            int    // default 4
+	rate               string // default 2000/s
+	burst              int    // default 20
+	onProgress         func(engine.Progress)
 }
 
 func (h *harness) run(o runOpts) (pipeline.Summary, error) {
@@ -115,7 +118,7 @@ func (h *harness) run(o runOpts) (pipeline.Summary, error) {
 		h.t.Fatal(err)
 	}
 	workers := cmp.Or(o.workers, 4)
-	sink, err := sinks.New(sinks.Config{BaseURL: h.sim.URL(), Rate: "2000/s", Burst: 20, Workers: workers, MaxAttempts: 3,
+	sink, err := sinks.New(sinks.Config{BaseURL: h.sim.URL(), Rate: cmp.Or(o.rate, "2000/s"), Burst: cmp.Or(o.burst, 20), Workers: workers, MaxAttempts: 3,
 		BackoffInitial: time.Millisecond, BackoffMax: 10 * time.Millisecond}.WithDefaults(), "test", nil)
 	if err != nil {
 		h.t.Fatal(err)
@@ -133,7 +136,7 @@ func (h *harness) run(o runOpts) (pipeline.Summary, error) {
 	return engine.Run(ctx, engine.Options{
 		Mode: engine.Send, Source: src, Mapper: h.mapper, Sink: sink, Ledger: led, Workers: workers,
 		All: o.all, RetryRejected: o.retryRejected, RunID: fmt.Sprintf("run-%d", time.Now().UnixNano()),
-		Grace: 5 * time.Second, OnOutcome: o.onOutcome,
+		Grace: 5 * time.Second, OnOutcome: o.onOutcome, OnProgress: o.onProgress, ProgressEvery: 10 * time.Millisecond,
 	})
 }
 
