@@ -1,6 +1,7 @@
 package mapping
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -36,8 +37,10 @@ type Mapping struct {
 	allowNow  bool
 	normalize bool // the order key and OrderId (Config.NormalizeOrderKey)
 	tolerance time.Duration
-	maxItems  int
-	now       func() time.Time
+	// maxAge is the oldest an EventDate may be; 0 when not checked.
+	maxAge   time.Duration
+	maxItems int
+	now      func() time.Time
 
 	// header caches the column positions of the last header seen.
 	header atomic.Pointer[resolved]
@@ -130,6 +133,7 @@ func compile(cfg Config) (*Mapping, error) {
 		allowNow:  cfg.AllowNow,
 		normalize: cfg.NormalizeOrderKey == nil || *cfg.NormalizeOrderKey,
 		tolerance: cfg.FutureTolerance,
+		maxAge:    time.Duration(cmp.Or(cfg.MaxEventAge, Age(DefaultMaxEventAge))),
 		maxItems:  cfg.MaxItems,
 		now:       time.Now,
 	}
@@ -138,6 +142,9 @@ func compile(cfg Config) (*Mapping, error) {
 	}
 	if m.maxItems == 0 {
 		m.maxItems = DefaultMaxItems
+	}
+	if cfg.AllowOld {
+		m.maxAge = 0
 	}
 	for i, c := range cfg.OrderKey {
 		m.keySlots = append(m.keySlots, m.use(c, fmt.Sprintf("order_key[%d]", i)))
@@ -163,6 +170,9 @@ func compile(cfg Config) (*Mapping, error) {
 func checkSettings(cfg Config) error {
 	if cfg.FutureTolerance < 0 {
 		return errAt("future_tolerance", "must be >= 0")
+	}
+	if cfg.MaxEventAge < 0 {
+		return errAt("max_event_age", "must be >= 0")
 	}
 	if cfg.MaxItems < 0 {
 		return errAt("max_items", "must be >= 0")

@@ -41,6 +41,13 @@ type Config struct {
 	// FutureTolerance is how far in the future an EventDate may lie
 	// (clock skew); 0 means the default, one hour.
 	FutureTolerance time.Duration `yaml:"future_tolerance,omitempty"`
+	// MaxEventAge is how old an EventDate may be: an older order is
+	// invalid, with the reason, and not sent. 0 means the default,
+	// DefaultMaxEventAge.
+	MaxEventAge Age `yaml:"max_event_age,omitempty"`
+	// AllowOld turns the age check off for one run (--allow-old); it is
+	// not read from the file.
+	AllowOld bool `yaml:"-"`
 	// MaxItems is the most items one conversion may carry; an order with
 	// more lines is invalid rather than sent to be refused (impact
 	// documents no limit, but a request body has one). 0 means the

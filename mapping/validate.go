@@ -185,7 +185,8 @@ func (p *problems) result() []pipeline.Message {
 }
 
 // checkEventDate checks the rules EventDate has beyond its kind: NOW only
-// when allowed, and not in the future beyond the tolerance.
+// when allowed, not in the future beyond the tolerance, and not older
+// than max_event_age.
 func (m *Mapping) checkEventDate(v string) string {
 	if v == "NOW" {
 		if m.allowNow {
@@ -197,8 +198,9 @@ func (m *Mapping) checkEventDate(v string) string {
 	if msg != "" {
 		return msg
 	}
-	if t.After(m.now().Add(m.tolerance)) {
+	now := m.now()
+	if t.After(now.Add(m.tolerance)) {
 		return "in the future (more than " + m.tolerance.String() + " ahead of now)"
 	}
-	return ""
+	return tooOld(t, now, m.maxAge)
 }

@@ -14,6 +14,10 @@ type Counts struct {
 	Invalid int64 `json:"invalid"`
 	// Skipped counts orders left out by an order filter.
 	Skipped int64 `json:"skipped"`
+	// OutsideWindow counts orders whose EventDate is outside the run's
+	// event window (--events-since, --events-until): not sent, not
+	// recorded, not a problem.
+	OutsideWindow int64 `json:"outside_window,omitempty"`
 	// ToSend counts orders decided for sending: new, failed before, or
 	// rejected before and changed since. In a run that was not stopped
 	// early, ToSend = Accepted + Rejected + Failed.
@@ -42,6 +46,7 @@ func (c *Counts) Add(o Counts) {
 	c.Orders += o.Orders
 	c.Invalid += o.Invalid
 	c.Skipped += o.Skipped
+	c.OutsideWindow += o.OutsideWindow
 	c.ToSend += o.ToSend
 	c.AlreadySent += o.AlreadySent
 	c.Accepted += o.Accepted

@@ -286,10 +286,10 @@ func parseDelimiter(d string) (rune, error) {
 func (s *settings) compileWindow() error {
 	c := s.cfg
 	var err error
-	if s.since, err = parseBound(c.Since, false); err != nil {
+	if s.since, err = ParseBound(c.Since, false); err != nil {
 		return fmt.Errorf("source.since: %w", err)
 	}
-	if s.until, err = parseBound(c.Until, true); err != nil {
+	if s.until, err = ParseBound(c.Until, true); err != nil {
 		return fmt.Errorf("source.until: %w", err)
 	}
 	if !s.since.IsZero() && !s.until.IsZero() && !s.since.Before(s.until) {
@@ -332,9 +332,11 @@ func (s *settings) compileS3() error {
 	return nil
 }
 
-// parseBound parses a Since or Until value. A date alone is the start of
-// that day in UTC, or for an upper bound the start of the next day.
-func parseBound(v string, upper bool) (time.Time, error) {
+// ParseBound parses a Since or Until value (of objects, or of orders'
+// event dates). A date alone is the start of that day in UTC, or for an
+// upper bound the start of the next day. An empty value is the zero time:
+// no bound.
+func ParseBound(v string, upper bool) (time.Time, error) {
 	if v == "" {
 		return time.Time{}, nil
 	}

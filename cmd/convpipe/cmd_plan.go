@@ -1,13 +1,16 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"convpipe/ledger"
+	"convpipe/mapping"
 	"convpipe/pipeline"
 	"convpipe/pipeline/engine"
 	"convpipe/sinks"
@@ -78,9 +81,11 @@ func runPlan(cmd *cobra.Command, f *planFlags) error {
 		pled = led
 	}
 	shown := 0
+	ages := ageCounts{now: time.Now()}
 	s, err := engine.Run(ctx, engine.Options{
-		Source: src, Mapper: mapper, Ledger: pled, Group: cfg.Group, All: f.all, Logger: log,
+		Source: src, Mapper: mapper, Ledger: pled, Group: cfg.Group, All: f.all, Logger: log, Events: cfg.events,
 		OnDecision: func(d engine.Decision) {
+			ages.add(d)
 			if d.Action == engine.ActionSend && shown < f.limit {
 				shown++
 				printConversion(out, shown, d.Mapped.Conversion, d.Body)
@@ -106,9 +111,67 @@ func runPlan(cmd *cobra.Command, f *planFlags) error {
 	fmt.Fprintf(out, "  changed        %d accepted earlier, changed since: need a correction, not resent\n", t.Changed)
 	fmt.Fprintf(out, "  invalid        %d (see `convpipe validate`)\n", t.Invalid)
 	fmt.Fprintf(out, "  skipped        %d by a filter\n", t.Skipped)
+	if !cfg.events.IsZero() {
+		fmt.Fprintf(out, "  outside        %d dated outside --events-since/--events-until: not sent, not recorded\n", t.OutsideWindow)
+	}
+	ages.print(out, cfg.Mapping)
 	if t.ToSend > 0 && perSecond > 0 {
 		d := time.Duration(float64(t.ToSend) / float64(perSecond) * float64(time.Second))
 		fmt.Fprintf(out, "  sending takes  about %s at %s (one request per conversion, no retries)\n", humanDuration(d), cfg.Sink.Rate)
 	}
 	return nil
+}
+
+// ageBounds are the ages plan sorts the orders it would send by: a week,
+// a month, impact's 88 days for batch files, its 398 days with a MediaId.
+var ageBounds = []int{7, 30, 88, 398}
+
+// ageCounts counts the orders a plan would send by the age of their
+// EventDate, and those the age guard keeps back.
+type ageCounts struct {
+	now     time.Time
+	buckets [5]int64 // under each of ageBounds, and older
+	tooOld  int64
+}
+
+func (a *ageCounts) add(d engine.Decision) {
+	switch d.Action {
+	case engine.ActionSend:
+		v, _ := d.Mapped.Conversion.Get("EventDate")
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			if t, err = time.Parse(time.DateOnly, v); err != nil {
+				return // NOW: sent with the time of sending
+			}
+		}
+		days := int(a.now.Sub(t) / (24 * time.Hour))
+		i := 0
+		for i < len(ageBounds) && days >= ageBounds[i] {
+			i++
+		}
+		a.buckets[i]++
+	case engine.ActionInvalid:
+		for _, m := range d.Mapped.Problems {
+			if mapping.IsTooOld(m) {
+				a.tooOld++
+				break
+			}
+		}
+	}
+}
+
+// print writes the age distribution and, when the age guard keeps orders
+// back, the warning.
+func (a *ageCounts) print(w io.Writer, m mapping.Config) {
+	b := a.buckets
+	fmt.Fprintf(w, "  event dates    of those to send: %d under 7 days old, %d 7-30 days, %d 30-88 days, %d 88-398 days, %d older\n",
+		b[0], b[1], b[2], b[3], b[4])
+	if a.tooOld > 0 {
+		fmt.Fprintf(w, "  WARNING        %d orders older than mapping.max_event_age (%s) are invalid, not sent: impact would re-date them to the day they are sent or not attribute them; "+
+			"raise max_event_age, or run with --allow-old, only if your contract allows it\n",
+			a.tooOld, mapping.Age(cmp.Or(time.Duration(m.MaxEventAge), mapping.DefaultMaxEventAge)))
+	}
+	if b[3]+b[4] > 0 {
+		fmt.Fprintf(w, "  NOTE           %d orders to send are older than 88 days: impact's batch files refuse them, the API may re-date them\n", b[3]+b[4])
+	}
 }

@@ -280,7 +280,7 @@ func (j *runJob) open() error {
 		Mode: engine.Send, Source: src, Mapper: mapper, Sink: sink,
 		Group: cfg.Group, Workers: cfg.Sink.Workers, Queue: cfg.Run.Queue,
 		All: f.all, RetryRejected: f.retryRejected, RunID: newRunID(),
-		Grace: cfg.Run.Grace, Abort: j.abort, Logger: j.log,
+		Grace: cfg.Run.Grace, Abort: j.abort, Logger: j.log, Events: cfg.events,
 	}
 	if f.dryRun {
 		j.opt.Mode = engine.DryRun

@@ -97,7 +97,7 @@ func (j *validateJob) open() (engine.Options, error) {
 		return engine.Options{}, err
 	}
 	return engine.Options{
-		Source: src, Mapper: mapper, Group: j.cfg.Group, Logger: log,
+		Source: src, Mapper: mapper, Group: j.cfg.Group, Logger: log, Events: j.cfg.events,
 		OnDecision: j.decided,
 		OnRowError: j.keep,
 	}, nil

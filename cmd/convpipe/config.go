@@ -11,6 +11,7 @@ import (
 
 	"convpipe/ledger"
 	"convpipe/mapping"
+	"convpipe/pipeline/engine"
 	"convpipe/pipeline/group"
 	"convpipe/sinks"
 	"convpipe/sources"
@@ -29,6 +30,8 @@ type Config struct {
 	// sink is Sink resolved by validate(true): the run opens its sink
 	// from it, without parsing or defaulting anything again.
 	sink sinks.Settings
+	// events is the event window of --events-since and --events-until.
+	events engine.EventWindow
 }
 
 // RunConfig holds the settings of a run that belong to no single stage.

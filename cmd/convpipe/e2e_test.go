@@ -426,10 +426,21 @@ func readSummary(t *testing.T, path string) pipeline.Summary {
 	return s
 }
 
+// genStart is the date of the first generated order, unless a test says
+// otherwise: 60 days before the tests began, taken once, so that two
+// exports generated on either side of midnight still hold the same rows.
+var genStart = time.Now().UTC().AddDate(0, 0, -60).Format(time.DateOnly)
+
+// secondStart is the first date of a second export, 10 days after genStart.
+var secondStart = time.Now().UTC().AddDate(0, 0, -50).Format(time.DateOnly)
+
 // gen writes a sample export with samples/gen into the workspace.
 func (w *workspace) gen(out string, args ...string) string {
 	w.t.Helper()
 	p := w.path(out)
+	if !slices.Contains(args, "-start") {
+		args = append(args, "-start", genStart)
+	}
 	cmd := exec.Command(genPath, append(args, "-out", p)...)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		w.t.Fatalf("gen %v: %v\n%s", args, err, b)

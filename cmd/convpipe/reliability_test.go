@@ -181,7 +181,7 @@ func crashChain(t *testing.T, sc crashScenario, seed uint64) (int, map[string]in
 		w.gen("in/orders.parquet", append(genArgs, "-format", "parquet")...)
 		want = expectCSV(t, w.gen("expect.csv", genArgs...))
 	case sc.twoFiles:
-		second := append(genArgs, "-first-id", "500001", "-start", "2025-01-01")
+		second := append(genArgs, "-first-id", "500001", "-start", secondStart)
 		a := w.gen("in/a.csv", genArgs...)
 		w.gen("in/b.parquet", append(second, "-format", "parquet")...)
 		want = expectCSV(t, a, w.gen("expect-b.csv", second...))

@@ -113,6 +113,9 @@ func printSummary(w io.Writer, s pipeline.Summary, n summaryNotes, v verdict) {
 	fmt.Fprintf(w, "  rows      %d read, %d malformed, %d skipped by a filter\n", t.Rows, t.RowErrors, t.SkippedRows)
 	fmt.Fprintf(w, "  orders    %d grouped: %d to send, %d already sent, %d invalid, %d skipped, %d changed after acceptance\n",
 		t.Orders, t.ToSend, t.AlreadySent, t.Invalid, t.Skipped, t.Changed)
+	if t.OutsideWindow > 0 {
+		fmt.Fprintf(w, "  window    %d orders dated outside --events-since/--events-until: not sent, not recorded\n", t.OutsideWindow)
+	}
 	if !s.DryRun {
 		fmt.Fprintf(w, "  sent      %d accepted, %d rejected, %d failed, %d read but not sent (stopped); %d requests\n",
 			t.Accepted, t.Rejected, t.Failed, t.Unsent, t.Requests)

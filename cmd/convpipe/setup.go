@@ -14,6 +14,7 @@ import (
 
 	"convpipe/mapping"
 	"convpipe/pipeline"
+	"convpipe/pipeline/engine"
 	"convpipe/sources"
 )
 
@@ -25,6 +26,10 @@ type common struct {
 	until      string
 	logFormat  string
 	logLevel   string
+	// The backfill's guards: the orders' own dates.
+	allowOld    bool
+	eventsSince string
+	eventsUntil string
 }
 
 func (c *common) register(fs *pflag.FlagSet) {
@@ -34,6 +39,9 @@ func (c *common) register(fs *pflag.FlagSet) {
 	fs.StringVar(&c.until, "until", "", "read only objects dated before this time; a date includes its whole day (overrides source.until)")
 	fs.StringVar(&c.logFormat, "log-format", "", "log format: text or json (overrides run.log_format)")
 	fs.StringVar(&c.logLevel, "log-level", "", "log level: debug, info, warn or error (overrides run.log_level)")
+	fs.BoolVar(&c.allowOld, "allow-old", false, "send orders older than mapping.max_event_age (default 88 days) for this run")
+	fs.StringVar(&c.eventsSince, "events-since", "", "take only orders whose EventDate is at or after this date (2026-09-01) or RFC 3339 time; the others are counted as outside the window")
+	fs.StringVar(&c.eventsUntil, "events-until", "", "take only orders whose EventDate is before this time; a date includes its whole day")
 }
 
 // load reads the configuration and applies the flags over it.
@@ -57,7 +65,27 @@ func (c *common) load() (Config, error) {
 	if c.logLevel != "" {
 		cfg.Run.LogLevel = c.logLevel
 	}
+	cfg.Mapping.AllowOld = c.allowOld
+	if cfg.events, err = c.eventWindow(); err != nil {
+		return cfg, configError{err}
+	}
 	return cfg, nil
+}
+
+// eventWindow parses --events-since and --events-until.
+func (c *common) eventWindow() (engine.EventWindow, error) {
+	var w engine.EventWindow
+	var err error
+	if w.Since, err = sources.ParseBound(c.eventsSince, false); err != nil {
+		return w, fmt.Errorf("--events-since: %w", err)
+	}
+	if w.Until, err = sources.ParseBound(c.eventsUntil, true); err != nil {
+		return w, fmt.Errorf("--events-until: %w", err)
+	}
+	if !w.Since.IsZero() && !w.Until.IsZero() && !w.Until.After(w.Since) {
+		return w, fmt.Errorf("--events-until %s is not after --events-since %s", c.eventsUntil, c.eventsSince)
+	}
+	return w, nil
 }
 
 // newLogger returns the structured logger the configuration asks for.

@@ -30,6 +30,7 @@ type policy struct {
 	Mode          Mode
 	RunID         string
 	RetryRejected bool
+	Window        EventWindow
 }
 
 // verdict is what decide makes of one order.
@@ -62,6 +63,9 @@ func answered(settled pipeline.State, pol policy) bool {
 
 // decide decides what to do with one prepared order.
 func decide(p prepared, k known, pol policy) verdict {
+	if p.dated && pol.Window.excludes(p.event) {
+		return verdict{Action: ActionOutside, Counts: pipeline.Counts{OutsideWindow: 1}}
+	}
 	if p.valid && answered(k.Settled, pol) {
 		if k.Settled == pipeline.StateChanged {
 			return verdict{Action: ActionChanged, Counts: pipeline.Counts{Changed: 1}}

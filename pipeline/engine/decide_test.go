@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"convpipe/pipeline"
 )
@@ -373,5 +374,48 @@ func checkVerdict(t *testing.T, p prepared, v verdict, want Action, write string
 	}
 	if got != write {
 		t.Errorf("writes %q, want %q", got, write)
+	}
+}
+
+// TestDecideEventWindow: an order dated outside the run's event window is
+// counted as outside, whatever it is and whatever the ledger knows, and
+// neither sent nor written; one inside it, or not dated (NOW, a value that
+// does not parse), is decided as without a window.
+func TestDecideEventWindow(t *testing.T) {
+	day := func(d int) time.Time { return time.Date(2026, 9, d, 0, 0, 0, 0, time.UTC) }
+	window := EventWindow{Since: day(1), Until: day(30)}
+	table := []struct {
+		name  string
+		kind  string
+		state pipeline.State
+		event time.Time
+		dated bool
+		want  Action
+	}{
+		{"before, new", "valid", "", day(1).Add(-time.Second), true, ActionOutside},
+		{"at since", "valid", "", day(1), true, ActionSend},
+		{"inside", "valid", "", day(15), true, ActionSend},
+		{"at until", "valid", "", day(30), true, ActionOutside},
+		{"after, accepted before", "valid", pipeline.StateAccepted, day(30).Add(time.Hour), true, ActionOutside},
+		{"before, invalid", "invalid", "", day(1).AddDate(-1, 0, 0), true, ActionOutside},
+		{"before, skipped by a filter", "skip", "", day(1).AddDate(0, -1, 0), true, ActionOutside},
+		{"not dated", "valid", "", time.Time{}, false, ActionSend},
+		{"not dated, invalid", "invalid", "", time.Time{}, false, ActionInvalid},
+	}
+	for _, row := range table {
+		t.Run(row.name, func(t *testing.T) {
+			p := testOrder(row.kind, same)
+			p.event, p.dated = row.event, row.dated
+			v := decide(p, known{Prev: testPrev(row.state, "earlier")}, policy{Mode: Send, RunID: "this", Window: window})
+			if v.Action != row.want {
+				t.Fatalf("action %s, want %s", v.Action, row.want)
+			}
+			if row.want == ActionOutside && (v.Write != nil || v.Counts != (pipeline.Counts{OutsideWindow: 1})) {
+				t.Errorf("outside the window: write %+v, counts %+v; want no write, OutsideWindow 1", v.Write, v.Counts)
+			}
+		})
+	}
+	if (EventWindow{}).excludes(day(1)) || !(EventWindow{}).IsZero() {
+		t.Error("the zero window must select every order")
 	}
 }

@@ -39,6 +39,9 @@ type Options struct {
 	All bool
 	// RetryRejected sends again what the API rejected, even unchanged.
 	RetryRejected bool
+	// Events, when set, selects orders by their EventDate: the others are
+	// neither sent nor recorded, only counted (Counts.OutsideWindow).
+	Events EventWindow
 	// RunID names the run in the ledger.
 	RunID string
 	// Grace is how long in-flight sends may take to finish once ctx is
@@ -108,6 +111,8 @@ const (
 	ActionChanged Action = "changed"
 	// ActionInvalid: failed the mapping's checks.
 	ActionInvalid Action = "invalid"
+	// ActionOutside: dated outside Options.Events; not recorded.
+	ActionOutside Action = "outside-window"
 	// ActionSkip: left out by a filter.
 	ActionSkip Action = "skip"
 	// ActionDuplicate: a key this run took up before (an order's lines in
@@ -153,4 +158,18 @@ type Progress struct {
 	Pace pipeline.Pace
 	// ETA estimates the time left at the current pace; 0 when unknown.
 	ETA time.Duration
+}
+
+// EventWindow selects orders by their EventDate: at or after Since, before
+// Until; a zero bound is open.
+type EventWindow struct {
+	Since, Until time.Time
+}
+
+// IsZero reports whether the window selects every order.
+func (w EventWindow) IsZero() bool { return w.Since.IsZero() && w.Until.IsZero() }
+
+// excludes reports whether an order dated t falls outside the window.
+func (w EventWindow) excludes(t time.Time) bool {
+	return (!w.Since.IsZero() && t.Before(w.Since)) || (!w.Until.IsZero() && !t.Before(w.Until))
 }

@@ -65,6 +65,10 @@ type prepared struct {
 	body  string
 	hash  string
 	lines int
+	// event is the order's EventDate, when dated: read only when the run
+	// has an event window.
+	event time.Time
+	dated bool
 }
 
 // prepare maps the lines of one order; a valid conversion is encoded and
@@ -86,6 +90,9 @@ func (r *runner) prepare(lines []pipeline.Row) prepared {
 		// Without a key the order cannot be sent or found again: record it
 		// under where it came from.
 		p.key = pipeline.Key{EventType: "!order", OrderID: c.Refs[0].String()}
+	}
+	if !r.opt.Events.IsZero() {
+		p.event, p.dated = eventDate(c)
 	}
 	p.valid = len(m.Problems) == 0 && m.Skip == ""
 	if p.valid {
@@ -219,4 +226,19 @@ func (r *runner) rowError(re *pipeline.RowError) {
 		r.opt.OnRowError(msg)
 	}
 	r.put(pipeline.Entry{Key: pipeline.Key{EventType: "!row", OrderID: re.Ref.String()}, State: pipeline.StateInvalid, Messages: []pipeline.Message{msg}, Refs: msg.Refs})
+}
+
+// eventDate reads a conversion's EventDate: an ISO 8601 date (the start of
+// its day, UTC) or a date-time with its offset. NOW, or a value that does
+// not parse, is not dated: the window cannot tell, and the mapping's own
+// checks judge it.
+func eventDate(c *pipeline.Conversion) (time.Time, bool) {
+	v, _ := c.Get("EventDate")
+	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		return t, true
+	}
+	if t, err := time.Parse(time.DateOnly, v); err == nil {
+		return t, true
+	}
+	return time.Time{}, false
 }

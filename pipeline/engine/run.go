@@ -272,7 +272,7 @@ func newRunner(opt Options) (*runner, error) {
 		opt.ProgressEvery = time.Second
 	}
 	r := &runner{opt: opt, log: opt.Logger, start: time.Now(), inflight: map[pipeline.Key][]pipeline.Ref{}, fc: newForecast(),
-		policy: policy{Mode: opt.Mode, RunID: opt.RunID, RetryRejected: opt.RetryRejected},
+		policy: policy{Mode: opt.Mode, RunID: opt.RunID, RetryRejected: opt.RetryRejected, Window: opt.Events},
 		w:      noWrites{}}
 	if r.log == nil {
 		r.log = slog.New(slog.NewTextHandler(io.Discard, nil))

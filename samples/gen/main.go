@@ -67,17 +67,22 @@ func main() {
 	seed := flag.Uint64("seed", 1, "random seed: the same seed writes the same rows")
 	scatter := flag.Bool("scatter", false, "spread the lines of each order over the file")
 	rowGroup := flag.Int64("row-group", 128*1024*1024, "parquet row group size in bytes")
-	start := flag.String("start", "2024-01-01", "date of the first order (UTC); orders follow a minute apart")
+	start := flag.String("start", "", "date of the first order (UTC), 2006-01-02; default 60 days ago. Orders follow a minute apart,\nor closer, so that the last is at most 45 days after the first (within impact's 88 days)")
 	firstID := flag.Int("first-id", 100001, "order id of the first order")
 	flag.Parse()
-	t0, err := time.Parse("2006-01-02", *start)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "gen: -start:", err)
-		os.Exit(2)
+	t0 := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -60)
+	if *start != "" {
+		var err error
+		if t0, err = time.Parse("2006-01-02", *start); err != nil {
+			fmt.Fprintln(os.Stderr, "gen: -start:", err)
+			os.Exit(2)
+		}
 	}
 	startMilli, orderBase = t0.UnixMilli(), *firstID-1
+	stepMilli = min(60_000, span/int64(max(*rows, 1)))
 	if *orders > 0 {
 		*rows, maxOrders = math.MaxInt, *orders
+		stepMilli = min(60_000, span/int64(*orders))
 	}
 	if err := run(*rows, *format, *out, *seed, *scatter, *rowGroup); err != nil {
 		fmt.Fprintln(os.Stderr, "gen:", err)
@@ -135,7 +140,12 @@ func run(rows int, format, out string, seed uint64, scatter bool, rowGroup int64
 var (
 	zone       = mustZone("Europe/Berlin")
 	startMilli = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
-	orderBase  = 100000
+	// stepMilli is how far apart orders are, at most a minute: closer in a
+	// large export, so that its orders span at most span.
+	stepMilli int64 = 60_000
+	orderBase       = 100000
+	// span is the longest time the orders of one export cover: 45 days.
+	span = int64(45 * 24 * time.Hour / time.Millisecond)
 	// maxOrders, when not zero, ends the export after that many orders.
 	maxOrders = 0
 )
@@ -199,7 +209,7 @@ func generate(rows int, seed uint64, scatter bool) func(func(Line) bool) {
 			base := Line{
 				OrderID:    strconv.Itoa(orderBase + order),
 				Store:      store,
-				CreatedAt:  start + int64(order)*60_000 + rng.Int64N(60_000),
+				CreatedAt:  start + int64(order)*stepMilli + rng.Int64N(max(stepMilli, 1)),
 				Status:     statuses[rng.IntN(len(statuses))],
 				CustomerID: "C" + strconv.Itoa(cust),
 				Email:      fmt.Sprintf("Customer%d@Example.com ", cust),
