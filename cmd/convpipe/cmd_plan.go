@@ -115,6 +115,10 @@ func runPlan(cmd *cobra.Command, f *planFlags) error {
 		fmt.Fprintf(out, "  outside        %d dated outside --events-since/--events-until: not sent, not recorded\n", t.OutsideWindow)
 	}
 	ages.print(out, cfg.Mapping)
+	if empty := emptySource(s, describeSource(cfg.Source), cfg.Run.AllowEmpty); empty != "" {
+		fmt.Fprintf(out, "  ATTENTION      %s\n", empty)
+		return &codeError{code: exitAttention}
+	}
 	if t.ToSend > 0 && perSecond > 0 {
 		d := time.Duration(float64(t.ToSend) / float64(perSecond) * float64(time.Second))
 		fmt.Fprintf(out, "  sending takes  about %s at %s (one request per conversion, no retries)\n", humanDuration(d), cfg.Sink.Rate)

@@ -169,7 +169,11 @@ func (j *validateJob) report(s pipeline.Summary) error {
 	t := s.Total
 	fmt.Fprintf(out, "\n%d objects (%d unreadable), %d rows (%d malformed, %d skipped by a filter), %d orders: %d valid, %d invalid, %d skipped\n",
 		len(s.Objects), s.FileErrors, t.Rows, t.RowErrors, t.SkippedRows, t.Orders, t.ToSend, t.Invalid, t.Skipped)
-	if s.FileErrors > 0 || t.RowErrors > 0 || t.Invalid > 0 {
+	empty := emptySource(s, describeSource(j.cfg.Source), j.cfg.Run.AllowEmpty)
+	if empty != "" {
+		fmt.Fprintf(out, "ATTENTION %s\n", empty)
+	}
+	if s.FileErrors > 0 || t.RowErrors > 0 || t.Invalid > 0 || empty != "" {
 		return &codeError{code: exitAttention}
 	}
 	return nil

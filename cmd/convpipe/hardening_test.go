@@ -366,6 +366,13 @@ func TestSourceSelectsNothing(t *testing.T) {
 			if tc.code != exitOK && strings.Contains(r.stdout, "OK ") {
 				t.Errorf("the summary says OK:\n%s", r.stdout)
 			}
+			// validate and plan, which a user runs first, say the same.
+			for _, c := range []string{"validate", "plan"} {
+				r := w.exec(append([]string{c, "--config", w.config}, tc.args...)...)
+				if r.code != tc.code || (tc.code != exitOK) != strings.Contains(r.stdout, "no objects matched in/") {
+					t.Errorf("%s: want exit %d, saying so when it is not 0\n%s", c, tc.code, r)
+				}
+			}
 		})
 	}
 	t.Run("all unchanged", func(t *testing.T) {

@@ -61,16 +61,25 @@ func judge(s pipeline.Summary, runErr error, n summaryNotes) verdict {
 		v.attention = append(v.attention, fmt.Sprintf("the results file could not be written (%v); the ledger has its lines: `%s`",
 			n.resultsErr, ledgerCommand(n.ledger, "export", "--run", s.RunID)))
 	}
-	// A run that was not stopped and listed nothing, not even objects
-	// unchanged since an earlier run.
-	if !v.failed && s.Stopped == "" && len(s.Objects) == 0 {
-		if !n.allowEmpty {
-			v.attention = append(v.attention, fmt.Sprintf("no objects matched %s: is the export late, or the location wrong? (run.allow_empty: true if nights without objects are normal)", n.source))
-		} else {
+	if !v.failed {
+		if line := emptySource(s, n.source, n.allowEmpty); line != "" {
+			v.attention = append(v.attention, line)
+		} else if s.Stopped == "" && len(s.Objects) == 0 {
 			v.okNote = fmt.Sprintf("no objects matched %s; run.allow_empty", n.source)
 		}
 	}
 	return v
+}
+
+// emptySource is what a command says when its source selected nothing,
+// not even objects unchanged since an earlier run, and it was not
+// stopped: "" when there were objects, or run.allow_empty says that
+// nights without objects are normal.
+func emptySource(s pipeline.Summary, source string, allowEmpty bool) string {
+	if s.Stopped != "" || len(s.Objects) > 0 || allowEmpty {
+		return ""
+	}
+	return fmt.Sprintf("no objects matched %s: is the export late, or the location wrong? (run.allow_empty: true if nights without objects are normal)", source)
 }
 
 // describeSource names the source's location and date window:
