@@ -206,12 +206,18 @@ func unknownField(name string, item bool) string {
 }
 
 // closest returns the catalogue name nearest to name by edit distance
-// (case-insensitive), or "" when none is near enough.
+// (case-insensitive), where a name that name abbreviates ("ItemQty" of
+// "ItemQuantity") counts as one edit away, or "" when none is near
+// enough.
 func closest(name string, c *catalogue) string {
 	lname := strings.ToLower(name)
 	best, bestD := "", 1<<30
 	for _, d := range c.list {
-		dist := editDistance(lname, strings.ToLower(d.name))
+		lk := strings.ToLower(d.name)
+		dist := editDistance(lname, lk)
+		if abbreviates(lname, lk) {
+			dist = min(dist, 1)
+		}
 		if dist < bestD {
 			best, bestD = d.name, dist
 		}
@@ -224,6 +230,21 @@ func closest(name string, c *catalogue) string {
 		return ""
 	}
 	return best
+}
+
+// abbreviates reports whether a, of three bytes or more, is a shorter
+// form of b: the same first byte, and every byte of a in b in order.
+func abbreviates(a, b string) bool {
+	if len(a) < 3 || len(a) >= len(b) || a[0] != b[0] {
+		return false
+	}
+	j := 0
+	for i := 0; i < len(b) && j < len(a); i++ {
+		if a[j] == b[i] {
+			j++
+		}
+	}
+	return j == len(a)
 }
 
 // editDistance is the Levenshtein distance between a and b, in bytes.
