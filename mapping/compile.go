@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"convpipe/pipeline"
+	"convpipe/pipeline/rules"
 )
 
 // Mapping is a compiled Config: it turns the lines of an order into a
@@ -439,9 +440,9 @@ func (m *Mapping) checkRequired() error {
 		errs = append(errs, errAt("fields", "map at least one attribution key (%s)", attributionKeys()))
 	}
 	if len(m.items) > 0 {
-		for _, n := range []string{"ItemSku", "ItemQuantity"} {
+		for _, n := range rules.RequiredItemFields {
 			if !has(n) {
-				errs = append(errs, errAt("items."+n, "required when items are mapped"))
+				errs = append(errs, errAt("items."+n, "%s", requiredItemText(n)))
 			}
 		}
 		if !has("ItemPrice") && !has("ItemSubTotal") {

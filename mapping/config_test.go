@@ -50,6 +50,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"item under fields", base + "  ItemSku: sku\n", "mapping.fields.ItemSku: not an order-level field; it belongs under items"},
 		{"order field under items", base + "items: {OrderId: x, ItemSku: s, ItemQuantity: q, ItemPrice: p}\n", "mapping.items.OrderId: not an item-level field; it belongs under fields"},
 		{"unknown field", base + "  CustmerEmail: e\n", "mapping.fields.CustmerEmail: unknown order-level field; did you mean CustomerEmail?"},
+		{"abbreviated item field", base + "items: {ItemSku: s, ItemCategory: c, ItemQty: q, ItemPrice: p}\n", "mapping.items.ItemQty: unknown item-level field; did you mean ItemQuantity?"},
 		{"missing event type", strings.Replace(base, `EventTypeId: {const: "12345"}`, "Note: n", 1), "mapping.fields: map EventTypeId or EventTypeCode"},
 		{"missing item price", base + "items: {ItemSku: s, ItemQuantity: q}\n", "mapping.items: map ItemPrice (unit price) or ItemSubTotal"},
 		{"control character in const OrderId", strings.Replace(base, "OrderId: order_id", `OrderId: {const: "A\tB"}`, 1), `mapping.fields.OrderId: const "A\tB": contains the control character U+0009`},

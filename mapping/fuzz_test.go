@@ -109,6 +109,7 @@ fields:
   OrderDiscount: {column: discount, transforms: [number]}
 items:
   ItemSku: sku
+  ItemCategory: {const: General}
   ItemQuantity: {column: qty, transforms: [integer]}
   ItemPrice: {column: price, transforms: [{number: {decimal: ","}}]}
   ItemSubTotal: total

@@ -23,6 +23,7 @@ fields:
   CurrencyCode: {column: currency, transforms: [upper, {default: EUR}]}
 items:
   ItemSku: sku
+  ItemCategory: {const: General}
   ItemQuantity: {column: qty, transforms: [integer]}
   ItemPrice: {column: price, transforms: [number]}
 `

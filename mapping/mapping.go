@@ -334,7 +334,7 @@ func (m *Mapping) Map(lines []pipeline.Row) pipeline.Mapped {
 		return m.skipOrder(out, lines, &cols, f.reason)
 	}
 
-	m.checkStructure(conv, &st, cols.miss, orderRefs, &probs)
+	m.checkStructure(conv, cols.miss, orderRefs, &probs)
 	out.Problems = probs.result()
 	return out
 }
@@ -410,27 +410,13 @@ func (m *Mapping) orderValues(base *pipeline.Row, cols *columns, vals []string, 
 	return vals, bad
 }
 
-// orderStatus is what the checks of the order-level values found, for
-// the order's structural rules.
+// orderStatus is what the checks of the order-level values found.
 type orderStatus struct {
-	// have marks the roles with a valid value; reported those whose value
-	// is already a problem.
-	have, reported [roleCount]bool
-	// attributed is set when an attribution key has a valid value;
-	// attrReported when one is already a problem.
-	attributed, attrReported bool
 	// n counts the order-level fields to send.
 	n int
 }
 
-// fail records that the value of p is already a problem.
-func (st *orderStatus) fail(p *plan) {
-	st.reported[p.role] = true
-	st.attrReported = st.attrReported || p.def.attribution
-}
-
 // checkOrder checks the order-level values; fields in catalogue order. A
-// field whose value failed is reported once, not also as missing. A
 // value that fails its check is redacted in vals when it holds an e-mail
 // address.
 func (m *Mapping) checkOrder(vals []string, bad []bool, refs []pipeline.Ref, probs *problems) orderStatus {
@@ -438,7 +424,6 @@ func (m *Mapping) checkOrder(vals []string, bad []bool, refs []pipeline.Ref, pro
 	for i, p := range m.order {
 		v := vals[i]
 		if bad[i] {
-			st.fail(p)
 			continue
 		}
 		if v == "" && !p.keep {
@@ -459,11 +444,7 @@ func (m *Mapping) checkOrder(vals []string, bad []bool, refs []pipeline.Ref, pro
 			if hasEmail(v) {
 				vals[i] = redact(v)
 			}
-			st.fail(p)
-			continue
 		}
-		st.have[p.role] = true
-		st.attributed = st.attributed || p.def.attribution
 	}
 	return st
 }
@@ -491,30 +472,12 @@ func (m *Mapping) valueOrderSkip(conv *pipeline.Conversion, vals []string) *filt
 	return nil
 }
 
-// checkStructure applies the order's structural rules: an event type,
-// CampaignId, OrderId, EventDate and an attribution key, no
-// OrderSubTotalPostDiscount with items, and no mapped column missing from
-// the file (miss).
-func (m *Mapping) checkStructure(conv *pipeline.Conversion, st *orderStatus, miss []string, refs []pipeline.Ref, probs *problems) {
-	have, reported := &st.have, &st.reported
-	if !have[roleEventTypeID] && !have[roleEventTypeCode] && !reported[roleEventTypeID] && !reported[roleEventTypeCode] {
-		probs.add("EventTypeId", "", "missing: the order has neither EventTypeId nor EventTypeCode ("+m.eventTypeFrom()+" gave no value)", refs)
-	}
-	for _, r := range [...]struct {
-		role role
-		name string
-	}{{roleCampaignID, "CampaignId"}, {roleOrderID, "OrderId"}, {roleEventDate, "EventDate"}} {
-		if !have[r.role] && !reported[r.role] {
-			probs.add(r.name, "", "missing: "+m.byName[r.name].from+" gave no value", refs)
-		}
-	}
-	if !st.attributed && !st.attrReported {
-		probs.add("", "", "no attribution key: the order needs one of "+attributionKeys(), refs)
-	}
-	if len(conv.Items) > 0 && have[roleSubTotalPost] {
-		v, _ := conv.Get("OrderSubTotalPostDiscount")
-		probs.add("OrderSubTotalPostDiscount", v, "must not be sent with items (it is the order's amount when there are none)", refs)
-	}
+// checkStructure applies the rules of the whole conversion (an event
+// type, CampaignId, OrderId, EventDate and an attribution key, no
+// OrderSubTotalPostDiscount with items, each item's required fields) and
+// reports each mapped column missing from the file (miss).
+func (m *Mapping) checkStructure(conv *pipeline.Conversion, miss []string, refs []pipeline.Ref, probs *problems) {
+	m.checkRules(conv, refs, probs)
 	for _, name := range miss {
 		probs.add("", "", fmt.Sprintf("the file lacks the mapped column %q", name), refs)
 	}
@@ -700,7 +663,8 @@ func (m *Mapping) reportDisagreements(dis []disagreement, base *pipeline.Row, va
 }
 
 // buildItems adds one item per kept line, checking each value and that
-// there are at most max_items. backing has room for every item field and
+// there are at most max_items; checkStructure checks the items as a
+// whole. backing has room for every item field and
 // is not shared.
 func (m *Mapping) buildItems(conv *pipeline.Conversion, backing []pipeline.Field, kept []pipeline.Row, cols *columns, probs *problems) {
 	if len(kept) > m.maxItems {
@@ -713,13 +677,10 @@ func (m *Mapping) buildItems(conv *pipeline.Conversion, backing []pipeline.Field
 		idx := cols.at(r)
 		n := j + 1
 		start := len(backing)
-		var have [roleCount]bool
-		var failed [roleCount]bool
 		for _, p := range m.items {
 			v, in, step, err := p.value(r, idx)
 			if err != nil {
 				probs.add(pipeline.ItemFieldName(p.def.name, n), in, p.failure(step, err), []pipeline.Ref{r.Ref()})
-				failed[p.role] = true
 				continue
 			}
 			if v == "" && !p.keep {
@@ -727,34 +688,14 @@ func (m *Mapping) buildItems(conv *pipeline.Conversion, backing []pipeline.Field
 			}
 			if msg := p.check(v); msg != "" {
 				probs.add(pipeline.ItemFieldName(p.def.name, n), v, msg, []pipeline.Ref{r.Ref()})
-				failed[p.role] = true
 				if hasEmail(v) {
 					v = redact(v)
 				}
-			} else if v != "" {
-				have[p.role] = true
 			}
 			backing = append(backing, pipeline.Field{Name: p.def.name, Value: v})
 		}
 		it := &conv.Items[j]
 		it.Fields = backing[start:len(backing):len(backing)]
 		it.Ref = r.Ref()
-		if len(it.Fields) == 0 {
-			probs.add("Item"+strconv.Itoa(n), "", "item "+strconv.Itoa(n)+" has no values, which would leave a gap in the item indices", []pipeline.Ref{r.Ref()})
-			continue
-		}
-		switch {
-		case have[rolePrice] && have[roleSubTotal]:
-			v, _ := it.Get("ItemSubTotal")
-			probs.add(pipeline.ItemFieldName("ItemSubTotal", n), v, "ItemPrice and ItemSubTotal must not both be sent for one item", []pipeline.Ref{r.Ref()})
-		case !have[rolePrice] && !have[roleSubTotal] && !failed[rolePrice] && !failed[roleSubTotal]:
-			probs.add(pipeline.ItemFieldName("ItemPrice", n), "", "missing: an item needs ItemPrice or ItemSubTotal", []pipeline.Ref{r.Ref()})
-		}
-		if !have[roleSku] && !failed[roleSku] {
-			probs.add(pipeline.ItemFieldName("ItemSku", n), "", "missing: "+m.byName["ItemSku"].from+" gave no value", []pipeline.Ref{r.Ref()})
-		}
-		if !have[roleQuantity] && !failed[roleQuantity] {
-			probs.add(pipeline.ItemFieldName("ItemQuantity", n), "", "missing: "+m.byName["ItemQuantity"].from+" gave no value", []pipeline.Ref{r.Ref()})
-		}
 	}
 }

@@ -2,114 +2,81 @@ package mapping
 
 import (
 	"fmt"
-	"net/netip"
 	"strconv"
-	"strings"
 	"time"
 	"unicode/utf8"
 
 	"convpipe/pipeline"
+	"convpipe/pipeline/rules"
 )
 
-// checkValue checks a non-empty wire value against its field's kind and
-// length limit, and returns what is wrong, or "".
+// checkValue checks a non-empty wire value by the API's rules and
+// convpipe's own (convpipe/pipeline/rules), and returns what is wrong, or
+// "".
 func checkValue(d *fieldDef, v string) string {
-	if v == "" {
-		return ""
-	}
-	// One pass tells plain ASCII without "@" (the common case) apart.
-	plain := true
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; c >= utf8.RuneSelf || c == '@' {
-			plain = false
-			break
+	r := rules.Check(d.api, v)
+	if r == rules.None {
+		if r = rules.CheckPolicy(d.api, v); r == rules.None {
+			return ""
 		}
 	}
-	if !plain && !utf8.ValidString(v) {
-		return "not valid UTF-8"
-	}
-	if d.max > 0 && len(v) > d.max {
-		if n := utf8.RuneCountInString(v); n > d.max {
-			return "too long: " + strconv.Itoa(n) + " characters, at most " + strconv.Itoa(d.max)
-		}
-	}
-	return checkKind(d, v, plain)
+	return valueText(r, d, v)
 }
 
-// checkKind checks a non-empty, valid UTF-8 wire value against its
-// field's kind, and returns what is wrong, or "". plain says that v is
-// ASCII without "@".
-func checkKind(d *fieldDef, v string, plain bool) string {
-	switch d.kind {
-	case kindString:
-		if d.name == "OrderId" {
-			if r, ok := firstControl(v); ok {
-				return fmt.Sprintf("contains the control character %U (an OrderId must be printable text)", r)
-			}
+// valueText says what is wrong with the value v of the field d, which
+// breaks the rule r, and how to mend it.
+func valueText(r rules.Rule, d *fieldDef, v string) string {
+	switch r {
+	case rules.NotUTF8:
+		return "not valid UTF-8"
+	case rules.TooLong:
+		return "too long: " + strconv.Itoa(utf8.RuneCountInString(v)) + " characters, at most " + strconv.Itoa(d.max)
+	case rules.ControlInID:
+		c, _ := firstControl(v)
+		return fmt.Sprintf("contains the control character %U (an OrderId must be printable text)", c)
+	case rules.PersonalID:
+		return "must not be an e-mail address (the API forbids identifying values; map the e-mail to CustomerEmail with hash)"
+	case rules.EmailInValue:
+		return "contains a plain e-mail address, which convpipe never sends (hash it into CustomerEmail, or leave it out)"
+	case rules.NotID:
+		return "not an integer id (up to 10 digits)"
+	case rules.NotNumber:
+		if d.kind == kindQuantity {
+			return "not a number"
 		}
-		if !plain && hasEmail(v) {
-			if d.name == "CustomerId" {
-				return "must not be an e-mail address (the API forbids identifying values; map the e-mail to CustomerEmail with hash)"
-			}
-			return "contains a plain e-mail address, which convpipe never sends (hash it into CustomerEmail, or leave it out)"
-		}
-	case kindID:
-		if !isDigits(v, 10) {
-			return "not an integer id (up to 10 digits)"
-		}
-	case kindQuantity:
-		return checkQuantity(v)
-	case kindDecimal:
-		if !isPlainDecimal(v, -1) {
-			return "not a plain decimal number (use the number transform)"
-		}
-	case kindMoney:
-		if !isPlainDecimal(v, -1) {
-			return "not a plain decimal number (use the number transform)"
-		}
-		if !isPlainDecimal(v, 2) {
-			return "more than 2 decimals (use the number transform)"
-		}
-	case kindDate:
-		if _, msg := parseISO(v); msg != "" {
-			return msg
-		}
-	case kindDigest:
+		return "not a plain decimal number (use the number transform)"
+	case rules.NotWhole:
+		return "not a whole number"
+	case rules.NotPositive:
+		return "must be a whole number greater than 0"
+	case rules.MoneyDecimals:
+		return "more than 2 decimals (use the number transform)"
+	case rules.NotDate, rules.NoOffset:
+		return dateText(r, v)
+	case rules.NotDigest:
 		if hasEmail(v) {
 			return "a plain e-mail address; CustomerEmail must be a SHA-1 or SHA-256 hex digest (add the hash transform)"
 		}
-		if !isHex(v) || len(v) != 40 && len(v) != 64 {
-			return "not a SHA-1 or SHA-256 hex digest"
-		}
-	case kindCurrency:
-		if len(v) != 3 || !isUpper(v[0]) || !isUpper(v[1]) || !isUpper(v[2]) {
-			return "not an ISO 4217 code of three upper-case letters"
-		}
-	case kindBool:
-		if v != "true" && v != "false" {
-			return "not true or false"
-		}
-	case kindIP:
-		if _, err := netip.ParseAddr(v); err != nil {
-			return "not an IP address"
-		}
+		return "not a SHA-1 or SHA-256 hex digest"
+	case rules.NotCurrency:
+		return "not an ISO 4217 code of three upper-case letters"
+	case rules.NotBool:
+		return "not true or false"
+	case rules.NotIP:
+		return "not an IP address"
 	}
-	return ""
+	return r.String()
 }
 
-// checkQuantity checks a non-empty quantity: a whole number greater
-// than 0.
-func checkQuantity(v string) string {
-	if isPlainDecimal(v, -1) && !isDigits(strings.TrimPrefix(v, "-"), 64) {
-		return "not a whole number"
+// dateText says what is wrong with the date v, which breaks r.
+func dateText(r rules.Rule, v string) string {
+	switch {
+	case r == rules.NoOffset:
+		return "date-time without a UTC offset (use the time transform with a zone)"
+	case len(v) == 10:
+		return "not an ISO 8601 date (2006-01-02)"
 	}
-	if !isPlainDecimal(v, -1) {
-		return "not a number"
-	}
-	if v[0] == '-' || strings.Trim(v, "0") == "" {
-		return "must be a whole number greater than 0"
-	}
-	return ""
+	return "not an ISO 8601 date or date-time with offset (use the time transform)"
 }
 
 // check is checkValue, skipped down to the length limit when the plan's
@@ -137,19 +104,9 @@ func isHex(s string) bool {
 // parseISO parses an ISO 8601 value as the API takes it: a date
 // (2006-01-02) or a date-time with an offset (RFC 3339).
 func parseISO(v string) (time.Time, string) {
-	if len(v) == 10 {
-		t, err := time.Parse(time.DateOnly, v)
-		if err != nil {
-			return time.Time{}, "not an ISO 8601 date (2006-01-02)"
-		}
-		return t, ""
-	}
-	t, err := time.Parse(time.RFC3339Nano, v)
-	if err != nil {
-		if _, err2 := time.Parse("2006-01-02T15:04:05.999999999", v); err2 == nil {
-			return time.Time{}, "date-time without a UTC offset (use the time transform with a zone)"
-		}
-		return time.Time{}, "not an ISO 8601 date or date-time with offset (use the time transform)"
+	t, r := rules.ParseDate(v)
+	if r != rules.None {
+		return t, dateText(r, v)
 	}
 	return t, ""
 }

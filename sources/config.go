@@ -96,9 +96,26 @@ type Config struct {
 
 // CSVConfig configures CSV reading.
 type CSVConfig struct {
-	// Delimiter separates fields: one character, "," by default. "\t"
-	// (backslash t) and "tab" mean a tab.
+	// Delimiter separates fields: one character, or "auto" (the default):
+	// each object's own, the one of ",", ";", tab and "|" that its header
+	// line holds most often outside quotes (a comma when it holds none),
+	// so that one run reads files of different dialects. "\t" (backslash
+	// t) and "tab" mean a tab. With a delimiter set, a header of one
+	// column that holds another of those four is a file error that names
+	// it.
 	Delimiter string `yaml:"delimiter"`
+	// Encoding is the character encoding of the CSV objects: "utf-8" (the
+	// default), "windows-1252" (also "cp1252"), "latin-1" (also
+	// "iso-8859-1") or "utf-16" (the byte order mark tells the
+	// endianness, else the NUL bytes do; "utf-16le" and "utf-16be" fix
+	// it). A byte order mark decides, whatever this says: a UTF-8 one is
+	// dropped, a UTF-16 one makes the object UTF-16. Bytes that are not
+	// UTF-8 in an object read as UTF-8 are a row error (a file error in
+	// the header) that names the encoding they suggest. The limits below
+	// count the decoded (UTF-8) bytes, which the reader holds, except
+	// max_inflate_ratio, which counts the bytes gzip inflates to, before
+	// decoding.
+	Encoding string `yaml:"encoding"`
 	// Quote is the quote character. Only `"` (the default) is supported:
 	// encoding/csv has no other, and Validate rejects the rest.
 	Quote string `yaml:"quote"`
@@ -147,9 +164,12 @@ func (c Config) Validate() error {
 
 // settings is a validated Config in the form the readers use.
 type settings struct {
-	cfg       Config
-	format    string // "" = by extension
-	comma     rune
+	cfg    Config
+	format string // "" = by extension
+	// comma is the delimiter, 0 to detect it in each object's header.
+	comma rune
+	// encoding is the canonical name of source.csv.encoding, "" for UTF-8.
+	encoding  string
 	maxField  int
 	maxRecord int
 	// inflateRatio and inflateFloor bound a gzip object's decompressed
@@ -218,7 +238,7 @@ func (s *settings) compileFormat() error {
 	}
 }
 
-// compileCSV sets comma and the limits from source.csv.
+// compileCSV sets comma, the encoding and the limits from source.csv.
 func (s *settings) compileCSV() error {
 	c := s.cfg.CSV
 	comma, err := parseDelimiter(c.Delimiter)
@@ -226,6 +246,9 @@ func (s *settings) compileCSV() error {
 		return err
 	}
 	s.comma = comma
+	if s.encoding, err = parseEncoding(c.Encoding); err != nil {
+		return err
+	}
 	if c.Quote != "" && c.Quote != `"` {
 		return fmt.Errorf("source.csv.quote: %q: only '\"' is supported (encoding/csv has no other quote character)", c.Quote)
 	}
@@ -266,12 +289,13 @@ func (s *settings) compileCSVLimits() error {
 	return nil
 }
 
-// parseDelimiter parses source.csv.delimiter: empty is a comma, `\t` and
-// "tab" are a tab, anything else must be one character.
+// parseDelimiter parses source.csv.delimiter: empty and "auto" are 0
+// (detect it in each object), `\t` and "tab" are a tab, anything else
+// must be one character.
 func parseDelimiter(d string) (rune, error) {
 	switch d {
-	case "":
-		return ',', nil
+	case "", "auto":
+		return 0, nil
 	case `\t`, "tab":
 		return '\t', nil
 	}

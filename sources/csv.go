@@ -34,6 +34,8 @@ type csvReader struct {
 	header   *pipeline.Header
 	names    []string
 	maxField int
+	// setComma is the configured delimiter, 0 when it is detected.
+	setComma rune
 	slab     []string
 	// lim stands between the stream and the parser and bounds each
 	// record's bytes.
@@ -45,6 +47,8 @@ type csvReader struct {
 	bom int64
 	// in counts the object's bytes read from storage (compressed, for gzip).
 	in *countReader
+	// transcoded is set when the text is decoded from another encoding.
+	transcoded bool
 	// err, once set, is returned by every later Next: io.EOF or a file
 	// error.
 	err error
@@ -52,8 +56,10 @@ type csvReader struct {
 
 // newCSVReader reads the header of the CSV stream src. It takes src over:
 // Close closes it. Gzip data is recognised by its magic number, a UTF-8
-// byte order mark is dropped, and data that looks binary (a NUL byte in
-// the first 8,000 bytes) is a file error. Repeated column names are a file
+// byte order mark is dropped, the stream is decoded as source.csv.encoding
+// or a byte order mark says, the delimiter is the configured one or the
+// one the header line shows, and data that looks binary (a NUL byte in
+// the first 8,000 decoded bytes) is a file error. Repeated column names are a file
 // error, except empty ones (from trailing delimiters), which no mapping
 // can name anyway. The parser is handed at most source.csv.max_record_bytes
 // of any record (a recordLimit stands in front of it), and gzip data may
@@ -61,40 +67,42 @@ type csvReader struct {
 // inflateLimit), so that the memory a reader takes is bounded whatever the
 // input.
 func newCSVReader(obj *pipeline.Object, src io.ReadCloser, set *settings) (*csvReader, error) {
-	c := &csvReader{obj: obj, src: src, maxField: set.maxField}
+	c := &csvReader{obj: obj, src: src, maxField: set.maxField, setComma: set.comma}
 	compressed := &countReader{r: src}
 	c.in = compressed
-	br := bufio.NewReaderSize(compressed, csvBufferSize)
-	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
-		gz, err := gzip.NewReader(br)
+	raw := bufio.NewReaderSize(compressed, csvBufferSize)
+	if magic, _ := raw.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		gz, err := gzip.NewReader(raw)
 		if err != nil {
 			return nil, fmt.Errorf("%s: gzip: %w", obj.Key, err)
 		}
 		c.gz = gz
 		inflated := &inflateLimit{r: gz, in: compressed, size: obj.Size, ratio: set.inflateRatio, floor: set.inflateFloor}
-		c.scan = &utf8Scan{r: inflated, bad: -1}
-	} else {
-		c.scan = &utf8Scan{r: br, bad: -1}
+		raw = bufio.NewReaderSize(inflated, csvBufferSize)
 	}
-	br = bufio.NewReaderSize(c.scan, csvBufferSize)
+	text := decoded(raw, set.encoding)
+	c.transcoded = text != io.Reader(raw)
+	c.scan = &utf8Scan{r: text, bad: -1}
+	br := bufio.NewReaderSize(c.scan, csvBufferSize)
 	// A read error here comes back, after the rows before it, from Next.
 	head, _ := br.Peek(sniffSize)
-	switch {
-	case bytes.HasPrefix(head, []byte{0xEF, 0xBB, 0xBF}):
-		br.Discard(3)
-		c.bom = 3
-	case bytes.HasPrefix(head, []byte{0xFF, 0xFE}), bytes.HasPrefix(head, []byte{0xFE, 0xFF}):
-		c.closeStreams()
-		return nil, fmt.Errorf("%s: UTF-16 text, not UTF-8 CSV", obj.Key)
+	if bytes.HasPrefix(head, bomUTF8) {
+		br.Discard(len(bomUTF8))
+		c.bom = int64(len(bomUTF8))
+		head = head[len(bomUTF8):]
 	}
 	if i := bytes.IndexByte(head, 0); i >= 0 {
 		c.closeStreams()
-		return nil, fmt.Errorf("%s: binary data (NUL byte at offset %d), not CSV", obj.Key, i)
+		return nil, binaryError(obj.Key, head, i)
+	}
+	comma := set.comma
+	if comma == 0 {
+		comma = sniffDelimiter(head)
 	}
 
-	c.lim = newRecordLimit(br, set)
+	c.lim = newRecordLimit(br, set, comma)
 	r := csv.NewReader(bufio.NewReaderSize(c.lim, csvBufferSize))
-	r.Comma = set.comma
+	r.Comma = comma
 	r.LazyQuotes = set.cfg.CSV.LazyQuotes
 	r.FieldsPerRecord = -1
 	r.ReuseRecord = true
@@ -107,14 +115,15 @@ func newCSVReader(obj *pipeline.Object, src io.ReadCloser, set *settings) (*csvR
 }
 
 // Position reports how much of the object the parser has taken, as a
-// fraction of its listed size: the parser's offset in plain CSV, the
-// compressed bytes read (a little ahead of the parser) in gzip data.
+// fraction of its listed size: the parser's offset in plain UTF-8 CSV;
+// the bytes read from storage (a little ahead of the parser) in gzip
+// data or text in another encoding, whose offsets are not the file's.
 func (c *csvReader) Position() float64 {
 	if c.obj.Size <= 0 {
 		return 0
 	}
 	n := c.in.n
-	if c.gz == nil && c.r != nil {
+	if c.gz == nil && !c.transcoded && c.r != nil {
 		n = c.r.InputOffset() + c.bom
 	}
 	return min(float64(n)/float64(c.obj.Size), 1)
@@ -141,7 +150,12 @@ func (c *csvReader) readHeader() error {
 	}
 	for i, n := range rec {
 		if !utf8.ValidString(n) {
-			return fmt.Errorf("%s:1: header: column %d: invalid UTF-8 at byte %d", key, i+1, invalidAt(n))
+			return fmt.Errorf("%s:1: header: column %d: %s", key, i+1, notUTF8(n, ""))
+		}
+	}
+	if len(rec) == 1 && c.setComma != 0 {
+		if err := oneColumnHint(rec[0], c.setComma); err != nil {
+			return fmt.Errorf("%s:1: header: %w", key, err)
 		}
 	}
 	c.header = pipeline.NewHeader(rec) // copies rec
@@ -193,7 +207,7 @@ func (c *csvReader) Next() (pipeline.Row, error) {
 		}
 		if checkUTF8 && !utf8.ValidString(v) {
 			return pipeline.Row{}, &pipeline.RowError{Ref: c.ref(line), Field: c.names[i],
-				Err: fmt.Errorf("invalid UTF-8 at byte %d of the value", invalidAt(v))}
+				Err: errors.New(notUTF8(v, " of the value"))}
 		}
 	}
 	n := len(rec)

@@ -109,7 +109,7 @@ func TestCSV(t *testing.T) {
 		{
 			name:  "invalid UTF-8 names the field",
 			input: []byte("a,b\n1,caf\xe9\n2,ok\n"),
-			want: "header: [\"a\",\"b\"]\n2 error: F:2: b: invalid UTF-8 at byte 3 of the value\n" +
+			want: "header: [\"a\",\"b\"]\n2 error: F:2: b: not UTF-8 at byte 3 of the value: is it windows-1252? set source.csv.encoding\n" +
 				"3 [\"2\",\"ok\"]\nEOF\n",
 		},
 		{
@@ -135,9 +135,9 @@ func TestCSV(t *testing.T) {
 			want:  "file error: F: binary data (NUL byte at offset 4), not CSV\n",
 		},
 		{
-			name:  "UTF-16",
+			name:  "UTF-16 by its byte order mark",
 			input: []byte("\xFF\xFEa\x00,\x00b\x00"),
-			want:  "file error: F: UTF-16 text, not UTF-8 CSV\n",
+			want:  "header: [\"a\",\"b\"]\nEOF\n",
 		},
 		{
 			name:  "truncated gzip",

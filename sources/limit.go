@@ -94,9 +94,11 @@ type recordLimit struct {
 	special [256]bool
 }
 
-func newRecordLimit(src *bufio.Reader, set *settings) *recordLimit {
+// newRecordLimit returns the limit of set over src, whose delimiter is
+// comma.
+func newRecordLimit(src *bufio.Reader, set *settings, comma rune) *recordLimit {
 	l := &recordLimit{src: src, max: int64(set.maxRecord), lazy: set.cfg.CSV.LazyQuotes,
-		delim: []byte(string(set.comma)), line: 1, start: 1}
+		delim: []byte(string(comma)), line: 1, start: 1}
 	l.special['\n'], l.special['"'] = true, true
 	if len(l.delim) > 1 {
 		l.special[l.delim[0]] = true

@@ -164,7 +164,7 @@ var longRecordCases = []struct {
 		},
 		want: "header: [\"id\",\"v\"]\n2 error: F:2: record of more than 16 bytes (source.csv.max_record_bytes)\n" +
 			"3 error: F:3: record of more than 16 bytes (source.csv.max_record_bytes)\n" +
-			"304 error: F:304: v: invalid UTF-8 at byte 3 of the value\n305 [\"4\",\"ok\"]\nEOF\n",
+			"304 error: F:304: v: not UTF-8 at byte 3 of the value: is it windows-1252? set source.csv.encoding\n305 [\"4\",\"ok\"]\nEOF\n",
 	},
 	{
 		name:  "header",

@@ -52,11 +52,12 @@ func runPlan(cmd *cobra.Command, f *planFlags) error {
 	}
 	if f.rate != "" {
 		cfg.Sink.Rate = f.rate
+		cfg.setByFlag("sink.rate", "--rate")
 	}
 	if f.ledgerPath != "" {
 		cfg.Ledger.Path = f.ledgerPath
 	}
-	if err := cfg.validate(false); err != nil {
+	if err := cfg.validate(); err != nil {
 		return err
 	}
 	perSecond, err := sinks.ParseRate(cfg.Sink.Rate)

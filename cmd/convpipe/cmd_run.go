@@ -192,12 +192,15 @@ func (j *runJob) load() error {
 	}
 	if f.rate != "" {
 		cfg.Sink.Rate = f.rate
+		cfg.setByFlag("sink.rate", "--rate")
 	}
 	if f.workers != 0 {
 		cfg.Sink.Workers = f.workers
+		cfg.setByFlag("sink.workers", "--workers")
 	}
 	if f.deadline != "" {
 		cfg.Run.Deadline = f.deadline
+		cfg.setByFlag("run.deadline", "--deadline")
 	}
 	if f.maxDuration != 0 {
 		cfg.Run.MaxDuration = f.maxDuration
@@ -207,6 +210,7 @@ func (j *runJob) load() error {
 	}
 	if f.progress != "" {
 		cfg.Run.Progress = f.progress
+		cfg.setByFlag("run.progress", "--progress")
 	}
 	if f.simulate && f.dryRun {
 		return configError{errors.New("--simulate and --dry-run: choose one")}
@@ -220,7 +224,7 @@ func (j *runJob) load() error {
 		// it were set.
 		cfg.Sink.BaseURL, cfg.Sink.AccountSID, cfg.Sink.AuthToken = "http://127.0.0.1", "", ""
 	}
-	if err := cfg.validate(!f.dryRun); err != nil {
+	if err := cfg.validate(); err != nil {
 		return err
 	}
 	j.cfg = cfg

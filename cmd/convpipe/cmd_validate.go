@@ -73,13 +73,14 @@ type validateJob struct {
 	nProblems int                       // every problem, kept or not
 }
 
-// load reads the configuration, puts the flags over it and validates it.
+// load reads the configuration, puts the flags over it and validates it
+// whole, the sink section included, as run does.
 func (j *validateJob) load() error {
 	cfg, err := j.f.load()
 	if err != nil {
 		return err
 	}
-	if err := cfg.validate(false); err != nil {
+	if err := cfg.validate(); err != nil {
 		return err
 	}
 	j.cfg = cfg

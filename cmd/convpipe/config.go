@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"reflect"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -27,11 +30,13 @@ type Config struct {
 	Ledger  ledger.Config  `yaml:"ledger"`
 	Run     RunConfig      `yaml:"run"`
 
-	// sink is Sink resolved by validate(true): the run opens its sink
-	// from it, without parsing or defaulting anything again.
+	// sink is Sink resolved by validate: the run opens its sink from it,
+	// without parsing or defaulting anything again.
 	sink sinks.Settings
 	// events is the event window of --events-since and --events-until.
 	events engine.EventWindow
+	// file places errors in the file the configuration was read from.
+	file *configFile
 }
 
 // RunConfig holds the settings of a run that belong to no single stage.
@@ -117,7 +122,8 @@ func (e configError) Error() string { return e.err.Error() }
 func (e configError) Unwrap() error { return e.err }
 
 // loadConfig reads and decodes the configuration file; unknown keys are
-// errors. It does not validate.
+// errors. It does not validate. Its errors, and those of validate, name
+// the file, the line and the dotted key.
 func loadConfig(path string) (Config, error) {
 	var c Config
 	if path == "" {
@@ -127,10 +133,25 @@ func loadConfig(path string) (Config, error) {
 	if err != nil {
 		return c, configError{fmt.Errorf("config: %w", err)}
 	}
+	c.file = &configFile{name: path, flags: map[string]string{}}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return c, c.file.errorf([]error{err})
+	}
+	if len(doc.Content) > 0 {
+		c.file.root = doc.Content[0]
+		if errs := checkKeys(c.file.root, reflect.TypeFor[Config](), ""); len(errs) > 0 {
+			return c, c.file.errorf(errs)
+		}
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil {
-		return c, configError{fmt.Errorf("config %s: %w", path, err)}
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			return c, c.file.errorf([]error{errors.New(strings.Join(te.Errors, "\n"))})
+		}
+		return c, c.file.errorf([]error{err})
 	}
 	if c.Ledger.Path == "" {
 		c.Ledger.Path = ledger.DefaultPath
@@ -140,19 +161,29 @@ func loadConfig(path string) (Config, error) {
 	return c, nil
 }
 
-// validate checks every section, naming the bad field. With needSink it
-// also resolves the sink's settings into c.sink.
-func (c *Config) validate(needSink bool) error {
-	checks := []func() error{c.Source.Validate, c.Mapping.Validate, c.Group.Validate, c.Ledger.Validate, c.Run.Validate}
-	if needSink {
-		checks = append(checks, func() (err error) {
+// setByFlag records that a flag set the dotted key, so that an error in
+// its value names the flag instead of a line of the file.
+func (c *Config) setByFlag(key, flag string) {
+	if c.file != nil {
+		c.file.flags[key] = flag
+	}
+}
+
+// validate checks every section, the sink's included, as a run does,
+// naming the bad field and its line, and resolves the sink's settings
+// into c.sink.
+func (c *Config) validate() error {
+	checks := []func() error{c.Source.Validate, c.Mapping.Validate, c.Group.Validate, c.Ledger.Validate, c.Run.Validate,
+		func() (err error) {
 			c.sink, err = c.Sink.Resolve()
 			return err
-		})
-	}
+		}}
 	for _, check := range checks {
 		if err := check(); err != nil {
-			return configError{err}
+			if c.file == nil {
+				return configError{err}
+			}
+			return c.file.errorf([]error{err})
 		}
 	}
 	return nil

@@ -465,7 +465,7 @@ func TestBadInput(t *testing.T) {
 		{name: "unbalanced quotes", files: []string{"quotes.csv"}, code: exitAttention, valid: []string{"berlin-21", "berlin-23"},
 			validate: []string{`in/quotes.csv:3: extraneous or missing " in quoted-field`}, keys: []string{"!row/in/quotes.csv:3"}},
 		{name: "invalid UTF-8", files: []string{"utf8.csv"}, code: exitAttention, valid: []string{"berlin-31", "berlin-33"},
-			validate: []string{"in/utf8.csv:3: product_name: invalid UTF-8"}, keys: []string{"!row/in/utf8.csv:3"},
+			validate: []string{"in/utf8.csv:3: product_name: not UTF-8"}, keys: []string{"!row/in/utf8.csv:3"},
 			field: map[string]string{"!row/in/utf8.csv:3": "product_name"}},
 		{name: "10 MB field", code: exitAttention, valid: []string{"berlin-41", "berlin-43"},
 			make: func(t *testing.T, w *workspace) {

@@ -52,18 +52,23 @@ func (c *common) load() (Config, error) {
 	}
 	if c.source != "" {
 		cfg.Source.Location = c.source
+		cfg.setByFlag("source.location", "--source")
 	}
 	if c.since != "" {
 		cfg.Source.Since = c.since
+		cfg.setByFlag("source.since", "--since")
 	}
 	if c.until != "" {
 		cfg.Source.Until = c.until
+		cfg.setByFlag("source.until", "--until")
 	}
 	if c.logFormat != "" {
 		cfg.Run.LogFormat = c.logFormat
+		cfg.setByFlag("run.log_format", "--log-format")
 	}
 	if c.logLevel != "" {
 		cfg.Run.LogLevel = c.logLevel
+		cfg.setByFlag("run.log_level", "--log-level")
 	}
 	cfg.Mapping.AllowOld = c.allowOld
 	if cfg.events, err = c.eventWindow(); err != nil {
