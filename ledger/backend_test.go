@@ -3,13 +3,16 @@ package ledger
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"convpipe/ledger/pgtest"
+	"convpipe/pipeline"
 )
 
 // backend is one implementation of the ledger in the conformance suite
@@ -158,5 +161,25 @@ func rawSQL(t testing.TB, path, stmt string) {
 	defer db.Close()
 	if _, err := db.Exec(stmt); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// waitUnlocked waits until the ledger at place can be opened, after its
+// holder was killed: the kernel drops a SQLite lock with the process, but
+// a PostgreSQL server drops the advisory lock only once it has seen the
+// killed holder's connection close, a moment later.
+func (b backend) waitUnlocked(t testing.TB, place string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		l, err := b.open(t.Context(), place, Options{})
+		if err == nil {
+			l.Close()
+			return
+		}
+		if !errors.Is(err, pipeline.ErrLocked) || time.Now().After(deadline) {
+			t.Fatalf("open after the holder was killed: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

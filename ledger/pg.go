@@ -137,7 +137,7 @@ func OpenPostgresReadOnly(ctx context.Context, rawURL, passfile string) (*Postgr
 	switch {
 	case err != nil:
 	case version == 0:
-		err = fmt.Errorf("ledger %s: %w (no schema %q): check that the URL names the right database", l.name, errNoSchema, pgSchema)
+		err = noSchemaError(l.name)
 	case version != pgSchemaVersion:
 		err = fmt.Errorf("ledger %s: schema version %d, this convpipe reads %d (a run with this convpipe migrates it)", l.name, version, pgSchemaVersion)
 	}
@@ -167,14 +167,9 @@ func newPostgres(rawURL, passfile string, opts Options) (*Postgres, *pgxpool.Con
 	}
 	cfg, err := pgxpool.ParseConfig(connString)
 	if err != nil {
-		// pgx's message redacts the password, as best it can; give
-		// only the reason.
-		var pe interface{ Unwrap() error }
-		msg := "cannot parse the URL"
-		if errors.As(err, &pe) && pe.Unwrap() != nil {
-			msg += ": " + pe.Unwrap().Error()
-		}
-		return nil, nil, fmt.Errorf("ledger %s: %s", name, scrub(msg, urlPassword(rawURL)))
+		// pgx's message redacts the password as best it can; the
+		// password is scrubbed from it as well.
+		return nil, nil, fmt.Errorf("ledger %s: cannot parse the URL: %s", name, scrub(err.Error(), urlPassword(rawURL)))
 	}
 	cc := cfg.ConnConfig
 	if cc.RuntimeParams == nil {

@@ -87,6 +87,11 @@ const pgRunLock = 0x63704c47_52554e31 // "cpLGRUN1"
 // errNoSchema marks a database that holds no ledger.
 var errNoSchema = errors.New("the database holds no convpipe ledger")
 
+// noSchemaError is the error for a database that holds no ledger.
+func noSchemaError(name string) error {
+	return fmt.Errorf("ledger %s: %w (no schema %q): check that the URL names the right database; `convpipe ledger init` makes a new ledger there", name, errNoSchema, pgSchema)
+}
+
 // pgQuerier is what pgCheckSchema needs of a connection, a pool or a
 // transaction.
 type pgQuerier interface {
@@ -148,7 +153,7 @@ func pgMigrate(ctx context.Context, conn *pgx.Conn, name string, create bool) er
 		return nil
 	}
 	if version == 0 && !create {
-		return fmt.Errorf("ledger %s: %w (no schema %q): check that the URL names the right database; `convpipe ledger init` makes a new ledger there", name, errNoSchema, pgSchema)
+		return noSchemaError(name)
 	}
 	for i := version; i < pgSchemaVersion; i++ {
 		if _, err := tx.Exec(ctx, pgMigrations[i]); err != nil {
