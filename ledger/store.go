@@ -50,6 +50,17 @@ func (c Config) WithEnv(getenv func(string) string) Config {
 	return c
 }
 
+// WithFlag returns c with the ledger that a --ledger flag names: a
+// postgres:// URL, or else a SQLite file's path (and then no URL).
+func (c Config) WithFlag(v string) Config {
+	if IsURL(v) {
+		c.URL, c.urlFromEnv = v, false
+		return c
+	}
+	c.Path, c.URL, c.urlFromEnv = v, "", false
+	return c
+}
+
 // UsesURL reports whether c names a PostgreSQL ledger.
 func (c Config) UsesURL() bool { return c.URL != "" }
 
