@@ -44,11 +44,6 @@ func openT(t testing.TB, path string) *Ledger {
 	return l
 }
 
-func tempLedger(t testing.TB) *Ledger {
-	t.Helper()
-	return openT(t, filepath.Join(t.TempDir(), "ledger.db"))
-}
-
 // sample returns an entry with every field set.
 func sample(order string, state pipeline.State) pipeline.Entry {
 	return pipeline.Entry{
@@ -112,6 +107,58 @@ func TestConfigValidate(t *testing.T) {
 				t.Fatalf("Validate() = %v, want %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+func TestConfigURL(t *testing.T) {
+	env := func(v string) func(string) string {
+		return func(k string) string {
+			if k == URLEnv {
+				return v
+			}
+			return ""
+		}
+	}
+	tests := []struct {
+		name    string
+		c       Config
+		wantErr string
+	}{
+		{"url", Config{Path: DefaultPath, URL: "postgres://u@db.internal:5432/convpipe?sslmode=verify-full"}, ""},
+		{"postgresql scheme", Config{URL: "postgresql://u@db/convpipe"}, ""},
+		{"env url with a password", Config{Path: DefaultPath}.WithEnv(env("postgres://u:pw@db/convpipe")), ""},
+		{"password in ledger.url", Config{URL: "postgres://u:hunter2@db/convpipe"}, "ledger.url: must not hold the password"},
+		{"password parameter in ledger.url", Config{URL: "postgres://u@db/convpipe?password=hunter2"}, "ledger.url: must not hold the password"},
+		{"other scheme", Config{URL: "mysql://u@db/convpipe"}, "ledger.url: \"mysql://u@db/convpipe\" is not a postgres://"},
+		{"env other scheme", Config{}.WithEnv(env("sqlite:x.db")), URLEnv + ": "},
+		{"no database", Config{URL: "postgres://u@db"}, "names no database"},
+		{"missing passfile", Config{URL: "postgres://u@db/c", Passfile: "/nonexistent/pgpass"}, "ledger.passfile: "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.c.Validate()
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Validate() = %v, want nil", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("Validate() = %v, want %q", err, tt.wantErr)
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("Validate() = %v: holds the password", err)
+			}
+		})
+	}
+	if c := (Config{Path: "a.db"}).WithEnv(env("postgres://u:pw@db/c")).WithFlag("b.db"); c.URL != "" || c.Path != "b.db" {
+		t.Errorf("--ledger b.db over the environment's URL = %+v, want the file", c)
+	}
+	if c := (Config{Path: "a.db"}).WithFlag("postgres://u@db/c"); c.URL != "postgres://u@db/c" || c.Name() != "postgres://u@db/c" {
+		t.Errorf("--ledger postgres://... = %+v", c)
+	}
+	if got := RedactURL("postgres://u:hunter2@db/c?sslmode=require&password=sekrit"); strings.Contains(got, "hunter2") || strings.Contains(got, "sekrit") {
+		t.Errorf("RedactURL = %s", got)
 	}
 }
 
