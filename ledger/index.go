@@ -213,6 +213,11 @@ func (l *Ledger) Settled(ctx context.Context, key pipeline.Key, payloadHash stri
 	if err != nil {
 		return "", false, err
 	}
+	return settledIn(ix, key, p)
+}
+
+// settledIn answers Settled from ix for a payload hash whose prefix is p.
+func settledIn(ix *index, key pipeline.Key, p uint64) (pipeline.State, bool, error) {
 	v, ok := ix.lookup(ix.hash(key))
 	if !ok || v&noPayload != 0 || v&^0xff != p {
 		return "", false, nil

@@ -133,10 +133,24 @@ type Config struct {
 	// marker file Path + ".marker"; the results files of runs are
 	// written next to it.
 	Path string `yaml:"path"`
+	// URL, when set, names a PostgreSQL ledger instead
+	// (postgres://user@host:port/database?sslmode=...), without the
+	// password: that comes from PGPASSWORD or Passfile. The environment's
+	// CONVPIPE_LEDGER_URL overrides it (see WithEnv), and may hold the
+	// password. Path is then only where results files go.
+	URL string `yaml:"url"`
+	// Passfile is a PostgreSQL password file (see libpq's .pgpass) to
+	// read the password from.
+	Passfile string `yaml:"passfile"`
+
+	urlFromEnv bool
 }
 
 // Validate reports the first bad field of c.
 func (c Config) Validate() error {
+	if c.URL != "" {
+		return c.validateURL()
+	}
 	switch {
 	case strings.TrimSpace(c.Path) == "":
 		return errors.New("ledger.path: must not be empty")
@@ -156,6 +170,11 @@ type Options struct {
 	// MaxBatch is the most writes committed in one transaction; 0 means
 	// 1000.
 	MaxBatch int
+	// Create lets OpenPostgres make a new ledger in a database that holds
+	// none (`convpipe ledger init`). Without it, such a database is an
+	// error: the URL may name the wrong one. (Open makes a SQLite ledger
+	// where there is nothing, and its marker file tells a lost one.)
+	Create bool
 }
 
 // Ledger is a pipeline.Ledger on a SQLite file. It is safe for concurrent

@@ -2,7 +2,6 @@ package ledger
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"convpipe/ledger/pgtest"
 	"convpipe/pipeline"
 )
 
@@ -22,6 +22,7 @@ func TestMain(m *testing.M) {
 		os.Exit(childMain(mode))
 	}
 	code := m.Run()
+	pgtest.StopShared()
 	if benchDir != "" {
 		os.RemoveAll(benchDir)
 	}
@@ -41,11 +42,6 @@ func openT(t testing.TB, path string) *Ledger {
 		}
 	})
 	return l
-}
-
-func tempLedger(t testing.TB) *Ledger {
-	t.Helper()
-	return openT(t, filepath.Join(t.TempDir(), "ledger.db"))
 }
 
 // sample returns an entry with every field set.
@@ -72,14 +68,14 @@ func withoutTimes(e pipeline.Entry) pipeline.Entry {
 	return e
 }
 
-func mustPut(t testing.TB, l *Ledger, e pipeline.Entry) {
+func mustPut(t testing.TB, l pipeline.Ledger, e pipeline.Entry) {
 	t.Helper()
 	if err := l.Put(t.Context(), e); err != nil {
 		t.Fatalf("put %s: %v", e.Key, err)
 	}
 }
 
-func mustGet(t testing.TB, l *Ledger, k pipeline.Key) pipeline.Entry {
+func mustGet(t testing.TB, l pipeline.Ledger, k pipeline.Key) pipeline.Entry {
 	t.Helper()
 	e, ok, err := l.Get(t.Context(), k)
 	if err != nil || !ok {
@@ -114,8 +110,62 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
-func TestPutGetRoundTrip(t *testing.T) {
-	l := tempLedger(t)
+func TestConfigURL(t *testing.T) {
+	env := func(v string) func(string) string {
+		return func(k string) string {
+			if k == URLEnv {
+				return v
+			}
+			return ""
+		}
+	}
+	tests := []struct {
+		name    string
+		c       Config
+		wantErr string
+	}{
+		{"url", Config{Path: DefaultPath, URL: "postgres://u@db.internal:5432/convpipe?sslmode=verify-full"}, ""},
+		{"postgresql scheme", Config{URL: "postgresql://u@db/convpipe"}, ""},
+		{"env url with a password", Config{Path: DefaultPath}.WithEnv(env("postgres://u:pw@db/convpipe")), ""},
+		{"password in ledger.url", Config{URL: "postgres://u:hunter2@db/convpipe"}, "ledger.url: must not hold the password"},
+		{"password parameter in ledger.url", Config{URL: "postgres://u@db/convpipe?password=hunter2"}, "ledger.url: must not hold the password"},
+		{"other scheme", Config{URL: "mysql://u@db/convpipe"}, "ledger.url: \"mysql://u@db/convpipe\" is not a postgres://"},
+		{"env other scheme", Config{}.WithEnv(env("sqlite:x.db")), URLEnv + ": "},
+		{"no database", Config{URL: "postgres://u@db"}, "names no database"},
+		{"missing passfile", Config{URL: "postgres://u@db/c", Passfile: "/nonexistent/pgpass"}, "ledger.passfile: "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.c.Validate()
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Validate() = %v, want nil", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("Validate() = %v, want %q", err, tt.wantErr)
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("Validate() = %v: holds the password", err)
+			}
+		})
+	}
+	if c := (Config{Path: "a.db"}).WithEnv(env("postgres://u:pw@db/c")).WithFlag("b.db"); c.URL != "" || c.Path != "b.db" {
+		t.Errorf("--ledger b.db over the environment's URL = %+v, want the file", c)
+	}
+	if c := (Config{Path: "a.db"}).WithFlag("postgres://u@db/c"); c.URL != "postgres://u@db/c" || c.Name() != "postgres://u@db/c" {
+		t.Errorf("--ledger postgres://... = %+v", c)
+	}
+	if got := RedactURL("postgres://u:hunter2@db/c?sslmode=require&password=sekrit"); strings.Contains(got, "hunter2") || strings.Contains(got, "sekrit") {
+		t.Errorf("RedactURL = %s", got)
+	}
+}
+
+func TestPutGetRoundTrip(t *testing.T) { forEachBackend(t, testPutGetRoundTrip) }
+
+func testPutGetRoundTrip(t *testing.T, b backend) {
+	l := b.temp(t)
 	tests := []struct {
 		name string
 		e    pipeline.Entry
@@ -149,8 +199,10 @@ func TestPutGetRoundTrip(t *testing.T) {
 	}
 }
 
-func TestGetMissing(t *testing.T) {
-	l := tempLedger(t)
+func TestGetMissing(t *testing.T) { forEachBackend(t, testGetMissing) }
+
+func testGetMissing(t *testing.T, b backend) {
+	l := b.temp(t)
 	mustPut(t, l, sample("O-1", pipeline.StateAccepted))
 	for _, k := range []pipeline.Key{{EventType: "12345", OrderID: "O-2"}, {EventType: "999", OrderID: "O-1"}, {OrderID: "O-1"}} {
 		e, ok, err := l.Get(t.Context(), k)
@@ -163,8 +215,10 @@ func TestGetMissing(t *testing.T) {
 // TestStateTransitions walks one key through the states a run and its
 // reruns write, checking each write is read back whole, that Created stays
 // and Updated moves on.
-func TestStateTransitions(t *testing.T) {
-	l := tempLedger(t)
+func TestStateTransitions(t *testing.T) { forEachBackend(t, testStateTransitions) }
+
+func testStateTransitions(t *testing.T, b backend) {
+	l := b.temp(t)
 	key := pipeline.Key{EventType: "12345", OrderID: "O-9"}
 	steps := []struct {
 		state    pipeline.State
@@ -212,8 +266,10 @@ func TestStateTransitions(t *testing.T) {
 	}
 }
 
-func TestPutRejects(t *testing.T) {
-	l := tempLedger(t)
+func TestPutRejects(t *testing.T) { forEachBackend(t, testPutRejects) }
+
+func testPutRejects(t *testing.T, b backend) {
+	l := b.temp(t)
 	canceled, cancel := context.WithCancel(t.Context())
 	cancel()
 	tests := []struct {
@@ -243,8 +299,10 @@ func TestPutRejects(t *testing.T) {
 	}
 }
 
-func TestPutAll(t *testing.T) {
-	l := tempLedger(t)
+func TestPutAll(t *testing.T) { forEachBackend(t, testPutAll) }
+
+func testPutAll(t *testing.T, b backend) {
+	l := b.temp(t)
 	if err := l.PutAll(t.Context(), nil); err != nil {
 		t.Errorf("PutAll(nil) = %v", err)
 	}
@@ -267,8 +325,10 @@ func TestPutAll(t *testing.T) {
 	}
 }
 
-func TestEntriesFilter(t *testing.T) {
-	l := tempLedger(t)
+func TestEntriesFilter(t *testing.T) { forEachBackend(t, testEntriesFilter) }
+
+func testEntriesFilter(t *testing.T, b backend) {
+	l := b.temp(t)
 	put := func(et, order string, st pipeline.State, run string) {
 		mustPut(t, l, pipeline.Entry{Key: pipeline.Key{EventType: et, OrderID: order}, State: st, RunID: run})
 	}
@@ -343,8 +403,10 @@ func TestEntriesFilter(t *testing.T) {
 	})
 }
 
-func TestCounts(t *testing.T) {
-	l := tempLedger(t)
+func TestCounts(t *testing.T) { forEachBackend(t, testCounts) }
+
+func testCounts(t *testing.T, b backend) {
+	l := b.temp(t)
 	for i, st := range []pipeline.State{pipeline.StateAccepted, pipeline.StateAccepted, pipeline.StateFailed} {
 		mustPut(t, l, pipeline.Entry{Key: pipeline.Key{EventType: "1", OrderID: fmt.Sprint(i)}, State: st})
 	}
@@ -355,8 +417,10 @@ func TestCounts(t *testing.T) {
 	}
 }
 
-func TestObjects(t *testing.T) {
-	l := tempLedger(t)
+func TestObjects(t *testing.T) { forEachBackend(t, testObjects) }
+
+func testObjects(t *testing.T, b backend) {
+	l := b.temp(t)
 	mod := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
 	obj := pipeline.Object{Key: "s3://b/orders.csv", ETag: `"abc"`, Size: 100, ModTime: mod}
 	done := func(o pipeline.Object) bool {
@@ -417,8 +481,10 @@ func TestObjects(t *testing.T) {
 	}
 }
 
-func TestRuns(t *testing.T) {
-	l := tempLedger(t)
+func TestRuns(t *testing.T) { forEachBackend(t, testRuns) }
+
+func testRuns(t *testing.T, b backend) {
+	l := b.temp(t)
 	start := time.Date(2026, 3, 1, 2, 0, 0, 0, time.UTC)
 	run := pipeline.RunInfo{ID: "r1", Started: start, Args: "convpipe run --config c.yaml"}
 	if err := l.BeginRun(t.Context(), run); err != nil {
@@ -465,8 +531,10 @@ func TestRuns(t *testing.T) {
 	}
 }
 
-func TestConcurrentPuts(t *testing.T) {
-	l := tempLedger(t)
+func TestConcurrentPuts(t *testing.T) { forEachBackend(t, testConcurrentPuts) }
+
+func testConcurrentPuts(t *testing.T, b backend) {
+	l := b.temp(t)
 	const workers, each = 16, 50
 	var wg sync.WaitGroup
 	for w := range workers {
@@ -492,34 +560,19 @@ func TestConcurrentPuts(t *testing.T) {
 
 // TestBatchFailureIsolated commits one batch in which one write fails:
 // the others must still commit, and each caller gets its own result.
-func TestBatchFailureIsolated(t *testing.T) {
-	l := tempLedger(t)
-	bad := errors.New("bad write")
-	var reqs []*writeReq
+func TestBatchFailureIsolated(t *testing.T) { forEachBackend(t, testBatchFailureIsolated) }
+
+func testBatchFailureIsolated(t *testing.T, b backend) {
+	l := b.temp(t)
 	var hooks []string
-	for i := range 5 {
-		e := pipeline.Entry{Key: pipeline.Key{EventType: "1", OrderID: fmt.Sprint(i)}, State: pipeline.StateAccepted}
-		reqs = append(reqs, &writeReq{
-			exec: func(ctx context.Context) error {
-				if i == 2 {
-					return bad
-				}
-				_, err := l.putStmt.ExecContext(ctx, e.Key.EventType, e.Key.OrderID, string(e.State), "", "", 0, 0, nil, "", "", false, nil, "", int64(1), int64(1))
-				return err
-			},
-			after: func() { hooks = append(hooks, e.Key.OrderID) },
-			done:  make(chan error, 1),
-		})
-	}
-	l.commit(reqs)
-	for i, r := range reqs {
-		err := <-r.done
+	errs, isBad := commitWithBadWrite(t, l, func(order string) { hooks = append(hooks, order) })
+	for i, err := range errs {
 		_, found, gerr := l.Get(t.Context(), pipeline.Key{EventType: "1", OrderID: fmt.Sprint(i)})
 		if gerr != nil {
 			t.Fatal(gerr)
 		}
 		if i == 2 {
-			if err != bad || found {
+			if !isBad(err) || found {
 				t.Errorf("write 2: err %v, stored %v; want its own error and nothing stored", err, found)
 			}
 			continue
@@ -533,8 +586,64 @@ func TestBatchFailureIsolated(t *testing.T) {
 	}
 }
 
-func TestSettled(t *testing.T) {
-	l := tempLedger(t)
+// commitWithBadWrite commits, in one batch of l's writer, the writes of
+// keys 1/0 to 1/4, of which 1/2 fails; after runs for each write that
+// committed. It returns each write's result, and how to tell the bad
+// write's error.
+func commitWithBadWrite(t *testing.T, l Store, after func(order string)) ([]error, func(error) bool) {
+	errs := make([]error, 5)
+	switch l := l.(type) {
+	case *Ledger:
+		bad := errors.New("bad write")
+		var reqs []*writeReq
+		for i := range 5 {
+			e := pipeline.Entry{Key: pipeline.Key{EventType: "1", OrderID: fmt.Sprint(i)}, State: pipeline.StateAccepted}
+			reqs = append(reqs, &writeReq{
+				exec: func(ctx context.Context) error {
+					if i == 2 {
+						return bad
+					}
+					_, err := l.putStmt.ExecContext(ctx, e.Key.EventType, e.Key.OrderID, string(e.State), "", "", 0, 0, nil, "", "", false, nil, "", int64(1), int64(1))
+					return err
+				},
+				after: func() { after(e.Key.OrderID) },
+				done:  make(chan error, 1),
+			})
+		}
+		l.commit(reqs)
+		for i, r := range reqs {
+			errs[i] = <-r.done
+		}
+		return errs, func(err error) bool { return err == bad }
+	case *Postgres:
+		// The server refuses the bad write: a state its CHECK forbids.
+		var reqs []*pgWriteReq
+		for i := range 5 {
+			state := "accepted"
+			if i == 2 {
+				state = "bogus"
+			}
+			order := fmt.Sprint(i)
+			reqs = append(reqs, &pgWriteReq{
+				stmts: []pgStmt{{pgPutSQL, []any{[]byte("1"), []byte(order), state, "", "", 0, 0, nil, "", "", false, nil, "", int64(1), int64(1)}}},
+				after: func() { after(order) },
+				done:  make(chan error, 1),
+			})
+		}
+		l.commit(reqs)
+		for i, r := range reqs {
+			errs[i] = <-r.done
+		}
+		return errs, func(err error) bool { return err != nil && strings.Contains(err.Error(), "conversions_state_check") }
+	}
+	t.Fatalf("no batch test for %T", l)
+	return nil, nil
+}
+
+func TestSettled(t *testing.T) { forEachBackend(t, testSettled) }
+
+func testSettled(t *testing.T, b backend) {
+	l := b.temp(t)
 	ph := func(s string) string { return pipeline.PayloadHash(s) }
 	key := func(o string) pipeline.Key { return pipeline.Key{EventType: "1", OrderID: o} }
 	// Written before the index is loaded.
@@ -569,7 +678,7 @@ func TestSettled(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { check(t, tt.k, tt.payload, tt.state, tt.want) })
 	}
-	if l.idx.Load() == nil {
+	if indexOf(l) == nil {
 		t.Fatal("index not loaded by Settled")
 	}
 	t.Run("writes after loading", func(t *testing.T) {
@@ -588,7 +697,7 @@ func TestSettled(t *testing.T) {
 		}
 	})
 	t.Run("merge", func(t *testing.T) {
-		ix := l.idx.Load()
+		ix := indexOf(l)
 		want := map[pipeline.Key]uint64{}
 		for i := range 3000 {
 			k := key(fmt.Sprint("m", i))
@@ -662,17 +771,7 @@ func FuzzDecodeRefs(f *testing.F) {
 
 func TestSchema(t *testing.T) {
 	dir := t.TempDir()
-	raw := func(t *testing.T, path, stmt string) {
-		t.Helper()
-		db, err := sql.Open("sqlite", path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		if _, err := db.Exec(stmt); err != nil {
-			t.Fatal(err)
-		}
-	}
+	raw := rawSQL
 	t.Run("version and id", func(t *testing.T) {
 		path := filepath.Join(dir, "v.db")
 		l := openT(t, path)
@@ -691,14 +790,6 @@ func TestSchema(t *testing.T) {
 		prepare func(t *testing.T, path string)
 		wantErr string
 	}{
-		{"newer schema", func(t *testing.T, path string) {
-			l, err := Open(t.Context(), path, Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			l.Close()
-			raw(t, path, `PRAGMA user_version = 99`)
-		}, "schema version 99 is newer than this convpipe knows"},
 		{"other database", func(t *testing.T, path string) {
 			raw(t, path, `CREATE TABLE t (x)`)
 		}, "not a convpipe ledger"},
@@ -729,6 +820,35 @@ func TestSchema(t *testing.T) {
 	}
 }
 
+// TestNewerSchema: a ledger whose schema is newer than this code knows is
+// refused by Open and OpenReadOnly, naming the ledger, before anything is
+// read or written.
+func TestNewerSchema(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		place := b.place(t)
+		l, err := b.open(t.Context(), place, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustPut(t, l, sample("O-1", pipeline.StateAccepted))
+		l.Close()
+		b.setVersion(t, place, 99)
+		for name, open := range map[string]func() (Store, error){
+			"Open":         func() (Store, error) { return b.open(t.Context(), place, Options{}) },
+			"OpenReadOnly": func() (Store, error) { return b.openRO(t.Context(), place) },
+		} {
+			l, err := open()
+			if err == nil {
+				l.Close()
+				t.Fatalf("%s succeeded", name)
+			}
+			if want := "schema version 99 is newer than this convpipe knows"; !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), b.display(place)) {
+				t.Errorf("%s: %v; want an error naming %s and %q", name, err, b.display(place), want)
+			}
+		}
+	})
+}
+
 // TestPathCharacters opens ledgers whose paths hold the characters a
 // SQLite URI gives meaning to.
 func TestPathCharacters(t *testing.T) {
@@ -751,16 +871,19 @@ func TestPathCharacters(t *testing.T) {
 	}
 }
 
-func TestLockInProcess(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "ledger.db")
-	l, err := Open(t.Context(), path, Options{Command: "convpipe run"})
+func TestLockInProcess(t *testing.T) { forEachBackend(t, testLockInProcess) }
+
+func testLockInProcess(t *testing.T, b backend) {
+	place := b.place(t)
+	path := b.display(place)
+	l, err := b.open(t.Context(), place, Options{Command: "convpipe run"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := l.BeginRun(t.Context(), pipeline.RunInfo{ID: "run-A"}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = Open(t.Context(), path, Options{})
+	_, err = b.open(t.Context(), place, Options{})
 	if !errors.Is(err, pipeline.ErrLocked) {
 		t.Fatalf("second Open = %v, want ErrLocked", err)
 	}
@@ -774,7 +897,7 @@ func TestLockInProcess(t *testing.T) {
 		}
 	}
 	// Reading needs no lock.
-	ro, err := OpenReadOnly(t.Context(), path)
+	ro, err := b.openRO(t.Context(), place)
 	if err != nil {
 		t.Fatalf("OpenReadOnly while locked: %v", err)
 	}
@@ -782,21 +905,23 @@ func TestLockInProcess(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	l2, err := Open(t.Context(), path, Options{})
+	l2, err := b.open(t.Context(), place, Options{})
 	if err != nil {
 		t.Fatalf("Open after Close: %v", err)
 	}
 	l2.Close()
 }
 
-func TestReadOnly(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "ledger.db")
-	l := openT(t, path)
+func TestReadOnly(t *testing.T) { forEachBackend(t, testReadOnly) }
+
+func testReadOnly(t *testing.T, b backend) {
+	place := b.place(t)
+	l := b.openT(t, place)
 	mustPut(t, l, sample("O-1", pipeline.StateAccepted))
 	if err := l.MarkObjectDone(t.Context(), pipeline.Object{Key: "a.csv", ETag: "e", Size: 1}, "r"); err != nil {
 		t.Fatal(err)
 	}
-	ro, err := OpenReadOnly(t.Context(), path)
+	ro, err := b.openRO(t.Context(), place)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -834,7 +959,7 @@ func TestReadOnly(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	ro2, err := OpenReadOnly(t.Context(), path)
+	ro2, err := b.openRO(t.Context(), place)
 	if err != nil {
 		t.Fatalf("OpenReadOnly after the writer closed: %v", err)
 	}
@@ -842,14 +967,18 @@ func TestReadOnly(t *testing.T) {
 	if c, err := ro2.Counts(t.Context()); err != nil || c[pipeline.StateAccepted] != 1 || c[pipeline.StatePending] != 1 {
 		t.Errorf("Counts = %v, %v", c, err)
 	}
-	if _, err := OpenReadOnly(t.Context(), filepath.Join(t.TempDir(), "missing.db")); err == nil || !strings.Contains(err.Error(), "missing.db") {
-		t.Errorf("OpenReadOnly of a missing file = %v", err)
+	missing := b.place(t)
+	if _, err := b.openRO(t.Context(), missing); err == nil || !strings.Contains(err.Error(), b.display(missing)) {
+		t.Errorf("OpenReadOnly of a missing ledger = %v", err)
 	}
 }
 
-func TestClosed(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "ledger.db")
-	l, err := Open(t.Context(), path, Options{})
+func TestClosed(t *testing.T) { forEachBackend(t, testClosed) }
+
+func testClosed(t *testing.T, b backend) {
+	place := b.place(t)
+	path := b.display(place)
+	l, err := b.open(t.Context(), place, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -885,9 +1014,11 @@ func TestClosed(t *testing.T) {
 // TestCloseWhileWriting closes the ledger while writers run: every Put
 // either committed (and is there after reopening) or failed with
 // ErrClosed; none hangs.
-func TestCloseWhileWriting(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "ledger.db")
-	l, err := Open(t.Context(), path, Options{})
+func TestCloseWhileWriting(t *testing.T) { forEachBackend(t, testCloseWhileWriting) }
+
+func testCloseWhileWriting(t *testing.T, b backend) {
+	place := b.place(t)
+	l, err := b.open(t.Context(), place, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -917,7 +1048,7 @@ func TestCloseWhileWriting(t *testing.T) {
 		t.Fatal(err)
 	}
 	wg.Wait()
-	l2 := openT(t, path)
+	l2 := b.openT(t, place)
 	for _, k := range committed {
 		mustGet(t, l2, k)
 	}

@@ -25,6 +25,9 @@ const (
 	childEnv     = "CONVPIPE_LEDGER_TEST_CHILD"
 	childPathEnv = "CONVPIPE_LEDGER_TEST_PATH"
 	childArgEnv  = "CONVPIPE_LEDGER_TEST_ARG"
+	// childBackendEnv names the backend of the "hold" and "put" modes;
+	// SQLite when empty.
+	childBackendEnv = "CONVPIPE_LEDGER_TEST_BACKEND"
 )
 
 // crashEntry is the entry the "put" child writes for i.
@@ -40,6 +43,10 @@ func childMain(mode string) int {
 	ctx := context.Background()
 	path := os.Getenv(childPathEnv)
 	arg, _ := strconv.Atoi(os.Getenv(childArgEnv))
+	b, ok := backendNamed(os.Getenv(childBackendEnv))
+	if !ok {
+		b = sqliteBackend
+	}
 	var out sync.Mutex
 	say := func(format string, a ...any) {
 		out.Lock()
@@ -49,7 +56,7 @@ func childMain(mode string) int {
 	switch mode {
 	case "hold":
 		// Take the lock, say so, and keep it until killed.
-		l, err := Open(ctx, path, Options{Command: "lock holder"})
+		l, err := b.open(ctx, path, Options{Command: "lock holder"})
 		if err != nil {
 			say("error: %v", err)
 			return 1
@@ -64,7 +71,7 @@ func childMain(mode string) int {
 	case "put":
 		// Put entries from 8 goroutines, printing each one whose Put
 		// returned, until killed.
-		l, err := Open(ctx, path, Options{})
+		l, err := b.open(ctx, path, Options{})
 		if err != nil {
 			say("error: %v", err)
 			return 1
@@ -159,12 +166,23 @@ func limitFileSize(n int) error {
 // reader of its stdout lines.
 func child(t *testing.T, mode, path string, arg int) (*exec.Cmd, *bufio.Scanner, io.WriteCloser) {
 	t.Helper()
-	return startChild(t, exec.Command(os.Args[0], "-test.run=^$"), mode, path, arg)
+	return childOn(t, sqliteBackend, mode, path, arg)
+}
+
+// childOn is child on the ledger of backend b at place.
+func childOn(t *testing.T, b backend, mode, place string, arg int) (*exec.Cmd, *bufio.Scanner, io.WriteCloser) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childBackendEnv+"="+b.name)
+	return startChild(t, cmd, mode, place, arg)
 }
 
 func startChild(t *testing.T, cmd *exec.Cmd, mode, path string, arg int) (*exec.Cmd, *bufio.Scanner, io.WriteCloser) {
 	t.Helper()
-	cmd.Env = append(os.Environ(), childEnv+"="+mode, childPathEnv+"="+path, childArgEnv+"="+strconv.Itoa(arg))
+	if cmd.Env == nil {
+		cmd.Env = os.Environ()
+	}
+	cmd.Env = append(cmd.Env, childEnv+"="+mode, childPathEnv+"="+path, childArgEnv+"="+strconv.Itoa(arg))
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -220,13 +238,15 @@ func childAs(t *testing.T, mode, path string, uid uint32) (*exec.Cmd, *bufio.Sca
 	return startChild(t, cmd, mode, path, 0)
 }
 
-func TestLockChildProcess(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "ledger.db")
-	cmd, lines, _ := child(t, "hold", path, 0)
+func TestLockChildProcess(t *testing.T) { forEachBackend(t, testLockChildProcess) }
+
+func testLockChildProcess(t *testing.T, b backend) {
+	path := b.place(t)
+	cmd, lines, _ := childOn(t, b, "hold", path, 0)
 	if !lines.Scan() || lines.Text() != "locked" {
 		t.Fatalf("child: %q, %v", lines.Text(), lines.Err())
 	}
-	_, err := Open(t.Context(), path, Options{})
+	_, err := b.open(t.Context(), path, Options{})
 	if !errors.Is(err, pipeline.ErrLocked) {
 		t.Fatalf("Open while a child holds the lock = %v, want ErrLocked", err)
 	}
@@ -238,7 +258,7 @@ func TestLockChildProcess(t *testing.T) {
 	t.Logf("message: %v", err)
 
 	// Reading needs no lock: ledger export while a run holds it.
-	ro, err := OpenReadOnly(t.Context(), path)
+	ro, err := b.openRO(t.Context(), path)
 	if err != nil {
 		t.Fatalf("OpenReadOnly while a child holds the lock: %v", err)
 	}
@@ -252,20 +272,18 @@ func TestLockChildProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd.Wait()
-	l, err := Open(t.Context(), path, Options{})
-	if err != nil {
-		t.Fatalf("Open after the holder was killed: %v", err)
-	}
-	l.Close()
+	b.waitUnlocked(t, path)
 }
 
 // TestCrashDurability kills a child that is writing with SIGKILL and
 // checks that every entry whose Put had returned is in the ledger.
-func TestCrashDurability(t *testing.T) {
+func TestCrashDurability(t *testing.T) { forEachBackend(t, testCrashDurability) }
+
+func testCrashDurability(t *testing.T, b backend) {
 	for round, killAfter := range []int{1, 700, 2500} {
 		t.Run(strconv.Itoa(killAfter), func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "ledger.db")
-			cmd, lines, _ := child(t, "put", path, 0)
+			path := b.place(t)
+			cmd, lines, _ := childOn(t, b, "put", path, 0)
 			var returned []int
 			killed := false
 			for lines.Scan() {
@@ -292,7 +310,8 @@ func TestCrashDurability(t *testing.T) {
 			if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 				t.Fatalf("child ended with %v, want killed", err)
 			}
-			l := openT(t, path)
+			b.waitUnlocked(t, path)
+			l := b.openT(t, path)
 			for _, i := range returned {
 				want := crashEntry(i)
 				got, ok, err := l.Get(t.Context(), want.Key)

@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -26,34 +28,81 @@ func newLedgerCmd() *cobra.Command {
 		Use:   "ledger",
 		Short: "Read the results ledger: export entries, show one order",
 		Long: `ledger reads the results ledger (read-only: it works while a run holds the
-lock). The ledger is the --ledger file, or ledger.path of --config.`,
+lock). The ledger is the --ledger file or postgres:// URL, else ledger.url or
+ledger.path of --config, else $CONVPIPE_LEDGER_URL, else the default file.
+ledger init makes a new PostgreSQL ledger.`,
 	}
 	pf := cmd.PersistentFlags()
-	pf.StringVar(&lf.path, "ledger", "", "the ledger's SQLite file")
-	pf.StringVarP(&lf.configPath, "config", "c", "", "configuration file whose ledger.path to read")
-	cmd.AddCommand(newLedgerExportCmd(&lf), newLedgerShowCmd(&lf), newLedgerRunsCmd(&lf))
+	pf.StringVar(&lf.path, "ledger", "", "the ledger's SQLite file, or a postgres:// URL (the password in PGPASSWORD)")
+	pf.StringVarP(&lf.configPath, "config", "c", "", "configuration file whose ledger.path or ledger.url to read")
+	cmd.AddCommand(newLedgerExportCmd(&lf), newLedgerShowCmd(&lf), newLedgerRunsCmd(&lf), newLedgerInitCmd(&lf))
 	return cmd
 }
 
-// open opens the ledger read-only: the --ledger file, else ledger.path of
-// --config, else the default path.
-func (lf *ledgerFlags) open(cmd *cobra.Command) (*ledger.Ledger, error) {
-	p := lf.path
-	if p == "" && lf.configPath != "" {
+// config returns the configuration of the ledger the flags name: the
+// --ledger file or URL, else the ledger of --config, else
+// $CONVPIPE_LEDGER_URL, else the default path.
+func (lf *ledgerFlags) config() (ledger.Config, error) {
+	c := ledger.Config{Path: ledger.DefaultPath}.WithEnv(os.Getenv)
+	if lf.configPath != "" {
 		cfg, err := loadConfig(lf.configPath)
 		if err != nil {
-			return nil, err
+			return c, err
 		}
-		p = cfg.Ledger.Path
+		c = cfg.Ledger
 	}
-	if p == "" {
-		p = ledger.DefaultPath
+	if lf.path != "" {
+		c = c.WithFlag(lf.path)
 	}
-	l, err := ledger.OpenReadOnly(cmd.Context(), p)
+	if err := c.Validate(); err != nil {
+		return c, configError{err}
+	}
+	return c, nil
+}
+
+// open opens the ledger the flags name, read-only.
+func (lf *ledgerFlags) open(cmd *cobra.Command) (ledger.Store, error) {
+	c, err := lf.config()
+	if err != nil {
+		return nil, err
+	}
+	l, err := c.OpenReadOnly(cmd.Context())
 	if err != nil {
 		return nil, fmt.Errorf("ledger: %w", err)
 	}
 	return l, nil
+}
+
+func newLedgerInitCmd(lf *ledgerFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "init",
+		Short: "Make a new ledger in a PostgreSQL database (runs refuse a database without one)",
+		Long: `init makes the ledger's schema in the PostgreSQL database that --ledger,
+ledger.url of --config or $CONVPIPE_LEDGER_URL names, or brings an existing
+one up to date. A run never makes a PostgreSQL ledger itself: a URL that names
+the wrong database, or a database restored empty, would send everything again.
+For a SQLite ledger, init makes the file (a run makes it too).`,
+		Example: `  PGPASSWORD=... convpipe ledger init --ledger postgres://convpipe@db.internal/convpipe?sslmode=verify-full`,
+		Args:    usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := lf.config()
+			if err != nil {
+				return err
+			}
+			l, err := c.Open(cmd.Context(), ledger.Options{Command: redactedArgs(), Create: true})
+			if err != nil {
+				if errors.Is(err, pipeline.ErrLocked) {
+					return &codeError{code: exitLocked, err: err}
+				}
+				return fmt.Errorf("ledger: %w", err)
+			}
+			if err := l.Close(); err != nil {
+				return fmt.Errorf("ledger: %w", err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "ledger %s is ready\n", l.Name())
+			return nil
+		},
+	}
 }
 
 // ledgerExportFlags are the flags of `convpipe ledger export`.

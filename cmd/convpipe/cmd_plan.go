@@ -9,7 +9,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"convpipe/ledger"
 	"convpipe/mapping"
 	"convpipe/pipeline"
 	"convpipe/pipeline/engine"
@@ -41,7 +40,7 @@ long sending the new ones takes at the configured quota.`,
 	fs.IntVarP(&f.limit, "limit", "n", 2, "how many sample payloads to print")
 	fs.BoolVar(&f.all, "all", false, "also read objects processed before and unchanged")
 	fs.StringVar(&f.rate, "rate", "", "the account's quota, e.g. 1000/h (overrides sink.rate)")
-	fs.StringVar(&f.ledgerPath, "ledger", "", "the ledger's SQLite file (overrides ledger.path)")
+	fs.StringVar(&f.ledgerPath, "ledger", "", "the ledger's SQLite file, or a postgres:// URL (overrides ledger.path and ledger.url)")
 	return cmd
 }
 
@@ -55,7 +54,7 @@ func runPlan(cmd *cobra.Command, f *planFlags) error {
 		cfg.setByFlag("sink.rate", "--rate")
 	}
 	if f.ledgerPath != "" {
-		cfg.Ledger.Path = f.ledgerPath
+		cfg.Ledger = cfg.Ledger.WithFlag(f.ledgerPath)
 	}
 	if err := cfg.validate(); err != nil {
 		return err
@@ -73,8 +72,8 @@ func runPlan(cmd *cobra.Command, f *planFlags) error {
 		return err
 	}
 	var pled pipeline.Ledger
-	if _, err := os.Stat(cfg.Ledger.Path); err == nil {
-		led, err := ledger.OpenReadOnly(ctx, cfg.Ledger.Path)
+	if _, err := os.Stat(cfg.Ledger.Path); err == nil || cfg.Ledger.UsesURL() {
+		led, err := cfg.Ledger.OpenReadOnly(ctx)
 		if err != nil {
 			return fmt.Errorf("ledger: %w", err)
 		}

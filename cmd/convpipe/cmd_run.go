@@ -82,7 +82,7 @@ object (see run.allow_empty); 4 another run holds the ledger's lock.`,
 	fs.StringVar(&f.dryRunOut, "dry-run-out", "-", "with --dry-run: file for the JSON lines, - for standard output (the summary then goes to standard error)")
 	fs.StringVar(&f.deadline, "deadline", "", "stop at this clock time (06:00, the next one) or RFC 3339 time (overrides run.deadline)")
 	fs.DurationVar(&f.maxDuration, "max-duration", 0, "stop after this long, e.g. 7h30m (overrides run.max_duration)")
-	fs.StringVar(&f.ledgerPath, "ledger", "", "the ledger's SQLite file (overrides ledger.path)")
+	fs.StringVar(&f.ledgerPath, "ledger", "", "the ledger's SQLite file, or a postgres:// URL (overrides ledger.path and ledger.url)")
 	fs.BoolVar(&f.all, "all", false, "read every object, also those processed before and unchanged")
 	fs.BoolVar(&f.retryRejected, "retry-rejected", false, "send again conversions the API rejected, even if unchanged")
 	fs.StringVar(&f.summaryJSON, "summary-json", "", "write the summary as JSON to this file")
@@ -179,7 +179,7 @@ type runJob struct {
 	creds *sinks.Credentials // the simulator's; nil: from the configuration
 	opt   engine.Options
 	dry   *sinks.DryRun
-	led   *ledger.Ledger
+	led   ledger.Store
 	info  pipeline.RunInfo
 }
 
@@ -206,7 +206,7 @@ func (j *runJob) load() error {
 		cfg.Run.MaxDuration = f.maxDuration
 	}
 	if f.ledgerPath != "" {
-		cfg.Ledger.Path = f.ledgerPath
+		cfg.Ledger = cfg.Ledger.WithFlag(f.ledgerPath)
 	}
 	if f.progress != "" {
 		cfg.Run.Progress = f.progress
@@ -339,16 +339,16 @@ func (j *runJob) openSink() (pipeline.Sink, error) {
 // openLedger opens the ledger: read-only for a dry run (and none if it
 // does not exist yet), locked for a real one.
 func (j *runJob) openLedger() error {
-	path := j.cfg.Ledger.Path
+	lc := j.cfg.Ledger
 	var err error
 	if j.f.dryRun {
-		if !ledger.Made(path) {
+		if !lc.Made() {
 			return nil // no ledger yet: everything is new
 		}
 		// A lost ledger (its marker without it) is an error here too.
-		j.led, err = ledger.OpenReadOnly(j.ctx, path)
+		j.led, err = lc.OpenReadOnly(j.ctx)
 	} else {
-		j.led, err = ledger.Open(j.ctx, path, ledger.Options{Command: redactedArgs()})
+		j.led, err = lc.Open(j.ctx, ledger.Options{Command: redactedArgs()})
 	}
 	if err != nil {
 		if errors.Is(err, pipeline.ErrLocked) {
@@ -363,7 +363,7 @@ func (j *runJob) openLedger() error {
 // run runs the engine.
 func (j *runJob) run() (pipeline.Summary, error) {
 	cfg := j.cfg
-	j.log.Info("run started", "run", j.opt.RunID, "source", cfg.Source.Location, "ledger", cfg.Ledger.Path,
+	j.log.Info("run started", "run", j.opt.RunID, "source", cfg.Source.Location, "ledger", cfg.Ledger.Name(),
 		"rate", cfg.Sink.Rate, "workers", cfg.Sink.Workers, "dry_run", j.f.dryRun)
 	summary, runErr := engine.Run(j.ctx, j.opt)
 	j.pr.done()
@@ -391,7 +391,7 @@ func (j *runJob) finish(summary pipeline.Summary, runErr error) error {
 	}
 	notes := summaryNotes{source: describeSource(cfg.Source), allowEmpty: cfg.Run.AllowEmpty}
 	if !f.dryRun {
-		notes.ledger = cfg.Ledger.Path
+		notes.ledger = cfg.Ledger.Name()
 		j.info.Finished = time.Now().UTC()
 		j.info.Summary = &summary
 		// The run's records must be finished even when ctx has ended.
@@ -439,7 +439,7 @@ func (j *runJob) summaryOut() io.Writer {
 // run.results_dir (created if missing, as the ledger's folder is), or,
 // when that is an s3:// prefix, uploads it there (with the source's S3
 // settings). It returns where the file went.
-func writeResults(ctx context.Context, cfg Config, led *ledger.Ledger, runID string) (string, error) {
+func writeResults(ctx context.Context, cfg Config, led pipeline.Ledger, runID string) (string, error) {
 	p := ledger.ResultsPath(cfg.Ledger.Path, runID)
 	dir := cfg.Run.ResultsDir
 	write := func(w io.Writer) error { return ledger.WriteCSV(ctx, w, led, pipeline.Filter{RunID: runID}) }
@@ -482,6 +482,9 @@ func writeResults(ctx context.Context, cfg Config, led *ledger.Ledger, runID str
 func redactedArgs() string {
 	args := make([]string, len(os.Args))
 	for i, a := range os.Args {
+		if i := strings.Index(a, "postgres"); i >= 0 && ledger.IsURL(a[i:]) {
+			a = a[:i] + ledger.RedactURL(a[i:])
+		}
 		lower := strings.ToLower(a)
 		if strings.Contains(lower, "token") || strings.Contains(lower, "secret") || strings.Contains(lower, "password") {
 			if k, _, ok := strings.Cut(a, "="); ok {

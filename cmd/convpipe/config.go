@@ -156,6 +156,7 @@ func loadConfig(path string) (Config, error) {
 	if c.Ledger.Path == "" {
 		c.Ledger.Path = ledger.DefaultPath
 	}
+	c.Ledger = c.Ledger.WithEnv(os.Getenv)
 	c.Sink = c.Sink.WithDefaults()
 	c.Group = c.Group.WithDefaults()
 	return c, nil

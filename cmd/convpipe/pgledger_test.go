@@ -1,0 +1,102 @@
+package main
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"convpipe/ledger"
+	"convpipe/ledger/pgtest"
+	"convpipe/pipeline"
+)
+
+// TestPostgresLedger runs the binary with its ledger in a real PostgreSQL
+// (CONVPIPE_LEDGER_URL, the password in PGPASSWORD): a database without a
+// ledger and a wrong password stop the run before any request; `ledger
+// init` makes the ledger; a run, its rerun (nothing resent), `ledger
+// export`, `show` and `runs` work on it; a second run while one holds the
+// ledger exits 4; and the password appears in no output.
+func TestPostgresLedger(t *testing.T) {
+	srv, err := pgtest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	if err := srv.CreateDatabase(t.Context(), "ledger"); err != nil {
+		t.Fatal(err)
+	}
+	url := srv.URL("ledger")
+	w := newWorkspace(t, simOpts{}, cfgOpts{Location: "export/"})
+	copyDir(t, filepath.Join(repoRoot, "samples", "export"), w.path("export"))
+	base := w.env
+	w.env = append(append([]string{}, base...), ledger.URLEnv+"="+url, "PGPASSWORD="+pgtest.Password)
+	secretFree := func(r result) {
+		t.Helper()
+		if strings.Contains(r.stdout+r.stderr, pgtest.Password) {
+			t.Errorf("the output holds the database password:\n%s", r)
+		}
+	}
+
+	r := w.mustRun(exitFatal)
+	secretFree(r)
+	if !strings.Contains(r.stderr, "holds no convpipe ledger") || !strings.Contains(r.stderr, "ledger init") || len(w.sim.Requests()) != 0 {
+		t.Fatalf("a run on a database without a ledger: want exit 1, no request, and how to make one\n%s", r)
+	}
+	w.env = append(append([]string{}, base...), ledger.URLEnv+"="+url, "PGPASSWORD=wrong-"+pgtest.Password)
+	r = w.mustRun(exitFatal)
+	secretFree(r)
+	if !strings.Contains(r.stderr, "password authentication failed") || len(w.sim.Requests()) != 0 {
+		t.Fatalf("a run with a wrong password: want exit 1 and no request\n%s", r)
+	}
+	w.env = append(append([]string{}, base...), ledger.URLEnv+"="+url, "PGPASSWORD="+pgtest.Password)
+
+	if r := w.exec("ledger", "init"); r.code != 0 || !strings.Contains(r.stdout, "is ready") {
+		t.Fatalf("ledger init:\n%s", r)
+	}
+	r = w.mustRun(exitAttention)
+	secretFree(r)
+	got := acceptedIDs(w.sim)
+	if len(got) == 0 {
+		t.Fatalf("nothing accepted:\n%s", r)
+	}
+	if !strings.Contains(r.stdout, "ledger    postgres://"+pgtest.User+"@") {
+		t.Errorf("the summary does not name the PostgreSQL ledger:\n%s", r.stdout)
+	}
+	before := len(w.sim.Requests())
+	for _, args := range [][]string{nil, {"--all"}} {
+		r := w.run(args...)
+		secretFree(r)
+		if n := len(w.sim.Requests()) - before; n != 0 || r.code > exitAttention {
+			t.Fatalf("rerun %v made %d requests, want 0\n%s", args, n, r)
+		}
+	}
+
+	r = w.exec("ledger", "export", "--format", "jsonl", "--state", "accepted")
+	if r.code != 0 || strings.Count(r.stdout, "\n") != len(got) {
+		t.Errorf("ledger export: want %d accepted entries\n%s", len(got), r)
+	}
+	var id string
+	for id = range got {
+		break
+	}
+	if r := w.exec("ledger", "show", id, "--ledger", url); r.code != 0 || !strings.Contains(r.stdout, `"state": "accepted"`) {
+		t.Errorf("ledger show %s:\n%s", id, r)
+	}
+	if r := w.exec("ledger", "runs"); r.code != 0 || strings.Count(r.stdout, "\n") != 3 {
+		t.Errorf("ledger runs: want three runs\n%s", r)
+	}
+
+	t.Setenv("PGPASSWORD", pgtest.Password)
+	held, err := ledger.OpenPostgres(t.Context(), url, "", ledger.Options{Command: "the test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := held.BeginRun(t.Context(), pipeline.RunInfo{ID: "holder-run"}); err != nil {
+		t.Fatal(err)
+	}
+	r = w.mustRun(exitLocked)
+	held.Close()
+	if !strings.Contains(r.stderr, "locked by another run") || !strings.Contains(r.stderr, "run holder-run") {
+		t.Errorf("a run while another holds the ledger: want exit 4 naming the holder\n%s", r)
+	}
+}

@@ -1,0 +1,171 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// pgSchema is the PostgreSQL schema (namespace) that holds a ledger's
+// tables. One database holds one ledger.
+const pgSchema = "convpipe"
+
+// pgMigrations are the PostgreSQL schema's steps; meta's schema_version
+// is the number of steps applied. Append new steps; never edit an old one.
+//
+// As in the SQLite ledger, times are bigint nanoseconds since the Unix
+// epoch, UTC (read them with to_timestamp(created/1e9)), and messages and
+// refs are JSON texts, NULL when empty. The keys (event type, OrderId and
+// an object's key) come from shops' files and are kept byte for byte,
+// invalid UTF-8 included, as bytea (read them with
+// convert_from(order_id, 'UTF8')); bytea sorts bytewise, as SQLite sorts
+// them. Run ids sort bytewise too (COLLATE "C").
+var pgMigrations = []string{
+	// 1: the first schema.
+	`CREATE SCHEMA IF NOT EXISTS convpipe;
+	CREATE TABLE convpipe.meta (
+		name  text PRIMARY KEY,
+		value text NOT NULL
+	);
+	CREATE TABLE convpipe.conversions (
+		event_type    bytea NOT NULL,
+		order_id      bytea NOT NULL,
+		state         text NOT NULL CHECK (state IN ('pending','accepted','rejected','failed','invalid','skipped','changed')),
+		payload_hash  text NOT NULL DEFAULT '',
+		sent_hash     text NOT NULL DEFAULT '',
+		attempts      integer NOT NULL DEFAULT 0,
+		http_status   integer NOT NULL DEFAULT 0,
+		messages      text,
+		submission_id text NOT NULL DEFAULT '',
+		queued_uri    text NOT NULL DEFAULT '',
+		maybe_sent    boolean NOT NULL DEFAULT false,
+		refs          text,
+		run_id        text COLLATE "C" NOT NULL DEFAULT '',
+		created       bigint NOT NULL,
+		updated       bigint NOT NULL,
+		PRIMARY KEY (event_type, order_id)
+	);
+	CREATE INDEX conversions_state ON convpipe.conversions (state);
+	CREATE INDEX conversions_run ON convpipe.conversions (run_id);
+	CREATE INDEX conversions_order ON convpipe.conversions (order_id);
+	CREATE TABLE convpipe.objects (
+		key          bytea PRIMARY KEY,
+		etag         text NOT NULL,
+		size         bigint NOT NULL,
+		modtime      bigint NOT NULL,
+		run_id       text NOT NULL,
+		processed_at bigint NOT NULL
+	);
+	CREATE TABLE convpipe.runs (
+		id       text COLLATE "C" PRIMARY KEY,
+		started  bigint NOT NULL,
+		finished bigint,
+		args     text NOT NULL DEFAULT '',
+		summary  text
+	);
+	CREATE TABLE convpipe.holders (
+		lock_key bigint PRIMARY KEY,
+		holder   text NOT NULL
+	);`,
+}
+
+// pgSchemaVersion is the version this code reads and writes.
+var pgSchemaVersion = len(pgMigrations)
+
+// pgMigrateLock is the transaction-level advisory lock that migrations
+// take, so that two runners migrating at once apply each step once: the
+// second waits, then finds the schema up to date.
+const pgMigrateLock = 0x63704c47_4d494752 // "cpLGMIGR"
+
+// pgRunLock is the session-level advisory lock that a ledger opened for
+// a run holds (see Postgres).
+const pgRunLock = 0x63704c47_52554e31 // "cpLGRUN1"
+
+// errNoSchema marks a database that holds no ledger.
+var errNoSchema = errors.New("the database holds no convpipe ledger")
+
+// noSchemaError is the error for a database that holds no ledger.
+func noSchemaError(name string) error {
+	return fmt.Errorf("ledger %s: %w (no schema %q): check that the URL names the right database; `convpipe ledger init` makes a new ledger there", name, errNoSchema, pgSchema)
+}
+
+// pgQuerier is what pgCheckSchema needs of a connection, a pool or a
+// transaction.
+type pgQuerier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// pgCheckSchema returns the ledger's schema version: 0 when the database
+// has no convpipe schema at all; an error for a schema that is damaged
+// (its tables missing) or newer than this code knows.
+func pgCheckSchema(ctx context.Context, q pgQuerier, name string) (int, error) {
+	var hasSchema, hasMeta bool
+	err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1),
+		to_regclass($2) IS NOT NULL`, pgSchema, pgSchema+".meta").Scan(&hasSchema, &hasMeta)
+	if err != nil {
+		return 0, fmt.Errorf("ledger %s: read schema: %w", name, err)
+	}
+	if !hasSchema {
+		return 0, nil
+	}
+	if !hasMeta {
+		return 0, fmt.Errorf("ledger %s: schema %q exists but has no table meta: not a convpipe ledger, or a damaged one (restore it from a backup)", name, pgSchema)
+	}
+	var v string
+	err = q.QueryRow(ctx, `SELECT value FROM convpipe.meta WHERE name = 'schema_version'`).Scan(&v)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, fmt.Errorf("ledger %s: schema %q has no schema_version: a damaged ledger (restore it from a backup)", name, pgSchema)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("ledger %s: read schema version: %w", name, err)
+	}
+	version, err := strconv.Atoi(v)
+	if err != nil || version < 1 {
+		return 0, fmt.Errorf("ledger %s: schema_version %q is not a version", name, v)
+	}
+	if version > pgSchemaVersion {
+		return 0, fmt.Errorf("ledger %s: schema version %d is newer than this convpipe knows (%d); use a newer convpipe", name, version, pgSchemaVersion)
+	}
+	return version, nil
+}
+
+// pgMigrate brings the ledger's schema to pgSchemaVersion in one
+// transaction, under pgMigrateLock. A database without the schema is
+// made a ledger only when create is set; otherwise it is an error
+// wrapping errNoSchema.
+func pgMigrate(ctx context.Context, conn *pgx.Conn, name string, create bool) error {
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("ledger %s: begin migration: %w", name, err)
+	}
+	defer tx.Rollback(context.Background())
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(pgMigrateLock)); err != nil {
+		return fmt.Errorf("ledger %s: take the migration lock: %w", name, err)
+	}
+	version, err := pgCheckSchema(ctx, tx, name)
+	if err != nil {
+		return err
+	}
+	if version == pgSchemaVersion {
+		return nil
+	}
+	if version == 0 && !create {
+		return noSchemaError(name)
+	}
+	for i := version; i < pgSchemaVersion; i++ {
+		if _, err := tx.Exec(ctx, pgMigrations[i]); err != nil {
+			return fmt.Errorf("ledger %s: migrate to schema version %d: %w", name, i+1, err)
+		}
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO convpipe.meta (name, value) VALUES ('schema_version', $1)
+		ON CONFLICT (name) DO UPDATE SET value = excluded.value`, strconv.Itoa(pgSchemaVersion)); err != nil {
+		return fmt.Errorf("ledger %s: set schema version: %w", name, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("ledger %s: commit migration: %w", name, err)
+	}
+	return nil
+}
