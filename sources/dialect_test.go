@@ -153,6 +153,19 @@ func TestCSVDialects(t *testing.T) {
 			want:  "file error: F:1: header: the header has 1 column \"Bestellnummer;Bestelldatum;…\": is the delimiter ';'? (source.csv.delimiter is ','; auto detects it)\n",
 		},
 		{
+			name:  "gzip, then windows-1252",
+			csv:   CSVConfig{Encoding: "windows-1252"},
+			input: gzipBytes(t, []byte("Stra\xdfe;Preis\r\nHauptstra\xdfe 1;5,00 \x80\r\n")),
+			want:  "header: [\"Straße\",\"Preis\"]\n2 [\"Hauptstraße 1\",\"5,00 €\"]\nEOF\n",
+		},
+		{
+			name:  "limits count the decoded bytes",
+			csv:   CSVConfig{Encoding: "latin-1", MaxRecordBytes: 16},
+			input: []byte("a,b\n\xe9\xe9\xe9\xe9\xe9\xe9\xe9\xe9\xe9\xe9,x\nok,y\n"),
+			want: "header: [\"a\",\"b\"]\n2 error: F:2: record of more than 16 bytes (source.csv.max_record_bytes)\n" +
+				"3 [\"ok\",\"y\"]\nEOF\n",
+		},
+		{
 			name:  "auto after decoding",
 			csv:   CSVConfig{Encoding: "utf-16"},
 			input: utf16("a\tb\nx\ty\n", false, true),
