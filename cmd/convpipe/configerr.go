@@ -59,15 +59,7 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string) []error {
 func checkStructKeys(n *yaml.Node, t reflect.Type, path string) []error {
 	fields := map[string]reflect.Type{}
 	var names []string
-	for i := range t.NumField() {
-		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		if !f.IsExported() || name == "-" || name == "" {
-			continue
-		}
-		fields[name] = f.Type
-		names = append(names, name)
-	}
+	structKeys(t, fields, &names)
 	var errs []error
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
@@ -79,6 +71,27 @@ func checkStructKeys(n *yaml.Node, t reflect.Type, path string) []error {
 		errs = append(errs, checkKeys(v, ft, join(path, k.Value))...)
 	}
 	return errs
+}
+
+// structKeys adds the YAML keys of the struct t, those of its inline
+// structs included, to fields (with their types) and names (in order).
+func structKeys(t reflect.Type, fields map[string]reflect.Type, names *[]string) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if !f.IsExported() || name == "-" {
+			continue
+		}
+		if opts == "inline" && f.Type.Kind() == reflect.Struct {
+			structKeys(f.Type, fields, names)
+			continue
+		}
+		if name == "" {
+			name = strings.ToLower(f.Name) // the YAML library's default
+		}
+		fields[name] = f.Type
+		*names = append(*names, name)
+	}
 }
 
 // unknownKey says that name is not a key, with the closest of known.
