@@ -93,28 +93,34 @@ func unknownField(name string, item bool) string {
 	return "unknown " + level + " field"
 }
 
-// closest returns the catalogue name nearest to name by edit distance
+// closest returns the catalogue name nearest to name, as closestName
+// finds it.
+func closest(name string, c *catalogue) string {
+	names := make([]string, len(c.list))
+	for i, d := range c.list {
+		names[i] = d.name
+	}
+	return closestName(name, names)
+}
+
+// closestName returns the one of names nearest to name by edit distance
 // (case-insensitive), where a name that name abbreviates ("ItemQty" of
 // "ItemQuantity") counts as one edit away, or "" when none is near
 // enough.
-func closest(name string, c *catalogue) string {
+func closestName(name string, names []string) string {
 	lname := strings.ToLower(name)
 	best, bestD := "", 1<<30
-	for _, d := range c.list {
-		lk := strings.ToLower(d.name)
+	for _, n := range names {
+		lk := strings.ToLower(n)
 		dist := editDistance(lname, lk)
 		if abbreviates(lname, lk) {
 			dist = min(dist, 1)
 		}
 		if dist < bestD {
-			best, bestD = d.name, dist
+			best, bestD = n, dist
 		}
 	}
-	limit := len(name)/3 + 1
-	if limit < 2 {
-		limit = 2
-	}
-	if bestD > limit {
+	if bestD > max(2, len(name)/3+1) {
 		return ""
 	}
 	return best

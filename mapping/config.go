@@ -169,6 +169,9 @@ func (t *Transform) UnmarshalYAML(n *yaml.Node) error {
 		case "sha1", "sha256":
 			t.Hash = n.Value
 		default:
+			if best := closestName(n.Value, transformKeys); best != "" {
+				return fmt.Errorf("line %d: unknown transform %q; did you mean %s?", n.Line, n.Value, best)
+			}
 			return fmt.Errorf("line %d: unknown transform %q (known: %s)", n.Line, n.Value, strings.Join(transformKeys, ", "))
 		}
 		return nil
@@ -338,7 +341,7 @@ func checkStrict(n *yaml.Node, t reflect.Type, what string) error {
 			k, v := n.Content[i], n.Content[i+1]
 			ft, ok := fields[k.Value]
 			if !ok {
-				errs = append(errs, fmt.Errorf("line %d: unknown key %q in %s (known: %s)", k.Line, k.Value, what, strings.Join(names, ", ")))
+				errs = append(errs, unknownKeyError(k, what, names))
 				continue
 			}
 			if reflect.PointerTo(ft).Implements(unmarshalerType) || ft.Implements(unmarshalerType) {
@@ -367,6 +370,15 @@ func checkStrict(n *yaml.Node, t reflect.Type, what string) error {
 }
 
 var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
+
+// unknownKeyError is the error of the key k that the mapping what (a
+// field, a transform) has no field for, with the closest of names.
+func unknownKeyError(k *yaml.Node, what string, names []string) error {
+	if best := closestName(k.Value, names); best != "" {
+		return fmt.Errorf("line %d: unknown key %q in %s; did you mean %s?", k.Line, k.Value, what, best)
+	}
+	return fmt.Errorf("line %d: unknown key %q in %s (known: %s)", k.Line, k.Value, what, strings.Join(names, ", "))
+}
 
 // sortedKeys returns the keys of m in order, so that errors are stable.
 func sortedKeys(m map[string]FieldSpec) []string {

@@ -663,9 +663,8 @@ func (m *Mapping) reportDisagreements(dis []disagreement, base *pipeline.Row, va
 }
 
 // buildItems adds one item per kept line, checking each value and that
-// there are at most max_items; checkStructure checks the items as a
-// whole. backing has room for every item field and
-// is not shared.
+// there are at most max_items (checkStructure checks the items as a
+// whole). backing has room for every item field and is not shared.
 func (m *Mapping) buildItems(conv *pipeline.Conversion, backing []pipeline.Field, kept []pipeline.Row, cols *columns, probs *problems) {
 	if len(kept) > m.maxItems {
 		probs.add("Items", "", fmt.Sprintf("%d lines: at most %d items per conversion (mapping.max_items)", len(kept), m.maxItems),

@@ -72,6 +72,66 @@ func agreeLines() []map[string]string {
 	}
 }
 
+// agreeChange sets one cell of an agreement case: of an item column on
+// one line (0 or 1; 2 and up add lines like the second), of an order
+// column on every line.
+type agreeChange struct {
+	line       int
+	col, value string
+}
+
+// agreeCase is an order that breaks one rule.
+type agreeCase struct {
+	rule    rules.Rule
+	changes []agreeChange
+	// field is what both checkers name; mapField and simField when they
+	// name it differently.
+	field, mapField, simField string
+}
+
+var agreeCases = []agreeCase{
+	{rule: rules.None},
+	{rule: rules.NotUTF8, changes: []agreeChange{{0, "note", "caf\xe9"}}, field: "Note"},
+	{rule: rules.TooLong, changes: []agreeChange{{0, "note", strings.Repeat("é", 256)}}, field: "Note"},
+	{rule: rules.TooLong, changes: []agreeChange{{0, "order_id", strings.Repeat("9", 65)}}, field: "OrderId"},
+	{rule: rules.NotID, changes: []agreeChange{{0, "campaign_id", "x1"}}, field: "CampaignId"},
+	{rule: rules.NotID, changes: []agreeChange{{0, "event_type_id", "12345678901"}}, field: "EventTypeId"},
+	{rule: rules.NotNumber, changes: []agreeChange{{0, "numeric1", "fifty"}}, field: "Numeric1"},
+	{rule: rules.NotNumber, changes: []agreeChange{{1, "line_total", "1.234,56"}}, field: "ItemSubTotal2"},
+	{rule: rules.NotNumber, changes: []agreeChange{{1, "qty", "two"}}, field: "ItemQuantity2"},
+	{rule: rules.NotWhole, changes: []agreeChange{{1, "qty", "1.5"}}, field: "ItemQuantity2"},
+	{rule: rules.NotPositive, changes: []agreeChange{{0, "qty", "0"}}, field: "ItemQuantity1"},
+	{rule: rules.NotPositive, changes: []agreeChange{{0, "qty", "-1"}}, field: "ItemQuantity1"},
+	{rule: rules.MoneyDecimals, changes: []agreeChange{{0, "price", "10.005"}}, field: "ItemPrice1"},
+	{rule: rules.NotDate, changes: []agreeChange{{0, "date1", "tomorrow"}}, field: "Date1"},
+	{rule: rules.NotDate, changes: []agreeChange{{0, "event_date", "01/12/2023"}}, field: "EventDate"},
+	{rule: rules.NoOffset, changes: []agreeChange{{0, "date1", "2023-12-01T10:00:00"}}, field: "Date1"},
+	{rule: rules.NotDigest, changes: []agreeChange{{0, "customer_email", "jane@example.com"}}, field: "CustomerEmail"},
+	{rule: rules.NotDigest, changes: []agreeChange{{0, "customer_email", strings.Repeat("ab", 21)}}, field: "CustomerEmail"},
+	{rule: rules.NotCurrency, changes: []agreeChange{{0, "currency", "usd"}}, field: "CurrencyCode"},
+	{rule: rules.NotBool, changes: []agreeChange{{0, "gift", "yes"}}, field: "GiftPurchase"},
+	{rule: rules.NotIP, changes: []agreeChange{{0, "ip", "1.2.3"}}, field: "IpAddress"},
+	{rule: rules.PersonalID, changes: []agreeChange{{0, "customer_id", "jane@example.com"}}, field: "CustomerId"},
+	{rule: rules.EmailInValue, changes: []agreeChange{{0, "note", "from jane@example.com"}}, mapField: "Note"},
+	{rule: rules.ControlInID, changes: []agreeChange{{0, "order_id", "O\x01-1"}}, mapField: "OrderId"},
+	{rule: rules.NowRefused, changes: []agreeChange{{0, "event_date", "NOW"}}, mapField: "EventDate"},
+	{rule: rules.FutureDate, changes: []agreeChange{{0, "event_date", "2099-01-01T00:00:00Z"}}, mapField: "EventDate"},
+	{rule: rules.NoEventType, changes: []agreeChange{{0, "event_type_id", ""}}, field: "EventTypeId"},
+	{rule: rules.NoAttribution, changes: []agreeChange{{0, "click_id", ""}}, mapField: "", simField: "ClickId"},
+	{rule: rules.NoEventDate, changes: []agreeChange{{0, "event_date", ""}}, field: "EventDate"},
+	{rule: rules.NoCampaign, changes: []agreeChange{{0, "campaign_id", ""}}, field: "CampaignId"},
+	{rule: rules.NoOrderID, changes: []agreeChange{{0, "order_id", ""}}, field: "OrderId"},
+	{rule: rules.SubTotalInItems, changes: []agreeChange{{0, "subtotal", "99.90"}}, field: "OrderSubTotalPostDiscount"},
+	{rule: rules.ItemGap, changes: []agreeChange{{0, "sku", ""}, {0, "category", ""}, {0, "qty", ""}, {0, "price", ""}},
+		mapField: "Item1", simField: "ItemSku1"},
+	{rule: rules.ItemRequired, changes: []agreeChange{{1, "category", ""}}, field: "ItemCategory2"},
+	{rule: rules.ItemRequired, changes: []agreeChange{{0, "sku", ""}}, field: "ItemSku1"},
+	{rule: rules.ItemRequired, changes: []agreeChange{{1, "qty", ""}}, field: "ItemQuantity2"},
+	{rule: rules.PriceAndTotal, changes: []agreeChange{{0, "line_total", "10"}}, field: "ItemSubTotal1"},
+	{rule: rules.NoPriceOrTotal, changes: []agreeChange{{1, "line_total", ""}}, field: "ItemPrice2"},
+	{rule: rules.TooManyItems, changes: []agreeChange{{2, "sku", "S3"}, {3, "sku", "S4"}}, mapField: "Items"},
+}
+
 // TestValidatorAndSimulatorAgree runs every rule of convpipe/pipeline/rules
 // through both checkers, convpipe's mapping (what `convpipe validate`
 // reports before anything is sent) and the simulator (what the API
@@ -79,61 +139,9 @@ func agreeLines() []map[string]string {
 // same field, except for convpipe's own Policy rules, which only the
 // mapping applies. Every rule of the table needs a case.
 func TestValidatorAndSimulatorAgree(t *testing.T) {
-	type change struct {
-		line       int // of an item column: 0 or 1; 2 and up add lines like the second
-		col, value string
-	}
-	tests := []struct {
-		rule    rules.Rule
-		changes []change
-		// field is what both name; mapField and simField when they
-		// name it differently.
-		field, mapField, simField string
-	}{
-		{rule: rules.None},
-		{rule: rules.NotUTF8, changes: []change{{0, "note", "caf\xe9"}}, field: "Note"},
-		{rule: rules.TooLong, changes: []change{{0, "note", strings.Repeat("é", 256)}}, field: "Note"},
-		{rule: rules.TooLong, changes: []change{{0, "order_id", strings.Repeat("9", 65)}}, field: "OrderId"},
-		{rule: rules.NotID, changes: []change{{0, "campaign_id", "x1"}}, field: "CampaignId"},
-		{rule: rules.NotID, changes: []change{{0, "event_type_id", "12345678901"}}, field: "EventTypeId"},
-		{rule: rules.NotNumber, changes: []change{{0, "numeric1", "fifty"}}, field: "Numeric1"},
-		{rule: rules.NotNumber, changes: []change{{1, "line_total", "1.234,56"}}, field: "ItemSubTotal2"},
-		{rule: rules.NotNumber, changes: []change{{1, "qty", "two"}}, field: "ItemQuantity2"},
-		{rule: rules.NotWhole, changes: []change{{1, "qty", "1.5"}}, field: "ItemQuantity2"},
-		{rule: rules.NotPositive, changes: []change{{0, "qty", "0"}}, field: "ItemQuantity1"},
-		{rule: rules.NotPositive, changes: []change{{0, "qty", "-1"}}, field: "ItemQuantity1"},
-		{rule: rules.MoneyDecimals, changes: []change{{0, "price", "10.005"}}, field: "ItemPrice1"},
-		{rule: rules.NotDate, changes: []change{{0, "date1", "tomorrow"}}, field: "Date1"},
-		{rule: rules.NotDate, changes: []change{{0, "event_date", "01/12/2023"}}, field: "EventDate"},
-		{rule: rules.NoOffset, changes: []change{{0, "date1", "2023-12-01T10:00:00"}}, field: "Date1"},
-		{rule: rules.NotDigest, changes: []change{{0, "customer_email", "jane@example.com"}}, field: "CustomerEmail"},
-		{rule: rules.NotDigest, changes: []change{{0, "customer_email", strings.Repeat("ab", 21)}}, field: "CustomerEmail"},
-		{rule: rules.NotCurrency, changes: []change{{0, "currency", "usd"}}, field: "CurrencyCode"},
-		{rule: rules.NotBool, changes: []change{{0, "gift", "yes"}}, field: "GiftPurchase"},
-		{rule: rules.NotIP, changes: []change{{0, "ip", "1.2.3"}}, field: "IpAddress"},
-		{rule: rules.PersonalID, changes: []change{{0, "customer_id", "jane@example.com"}}, field: "CustomerId"},
-		{rule: rules.EmailInValue, changes: []change{{0, "note", "from jane@example.com"}}, mapField: "Note"},
-		{rule: rules.ControlInID, changes: []change{{0, "order_id", "O\x01-1"}}, mapField: "OrderId"},
-		{rule: rules.NowRefused, changes: []change{{0, "event_date", "NOW"}}, mapField: "EventDate"},
-		{rule: rules.FutureDate, changes: []change{{0, "event_date", "2099-01-01T00:00:00Z"}}, mapField: "EventDate"},
-		{rule: rules.NoEventType, changes: []change{{0, "event_type_id", ""}}, field: "EventTypeId"},
-		{rule: rules.NoAttribution, changes: []change{{0, "click_id", ""}}, mapField: "", simField: "ClickId"},
-		{rule: rules.NoEventDate, changes: []change{{0, "event_date", ""}}, field: "EventDate"},
-		{rule: rules.NoCampaign, changes: []change{{0, "campaign_id", ""}}, field: "CampaignId"},
-		{rule: rules.NoOrderID, changes: []change{{0, "order_id", ""}}, field: "OrderId"},
-		{rule: rules.SubTotalInItems, changes: []change{{0, "subtotal", "99.90"}}, field: "OrderSubTotalPostDiscount"},
-		{rule: rules.ItemGap, changes: []change{{0, "sku", ""}, {0, "category", ""}, {0, "qty", ""}, {0, "price", ""}},
-			mapField: "Item1", simField: "ItemSku1"},
-		{rule: rules.ItemRequired, changes: []change{{1, "category", ""}}, field: "ItemCategory2"},
-		{rule: rules.ItemRequired, changes: []change{{0, "sku", ""}}, field: "ItemSku1"},
-		{rule: rules.ItemRequired, changes: []change{{1, "qty", ""}}, field: "ItemQuantity2"},
-		{rule: rules.PriceAndTotal, changes: []change{{0, "line_total", "10"}}, field: "ItemSubTotal1"},
-		{rule: rules.NoPriceOrTotal, changes: []change{{1, "line_total", ""}}, field: "ItemPrice2"},
-		{rule: rules.TooManyItems, changes: []change{{2, "sku", "S3"}, {3, "sku", "S4"}}, mapField: "Items"},
-	}
 	m := agreeMapper(t)
 	covered := map[rules.Rule]bool{}
-	for _, tc := range tests {
+	for _, tc := range agreeCases {
 		covered[tc.rule] = true
 		t.Run(tc.rule.String()+"/"+tc.field+tc.mapField, func(t *testing.T) {
 			lines := agreeLines()
@@ -181,44 +189,53 @@ func TestValidatorAndSimulatorAgree(t *testing.T) {
 			}
 		})
 	}
-	t.Run("wire rules", func(t *testing.T) {
-		for _, tc := range []struct {
-			rule   rules.Rule
-			change func(url.Values)
-			field  string
-		}{
-			{rules.SentTwice, func(v url.Values) { v.Add("OrderId", "O-2") }, "OrderId"},
-			{rules.UnknownField, func(v url.Values) { v.Set("ItemColour1", "red") }, "ItemColour1"},
-			{rules.UnknownField, func(v url.Values) { v.Set("Text51", "x") }, "Text51"},
-			{rules.BadItemIndex, func(v url.Values) { v.Set("ItemName0", "x") }, "ItemName0"},
-		} {
-			covered[tc.rule] = true
-			v := valid()
-			tc.change(v)
-			if got := validate(v); len(got) != 1 || got[0].Field != tc.field {
-				t.Errorf("%s: the simulator answers %+v, want one error for %s", tc.rule, got, tc.field)
-			}
-		}
-		// The mapping refuses unknown fields when it compiles.
-		for _, name := range []string{"ItemColour", "Text51"} {
-			level := "items"
-			if name == "Text51" {
-				level = "fields"
-			}
-			y := strings.Replace(agreeMapping, "\n"+level+":\n", "\n"+level+":\n  "+name+": note\n", 1)
-			if cfg, err := mapping.ParseConfig([]byte(y)); err == nil {
-				if _, err = mapping.New(cfg); err == nil {
-					t.Errorf("the mapping accepts the unknown field %s", name)
-				}
-			}
-		}
-	})
+	for _, tc := range wireCases {
+		covered[tc.rule] = true
+	}
 	for r := rules.Rule(0); int(r) < len(rules.All); r++ {
 		if !covered[r] {
 			t.Errorf("rule %s has no case", r)
 		}
 		if d := rules.All[r]; d.Rule != r || d.Name == "" || r != rules.None && (d.Says == "" || d.Class != rules.Policy && d.Answer == nil) {
 			t.Errorf("rule %d: incomplete entry %+v", r, d)
+		}
+	}
+}
+
+// wireCases are hand-made requests that break a Wire rule, which the
+// mapping cannot send.
+var wireCases = []struct {
+	rule   rules.Rule
+	change func(url.Values)
+	field  string
+}{
+	{rules.SentTwice, func(v url.Values) { v.Add("OrderId", "O-2") }, "OrderId"},
+	{rules.UnknownField, func(v url.Values) { v.Set("ItemColour1", "red") }, "ItemColour1"},
+	{rules.UnknownField, func(v url.Values) { v.Set("Text51", "x") }, "Text51"},
+	{rules.BadItemIndex, func(v url.Values) { v.Set("ItemName0", "x") }, "ItemName0"},
+}
+
+// TestWireRules checks the rules only a hand-made request can break: the
+// simulator refuses each, and the mapping refuses an unknown field when it
+// compiles.
+func TestWireRules(t *testing.T) {
+	for _, tc := range wireCases {
+		v := valid()
+		tc.change(v)
+		if got := validate(v); len(got) != 1 || got[0].Field != tc.field {
+			t.Errorf("%s: the simulator answers %+v, want one error for %s", tc.rule, got, tc.field)
+		}
+	}
+	for _, name := range []string{"ItemColour", "Text51"} {
+		level := "items"
+		if name == "Text51" {
+			level = "fields"
+		}
+		y := strings.Replace(agreeMapping, "\n"+level+":\n", "\n"+level+":\n  "+name+": note\n", 1)
+		if cfg, err := mapping.ParseConfig([]byte(y)); err == nil {
+			if _, err = mapping.New(cfg); err == nil {
+				t.Errorf("the mapping accepts the unknown field %s", name)
+			}
 		}
 	}
 }

@@ -7,6 +7,9 @@
 // bursts) or scripted one request at a time, and changed while it runs.
 //
 // It keeps what it accepted and every request it saw, so that a test can
-// assert exactly what arrived and when. Its checks are written from the
-// API's documentation, independently of convpipe's own mapping checks.
+// assert exactly what arrived and when. Its checks are the API's rules in
+// convpipe/pipeline/rules, written from the API's documentation: the table
+// the mapping checks every order by, so that what `convpipe validate`
+// passes, the simulator accepts (convpipe's own stricter rules, marked
+// Policy there, it leaves out). Its answers' wording is the API's.
 package sim

@@ -72,6 +72,12 @@ func TestValidate(t *testing.T) {
 		{"item date", func(v url.Values) { v.Set("ItemDate1_2", "tomorrow") }, []string{"ItemDate1_2: Invalid date format (tomorrow)"}},
 		{"unknown item field", func(v url.Values) { v.Set("ItemColour1", "red") }, []string{"ItemColour1: Unknown item field"}},
 		{"sent twice", func(v url.Values) { v.Add("OrderId", "O-2") }, []string{"OrderId: Field sent more than once"}},
+		{"no category", func(v url.Values) { v.Del("ItemCategory2") }, []string{"ItemCategory2: ItemCategory2 is required with item data"}},
+		{"empty category", func(v url.Values) { v.Set("ItemCategory1", "") }, []string{"ItemCategory1: ItemCategory1 is required with item data"}},
+		{"date-time without offset", func(v url.Values) { v.Set("EventDate", "2023-12-01T23:55:24") }, []string{"EventDate: Invalid date format (2023-12-01T23:55:24)"}},
+		{"ip address", func(v url.Values) { v.Set("IpAddress", "10.0.0.256") }, []string{"IpAddress: Invalid IP address"}},
+		{"unknown order field", func(v url.Values) { v.Set("OrderColour", "red") }, []string{"OrderColour: Unknown field"}},
+		{"sku too long", func(v url.Values) { v.Set("ItemSku1", strings.Repeat("s", 256)) }, []string{"ItemSku1: Value too long: 256 characters, at most 255"}},
 		{"several at once", func(v url.Values) { v.Del("OrderId"); v.Set("CampaignId", "x") }, []string{
 			"CampaignId: Invalid numeric format (x)", "OrderId: OrderId is required",
 		}},

@@ -122,12 +122,13 @@ type CSVConfig struct {
 	// LazyQuotes lets a quote appear in an unquoted field and a
 	// non-doubled quote in a quoted field (encoding/csv's LazyQuotes).
 	LazyQuotes bool `yaml:"lazy_quotes"`
-	// MaxFieldBytes is the largest value a row may hold; a larger one is a
-	// row error naming the field. 0 means DefaultMaxFieldBytes.
+	// MaxFieldBytes is the largest value a row may hold, in bytes of
+	// UTF-8 (after decoding, see Encoding); a larger one is a row error
+	// naming the field. 0 means DefaultMaxFieldBytes.
 	MaxFieldBytes int `yaml:"max_field_bytes"`
 	// MaxRecordBytes is the largest record the reader holds, counting
-	// every byte of it (quoted line breaks included) but the line feed
-	// that ends it. It is checked as the bytes are read, so a longer
+	// every byte of it in UTF-8, after decoding (quoted line breaks
+	// included), but the line feed that ends it. It is checked as the bytes are read, so a longer
 	// record is never held whole: it is a row error naming its line, and
 	// reading goes on after the line break that ends it (outside quotes);
 	// a longer header is a file error. 0 means DefaultMaxRecordBytes, or

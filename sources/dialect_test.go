@@ -1,9 +1,15 @@
 package sources
 
 import (
+	"bytes"
+	"errors"
+	"io"
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode/utf8"
+
+	"convpipe/pipeline"
 )
 
 // utf16 encodes s as UTF-16 (little-endian unless be), with a byte order
@@ -147,6 +153,19 @@ func TestCSVDialects(t *testing.T) {
 			want:  "file error: F:1: header: the header has 1 column \"Bestellnummer;Bestelldatum;…\": is the delimiter ';'? (source.csv.delimiter is ','; auto detects it)\n",
 		},
 		{
+			name:  "gzip, then windows-1252",
+			csv:   CSVConfig{Encoding: "windows-1252"},
+			input: gzipBytes(t, []byte("Stra\xdfe;Preis\r\nHauptstra\xdfe 1;5,00 \x80\r\n")),
+			want:  "header: [\"Straße\",\"Preis\"]\n2 [\"Hauptstraße 1\",\"5,00 €\"]\nEOF\n",
+		},
+		{
+			name:  "limits count the decoded bytes",
+			csv:   CSVConfig{Encoding: "latin-1", MaxRecordBytes: 16},
+			input: []byte("a,b\n\xe9\xe9\xe9\xe9\xe9\xe9\xe9\xe9\xe9\xe9,x\nok,y\n"),
+			want: "header: [\"a\",\"b\"]\n2 error: F:2: record of more than 16 bytes (source.csv.max_record_bytes)\n" +
+				"3 [\"ok\",\"y\"]\nEOF\n",
+		},
+		{
 			name:  "auto after decoding",
 			csv:   CSVConfig{Encoding: "utf-16"},
 			input: utf16("a\tb\nx\ty\n", false, true),
@@ -218,4 +237,62 @@ func errString(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// FuzzCSVDialect reads arbitrary bytes in each encoding, with the
+// delimiter detected: it must not panic, and what it returns is UTF-8,
+// each row as wide as the header, each error naming the file.
+func FuzzCSVDialect(f *testing.F) {
+	f.Add([]byte("Kunde;Stra\xdfe\r\nM\xfcller;\x80\r\n"), byte(1))
+	f.Add(utf16("a\tb\nü\tx\n", false, true), byte(0))
+	f.Add(utf16("a|b\n1|2\n", true, false), byte(3))
+	f.Add([]byte("\"a;b\",c\n1,2\n"), byte(0))
+	encodings := []string{"", "windows-1252", "latin-1", "utf-16", "utf-16le", "utf-16be"}
+	f.Fuzz(func(t *testing.T, data []byte, enc byte) {
+		set, err := Config{Location: "fuzz.csv", CSV: CSVConfig{Encoding: encodings[int(enc)%len(encodings)], MaxFieldBytes: 1 << 10}}.compile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		obj := &pipeline.Object{Key: "fuzz.csv", Size: int64(len(data))}
+		r, err := newCSVReader(obj, io.NopCloser(bytes.NewReader(data)), set)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "fuzz.csv") {
+				t.Fatalf("open error does not name the file: %v", err)
+			}
+			return
+		}
+		defer r.Close()
+		for _, n := range r.Header().Names() {
+			if !utf8.ValidString(n) {
+				t.Fatalf("header name %q is not UTF-8", n)
+			}
+		}
+		for range len(data) + 2 {
+			row, err := r.Next()
+			var re *pipeline.RowError
+			switch {
+			case errors.Is(err, io.EOF):
+				return
+			case errors.As(err, &re):
+				if re.Object != "fuzz.csv" {
+					t.Fatalf("row error %v does not name the file", re)
+				}
+			case err != nil:
+				if !strings.HasPrefix(err.Error(), "fuzz.csv: ") {
+					t.Fatalf("file error does not name the file: %v", err)
+				}
+				return
+			default:
+				if len(row.Values) != r.Header().Len() {
+					t.Fatalf("row of %d values for %d columns", len(row.Values), r.Header().Len())
+				}
+				for _, v := range row.Values {
+					if !utf8.ValidString(v) {
+						t.Fatalf("value %q is not UTF-8", v)
+					}
+				}
+			}
+		}
+		t.Fatal("reader does not end")
+	})
 }

@@ -59,15 +59,7 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string) []error {
 func checkStructKeys(n *yaml.Node, t reflect.Type, path string) []error {
 	fields := map[string]reflect.Type{}
 	var names []string
-	for i := range t.NumField() {
-		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		if !f.IsExported() || name == "-" || name == "" {
-			continue
-		}
-		fields[name] = f.Type
-		names = append(names, name)
-	}
+	structKeys(t, fields, &names)
 	var errs []error
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
@@ -79,6 +71,27 @@ func checkStructKeys(n *yaml.Node, t reflect.Type, path string) []error {
 		errs = append(errs, checkKeys(v, ft, join(path, k.Value))...)
 	}
 	return errs
+}
+
+// structKeys adds the YAML keys of the struct t, those of its inline
+// structs included, to fields (with their types) and names (in order).
+func structKeys(t reflect.Type, fields map[string]reflect.Type, names *[]string) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if !f.IsExported() || name == "-" {
+			continue
+		}
+		if opts == "inline" && f.Type.Kind() == reflect.Struct {
+			structKeys(f.Type, fields, names)
+			continue
+		}
+		if name == "" {
+			name = strings.ToLower(f.Name) // the YAML library's default
+		}
+		fields[name] = f.Type
+		*names = append(*names, name)
+	}
 }
 
 // unknownKey says that name is not a key, with the closest of known.
@@ -137,6 +150,8 @@ var (
 	// yamlLine is a message of the YAML library: "line 9: ...", maybe
 	// after "yaml: ".
 	yamlLine = regexp.MustCompile(`^(?:yaml: )?line ([0-9]+): (.*)$`)
+	// quotedText is the first quoted value in a message.
+	quotedText = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
 	// typeText is its text of a value of the wrong type.
 	typeText = regexp.MustCompile("^cannot unmarshal !!([a-z]+) `(.*)` into (.+)$")
 )
@@ -147,11 +162,13 @@ var (
 func (f *configFile) place(l string) string {
 	if m := yamlLine.FindStringSubmatch(l); m != nil {
 		line, _ := strconv.Atoi(m[1])
-		text := m[2]
-		key := f.keyAt(line)
+		text, value := m[2], ""
 		if t := typeText.FindStringSubmatch(text); t != nil {
-			text = typeMessage(t[2], t[3])
+			text, value = typeMessage(t[2], t[3]), t[2]
+		} else if q := quotedText.FindStringSubmatch(text); q != nil {
+			value, _ = strconv.Unquote(q[0])
 		}
+		key := f.keyAt(line, value)
 		if key == "" {
 			return fmt.Sprintf("%s:%d: %s", f.name, line, text)
 		}
@@ -245,41 +262,52 @@ func splitPath(path string) []string {
 	return segs
 }
 
-// keyAt returns the dotted key of the innermost key or value on the given
-// line, or "".
-func (f *configFile) keyAt(line int) string {
+// keyAt returns the dotted key of what is on the given line: the value
+// v when the line holds it (a flow mapping holds several), else the first
+// key there; "" when there is none.
+func (f *configFile) keyAt(line int, v string) string {
 	if f.root == nil {
 		return ""
 	}
-	key, _ := findLine(f.root, line, "")
-	return key
+	var keys, at []string
+	onLine(f.root, line, "", func(path string, n *yaml.Node) {
+		keys = append(keys, path)
+		if v != "" && n.Kind == yaml.ScalarNode && n.Value == v {
+			at = append(at, path)
+		}
+	})
+	switch {
+	case len(at) > 0:
+		return at[0]
+	case len(keys) > 0:
+		return keys[0]
+	}
+	return ""
 }
 
-// findLine searches n, at path, for a key or value on line.
-func findLine(n *yaml.Node, line int, path string) (string, bool) {
+// onLine calls fn, in document order, with the path of every key (its
+// path, the key node) and every scalar value (its path, the value node)
+// of n, at path, that is on line.
+func onLine(n *yaml.Node, line int, path string, fn func(string, *yaml.Node)) {
 	switch n.Kind {
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
 			p := join(path, k.Value)
-			if key, ok := findLine(v, line, p); ok {
-				return key, true
-			}
 			if k.Line == line {
-				return p, true
+				fn(p, k)
 			}
+			onLine(v, line, p, fn)
 		}
 	case yaml.SequenceNode:
 		for i, c := range n.Content {
-			if key, ok := findLine(c, line, fmt.Sprintf("%s[%d]", path, i)); ok {
-				return key, true
-			}
+			onLine(c, line, fmt.Sprintf("%s[%d]", path, i), fn)
+		}
+	case yaml.ScalarNode:
+		if n.Line == line {
+			fn(path, n)
 		}
 	}
-	if n.Line == line && n.Kind == yaml.ScalarNode {
-		return path, true
-	}
-	return "", false
 }
 
 // closestName returns the name of known nearest to name, or "" when none

@@ -32,6 +32,7 @@ var kindNames = [...]string{
 	IP:       "IP address",
 }
 
+// String names the kind in messages.
 func (k Kind) String() string { return kindNames[k] }
 
 // Field describes one field of the Conversions API.

@@ -383,8 +383,9 @@ func CheckConversion(c *pipeline.Conversion, out []Violation) []Violation {
 		case "OrderSubTotalPostDiscount":
 			subTotal = true
 		default:
-			if d, ok := Order(f.Name); ok && d.Attribution {
-				attributed = true
+			if !attributed {
+				d, ok := Order(f.Name)
+				attributed = ok && d.Attribution
 			}
 		}
 	}
