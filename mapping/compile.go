@@ -455,6 +455,8 @@ func transformName(t Transform) string {
 		return "default"
 	case t.Replace != nil:
 		return "replace"
+	case t.Extract != "":
+		return "extract"
 	case t.Number != nil:
 		return "number"
 	case t.Integer != nil:

@@ -126,8 +126,13 @@ type Transform struct {
 	Lookup map[string]string `yaml:"lookup,omitempty"`
 	// Keep, with Lookup, keeps a value the table lacks.
 	Keep bool `yaml:"keep,omitempty"`
-	// Replace replaces every match of a regular expression.
+	// Replace replaces every match of a regular expression; a value
+	// without a match passes unchanged.
 	Replace *Replace `yaml:"replace,omitempty"`
+	// Extract is a regular expression with exactly one capture group: the
+	// value becomes the group's text at the first match, or empty when
+	// there is none.
+	Extract string `yaml:"extract,omitempty"`
 	// Number parses a formatted number into a canonical decimal.
 	Number *Number `yaml:"number,omitempty"`
 	// Integer parses a formatted number that must be whole ("2", "2.0").
@@ -139,7 +144,7 @@ type Transform struct {
 	Hash string `yaml:"hash,omitempty"`
 }
 
-var transformKeys = []string{"trim", "lower", "upper", "default", "lookup", "keep", "replace", "number", "integer", "time", "hash"}
+var transformKeys = []string{"trim", "lower", "upper", "default", "lookup", "keep", "replace", "extract", "number", "integer", "time", "hash"}
 
 // UnmarshalYAML decodes a transform from its short form ("trim") or a
 // mapping ({hash: sha256}), refusing unknown keys.

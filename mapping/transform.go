@@ -76,6 +76,34 @@ func (r replaceStep) apply(s string) (string, error) {
 	return r.re.ReplaceAllString(s, r.with), nil
 }
 
+// extractStep keeps the text of the pattern's one capture group at its
+// first match, or nothing when the pattern does not match.
+type extractStep struct{ re *regexp.Regexp }
+
+func (e extractStep) apply(s string) (string, error) {
+	if s == "" {
+		return "", nil
+	}
+	loc := e.re.FindStringSubmatchIndex(s)
+	if loc == nil || loc[2] < 0 {
+		return "", nil
+	}
+	return s[loc[2]:loc[3]], nil
+}
+
+// compileExtract compiles an extract transform: a pattern with exactly
+// one capture group.
+func compileExtract(key, pattern string) (step, error) {
+	re, err := regexp.Compile(pattern)
+	if err != nil {
+		return nil, errAt(key, "%w", err)
+	}
+	if n := re.NumSubexp(); n != 1 {
+		return nil, errAt(key, "the pattern must have exactly one capture group (the value to keep), it has %d: write ( ) around the part to keep and (?: ) around other groups", n)
+	}
+	return extractStep{re: re}, nil
+}
+
 type numberStep struct{ f numberFormat }
 
 func (n numberStep) apply(s string) (string, error) {
@@ -444,6 +472,8 @@ func compileStep(key string, t Transform, k kind) (step, error) {
 		return compileLookup(key, t)
 	case "replace":
 		return compileReplace(key, *t.Replace)
+	case "extract":
+		return compileExtract(key+".extract", t.Extract)
 	case "number":
 		f, err := compileNumber(key+".number", *t.Number, k)
 		return numberStep{f: f}, err
@@ -481,6 +511,7 @@ func transformsSet(t Transform) []string {
 	add(t.Lookup != nil, "lookup")
 	add(t.Default != nil && t.Lookup == nil, "default")
 	add(t.Replace != nil, "replace")
+	add(t.Extract != "", "extract")
 	add(t.Number != nil, "number")
 	add(t.Integer != nil, "integer")
 	add(t.Time != nil, "time")
