@@ -34,6 +34,7 @@ type Mapping struct {
 	orderFilters []*filter
 
 	allowNow  bool
+	strict    bool // every line repeats every order-level value
 	normalize bool // the order key and OrderId (Config.NormalizeOrderKey)
 	tolerance time.Duration
 	maxItems  int
@@ -128,6 +129,7 @@ func compile(cfg Config) (*Mapping, error) {
 		slots:     make(map[string]int),
 		byName:    make(map[string]*plan),
 		allowNow:  cfg.AllowNow,
+		strict:    cfg.StrictOrderValues,
 		normalize: cfg.NormalizeOrderKey == nil || *cfg.NormalizeOrderKey,
 		tolerance: cfg.FutureTolerance,
 		maxItems:  cfg.MaxItems,

@@ -35,6 +35,14 @@ type Config struct {
 	// text. Set it to false only for OrderIds that are byte-exact by
 	// design. Control characters are refused in OrderId either way.
 	NormalizeOrderKey *bool `yaml:"normalize_order_key,omitempty"`
+	// StrictOrderValues makes every line of an order repeat every
+	// order-level value: a line whose cells are empty where another
+	// line's are not is a disagreement. Unset, a line that leaves an
+	// order-level field's cells empty gives no value for it (exports such
+	// as Shopify's write order-level values on the order's first line
+	// only), and the order's value is the one non-empty value; two
+	// different non-empty values are a disagreement either way.
+	StrictOrderValues bool `yaml:"strict_order_values,omitempty"`
 	// AllowNow lets EventDate be the literal NOW. A batch must send the
 	// real event date, so NOW is refused unless this is set.
 	AllowNow bool `yaml:"allow_now,omitempty"`

@@ -156,11 +156,15 @@ func containsString(list []string, s string) bool {
 // OrderKey returns the values of the order-key columns, each normalised
 // as OrderId's columns are (so that the lines of one order group together
 // however its OrderId is spelt) unless normalize_order_key is false,
-// joined by the unit separator (U+001F) when there are several.
+// joined by the unit separator (U+001F) when there are several. It is
+// "" when every order-key column is empty.
 func (m *Mapping) OrderKey(r pipeline.Row) string {
 	idx := m.resolve(r.Header).idx
 	if len(m.keySlots) == 1 {
 		return m.keyCell(&r, idx, m.keySlots[0])
+	}
+	if m.keyEmpty(&r, idx) {
+		return ""
 	}
 	n := len(m.keySlots) // a hint: normalising may change the lengths
 	for _, s := range m.keySlots {
@@ -174,6 +178,38 @@ func (m *Mapping) OrderKey(r pipeline.Row) string {
 		b = append(b, m.keyCell(&r, idx, s)...)
 	}
 	return string(b)
+}
+
+// keyEmpty reports whether every order-key column of r is empty (after
+// normalisation): OrderKey returns "" for it.
+func (m *Mapping) keyEmpty(r *pipeline.Row, idx []int) bool {
+	for _, s := range m.keySlots {
+		if m.keyCell(r, idx, s) != "" {
+			return false
+		}
+	}
+	return true
+}
+
+// emptyKey returns out as the refusal of lines whose order key is empty:
+// they belong to no order the mapping can name.
+func (m *Mapping) emptyKey(out pipeline.Mapped, lines []pipeline.Row) pipeline.Mapped {
+	conv := out.Conversion
+	conv.Refs = refsOf(lines)
+	names := make([]string, len(m.keySlots))
+	for i, s := range m.keySlots {
+		names[i] = strconv.Quote(m.columns[s])
+	}
+	what := "column " + names[0]
+	if len(names) > 1 {
+		what = "columns " + strings.Join(names, ", ")
+	}
+	text := "the order key (" + what + ") is empty, so the line belongs to no order; " +
+		"when the file lists an order's later lines with the key left empty under its first line, set group.fill_down: true"
+	var probs problems
+	probs.add("", "", text, conv.Refs[:min(len(conv.Refs), maxRefs)])
+	out.Problems = probs.result()
+	return out
 }
 
 // keyCell returns the value of the order-key column at slot, normalised
@@ -289,6 +325,9 @@ func (m *Mapping) Map(lines []pipeline.Row) pipeline.Mapped {
 		return out
 	}
 	cols := columns{m: m}
+	if m.keyEmpty(&lines[0], cols.at(&lines[0])) {
+		return m.emptyKey(out, lines)
+	}
 
 	// Order filters on columns come first: a test order is left out
 	// whole, whatever its lines hold.
@@ -315,7 +354,7 @@ func (m *Mapping) Map(lines []pipeline.Row) pipeline.Mapped {
 		vals, bad = make([]string, 0, len(m.order)), make([]bool, 0, len(m.order))
 	}
 	vals, bad = m.orderValues(&kept[0], &cols, vals, bad, orderRefs, &probs)
-	m.agree(kept, &cols, vals, bad, &probs)
+	m.agree(lines, kept, &cols, vals, bad, &probs)
 	st := m.checkOrder(vals, bad, orderRefs, &probs)
 
 	// One allocation holds the order-level fields and every item's.
@@ -617,38 +656,117 @@ func (m *Mapping) orderFilterHolds(f *filter, conv *pipeline.Conversion, vals []
 	return false
 }
 
-// agree checks that every kept line gives the same order-level values as
-// the first. Lines whose cells agree on every column the order-level
-// fields read are not evaluated again, so the cost is linear in the lines
-// and small when they agree.
-func (m *Mapping) agree(kept []pipeline.Row, cols *columns, vals []string, bad []bool, probs *problems) {
-	if len(kept) < 2 || len(m.orderSlots) == 0 {
+// agree checks that the lines of the order give the same order-level
+// values as the first kept line. Lines whose cells agree on every column
+// the order-level fields read are not evaluated again, so the cost is
+// linear in the lines and small when they agree.
+//
+// Unless the mapping is strict, a line whose cells of a field are all
+// empty gives no value for it, and when the first kept line gives none,
+// the first line that does gives the order's value; lines left out by
+// row filters are looked at too, as the order-level cells of an export
+// that writes them on the first line only are on that line whatever its
+// item is.
+func (m *Mapping) agree(lines, kept []pipeline.Row, cols *columns, vals []string, bad []bool, probs *problems) {
+	if len(lines) < 2 || len(m.orderSlots) == 0 {
 		return
 	}
-	base := &kept[0]
-	bix := cols.at(base)
-	var dis []disagreement
+	a := agreement{m: m, cols: cols, base: &kept[0], vals: vals, bad: bad, probs: probs}
+	a.bix = cols.at(a.base)
 	for j := 1; j < len(kept); j++ {
-		r := &kept[j]
-		ix := cols.at(r)
-		if sameCells(r, ix, base, bix, m.orderSlots) {
-			continue
-		}
-		for i, p := range m.order {
-			if p.src == srcConst || bad[i] || sameCells(r, ix, base, bix, p.slots) {
+		a.line(&kept[j])
+	}
+	if !m.strict && len(kept) < len(lines) {
+		k := 0 // kept is lines without the lines the row filters left out
+		for j := range lines {
+			if k < len(kept) && lines[j].Line == kept[k].Line && lines[j].Object == kept[k].Object {
+				k++
 				continue
 			}
-			v, in, _, err := p.value(r, ix)
-			if err == nil && v == vals[i] {
-				continue
-			}
-			if err != nil {
-				v = in
-			}
-			dis = noteDisagreement(dis, i, v, r)
+			a.line(&lines[j])
 		}
 	}
-	m.reportDisagreements(dis, base, vals, bad, probs)
+	m.reportDisagreements(a.dis, a.base, a.src, vals, bad, probs)
+}
+
+// agreement is the state of agree.
+type agreement struct {
+	m     *Mapping
+	cols  *columns
+	base  *pipeline.Row
+	bix   []int
+	vals  []string
+	bad   []bool
+	probs *problems
+	dis   []disagreement
+	// src, when set, holds per field the line its value came from when it
+	// is not base (lenient mode only).
+	src []*pipeline.Row
+}
+
+// line compares the order-level values of line r with the order's.
+func (a *agreement) line(r *pipeline.Row) {
+	m := a.m
+	ix := a.cols.at(r)
+	if sameCells(r, ix, a.base, a.bix, m.orderSlots) {
+		return
+	}
+	for i, p := range m.order {
+		if p.src == srcConst || a.bad[i] {
+			continue
+		}
+		s, six := a.base, a.bix
+		if a.src != nil && a.src[i] != nil {
+			s = a.src[i]
+			six = a.cols.at(s)
+		}
+		if sameCells(r, ix, s, six, p.slots) {
+			continue
+		}
+		if !m.strict {
+			if emptyCells(r, ix, p.slots) {
+				continue // the line leaves the field to another line
+			}
+			if emptyCells(s, six, p.slots) {
+				a.adopt(i, p, r, ix)
+				continue
+			}
+		}
+		v, in, _, err := p.value(r, ix)
+		if err == nil && v == a.vals[i] {
+			continue
+		}
+		if err != nil {
+			v = in
+		}
+		a.dis = noteDisagreement(a.dis, i, v, r)
+	}
+}
+
+// adopt makes line r's value of the field m.order[i], whose cells the
+// order had left empty so far, the order's value.
+func (a *agreement) adopt(i int, p *plan, r *pipeline.Row, ix []int) {
+	if a.src == nil {
+		a.src = make([]*pipeline.Row, len(a.m.order))
+	}
+	a.src[i] = r
+	v, in, step, err := p.value(r, ix)
+	if err != nil {
+		a.probs.add(p.def.name, in, p.failure(step, err), []pipeline.Ref{r.Ref()})
+		a.bad[i] = true
+		return
+	}
+	a.vals[i] = v
+}
+
+// emptyCells reports whether every cell of r at slots is empty.
+func emptyCells(r *pipeline.Row, ix []int, slots []int) bool {
+	for _, s := range slots {
+		if cell(r, ix, s) != "" {
+			return false
+		}
+	}
+	return true
 }
 
 // sameCells reports whether the rows r and base hold the same cells at
@@ -683,16 +801,21 @@ func noteDisagreement(dis []disagreement, plan int, v string, r *pipeline.Row) [
 	return dis
 }
 
-// reportDisagreements adds a problem for each of dis, naming the first
-// line base, and marks the field's value bad.
-func (m *Mapping) reportDisagreements(dis []disagreement, base *pipeline.Row, vals []string, bad []bool, probs *problems) {
+// reportDisagreements adds a problem for each of dis, naming the line
+// the order's value came from (base, or the field's line in src), and
+// marks the field's value bad.
+func (m *Mapping) reportDisagreements(dis []disagreement, base *pipeline.Row, src []*pipeline.Row, vals []string, bad []bool, probs *problems) {
 	for _, d := range dis {
 		p := m.order[d.plan]
-		refs := append([]pipeline.Ref{base.Ref()}, d.refs...)
+		from := base.Ref()
+		if src != nil && src[d.plan] != nil {
+			from = src[d.plan].Ref()
+		}
+		refs := append([]pipeline.Ref{from}, d.refs...)
 		text := fmt.Sprintf("differs between the lines of the order: %q on %s, %q on %s",
-			display(vals[d.plan]), base.Ref(), display(d.value), d.refs[0])
+			display(vals[d.plan]), from, display(d.value), d.refs[0])
 		if d.count > 1 {
-			text += fmt.Sprintf(" (%d lines differ from %s)", d.count, base.Ref())
+			text += fmt.Sprintf(" (%d lines differ from %s)", d.count, from)
 		}
 		probs.add(p.def.name, vals[d.plan], text, refs)
 		bad[d.plan] = true
