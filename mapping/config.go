@@ -85,8 +85,25 @@ type FieldSpec struct {
 	// Template builds the value from columns: "{store}-{order_id}"; "{{"
 	// and "}}" stand for literal braces.
 	Template string `yaml:"template,omitempty"`
+	// Expr computes the value with an expression
+	// (github.com/expr-lang/expr syntax) over Vars: "subtotal - discount",
+	// "qty * price", `status == "refunded" ? 0 : total`. Numbers are
+	// exact decimals; a money field's result is rounded half to even to 2
+	// decimals.
+	Expr string `yaml:"expr,omitempty"`
+	// Vars are the expression's variables, each made as a field is (a
+	// column, const or template, and transforms). A variable whose last
+	// transform is number or integer is a decimal, any other is text.
+	Vars map[string]FieldSpec `yaml:"vars,omitempty"`
 	// Transforms are applied in order to the value.
 	Transforms []Transform `yaml:"transforms,omitempty"`
+	// Split, for an item field read from a column, splits the cell by
+	// this separator into the values of several items (a cell that packs
+	// them: "2 | 1"); each part is trimmed and runs the transforms. Every
+	// field that splits must give the same number of parts on a line; an
+	// empty cell gives every item an empty value, and a field that does
+	// not split gives each item the same value.
+	Split string `yaml:"split,omitempty"`
 	// KeepEmpty sends the field even when its value is empty; by default
 	// an empty value leaves the field out.
 	KeepEmpty bool `yaml:"keep_empty,omitempty"`

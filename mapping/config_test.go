@@ -38,7 +38,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"no fields", "order_key: [a]\n", "mapping.fields: required"},
 		{"negative tolerance", base + "future_tolerance: -1h\n", "mapping.future_tolerance: must be >= 0"},
 		{"empty key column", strings.Replace(base, "[order_id]", `[order_id, ""]`, 1), "mapping.order_key[1]: empty column name"},
-		{"two sources", base + "  Text1: {column: a, const: b}\n", "mapping.fields.Text1: name exactly one of column, const or template"},
+		{"two sources", base + "  Text1: {column: a, const: b}\n", "mapping.fields.Text1: name exactly one of column, const, template or expr"},
 		{"no source", base + "  Text1: {transforms: [trim]}\n", "mapping.fields.Text1: name exactly one of"},
 		{"template without column", base + "  Text1: {template: \"{{x}}\"}\n", "mapping.fields.Text1.template: names no column"},
 		{"template unclosed", base + "  Text1: \"{a\"\n", "mapping.fields.Text1.template: unclosed {"},

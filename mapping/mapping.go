@@ -97,10 +97,24 @@ func (p *plan) raw(r *pipeline.Row, idx []int) string {
 // value returns the plan's value for row r. On failure it returns the
 // input of the failing step and the step's index.
 func (p *plan) value(r *pipeline.Row, idx []int) (v, in string, step int, err error) {
-	if p.src == srcConst {
+	switch p.src {
+	case srcConst:
 		return p.konst, "", 0, nil
+	case srcExpr:
+		return p.exprValue(r, idx)
 	}
 	return p.apply(p.raw(r, idx))
+}
+
+// exprValue evaluates the plan's expression on r and runs the transforms
+// on its result; the expression is step 0 of the plan's names.
+func (p *plan) exprValue(r *pipeline.Row, idx []int) (v, in string, step int, err error) {
+	s, in, err := p.expr.eval(r, idx, p.def)
+	if err != nil {
+		return "", in, 0, err
+	}
+	v, in, step, err = p.apply(s)
+	return v, in, step + 1, err
 }
 
 // apply runs the plan's transforms on v and, when the plan normalises,
@@ -822,62 +836,144 @@ func (m *Mapping) reportDisagreements(dis []disagreement, base *pipeline.Row, sr
 	}
 }
 
-// buildItems adds one item per kept line, checking each value and that
-// there are at most max_items. backing has room for every item field and
-// is not shared.
+// buildItems adds one item per kept line, or one per packed part of a
+// line when item fields split their cells, checking each value and that
+// there are at most max_items. backing has room for one item per line
+// and is not shared.
 func (m *Mapping) buildItems(conv *pipeline.Conversion, backing []pipeline.Field, kept []pipeline.Row, cols *columns, probs *problems) {
-	if len(kept) > m.maxItems {
+	if len(m.splits) == 0 && len(kept) > m.maxItems {
 		probs.add("Items", "", fmt.Sprintf("%d lines: at most %d items per conversion (mapping.max_items)", len(kept), m.maxItems),
 			[]pipeline.Ref{kept[0].Ref(), kept[len(kept)-1].Ref()})
 	}
-	conv.Items = make([]pipeline.Item, len(kept))
+	conv.Items = make([]pipeline.Item, 0, len(kept))
+	var parts [][]string
 	for j := range kept {
 		r := &kept[j]
 		idx := cols.at(r)
-		n := j + 1
-		start := len(backing)
-		var have [roleCount]bool
-		var failed [roleCount]bool
-		for _, p := range m.items {
-			v, in, step, err := p.value(r, idx)
-			if err != nil {
-				probs.add(pipeline.ItemFieldName(p.def.name, n), in, p.failure(step, err), []pipeline.Ref{r.Ref()})
-				failed[p.role] = true
-				continue
-			}
-			if v == "" && !p.keep {
-				continue
-			}
-			if msg := p.check(v); msg != "" {
-				probs.add(pipeline.ItemFieldName(p.def.name, n), v, msg, []pipeline.Ref{r.Ref()})
-				failed[p.role] = true
-				if hasEmail(v) {
-					v = redact(v)
-				}
-			} else if v != "" {
-				have[p.role] = true
-			}
-			backing = append(backing, pipeline.Field{Name: p.def.name, Value: v})
-		}
-		it := &conv.Items[j]
-		it.Fields = backing[start:len(backing):len(backing)]
-		it.Ref = r.Ref()
-		if len(it.Fields) == 0 {
-			probs.add("Item"+strconv.Itoa(n), "", "item "+strconv.Itoa(n)+" has no values, which would leave a gap in the item indices", []pipeline.Ref{r.Ref()})
+		if len(m.splits) == 0 {
+			backing = m.buildItem(conv, backing, r, idx, nil, 0, probs)
 			continue
 		}
-		switch {
-		case have[rolePrice] && have[roleSubTotal]:
-			v, _ := it.Get("ItemSubTotal")
-			probs.add(pipeline.ItemFieldName("ItemSubTotal", n), v, "ItemPrice and ItemSubTotal must not both be sent for one item", []pipeline.Ref{r.Ref()})
-		case !have[rolePrice] && !have[roleSubTotal] && !failed[rolePrice] && !failed[roleSubTotal]:
-			probs.add(pipeline.ItemFieldName("ItemPrice", n), "", "missing: an item needs ItemPrice or ItemSubTotal", []pipeline.Ref{r.Ref()})
+		var n int
+		if parts, n = m.splitLine(r, idx, parts, probs); n < 0 {
+			continue
 		}
-		if !have[roleSku] && !failed[roleSku] {
-			probs.add(pipeline.ItemFieldName("ItemSku", n), "", "missing: "+m.byName["ItemSku"].from+" gave no value", []pipeline.Ref{r.Ref()})
+		for k := range n {
+			backing = m.buildItem(conv, backing, r, idx, parts, k, probs)
 		}
-		if !have[roleQuantity] && !failed[roleQuantity] {
-			probs.add(pipeline.ItemFieldName("ItemQuantity", n), "", "missing: "+m.byName["ItemQuantity"].from+" gave no value", []pipeline.Ref{r.Ref()})
+	}
+	if len(m.splits) > 0 && len(conv.Items) > m.maxItems {
+		probs.add("Items", "", fmt.Sprintf("%d items from %d lines: at most %d items per conversion (mapping.max_items)", len(conv.Items), len(kept), m.maxItems),
+			[]pipeline.Ref{kept[0].Ref(), kept[len(kept)-1].Ref()})
+	}
+}
+
+// splitLine splits the cells of the item fields that split (m.splits)
+// into their parts, reusing parts, and returns how many items the line
+// packs. An empty cell gives an empty value to every item; a line whose
+// cells are all empty packs one item. When the fields have different
+// numbers of parts it adds a problem naming them and the line and
+// returns -1.
+func (m *Mapping) splitLine(r *pipeline.Row, idx []int, parts [][]string, probs *problems) ([][]string, int) {
+	parts = append(parts[:0], make([][]string, len(m.splits))...)
+	n, first := 0, -1
+	aligned := true
+	for i, p := range m.splits {
+		raw := p.cell(r, idx, p.slot)
+		if raw == "" {
+			continue
 		}
+		ps := strings.Split(raw, p.split)
+		for k := range ps {
+			ps[k] = strings.TrimSpace(ps[k])
+		}
+		parts[i] = ps
+		if first < 0 {
+			n, first = len(ps), i
+		} else if len(ps) != n {
+			aligned = false
+		}
+	}
+	if first < 0 {
+		return parts, 1
+	}
+	if aligned {
+		return parts, n
+	}
+	var desc []string
+	for i, p := range m.splits {
+		if parts[i] != nil {
+			desc = append(desc, fmt.Sprintf("%s %q has %d", p.def.name, display(p.cell(r, idx, p.slot)), len(parts[i])))
+		}
+	}
+	probs.add("Items", "", "the packed item cells do not line up: "+strings.Join(desc, ", ")+" parts", []pipeline.Ref{r.Ref()})
+	return parts, -1
+}
+
+// buildItem adds the item of line r (its k-th packed part when parts is
+// set), checking its values.
+func (m *Mapping) buildItem(conv *pipeline.Conversion, backing []pipeline.Field, r *pipeline.Row, idx []int, parts [][]string, k int, probs *problems) []pipeline.Field {
+	n := len(conv.Items) + 1
+	ref := r.Ref()
+	start := len(backing)
+	var have, failed [roleCount]bool
+	for _, p := range m.items {
+		var v, in string
+		var step int
+		var err error
+		if p.splitIdx >= 0 && parts != nil {
+			piece := ""
+			if ps := parts[p.splitIdx]; ps != nil {
+				piece = ps[k]
+			}
+			v, in, step, err = p.apply(piece)
+		} else {
+			v, in, step, err = p.value(r, idx)
+		}
+		if err != nil {
+			probs.add(pipeline.ItemFieldName(p.def.name, n), in, p.failure(step, err), []pipeline.Ref{ref})
+			failed[p.role] = true
+			continue
+		}
+		if v == "" && !p.keep {
+			continue
+		}
+		if msg := p.check(v); msg != "" {
+			probs.add(pipeline.ItemFieldName(p.def.name, n), v, msg, []pipeline.Ref{ref})
+			failed[p.role] = true
+			if hasEmail(v) {
+				v = redact(v)
+			}
+		} else if v != "" {
+			have[p.role] = true
+		}
+		backing = append(backing, pipeline.Field{Name: p.def.name, Value: v})
+	}
+	conv.Items = append(conv.Items, pipeline.Item{Fields: backing[start:len(backing):len(backing)], Ref: ref})
+	it := &conv.Items[n-1]
+	if len(it.Fields) == 0 {
+		probs.add("Item"+strconv.Itoa(n), "", "item "+strconv.Itoa(n)+" has no values, which would leave a gap in the item indices", []pipeline.Ref{ref})
+		return backing
+	}
+	m.checkItem(it, n, &have, &failed, probs)
+	return backing
+}
+
+// checkItem applies the rules of one item n: a price or a subtotal, not
+// both, a SKU and a quantity.
+func (m *Mapping) checkItem(it *pipeline.Item, n int, have, failed *[roleCount]bool, probs *problems) {
+	refs := []pipeline.Ref{it.Ref}
+	switch {
+	case have[rolePrice] && have[roleSubTotal]:
+		v, _ := it.Get("ItemSubTotal")
+		probs.add(pipeline.ItemFieldName("ItemSubTotal", n), v, "ItemPrice and ItemSubTotal must not both be sent for one item", refs)
+	case !have[rolePrice] && !have[roleSubTotal] && !failed[rolePrice] && !failed[roleSubTotal]:
+		probs.add(pipeline.ItemFieldName("ItemPrice", n), "", "missing: an item needs ItemPrice or ItemSubTotal", refs)
+	}
+	if !have[roleSku] && !failed[roleSku] {
+		probs.add(pipeline.ItemFieldName("ItemSku", n), "", "missing: "+m.byName["ItemSku"].from+" gave no value", refs)
+	}
+	if !have[roleQuantity] && !failed[roleQuantity] {
+		probs.add(pipeline.ItemFieldName("ItemQuantity", n), "", "missing: "+m.byName["ItemQuantity"].from+" gave no value", refs)
 	}
 }
