@@ -106,12 +106,18 @@ func (p *plan) value(r *pipeline.Row, idx []int) (v, in string, step int, err er
 	return p.apply(p.raw(r, idx))
 }
 
-// exprValue evaluates the plan's expression on r and runs the transforms
-// on its result; the expression is step 0 of the plan's names.
+// exprValue evaluates the plan's expression on r (empty when every
+// column it reads is empty on r) and runs the transforms on its result;
+// the expression is step 0 of the plan's names.
 func (p *plan) exprValue(r *pipeline.Row, idx []int) (v, in string, step int, err error) {
-	s, in, err := p.expr.eval(r, idx, p.def)
-	if err != nil {
-		return "", in, 0, err
+	s := ""
+	// An expression whose columns are all empty is empty, as a template
+	// is: the line leaves the field to another line.
+	if len(p.slots) == 0 || !emptyCells(r, idx, p.slots) {
+		s, in, err = p.expr.eval(r, idx, p.def)
+		if err != nil {
+			return "", in, 0, err
+		}
 	}
 	v, in, step, err = p.apply(s)
 	return v, in, step + 1, err
