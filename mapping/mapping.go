@@ -909,10 +909,10 @@ func (m *Mapping) splitLine(r *pipeline.Row, idx []int, parts [][]string, probs 
 	var desc []string
 	for i, p := range m.splits {
 		if parts[i] != nil {
-			desc = append(desc, fmt.Sprintf("%s %q has %d", p.def.name, display(p.cell(r, idx, p.slot)), len(parts[i])))
+			desc = append(desc, fmt.Sprintf("%s %q has %d parts", p.def.name, display(p.cell(r, idx, p.slot)), len(parts[i])))
 		}
 	}
-	probs.add("Items", "", "the packed item cells do not line up: "+strings.Join(desc, ", ")+" parts", []pipeline.Ref{r.Ref()})
+	probs.add("Items", "", "the packed item cells do not line up: "+strings.Join(desc, ", "), []pipeline.Ref{r.Ref()})
 	return parts, -1
 }
 
