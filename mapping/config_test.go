@@ -188,3 +188,30 @@ func TestDocsNameEveryField(t *testing.T) {
 		}
 	}
 }
+
+// TestPlatformConfigsInDocs checks that docs/mapping.md shows the
+// example configurations of configs/ as they are (the case folders
+// shopify and woocommerce run them).
+func TestPlatformConfigsInDocs(t *testing.T) {
+	doc, err := os.ReadFile("../docs/mapping.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"shopify", "woocommerce"} {
+		data, err := os.ReadFile("../configs/" + name + ".yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		block := regexp.MustCompile("(?s)<!-- " + name + ":begin -->\n```yaml\n(.*?)```\n<!-- " + name + ":end -->").FindSubmatch(doc)
+		if block == nil {
+			t.Fatalf("docs/mapping.md has no %s block", name)
+		}
+		if string(block[1]) != string(data) {
+			t.Errorf("the %s example in docs/mapping.md differs from configs/%s.yaml", name, name)
+		}
+		ref, err := os.ReadFile(filepath.Join("testdata", name, "config"))
+		if err != nil || strings.TrimSpace(string(ref)) != "../../../configs/"+name+".yaml" {
+			t.Errorf("testdata/%s/config does not name configs/%s.yaml: %q, %v", name, name, ref, err)
+		}
+	}
+}

@@ -235,13 +235,21 @@ func (m *Mapping) compileExpr(p *plan, key, code string, vars map[string]FieldSp
 	}
 	prog, err := expr.Compile(code, exprOptions(env)...)
 	if err != nil {
-		return errAt(key+".expr", "%s", strings.ReplaceAll(err.Error(), "\n", " "))
+		return errAt(key+".expr", "%s", exprMessage(err))
 	}
 	e.prog = prog
 	p.expr = e
 	p.src = srcExpr
 	p.from = fmt.Sprintf("expr %q", code)
 	return nil
+}
+
+// exprMessage is the first line of an error of the expression library
+// (the others draw the expression with a caret), without Go's package
+// name in type names.
+func exprMessage(err error) string {
+	msg, _, _ := strings.Cut(err.Error(), "\n")
+	return strings.ReplaceAll(msg, "mapping.decimal", "decimal")
 }
 
 func containsInt(list []int, v int) bool {
@@ -277,7 +285,7 @@ func (e *exprPlan) eval(r *pipeline.Row, idx []int, d *fieldDef) (string, string
 	}
 	out, err := expr.Run(e.prog, env)
 	if err != nil {
-		return "", "", errors.New(strings.ReplaceAll(err.Error(), "\n", " "))
+		return "", "", errors.New(exprMessage(err))
 	}
 	return formatResult(out, d)
 }
