@@ -691,10 +691,10 @@ func (m *Mapping) agree(lines, kept []pipeline.Row, cols *columns, vals []string
 	if len(lines) < 2 || len(m.orderSlots) == 0 {
 		return
 	}
-	a := agreement{m: m, cols: cols, base: &kept[0], vals: vals, bad: bad, probs: probs}
+	a := agreement{base: &kept[0]}
 	a.bix = cols.at(a.base)
 	for j := 1; j < len(kept); j++ {
-		a.line(&kept[j])
+		m.agreeLine(&a, &kept[j], cols, vals, bad, probs)
 	}
 	if !m.strict && len(kept) < len(lines) {
 		k := 0 // kept is lines without the lines the row filters left out
@@ -703,7 +703,7 @@ func (m *Mapping) agree(lines, kept []pipeline.Row, cols *columns, vals []string
 				k++
 				continue
 			}
-			a.line(&lines[j])
+			m.agreeLine(&a, &lines[j], cols, vals, bad, probs)
 		}
 	}
 	m.reportDisagreements(a.dis, a.base, a.src, vals, bad, probs)
@@ -711,34 +711,29 @@ func (m *Mapping) agree(lines, kept []pipeline.Row, cols *columns, vals []string
 
 // agreement is the state of agree.
 type agreement struct {
-	m     *Mapping
-	cols  *columns
-	base  *pipeline.Row
-	bix   []int
-	vals  []string
-	bad   []bool
-	probs *problems
-	dis   []disagreement
+	base *pipeline.Row
+	bix  []int
+	dis  []disagreement
 	// src, when set, holds per field the line its value came from when it
 	// is not base (lenient mode only).
 	src []*pipeline.Row
 }
 
-// line compares the order-level values of line r with the order's.
-func (a *agreement) line(r *pipeline.Row) {
-	m := a.m
-	ix := a.cols.at(r)
+// agreeLine compares the order-level values of line r with the order's.
+func (m *Mapping) agreeLine(a *agreement, r *pipeline.Row, cols *columns, vals []string, bad []bool, probs *problems) {
+	ix := cols.at(r)
 	if sameCells(r, ix, a.base, a.bix, m.orderSlots) {
 		return
 	}
 	for i, p := range m.order {
-		if p.src == srcConst || a.bad[i] {
+		if p.src == srcConst || bad[i] {
 			continue
 		}
 		s, six := a.base, a.bix
 		if a.src != nil && a.src[i] != nil {
 			s = a.src[i]
-			six = a.cols.at(s)
+			six = cols.at(s)
+			ix = cols.at(r)
 		}
 		if sameCells(r, ix, s, six, p.slots) {
 			continue
@@ -748,12 +743,12 @@ func (a *agreement) line(r *pipeline.Row) {
 				continue // the line leaves the field to another line
 			}
 			if emptyCells(s, six, p.slots) {
-				a.adopt(i, p, r, ix)
+				m.adopt(a, i, p, r, ix, vals, bad, probs)
 				continue
 			}
 		}
 		v, in, _, err := p.value(r, ix)
-		if err == nil && v == a.vals[i] {
+		if err == nil && v == vals[i] {
 			continue
 		}
 		if err != nil {
@@ -765,18 +760,18 @@ func (a *agreement) line(r *pipeline.Row) {
 
 // adopt makes line r's value of the field m.order[i], whose cells the
 // order had left empty so far, the order's value.
-func (a *agreement) adopt(i int, p *plan, r *pipeline.Row, ix []int) {
+func (m *Mapping) adopt(a *agreement, i int, p *plan, r *pipeline.Row, ix []int, vals []string, bad []bool, probs *problems) {
 	if a.src == nil {
-		a.src = make([]*pipeline.Row, len(a.m.order))
+		a.src = make([]*pipeline.Row, len(m.order))
 	}
 	a.src[i] = r
 	v, in, step, err := p.value(r, ix)
 	if err != nil {
-		a.probs.add(p.def.name, in, p.failure(step, err), []pipeline.Ref{r.Ref()})
-		a.bad[i] = true
+		probs.add(p.def.name, in, p.failure(step, err), []pipeline.Ref{r.Ref()})
+		bad[i] = true
 		return
 	}
-	a.vals[i] = v
+	vals[i] = v
 }
 
 // emptyCells reports whether every cell of r at slots is empty.
@@ -961,25 +956,24 @@ func (m *Mapping) buildItem(conv *pipeline.Conversion, backing []pipeline.Field,
 		probs.add("Item"+strconv.Itoa(n), "", "item "+strconv.Itoa(n)+" has no values, which would leave a gap in the item indices", []pipeline.Ref{ref})
 		return backing
 	}
-	m.checkItem(it, n, &have, &failed, probs)
+	m.checkItem(it, n, have, failed, probs)
 	return backing
 }
 
 // checkItem applies the rules of one item n: a price or a subtotal, not
 // both, a SKU and a quantity.
-func (m *Mapping) checkItem(it *pipeline.Item, n int, have, failed *[roleCount]bool, probs *problems) {
-	refs := []pipeline.Ref{it.Ref}
+func (m *Mapping) checkItem(it *pipeline.Item, n int, have, failed [roleCount]bool, probs *problems) {
 	switch {
 	case have[rolePrice] && have[roleSubTotal]:
 		v, _ := it.Get("ItemSubTotal")
-		probs.add(pipeline.ItemFieldName("ItemSubTotal", n), v, "ItemPrice and ItemSubTotal must not both be sent for one item", refs)
+		probs.add(pipeline.ItemFieldName("ItemSubTotal", n), v, "ItemPrice and ItemSubTotal must not both be sent for one item", []pipeline.Ref{it.Ref})
 	case !have[rolePrice] && !have[roleSubTotal] && !failed[rolePrice] && !failed[roleSubTotal]:
-		probs.add(pipeline.ItemFieldName("ItemPrice", n), "", "missing: an item needs ItemPrice or ItemSubTotal", refs)
+		probs.add(pipeline.ItemFieldName("ItemPrice", n), "", "missing: an item needs ItemPrice or ItemSubTotal", []pipeline.Ref{it.Ref})
 	}
 	if !have[roleSku] && !failed[roleSku] {
-		probs.add(pipeline.ItemFieldName("ItemSku", n), "", "missing: "+m.byName["ItemSku"].from+" gave no value", refs)
+		probs.add(pipeline.ItemFieldName("ItemSku", n), "", "missing: "+m.byName["ItemSku"].from+" gave no value", []pipeline.Ref{it.Ref})
 	}
 	if !have[roleQuantity] && !failed[roleQuantity] {
-		probs.add(pipeline.ItemFieldName("ItemQuantity", n), "", "missing: "+m.byName["ItemQuantity"].from+" gave no value", refs)
+		probs.add(pipeline.ItemFieldName("ItemQuantity", n), "", "missing: "+m.byName["ItemQuantity"].from+" gave no value", []pipeline.Ref{it.Ref})
 	}
 }

@@ -297,13 +297,14 @@ func localTime(y int, mo time.Month, d, h, mi, sec, ns int, loc *time.Location) 
 	if loc == time.UTC {
 		return t
 	}
-	if th, tm, ts := t.Clock(); th == h && tm == mi && ts == sec && t.Day() == d {
+	// t keeps the wall clock asked for unless it fell into a gap.
+	wall := time.Date(y, mo, d, h, mi, sec, ns, time.UTC)
+	_, before := t.Zone()
+	if t.Unix()+int64(before) == wall.Unix() {
 		return t
 	}
 	// In a gap: read the wall clock with the offset in force just before
 	// the transition.
-	wall := time.Date(y, mo, d, h, mi, sec, ns, time.UTC)
-	_, before := t.Zone()
 	if start, _ := t.ZoneBounds(); !start.IsZero() {
 		ty, tmo, td := t.Date()
 		th, tmi, ts := t.Clock()
