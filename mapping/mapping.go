@@ -183,9 +183,6 @@ func (m *Mapping) OrderKey(r pipeline.Row) string {
 	if len(m.keySlots) == 1 {
 		return m.keyCell(&r, idx, m.keySlots[0])
 	}
-	if m.keyEmpty(&r, idx) {
-		return ""
-	}
 	n := len(m.keySlots) // a hint: normalising may change the lengths
 	for _, s := range m.keySlots {
 		n += len(cell(&r, idx, s))
@@ -196,6 +193,9 @@ func (m *Mapping) OrderKey(r pipeline.Row) string {
 			b = append(b, '\x1f')
 		}
 		b = append(b, m.keyCell(&r, idx, s)...)
+	}
+	if len(b) == len(m.keySlots)-1 {
+		return "" // only the separators: every key column is empty
 	}
 	return string(b)
 }
