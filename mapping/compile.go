@@ -32,10 +32,15 @@ type Mapping struct {
 	// cells agree there agree on every order-level value.
 	orderSlots []int
 
+	// splits are the item plans that split their cell into packed
+	// items, in wire order.
+	splits []*plan
+
 	rowFilters   []*filter
 	orderFilters []*filter
 
 	allowNow  bool
+	strict    bool // every line repeats every order-level value
 	normalize bool // the order key and OrderId (Config.NormalizeOrderKey)
 	tolerance time.Duration
 	// maxAge is the oldest an EventDate may be; 0 when not checked.
@@ -56,6 +61,7 @@ const (
 	srcConst srcKind = iota
 	srcColumn
 	srcTemplate
+	srcExpr
 )
 
 // plan is one compiled field.
@@ -63,10 +69,11 @@ type plan struct {
 	def   *fieldDef
 	key   string // "fields.OrderId", for messages
 	src   srcKind
-	konst string // srcConst: the value after the transforms
-	slot  int    // srcColumn
-	tmpl  []part // srcTemplate
-	slots []int  // every slot read
+	konst string    // srcConst: the value after the transforms
+	slot  int       // srcColumn
+	tmpl  []part    // srcTemplate
+	expr  *exprPlan // srcExpr
+	slots []int     // every slot read
 	steps []step
 	names []string // the steps' names, for messages
 	keep  bool     // KeepEmpty
@@ -75,6 +82,11 @@ type plan struct {
 	// trusted is set when the last transform always writes a value of
 	// the field's kind (a hash for a digest, a decimal for a number).
 	trusted bool
+	// split, when set, splits the column's cell into the values of
+	// several items (packed items); splitIdx is the plan's index in
+	// Mapping.splits, or -1.
+	split    string
+	splitIdx int
 	// norm normalises the cells the plan reads and its value as order
 	// keys are (normalizeOrderID): set for OrderId unless the mapping
 	// does not normalise.
@@ -132,6 +144,7 @@ func compile(cfg Config) (*Mapping, error) {
 		slots:     make(map[string]int),
 		byName:    make(map[string]*plan),
 		allowNow:  cfg.AllowNow,
+		strict:    cfg.StrictOrderValues,
 		normalize: cfg.NormalizeOrderKey == nil || *cfg.NormalizeOrderKey,
 		tolerance: cfg.FutureTolerance,
 		maxAge:    time.Duration(cmp.Or(cfg.MaxEventAge, Age(DefaultMaxEventAge))),
@@ -200,6 +213,30 @@ func (m *Mapping) compileFields(cfg Config) error {
 	byPos := func(a, b *plan) int { return a.def.pos - b.def.pos }
 	slices.SortFunc(m.order, byPos)
 	slices.SortFunc(m.items, byPos)
+	for _, p := range m.items {
+		if p.split != "" {
+			p.splitIdx = len(m.splits)
+			m.splits = append(m.splits, p)
+		}
+	}
+	return nil
+}
+
+// compileSplit sets the separator by which the item field p splits its
+// column's cell into packed items.
+func compileSplit(p *plan, key string, spec FieldSpec) error {
+	if spec.Split == "" {
+		return nil
+	}
+	switch {
+	case !p.def.item:
+		return errAt(key+".split", "only item fields split a cell into items")
+	case p.src != srcColumn:
+		return errAt(key+".split", "only with column (the cell that packs the items' values)")
+	case strings.TrimSpace(spec.Split) == "":
+		return errAt(key+".split", "a separator of white space only; the parts are trimmed, so name a visible one (\"|\", \";\")")
+	}
+	p.split = strings.TrimSpace(spec.Split)
 	return nil
 }
 
@@ -311,9 +348,12 @@ func (m *Mapping) use(column, key string) int {
 func (m *Mapping) planFor(field string) *plan { return m.byName[field] }
 
 func (m *Mapping) compilePlan(key string, d *fieldDef, spec FieldSpec) (*plan, error) {
-	p := &plan{def: d, key: key, keep: spec.KeepEmpty, role: roles[d.name]}
+	p := &plan{def: d, key: key, keep: spec.KeepEmpty, role: roles[d.name], splitIdx: -1}
 	p.norm = m.normalize && p.role == roleOrderID
 	if err := m.compileSource(p, key, spec); err != nil {
+		return nil, err
+	}
+	if err := compileSplit(p, key, spec); err != nil {
 		return nil, err
 	}
 	steps, err := compileChain(key, spec.Transforms, d.kind)
@@ -323,6 +363,9 @@ func (m *Mapping) compilePlan(key string, d *fieldDef, spec FieldSpec) (*plan, e
 	p.steps = steps
 	if len(steps) > 0 {
 		p.trusted = trusts(steps[len(steps)-1], d.kind)
+	}
+	if p.src == srcExpr {
+		p.names = append(p.names, "expr")
 	}
 	for _, t := range spec.Transforms {
 		p.names = append(p.names, transformName(t))
@@ -356,8 +399,16 @@ func (m *Mapping) compileSource(p *plan, key string, spec FieldSpec) error {
 			return err
 		}
 	}
+	if spec.Expr != "" {
+		sources++
+		if err := m.compileExpr(p, key, spec.Expr, spec.Vars); err != nil {
+			return err
+		}
+	} else if len(spec.Vars) > 0 {
+		return errAt(key+".vars", "only with expr")
+	}
 	if sources != 1 {
-		return errAt(key, "name exactly one of column, const or template")
+		return errAt(key, "name exactly one of column, const, template or expr")
 	}
 	return nil
 }
@@ -466,6 +517,8 @@ func transformName(t Transform) string {
 		return "default"
 	case t.Replace != nil:
 		return "replace"
+	case t.Extract != "":
+		return "extract"
 	case t.Number != nil:
 		return "number"
 	case t.Integer != nil:

@@ -35,6 +35,14 @@ type Config struct {
 	// text. Set it to false only for OrderIds that are byte-exact by
 	// design. Control characters are refused in OrderId either way.
 	NormalizeOrderKey *bool `yaml:"normalize_order_key,omitempty"`
+	// StrictOrderValues makes every line of an order repeat every
+	// order-level value: a line whose cells are empty where another
+	// line's are not is a disagreement. Unset, a line that leaves an
+	// order-level field's cells empty gives no value for it (exports such
+	// as Shopify's write order-level values on the order's first line
+	// only), and the order's value is the one non-empty value; two
+	// different non-empty values are a disagreement either way.
+	StrictOrderValues bool `yaml:"strict_order_values,omitempty"`
 	// AllowNow lets EventDate be the literal NOW. A batch must send the
 	// real event date, so NOW is refused unless this is set.
 	AllowNow bool `yaml:"allow_now,omitempty"`
@@ -84,8 +92,25 @@ type FieldSpec struct {
 	// Template builds the value from columns: "{store}-{order_id}"; "{{"
 	// and "}}" stand for literal braces.
 	Template string `yaml:"template,omitempty"`
+	// Expr computes the value with an expression
+	// (github.com/expr-lang/expr syntax) over Vars: "subtotal - discount",
+	// "qty * price", `status == "refunded" ? 0 : total`. Numbers are
+	// exact decimals; a money field's result is rounded half to even to 2
+	// decimals.
+	Expr string `yaml:"expr,omitempty"`
+	// Vars are the expression's variables, each made as a field is (a
+	// column, const or template, and transforms). A variable whose last
+	// transform is number or integer is a decimal, any other is text.
+	Vars map[string]FieldSpec `yaml:"vars,omitempty"`
 	// Transforms are applied in order to the value.
 	Transforms []Transform `yaml:"transforms,omitempty"`
+	// Split, for an item field read from a column, splits the cell by
+	// this separator into the values of several items (a cell that packs
+	// them: "2 | 1"); each part is trimmed and runs the transforms. Every
+	// field that splits must give the same number of parts on a line; an
+	// empty cell gives every item an empty value, and a field that does
+	// not split gives each item the same value.
+	Split string `yaml:"split,omitempty"`
 	// KeepEmpty sends the field even when its value is empty; by default
 	// an empty value leaves the field out.
 	KeepEmpty bool `yaml:"keep_empty,omitempty"`
@@ -133,8 +158,13 @@ type Transform struct {
 	Lookup map[string]string `yaml:"lookup,omitempty"`
 	// Keep, with Lookup, keeps a value the table lacks.
 	Keep bool `yaml:"keep,omitempty"`
-	// Replace replaces every match of a regular expression.
+	// Replace replaces every match of a regular expression; a value
+	// without a match passes unchanged.
 	Replace *Replace `yaml:"replace,omitempty"`
+	// Extract is a regular expression with exactly one capture group: the
+	// value becomes the group's text at the first match, or empty when
+	// there is none.
+	Extract string `yaml:"extract,omitempty"`
 	// Number parses a formatted number into a canonical decimal.
 	Number *Number `yaml:"number,omitempty"`
 	// Integer parses a formatted number that must be whole ("2", "2.0").
@@ -146,7 +176,7 @@ type Transform struct {
 	Hash string `yaml:"hash,omitempty"`
 }
 
-var transformKeys = []string{"trim", "lower", "upper", "default", "lookup", "keep", "replace", "number", "integer", "time", "hash"}
+var transformKeys = []string{"trim", "lower", "upper", "default", "lookup", "keep", "replace", "extract", "number", "integer", "time", "hash"}
 
 // UnmarshalYAML decodes a transform from its short form ("trim") or a
 // mapping ({hash: sha256}), refusing unknown keys.

@@ -38,7 +38,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"no fields", "order_key: [a]\n", "mapping.fields: required"},
 		{"negative tolerance", base + "future_tolerance: -1h\n", "mapping.future_tolerance: must be >= 0"},
 		{"empty key column", strings.Replace(base, "[order_id]", `[order_id, ""]`, 1), "mapping.order_key[1]: empty column name"},
-		{"two sources", base + "  Text1: {column: a, const: b}\n", "mapping.fields.Text1: name exactly one of column, const or template"},
+		{"two sources", base + "  Text1: {column: a, const: b}\n", "mapping.fields.Text1: name exactly one of column, const, template or expr"},
 		{"no source", base + "  Text1: {transforms: [trim]}\n", "mapping.fields.Text1: name exactly one of"},
 		{"template without column", base + "  Text1: {template: \"{{x}}\"}\n", "mapping.fields.Text1.template: names no column"},
 		{"template unclosed", base + "  Text1: \"{a\"\n", "mapping.fields.Text1.template: unclosed {"},
@@ -186,6 +186,33 @@ func TestDocsNameEveryField(t *testing.T) {
 			if !strings.Contains(string(doc), "`"+d.name+"`") {
 				t.Errorf("docs/mapping.md does not mention `%s`", d.name)
 			}
+		}
+	}
+}
+
+// TestPlatformConfigsInDocs checks that docs/mapping.md shows the
+// example configurations of configs/ as they are (the case folders
+// shopify and woocommerce run them).
+func TestPlatformConfigsInDocs(t *testing.T) {
+	doc, err := os.ReadFile("../docs/mapping.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"shopify", "woocommerce"} {
+		data, err := os.ReadFile("../configs/" + name + ".yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		block := regexp.MustCompile("(?s)<!-- " + name + ":begin -->\n```yaml\n(.*?)```\n<!-- " + name + ":end -->").FindSubmatch(doc)
+		if block == nil {
+			t.Fatalf("docs/mapping.md has no %s block", name)
+		}
+		if string(block[1]) != string(data) {
+			t.Errorf("the %s example in docs/mapping.md differs from configs/%s.yaml", name, name)
+		}
+		ref, err := os.ReadFile(filepath.Join("testdata", name, "config"))
+		if err != nil || strings.TrimSpace(string(ref)) != "../../../configs/"+name+".yaml" {
+			t.Errorf("testdata/%s/config does not name configs/%s.yaml: %q, %v", name, name, ref, err)
 		}
 	}
 }

@@ -29,6 +29,7 @@ var fuzzSteps = []struct {
 	{"integer", Transform{Integer: &Number{}}, kindQuantity},
 	{"time", Transform{Time: &Time{Layout: "2006-01-02 15:04:05", Layouts: []string{"unix", "unix_ms", "rfc3339", "02.01.2006"}, Zone: "Europe/Berlin"}}, kindDate},
 	{"date", Transform{Time: &Time{Layout: "date"}}, kindDate},
+	{"extract", Transform{Extract: `(?m)^irclickid:\s*(\S+)`}, kindString},
 	{"sha1", Transform{Hash: "sha1"}, kindDigest},
 	{"sha256", Transform{Hash: "sha256"}, kindDigest},
 }
@@ -36,7 +37,7 @@ var fuzzSteps = []struct {
 // FuzzTransforms applies every transform to arbitrary input: none may
 // panic, and each output has its transform's shape.
 func FuzzTransforms(f *testing.F) {
-	for _, s := range []string{"", "1,234.56", "(12.00 €)", "1.234,56", "2.5", "1e3", "fifty", "2024-05-01 10:00:00",
+	for _, s := range []string{"", "irclickid: abc123\n_ga: GA1.2.345", "_ga: x\nirclickid:\tQ", "1,234.56", "(12.00 €)", "1.234,56", "2.5", "1e3", "fifty", "2024-05-01 10:00:00",
 		"1714557600000", " Jane@Example.com ", "٣", "1\u00a0234", "--5", "$", "9.995"} {
 		f.Add(s)
 	}
@@ -84,6 +85,10 @@ func FuzzTransforms(f *testing.F) {
 			case "sha1", "sha256":
 				if !isHex(out) || len(out) != 40 && len(out) != 64 {
 					t.Errorf("%s(%q) = %q", name, in, out)
+				}
+			case "extract":
+				if !strings.Contains(in, out) || strings.ContainsAny(out, " \t\n") {
+					t.Errorf("extract(%q) = %q, not a piece of the value", in, out)
 				}
 			}
 		}

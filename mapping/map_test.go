@@ -201,6 +201,11 @@ func TestOrderKey(t *testing.T) {
 	if k := m.OrderKey(rows[0]); k != "clk\x1fo1" {
 		t.Errorf("OrderKey = %q", k)
 	}
+	empty := rowsOf("a.csv", unitHeader, unitLine(" ", "S1"))[0]
+	empty.Values[2] = ""
+	if k := m.OrderKey(empty); k != "" {
+		t.Errorf("OrderKey of empty key columns = %q, want empty", k)
+	}
 	m2 := mustMapping(t, strings.Replace(unitYAML, "order_key: [order_id]\n", "", 1))
 	if k := m2.OrderKey(rows[0]); k != "o1" {
 		t.Errorf("default OrderKey = %q", k)

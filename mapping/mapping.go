@@ -97,10 +97,30 @@ func (p *plan) raw(r *pipeline.Row, idx []int) string {
 // value returns the plan's value for row r. On failure it returns the
 // input of the failing step and the step's index.
 func (p *plan) value(r *pipeline.Row, idx []int) (v, in string, step int, err error) {
-	if p.src == srcConst {
+	switch p.src {
+	case srcConst:
 		return p.konst, "", 0, nil
+	case srcExpr:
+		return p.exprValue(r, idx)
 	}
 	return p.apply(p.raw(r, idx))
+}
+
+// exprValue evaluates the plan's expression on r (empty when every
+// column it reads is empty on r) and runs the transforms on its result;
+// the expression is step 0 of the plan's names.
+func (p *plan) exprValue(r *pipeline.Row, idx []int) (v, in string, step int, err error) {
+	s := ""
+	// An expression whose columns are all empty is empty, as a template
+	// is: the line leaves the field to another line.
+	if len(p.slots) == 0 || !emptyCells(r, idx, p.slots) {
+		s, in, err = p.expr.eval(r, idx, p.def)
+		if err != nil {
+			return "", in, 0, err
+		}
+	}
+	v, in, step, err = p.apply(s)
+	return v, in, step + 1, err
 }
 
 // apply runs the plan's transforms on v and, when the plan normalises,
@@ -156,7 +176,8 @@ func containsString(list []string, s string) bool {
 // OrderKey returns the values of the order-key columns, each normalised
 // as OrderId's columns are (so that the lines of one order group together
 // however its OrderId is spelt) unless normalize_order_key is false,
-// joined by the unit separator (U+001F) when there are several.
+// joined by the unit separator (U+001F) when there are several. It is
+// "" when every order-key column is empty.
 func (m *Mapping) OrderKey(r pipeline.Row) string {
 	idx := m.resolve(r.Header).idx
 	if len(m.keySlots) == 1 {
@@ -173,7 +194,42 @@ func (m *Mapping) OrderKey(r pipeline.Row) string {
 		}
 		b = append(b, m.keyCell(&r, idx, s)...)
 	}
+	if len(b) == len(m.keySlots)-1 {
+		return "" // only the separators: every key column is empty
+	}
 	return string(b)
+}
+
+// keyEmpty reports whether every order-key column of r is empty (after
+// normalisation): OrderKey returns "" for it.
+func (m *Mapping) keyEmpty(r *pipeline.Row, idx []int) bool {
+	for _, s := range m.keySlots {
+		if m.keyCell(r, idx, s) != "" {
+			return false
+		}
+	}
+	return true
+}
+
+// emptyKey returns out as the refusal of lines whose order key is empty:
+// they belong to no order the mapping can name.
+func (m *Mapping) emptyKey(out pipeline.Mapped, lines []pipeline.Row) pipeline.Mapped {
+	conv := out.Conversion
+	conv.Refs = refsOf(lines)
+	names := make([]string, len(m.keySlots))
+	for i, s := range m.keySlots {
+		names[i] = strconv.Quote(m.columns[s])
+	}
+	what := "column " + names[0]
+	if len(names) > 1 {
+		what = "columns " + strings.Join(names, ", ")
+	}
+	text := "the order key (" + what + ") is empty, so the line belongs to no order; " +
+		"when the file lists an order's later lines with the key left empty under its first line, set group.fill_down: true"
+	var probs problems
+	probs.add("", "", text, conv.Refs[:min(len(conv.Refs), maxRefs)])
+	out.Problems = probs.result()
+	return out
 }
 
 // keyCell returns the value of the order-key column at slot, normalised
@@ -289,6 +345,9 @@ func (m *Mapping) Map(lines []pipeline.Row) pipeline.Mapped {
 		return out
 	}
 	cols := columns{m: m}
+	if m.keyEmpty(&lines[0], cols.at(&lines[0])) {
+		return m.emptyKey(out, lines)
+	}
 
 	// Order filters on columns come first: a test order is left out
 	// whole, whatever its lines hold.
@@ -315,7 +374,7 @@ func (m *Mapping) Map(lines []pipeline.Row) pipeline.Mapped {
 		vals, bad = make([]string, 0, len(m.order)), make([]bool, 0, len(m.order))
 	}
 	vals, bad = m.orderValues(&kept[0], &cols, vals, bad, orderRefs, &probs)
-	m.agree(kept, &cols, vals, bad, &probs)
+	m.agree(lines, kept, &cols, vals, bad, &probs)
 	st := m.checkOrder(vals, bad, orderRefs, &probs)
 
 	// One allocation holds the order-level fields and every item's.
@@ -580,38 +639,112 @@ func (m *Mapping) orderFilterHolds(f *filter, conv *pipeline.Conversion, vals []
 	return false
 }
 
-// agree checks that every kept line gives the same order-level values as
-// the first. Lines whose cells agree on every column the order-level
-// fields read are not evaluated again, so the cost is linear in the lines
-// and small when they agree.
-func (m *Mapping) agree(kept []pipeline.Row, cols *columns, vals []string, bad []bool, probs *problems) {
-	if len(kept) < 2 || len(m.orderSlots) == 0 {
+// agree checks that the lines of the order give the same order-level
+// values as the first kept line. Lines whose cells agree on every column
+// the order-level fields read are not evaluated again, so the cost is
+// linear in the lines and small when they agree.
+//
+// Unless the mapping is strict, a line whose cells of a field are all
+// empty gives no value for it, and when the first kept line gives none,
+// the first line that does gives the order's value; lines left out by
+// row filters are looked at too, as the order-level cells of an export
+// that writes them on the first line only are on that line whatever its
+// item is.
+func (m *Mapping) agree(lines, kept []pipeline.Row, cols *columns, vals []string, bad []bool, probs *problems) {
+	if len(lines) < 2 || len(m.orderSlots) == 0 {
 		return
 	}
-	base := &kept[0]
-	bix := cols.at(base)
-	var dis []disagreement
+	a := agreement{base: &kept[0]}
+	a.bix = cols.at(a.base)
 	for j := 1; j < len(kept); j++ {
-		r := &kept[j]
-		ix := cols.at(r)
-		if sameCells(r, ix, base, bix, m.orderSlots) {
-			continue
-		}
-		for i, p := range m.order {
-			if p.src == srcConst || bad[i] || sameCells(r, ix, base, bix, p.slots) {
+		m.agreeLine(&a, &kept[j], cols, vals, bad, probs)
+	}
+	if !m.strict && len(kept) < len(lines) {
+		k := 0 // kept is lines without the lines the row filters left out
+		for j := range lines {
+			if k < len(kept) && lines[j].Line == kept[k].Line && lines[j].Object == kept[k].Object {
+				k++
 				continue
 			}
-			v, in, _, err := p.value(r, ix)
-			if err == nil && v == vals[i] {
-				continue
-			}
-			if err != nil {
-				v = in
-			}
-			dis = noteDisagreement(dis, i, v, r)
+			m.agreeLine(&a, &lines[j], cols, vals, bad, probs)
 		}
 	}
-	m.reportDisagreements(dis, base, vals, bad, probs)
+	m.reportDisagreements(a.dis, a.base, a.src, vals, bad, probs)
+}
+
+// agreement is the state of agree.
+type agreement struct {
+	base *pipeline.Row
+	bix  []int
+	dis  []disagreement
+	// src, when set, holds per field the line its value came from when it
+	// is not base (lenient mode only).
+	src []*pipeline.Row
+}
+
+// agreeLine compares the order-level values of line r with the order's.
+func (m *Mapping) agreeLine(a *agreement, r *pipeline.Row, cols *columns, vals []string, bad []bool, probs *problems) {
+	ix := cols.at(r)
+	if sameCells(r, ix, a.base, a.bix, m.orderSlots) {
+		return
+	}
+	for i, p := range m.order {
+		if p.src == srcConst || bad[i] {
+			continue
+		}
+		s, six := a.base, a.bix
+		if a.src != nil && a.src[i] != nil {
+			s = a.src[i]
+			six = cols.at(s)
+			ix = cols.at(r)
+		}
+		if sameCells(r, ix, s, six, p.slots) {
+			continue
+		}
+		if !m.strict {
+			if emptyCells(r, ix, p.slots) {
+				continue // the line leaves the field to another line
+			}
+			if emptyCells(s, six, p.slots) {
+				m.adopt(a, i, p, r, ix, vals, bad, probs)
+				continue
+			}
+		}
+		v, in, _, err := p.value(r, ix)
+		if err == nil && v == vals[i] {
+			continue
+		}
+		if err != nil {
+			v = in
+		}
+		a.dis = noteDisagreement(a.dis, i, v, r)
+	}
+}
+
+// adopt makes line r's value of the field m.order[i], whose cells the
+// order had left empty so far, the order's value.
+func (m *Mapping) adopt(a *agreement, i int, p *plan, r *pipeline.Row, ix []int, vals []string, bad []bool, probs *problems) {
+	if a.src == nil {
+		a.src = make([]*pipeline.Row, len(m.order))
+	}
+	a.src[i] = r
+	v, in, step, err := p.value(r, ix)
+	if err != nil {
+		probs.add(p.def.name, in, p.failure(step, err), []pipeline.Ref{r.Ref()})
+		bad[i] = true
+		return
+	}
+	vals[i] = v
+}
+
+// emptyCells reports whether every cell of r at slots is empty.
+func emptyCells(r *pipeline.Row, ix []int, slots []int) bool {
+	for _, s := range slots {
+		if cell(r, ix, s) != "" {
+			return false
+		}
+	}
+	return true
 }
 
 // sameCells reports whether the rows r and base hold the same cells at
@@ -646,55 +779,135 @@ func noteDisagreement(dis []disagreement, plan int, v string, r *pipeline.Row) [
 	return dis
 }
 
-// reportDisagreements adds a problem for each of dis, naming the first
-// line base, and marks the field's value bad.
-func (m *Mapping) reportDisagreements(dis []disagreement, base *pipeline.Row, vals []string, bad []bool, probs *problems) {
+// reportDisagreements adds a problem for each of dis, naming the line
+// the order's value came from (base, or the field's line in src), and
+// marks the field's value bad.
+func (m *Mapping) reportDisagreements(dis []disagreement, base *pipeline.Row, src []*pipeline.Row, vals []string, bad []bool, probs *problems) {
 	for _, d := range dis {
 		p := m.order[d.plan]
-		refs := append([]pipeline.Ref{base.Ref()}, d.refs...)
+		from := base.Ref()
+		if src != nil && src[d.plan] != nil {
+			from = src[d.plan].Ref()
+		}
+		refs := append([]pipeline.Ref{from}, d.refs...)
 		text := fmt.Sprintf("differs between the lines of the order: %q on %s, %q on %s",
-			display(vals[d.plan]), base.Ref(), display(d.value), d.refs[0])
+			display(vals[d.plan]), from, display(d.value), d.refs[0])
 		if d.count > 1 {
-			text += fmt.Sprintf(" (%d lines differ from %s)", d.count, base.Ref())
+			text += fmt.Sprintf(" (%d lines differ from %s)", d.count, from)
 		}
 		probs.add(p.def.name, vals[d.plan], text, refs)
 		bad[d.plan] = true
 	}
 }
 
-// buildItems adds one item per kept line, checking each value and that
-// there are at most max_items (checkStructure checks the items as a
-// whole). backing has room for every item field and is not shared.
+// buildItems adds one item per kept line, or one per packed part of a
+// line when item fields split their cells, checking each value and that
+// there are at most max_items (checkRules checks the items as a whole).
+// backing has room for one item per line and is not shared.
 func (m *Mapping) buildItems(conv *pipeline.Conversion, backing []pipeline.Field, kept []pipeline.Row, cols *columns, probs *problems) {
-	if len(kept) > m.maxItems {
+	if len(m.splits) == 0 && len(kept) > m.maxItems {
 		probs.add("Items", "", fmt.Sprintf("%d lines: at most %d items per conversion (mapping.max_items)", len(kept), m.maxItems),
 			[]pipeline.Ref{kept[0].Ref(), kept[len(kept)-1].Ref()})
 	}
-	conv.Items = make([]pipeline.Item, len(kept))
+	conv.Items = make([]pipeline.Item, 0, len(kept))
+	var parts [][]string
 	for j := range kept {
 		r := &kept[j]
 		idx := cols.at(r)
-		n := j + 1
-		start := len(backing)
-		for _, p := range m.items {
-			v, in, step, err := p.value(r, idx)
-			if err != nil {
-				probs.add(pipeline.ItemFieldName(p.def.name, n), in, p.failure(step, err), []pipeline.Ref{r.Ref()})
-				continue
-			}
-			if v == "" && !p.keep {
-				continue
-			}
-			if msg := p.check(v); msg != "" {
-				probs.add(pipeline.ItemFieldName(p.def.name, n), v, msg, []pipeline.Ref{r.Ref()})
-				if hasEmail(v) {
-					v = redact(v)
-				}
-			}
-			backing = append(backing, pipeline.Field{Name: p.def.name, Value: v})
+		if len(m.splits) == 0 {
+			backing = m.buildItem(conv, backing, r, idx, nil, 0, probs)
+			continue
 		}
-		it := &conv.Items[j]
-		it.Fields = backing[start:len(backing):len(backing)]
-		it.Ref = r.Ref()
+		var n int
+		if parts, n = m.splitLine(r, idx, parts, probs); n < 0 {
+			continue
+		}
+		for k := range n {
+			backing = m.buildItem(conv, backing, r, idx, parts, k, probs)
+		}
 	}
+	if len(m.splits) > 0 && len(conv.Items) > m.maxItems {
+		probs.add("Items", "", fmt.Sprintf("%d items from %d lines: at most %d items per conversion (mapping.max_items)", len(conv.Items), len(kept), m.maxItems),
+			[]pipeline.Ref{kept[0].Ref(), kept[len(kept)-1].Ref()})
+	}
+}
+
+// splitLine splits the cells of the item fields that split (m.splits)
+// into their parts, reusing parts, and returns how many items the line
+// packs. An empty cell gives an empty value to every item; a line whose
+// cells are all empty packs one item. When the fields have different
+// numbers of parts it adds a problem naming them and the line and
+// returns -1.
+func (m *Mapping) splitLine(r *pipeline.Row, idx []int, parts [][]string, probs *problems) ([][]string, int) {
+	parts = append(parts[:0], make([][]string, len(m.splits))...)
+	n, first := 0, -1
+	aligned := true
+	for i, p := range m.splits {
+		raw := p.cell(r, idx, p.slot)
+		if raw == "" {
+			continue
+		}
+		ps := strings.Split(raw, p.split)
+		for k := range ps {
+			ps[k] = strings.TrimSpace(ps[k])
+		}
+		parts[i] = ps
+		if first < 0 {
+			n, first = len(ps), i
+		} else if len(ps) != n {
+			aligned = false
+		}
+	}
+	if first < 0 {
+		return parts, 1
+	}
+	if aligned {
+		return parts, n
+	}
+	var desc []string
+	for i, p := range m.splits {
+		if parts[i] != nil {
+			desc = append(desc, fmt.Sprintf("%s %q has %d parts", p.def.name, display(p.cell(r, idx, p.slot)), len(parts[i])))
+		}
+	}
+	probs.add("Items", "", "the packed item cells do not line up: "+strings.Join(desc, ", "), []pipeline.Ref{r.Ref()})
+	return parts, -1
+}
+
+// buildItem adds the item of line r (its k-th packed part when parts is
+// set), checking its values.
+func (m *Mapping) buildItem(conv *pipeline.Conversion, backing []pipeline.Field, r *pipeline.Row, idx []int, parts [][]string, k int, probs *problems) []pipeline.Field {
+	n := len(conv.Items) + 1
+	ref := r.Ref()
+	start := len(backing)
+	for _, p := range m.items {
+		var v, in string
+		var step int
+		var err error
+		if p.splitIdx >= 0 && parts != nil {
+			piece := ""
+			if ps := parts[p.splitIdx]; ps != nil {
+				piece = ps[k]
+			}
+			v, in, step, err = p.apply(piece)
+		} else {
+			v, in, step, err = p.value(r, idx)
+		}
+		if err != nil {
+			probs.add(pipeline.ItemFieldName(p.def.name, n), in, p.failure(step, err), []pipeline.Ref{ref})
+			continue
+		}
+		if v == "" && !p.keep {
+			continue
+		}
+		if msg := p.check(v); msg != "" {
+			probs.add(pipeline.ItemFieldName(p.def.name, n), v, msg, []pipeline.Ref{ref})
+			if hasEmail(v) {
+				v = redact(v)
+			}
+		}
+		backing = append(backing, pipeline.Field{Name: p.def.name, Value: v})
+	}
+	conv.Items = append(conv.Items, pipeline.Item{Fields: backing[start:len(backing):len(backing)], Ref: ref})
+	return backing
 }

@@ -15,7 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
 	"convpipe/pipeline"
+	grouping "convpipe/pipeline/group"
 )
 
 var update = flag.Bool("update", false, "rewrite the want files of the case folders")
@@ -79,22 +82,77 @@ func readCSV(t testing.TB, name string, r io.Reader) (*pipeline.Header, []pipeli
 	return h, rows
 }
 
-// group groups rows by order key, orders in the order of their first line.
+// group groups rows by order key as a run does by default (group mode
+// auto), orders in the order of their first line.
 func group(m *Mapping, rows []pipeline.Row) [][]pipeline.Row {
-	var keys []string
-	byKey := make(map[string][]pipeline.Row)
-	for _, r := range rows {
-		k := m.OrderKey(r)
-		if _, ok := byKey[k]; !ok {
-			keys = append(keys, k)
-		}
-		byKey[k] = append(byKey[k], r)
-	}
-	out := make([][]pipeline.Row, len(keys))
-	for i, k := range keys {
-		out[i] = byKey[k]
+	out, err := groupWith(grouping.Config{}, m, rows)
+	if err != nil {
+		panic(err)
 	}
 	return out
+}
+
+// groupWith groups rows with the real Grouper configured by cfg.
+func groupWith(cfg grouping.Config, m *Mapping, rows []pipeline.Row) ([][]pipeline.Row, error) {
+	var out [][]pipeline.Row
+	g := grouping.New(cfg, m.OrderKey, func(lines []pipeline.Row) error {
+		out = append(out, lines)
+		return nil
+	})
+	defer g.Close()
+	for _, r := range rows {
+		if err := g.Add(r); err != nil {
+			return nil, err
+		}
+	}
+	return out, g.Flush()
+}
+
+// caseConfig reads a case folder's configuration: its mapping.yaml, or
+// the mapping: and group: sections of the convpipe configuration named
+// by its file "config" (a path relative to the folder), as the examples
+// in configs/ are tested.
+func caseConfig(t testing.TB, dir string) (*Mapping, grouping.Config, error) {
+	t.Helper()
+	ref, err := os.ReadFile(filepath.Join(dir, "config"))
+	if os.IsNotExist(err) {
+		m, err := loadMapping(t, filepath.Join(dir, "mapping.yaml"))
+		return m, grouping.Config{}, err
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, strings.TrimSpace(string(ref))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var whole struct {
+		Mapping yaml.Node `yaml:"mapping"`
+		Group   yaml.Node `yaml:"group"`
+	}
+	if err := yaml.Unmarshal(data, &whole); err != nil {
+		t.Fatal(err)
+	}
+	var gc grouping.Config
+	if whole.Group.Kind != 0 {
+		if err := whole.Group.Decode(&gc); err != nil {
+			return nil, gc, err
+		}
+	}
+	mdata, err := yaml.Marshal(&whole.Mapping)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := ParseConfig(mdata)
+	if err != nil {
+		return nil, gc, err
+	}
+	m, err := New(cfg)
+	if err != nil {
+		return nil, gc, err
+	}
+	m.now = func() time.Time { return testNow }
+	return m, gc, nil
 }
 
 func toResult(md pipeline.Mapped) result {
@@ -108,7 +166,7 @@ func toResult(md pipeline.Mapped) result {
 // runCase maps a case folder's input and returns want.jsonl's content, or
 // the error that stopped it (config or header).
 func runCase(t *testing.T, dir string) ([]byte, error) {
-	m, err := loadMapping(t, filepath.Join(dir, "mapping.yaml"))
+	m, gc, err := caseConfig(t, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -124,7 +182,11 @@ func runCase(t *testing.T, dir string) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	for _, lines := range group(m, rows) {
+	orders, err := groupWith(gc, m, rows)
+	if err != nil {
+		return nil, err
+	}
+	for _, lines := range orders {
 		md := m.Map(lines)
 		if md.Conversion == nil {
 			t.Fatalf("Map returned a nil conversion")
@@ -136,13 +198,17 @@ func runCase(t *testing.T, dir string) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// TestCases runs every case folder under testdata: mapping.yaml and
-// input.csv in, want.jsonl (one result per order) or want.err out.
+// TestCases runs every case folder under testdata: mapping.yaml (or a
+// file config naming a whole convpipe configuration, whose mapping and
+// group sections are used) and input.csv in, want.jsonl (one result per
+// order) or want.err out.
 func TestCases(t *testing.T) {
 	dirs, err := filepath.Glob("testdata/*/mapping.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
+	refs, _ := filepath.Glob("testdata/*/config")
+	dirs = append(dirs, refs...)
 	if len(dirs) == 0 {
 		t.Fatal("no case folders")
 	}

@@ -76,6 +76,34 @@ func (r replaceStep) apply(s string) (string, error) {
 	return r.re.ReplaceAllString(s, r.with), nil
 }
 
+// extractStep keeps the text of the pattern's one capture group at its
+// first match, or nothing when the pattern does not match.
+type extractStep struct{ re *regexp.Regexp }
+
+func (e extractStep) apply(s string) (string, error) {
+	if s == "" {
+		return "", nil
+	}
+	loc := e.re.FindStringSubmatchIndex(s)
+	if loc == nil || loc[2] < 0 {
+		return "", nil
+	}
+	return s[loc[2]:loc[3]], nil
+}
+
+// compileExtract compiles an extract transform: a pattern with exactly
+// one capture group.
+func compileExtract(key, pattern string) (step, error) {
+	re, err := regexp.Compile(pattern)
+	if err != nil {
+		return nil, errAt(key, "%w", err)
+	}
+	if n := re.NumSubexp(); n != 1 {
+		return nil, errAt(key, "the pattern must have exactly one capture group (the value to keep), it has %d: write ( ) around the part to keep and (?: ) around other groups", n)
+	}
+	return extractStep{re: re}, nil
+}
+
 type numberStep struct{ f numberFormat }
 
 func (n numberStep) apply(s string) (string, error) {
@@ -143,6 +171,9 @@ type timeLayout struct {
 	// fixed, when set, reads the layout without time.Parse: it is made
 	// of fixed-width numbers (2006 01 02 15 04 05) and separators.
 	fixed *fixedLayout
+	// offset is set when the layout carries a UTC offset (-07:00, Z07:00,
+	// MST): the value keeps the offset it gives.
+	offset bool
 }
 
 // fixedLayout holds the offsets of each element in a fixed layout; -1
@@ -233,7 +264,56 @@ func (f *fixedLayout) parse(s, layout string, loc *time.Location) (time.Time, bo
 	if d > 28 && time.Date(y, time.Month(mo), d, 12, 0, 0, 0, time.UTC).Day() != d {
 		return time.Time{}, false // no such day in that month
 	}
-	return time.Date(y, time.Month(mo), d, h, mi, sec, 0, loc), true
+	return localTime(y, time.Month(mo), d, h, mi, sec, 0, loc), true
+}
+
+// parse reads s with time.Parse: in loc when the layout has no offset (a
+// local time in a gap moves forward by the gap, as localTime does), with
+// its own offset otherwise.
+func (l timeLayout) parse(s string, loc *time.Location) (time.Time, bool) {
+	if l.offset {
+		v, err := time.Parse(l.layout, s)
+		return v, err == nil
+	}
+	w, err := time.Parse(l.layout, s) // the wall clock, in UTC
+	if err != nil {
+		return time.Time{}, false
+	}
+	return localTime(w.Year(), w.Month(), w.Day(), w.Hour(), w.Minute(), w.Second(), w.Nanosecond(), loc), true
+}
+
+// hasOffset reports whether a Go layout carries a UTC offset or a zone
+// abbreviation.
+func hasOffset(layout string) bool {
+	return strings.Contains(layout, "Z07") || strings.Contains(layout, "-07") || strings.Contains(layout, "MST")
+}
+
+// localTime is time.Date in loc, except that a wall-clock time that does
+// not exist in loc (the hour skipped when the clocks go forward) is
+// moved forward by the gap: 02:30 on the day Chicago skips from 02:00 to
+// 03:00 is 03:30 CDT, where time.Date may give 01:30 CST.
+func localTime(y int, mo time.Month, d, h, mi, sec, ns int, loc *time.Location) time.Time {
+	t := time.Date(y, mo, d, h, mi, sec, ns, loc)
+	if loc == time.UTC {
+		return t
+	}
+	// t keeps the wall clock asked for unless it fell into a gap.
+	wall := time.Date(y, mo, d, h, mi, sec, ns, time.UTC)
+	_, before := t.Zone()
+	if t.Unix()+int64(before) == wall.Unix() {
+		return t
+	}
+	// In a gap: read the wall clock with the offset in force just before
+	// the transition.
+	if start, _ := t.ZoneBounds(); !start.IsZero() {
+		ty, tmo, td := t.Date()
+		th, tmi, ts := t.Clock()
+		if time.Date(ty, tmo, td, th, tmi, ts, ns, time.UTC).After(wall) {
+			// t is in the zone after the transition: take the one before.
+			_, before = start.Add(-time.Second).Zone()
+		}
+	}
+	return wall.Add(-time.Duration(before) * time.Second).In(loc)
 }
 
 type timeStep struct {
@@ -266,7 +346,7 @@ func (t timeStep) apply(s string) (string, error) {
 				outOfRange = true
 				continue
 			}
-			tm = time.Unix(n/l.unix, (n%l.unix)*int64(time.Second)/l.unix)
+			tm = time.Unix(n/l.unix, (n%l.unix)*int64(time.Second)/l.unix).In(t.loc)
 			ok = true
 			break
 		}
@@ -276,8 +356,7 @@ func (t timeStep) apply(s string) (string, error) {
 				break
 			}
 		}
-		v, err := time.ParseInLocation(l.layout, s, t.loc)
-		if err == nil {
+		if v, fine := l.parse(s, t.loc); fine {
 			tm, ok = v, true
 			break
 		}
@@ -288,7 +367,6 @@ func (t timeStep) apply(s string) (string, error) {
 		}
 		return "", errTimeParse
 	}
-	tm = tm.In(t.loc)
 	if y := tm.Year(); y < 1 || y > 9999 {
 		return "", errTimeRange
 	}
@@ -395,6 +473,8 @@ func compileStep(key string, t Transform, k kind) (step, error) {
 		return compileLookup(key, t)
 	case "replace":
 		return compileReplace(key, *t.Replace)
+	case "extract":
+		return compileExtract(key+".extract", t.Extract)
 	case "number":
 		f, err := compileNumber(key+".number", *t.Number, k)
 		return numberStep{f: f}, err
@@ -432,6 +512,7 @@ func transformsSet(t Transform) []string {
 	add(t.Lookup != nil, "lookup")
 	add(t.Default != nil && t.Lookup == nil, "default")
 	add(t.Replace != nil, "replace")
+	add(t.Extract != "", "extract")
 	add(t.Number != nil, "number")
 	add(t.Integer != nil, "integer")
 	add(t.Time != nil, "time")
@@ -499,7 +580,7 @@ func compileNumber(key string, n Number, k kind) (numberFormat, error) {
 
 // Time layouts by name.
 var namedLayouts = map[string]timeLayout{
-	"rfc3339": {layout: time.RFC3339Nano},
+	"rfc3339": {layout: time.RFC3339Nano, offset: true},
 	"unix":    {unix: 1},
 	"unix_ms": {unix: 1000},
 	"date":    {layout: time.DateOnly, fixed: compileFixed(time.DateOnly)},
@@ -523,7 +604,8 @@ func compileTime(key string, t Time) (step, error) {
 			}
 			l = timeLayout{layout: n, fixed: compileFixed(n)}
 		}
-		if l.unix == 0 && !strings.Contains(l.layout, "Z07") && !strings.Contains(l.layout, "-07") && !strings.Contains(l.layout, "MST") {
+		l.offset = l.unix == 0 && hasOffset(l.layout)
+		if l.unix == 0 && !l.offset {
 			allOffset = false
 		}
 		if !dateOnly(l) {

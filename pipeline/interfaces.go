@@ -53,7 +53,9 @@ type Mapper interface {
 	// mapping names a column the header lacks.
 	CheckHeader(obj Object, h *Header) error
 	// OrderKey returns the value that the lines of one order share (the
-	// configured order-key columns), by which rows are grouped.
+	// configured order-key columns), by which rows are grouped. It is ""
+	// when the row's key columns are empty: the grouping then puts the row
+	// in the order above it (group.fill_down) or in an order of its own.
 	OrderKey(r Row) string
 	// Map turns the lines of one order, in source order, into a
 	// conversion, or says why it cannot be sent.

@@ -13,8 +13,10 @@ import (
 
 // agreeMapping maps every column to its field as it is, so that a cell
 // reaches the rules unchanged.
+// The order key is a column of its own, so that an empty OrderId is the
+// API's missing OrderId, not a line without an order.
 const agreeMapping = `
-order_key: [order_id]
+order_key: [order_ref]
 max_items: 3
 fields:
   EventTypeId: event_type_id
@@ -42,7 +44,7 @@ items:
 var agreeColumns = []string{
 	"event_type_id", "click_id", "customer_id", "customer_email", "event_date", "campaign_id", "order_id",
 	"subtotal", "currency", "gift", "ip", "note", "numeric1", "date1",
-	"sku", "category", "qty", "price", "line_total",
+	"sku", "category", "qty", "price", "line_total", "order_ref",
 }
 
 // itemColumns are the columns of item fields; the others are the
@@ -54,7 +56,7 @@ var itemColumns = map[string]bool{"sku": true, "category": true, "qty": true, "p
 func agreeLines() []map[string]string {
 	order := map[string]string{
 		"event_type_id": "12345", "click_id": "abc", "event_date": "2023-12-01T23:55:24-08:00",
-		"campaign_id": "1000", "order_id": "O-1", "currency": "USD",
+		"campaign_id": "1000", "order_id": "O-1", "currency": "USD", "order_ref": "R-1",
 	}
 	line := func(cells map[string]string) map[string]string {
 		l := map[string]string{}
@@ -263,8 +265,8 @@ func agreeForm(lines []map[string]string) url.Values {
 	}
 	v := url.Values{}
 	for _, c := range agreeColumns {
-		if val := lines[0][c]; val != "" && !itemColumns[c] {
-			v.Set(fields[c], val)
+		if val := lines[0][c]; val != "" && !itemColumns[c] && fields[c] != "" {
+			v.Set(fields[c], val) // order_ref, the key, is no field
 		}
 	}
 	for i, l := range lines {

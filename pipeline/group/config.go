@@ -50,6 +50,14 @@ type Config struct {
 	// TempDir is where temporary files are created; os.TempDir() when
 	// empty.
 	TempDir string `yaml:"temp_dir"`
+	// FillDown says that the object lists the lines of each order
+	// together, its first line first, and that a line whose order key is
+	// empty belongs to the order above it (Shopify writes the order's Id
+	// on its first line only). Without it, every line with an empty key
+	// is an order of its own, which the mapping refuses: never a silent
+	// split, never one order lumping the lines of several. Not with mode
+	// scattered.
+	FillDown bool `yaml:"fill_down"`
 }
 
 // WithDefaults returns c with every unset field set to its default: mode
@@ -90,6 +98,9 @@ func (c Config) checkFields() error {
 	case "", Auto, Sorted, Scattered:
 	default:
 		return fmt.Errorf("group.mode: %q is not one of auto, sorted, scattered", string(c.Mode))
+	}
+	if c.FillDown && c.Mode == Scattered {
+		return fmt.Errorf("group.fill_down: needs the lines of each order together, in file order; mode scattered says they are anywhere (use auto or sorted)")
 	}
 	if c.MemoryBudget < 0 {
 		return fmt.Errorf("group.memory_budget: must not be negative")

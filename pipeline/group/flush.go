@@ -221,5 +221,6 @@ func (g *Grouper) reset() error {
 	g.state = g.initialState()
 	g.clearMemory()
 	g.sorted, g.curKey, g.run, g.seen, g.parts, g.files = nil, "", nil, hashSet{}, nil, nil
+	g.fillKey, g.emptyRows = "", 0
 	return err
 }

@@ -127,12 +127,17 @@ func (c *groupCollector) emit(lines []pipeline.Row) error {
 }
 
 // groupWant groups rows the simple way: all lines of a key, in first-seen
-// order of the keys. With adjacent, only adjacent lines group (sorted).
+// order of the keys. With adjacent, only adjacent lines group (sorted). A
+// row with an empty key is an order alone.
 func groupWant(rows []pipeline.Row, adjacent bool) [][]pipeline.Row {
 	var out [][]pipeline.Row
 	index := map[string]int{}
 	for _, r := range rows {
 		k := groupKey(r)
+		if k == "" {
+			out = append(out, []pipeline.Row{r})
+			continue
+		}
 		if adjacent {
 			if n := len(out); n > 0 && groupKey(out[n-1][0]) == k {
 				out[n-1] = append(out[n-1], r)
@@ -160,9 +165,16 @@ func checkGroups(t *testing.T, obj *pipeline.Object, hdr *pipeline.Header, got, 
 	if len(got) != len(want) {
 		t.Errorf("emitted %d orders, want %d", len(got), len(want))
 	}
+	// An order of a line with an empty key is known by its line.
+	idOf := func(r pipeline.Row) string {
+		if k := groupKey(r); k != "" {
+			return k
+		}
+		return fmt.Sprintf("(empty key, line %d)", r.Line)
+	}
 	byKey := map[string][]pipeline.Row{}
 	for _, o := range want {
-		byKey[groupKey(o[0])] = o
+		byKey[idOf(o[0])] = o
 	}
 	seen := map[string]bool{}
 	for i, o := range got {
@@ -170,7 +182,7 @@ func checkGroups(t *testing.T, obj *pipeline.Object, hdr *pipeline.Header, got, 
 			t.Errorf("order %d: no lines", i)
 			continue
 		}
-		k := groupKey(o[0])
+		k := idOf(o[0])
 		if inOrder {
 			if i < len(want) && !reflect.DeepEqual(o, want[i]) {
 				t.Fatalf("order %d: got %s, want %s", i, describeLines(o), describeLines(want[i]))

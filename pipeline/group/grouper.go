@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"strconv"
 	"unsafe"
 
 	"convpipe/pipeline"
@@ -82,7 +83,10 @@ type Stats struct {
 // Spilling adds the files' buffers: 32 KiB per partition, at most 128
 // partitions.
 //
-// The key function is called once per row. The emit function owns the
+// The key function is called once per row. A row whose key is empty
+// belongs to the order of the row above it when Config.FillDown is set
+// (and that row is of the same object); otherwise it is an order of its
+// own. The emit function owns the
 // slice it is given; an error from it stops the object and is returned,
 // unwrapped, from Add or Flush. After any error, Add returns that error
 // until Flush or Discard. A Grouper is not safe for concurrent use.
@@ -113,6 +117,11 @@ type Grouper struct {
 	// The current order, in sorted mode and while streaming the run file
 	// back; reused from order to order.
 	sorted []pipeline.Row
+
+	// fillKey is the last non-empty key of the object (FillDown);
+	// emptyRows numbers the rows given a key of their own.
+	fillKey   string
+	emptyRows int64
 
 	// Run state: the sequential file and the hashes of the keys in it.
 	curKey string
@@ -200,6 +209,11 @@ func (g *Grouper) Add(r pipeline.Row) error {
 		}
 	}
 	k := g.key(r)
+	if k == "" {
+		k = g.emptyKey()
+	} else if g.cfg.FillDown {
+		g.fillKey = k
+	}
 	g.stats.Rows++
 	var err error
 	switch g.state {
@@ -216,6 +230,21 @@ func (g *Grouper) Add(r pipeline.Row) error {
 		g.err = err
 	}
 	return err
+}
+
+// emptyKeyPrefix starts the keys given to rows whose key is empty; an
+// order key never starts with a NUL byte in practice.
+const emptyKeyPrefix = "\x00empty-key\x00"
+
+// emptyKey returns the key of a row whose key is empty: the key of the
+// row above with FillDown, else (and for the object's first rows) a key
+// of its own, so that the row is an order alone.
+func (g *Grouper) emptyKey() string {
+	if g.cfg.FillDown && g.fillKey != "" {
+		return g.fillKey
+	}
+	g.emptyRows++
+	return emptyKeyPrefix + strconv.FormatInt(g.emptyRows, 10)
 }
 
 // adopt takes the object and header of the first row, and checks that
