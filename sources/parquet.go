@@ -41,7 +41,8 @@ const (
 	// maxPageBytes bounds one page, compressed or not.
 	maxPageBytes = 256 << 20
 	// maxPageValues bounds the values of one page (8M: a 1 MiB page of
-	// bit-packed booleans).
+	// bit-packed booleans), and the slots of its RLE/bit-packed runs,
+	// padding included (see countLevel).
 	maxPageValues = 1 << 23
 )
 
