@@ -145,7 +145,7 @@ func checkValues(b []byte, enc parquet.Encoding, n int, col pageInfo) error {
 		if uint64(l) > uint64(len(b)-4) {
 			return errPageTruncated
 		}
-		_, err := countLevel(b[4:4+l], int(col.typeLen), n, 1<<63)
+		_, err := countLevel(b[4:4+l], rleWidth(col), n, 1<<63)
 		return err
 	case parquet.Encoding_BYTE_STREAM_SPLIT:
 		switch col.physical {
@@ -167,6 +167,16 @@ func checkValues(b []byte, enc parquet.Encoding, n int, col pageInfo) error {
 		return deltaLengths(r, n)
 	}
 	return fmt.Errorf("encoding %s not supported for %s", enc, col.physical)
+}
+
+// rleWidth is the bit width of RLE-encoded values of col: 1 for
+// booleans (the one type whose values the format lets be RLE-encoded),
+// the type length for others, as parquet-go reads them.
+func rleWidth(col pageInfo) int {
+	if col.physical == parquet.Type_BOOLEAN {
+		return 1
+	}
+	return int(col.typeLen)
 }
 
 // deltaBlock checks a DELTA_BINARY_PACKED header that must hold n values,

@@ -140,6 +140,7 @@ func (r *parquetReader) open() error {
 		return fmt.Errorf("corrupt Parquet footer: %w", err)
 	}
 	r.footer, r.sh = pr.Footer, pr.SchemaHandler
+	rleBooleans(r.sh)
 	if err := r.readSchema(); err != nil {
 		return err
 	}
@@ -486,9 +487,11 @@ func (r *parquetReader) nextPage(c *pqColumn) error {
 			c.dict = page
 			continue
 		}
-		enc := page.Header.GetDataPageHeader().GetEncoding()
+		var enc parquet.Encoding
 		if page.Header.GetType() == parquet.PageType_DATA_PAGE_V2 {
 			enc = page.Header.GetDataPageHeaderV2().GetEncoding()
+		} else {
+			enc = page.Header.GetDataPageHeader().GetEncoding()
 		}
 		if enc == parquet.Encoding_PLAIN_DICTIONARY || enc == parquet.Encoding_RLE_DICTIONARY {
 			if c.dict == nil {
@@ -502,6 +505,11 @@ func (r *parquetReader) nextPage(c *pqColumn) error {
 			}
 			page.Decode(c.dict)
 		}
+		if c.info.physical == parquet.Type_BOOLEAN && enc == parquet.Encoding_RLE {
+			if err := boolsFromRLE(page.DataTable.Values); err != nil {
+				return err
+			}
+		}
 		if len(page.DataTable.Values) != int(n) {
 			return fmt.Errorf("corrupt page: %d values decoded, %d in its header", len(page.DataTable.Values), n)
 		}
@@ -511,6 +519,37 @@ func (r *parquetReader) nextPage(c *pqColumn) error {
 			return nil
 		}
 	}
+}
+
+// rleBooleans lets parquet-go read RLE-encoded booleans (arrow-rs and
+// parquet-mr write them in data pages v2): it decodes RLE values with the
+// column's type length as their bit width, which a BOOLEAN column does
+// not set, so it is set to 1 here. Plain booleans do not use it.
+func rleBooleans(sh *schema.SchemaHandler) {
+	for _, se := range sh.SchemaElements {
+		if se.Type != nil && *se.Type == parquet.Type_BOOLEAN && se.GetTypeLength() == 0 {
+			se.TypeLength = new(int32(1))
+		}
+	}
+}
+
+// boolsFromRLE turns the 0s and 1s parquet-go decodes from RLE-encoded
+// booleans into bools.
+func boolsFromRLE(vals []any) error {
+	for i, v := range vals {
+		if v == nil {
+			continue
+		}
+		switch v {
+		case int64(0):
+			vals[i] = false
+		case int64(1):
+			vals[i] = true
+		default:
+			return fmt.Errorf("corrupt page: RLE boolean %v", v)
+		}
+	}
+	return nil
 }
 
 // Close releases the object; it may be called more than once.
