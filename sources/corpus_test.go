@@ -68,48 +68,72 @@ func readCorpusRows(tb testing.TB, name string) corpusRows {
 	return rows
 }
 
-// TestParquetCorpus reads every file of the corpus and compares every
-// value, and every null, with the rows its writer's side recorded.
+// TestParquetCorpus reads every file of the corpus, from disk and from
+// the S3 test server (ranged reads), and compares every value, and every
+// null, with the rows its writer's side recorded.
 func TestParquetCorpus(t *testing.T) {
-	for _, e := range readCorpusManifest(t) {
-		t.Run(strings.TrimSuffix(e.File, ".parquet"), func(t *testing.T) {
-			want := readCorpusRows(t, e.RowsFile)
-			if len(want.Rows) != e.Rows {
-				t.Fatalf("%s has %d rows, the manifest says %d", e.RowsFile, len(want.Rows), e.Rows)
+	manifest := readCorpusManifest(t)
+	stores := []struct {
+		name string
+		new  func(*testing.T) fixtureStore
+	}{
+		{"local", func(t *testing.T) fixtureStore { return localFixture{root: t.TempDir()} }},
+		{"s3", func(t *testing.T) fixtureStore { return newS3Fixture(t) }},
+	}
+	for _, st := range stores {
+		t.Run(st.name, func(t *testing.T) {
+			store := st.new(t)
+			for _, e := range manifest {
+				t.Run(strings.TrimSuffix(e.File, ".parquet"), func(t *testing.T) {
+					b, err := os.ReadFile(filepath.Join(corpusDir, e.File))
+					if err != nil {
+						t.Fatal(err)
+					}
+					store.put(t, e.File, b)
+					readCorpusFile(t, store, e)
+				})
 			}
-			p := filepath.Join(corpusDir, e.File)
-			src := newSource(t, Config{Location: p})
-			objs, err := src.Objects(t.Context())
-			if err != nil {
-				t.Fatal(err)
-			}
-			r, err := src.Open(t.Context(), objs[0])
-			if e.Refused != "" {
-				if err == nil {
-					r.Close()
-					t.Fatalf("opened; want it refused with %q", e.Refused)
-				}
-				if !strings.Contains(err.Error(), e.Refused) {
-					t.Fatalf("Open = %v, want %q", err, e.Refused)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			res := readAll(t, r)
-			if res.fatal != nil || len(res.errs) > 0 {
-				t.Fatalf("after %d rows: errors %v, fatal %v", len(res.rows), res.errs, res.fatal)
-			}
-			if strings.Join(res.header, ",") != strings.Join(e.Columns, ",") {
-				t.Fatalf("header %q, want %q", res.header, e.Columns)
-			}
-			if len(res.rows) != len(want.Rows) {
-				t.Fatalf("%d rows, want %d", len(res.rows), len(want.Rows))
-			}
-			compareCorpusRows(t, res, want, e.Columns)
 		})
 	}
+}
+
+// readCorpusFile reads the corpus file e from store and compares it with
+// its rows.
+func readCorpusFile(t *testing.T, store fixtureStore, e corpusEntry) {
+	want := readCorpusRows(t, e.RowsFile)
+	if len(want.Rows) != e.Rows {
+		t.Fatalf("%s has %d rows, the manifest says %d", e.RowsFile, len(want.Rows), e.Rows)
+	}
+	src := newSource(t, store.config(Config{Location: store.location(e.File)}))
+	objs, err := src.Objects(t.Context())
+	if err != nil || len(objs) != 1 {
+		t.Fatalf("Objects = %v, %v", objs, err)
+	}
+	r, err := src.Open(t.Context(), objs[0])
+	if e.Refused != "" {
+		if err == nil {
+			r.Close()
+			t.Fatalf("opened; want it refused with %q", e.Refused)
+		}
+		if !strings.Contains(err.Error(), e.Refused) || !strings.HasPrefix(err.Error(), store.key(e.File)+": ") {
+			t.Fatalf("Open = %v, want %q naming the object", err, e.Refused)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := readAll(t, r)
+	if res.fatal != nil || len(res.errs) > 0 {
+		t.Fatalf("after %d rows: errors %v, fatal %v", len(res.rows), res.errs, res.fatal)
+	}
+	if strings.Join(res.header, ",") != strings.Join(e.Columns, ",") {
+		t.Fatalf("header %q, want %q", res.header, e.Columns)
+	}
+	if len(res.rows) != len(want.Rows) {
+		t.Fatalf("%d rows, want %d", len(res.rows), len(want.Rows))
+	}
+	compareCorpusRows(t, res, want, e.Columns)
 }
 
 // compareCorpusRows compares every value of got with want's, by column
