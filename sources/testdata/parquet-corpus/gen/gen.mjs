@@ -250,6 +250,11 @@ async function main() {
     await con.run(`COPY (SELECT ${flat.join(', ')} FROM base) TO '${out}/${name}.parquet' (FORMAT parquet, ROW_GROUP_SIZE 2048, ${opts})`);
     await finish(name, duck, `COPY … (FORMAT parquet, ROW_GROUP_SIZE 2048, ${opts})`, 'flat5000', flat, expected(rows, flat));
   }
+  // Small files for the corruption test (sources/bad_test.go), which
+  // damages them at many bytes: many small pages, nulls in every column.
+  const tiny = rows.slice(0, 300);
+  await con.run(`COPY (SELECT ${flat.join(', ')} FROM base LIMIT 300) TO '${out}/duckdb_tiny_v2.parquet' (FORMAT parquet, COMPRESSION zstd, PARQUET_VERSION v2)`);
+  await finish('duckdb_tiny_v2', duck, 'COPY … LIMIT 300 (FORMAT parquet, COMPRESSION zstd, PARQUET_VERSION v2)', 'tiny300', flat, expected(tiny, flat));
   const nested = ['order_id', 'event_utc', 'click_id', 'items'];
   await con.run(`COPY (SELECT ${nested.join(', ')} FROM base) TO '${out}/duckdb_items.parquet' (FORMAT parquet, ROW_GROUP_SIZE 2048)`);
   await finish('duckdb_items', duck, 'COPY … (FORMAT parquet, ROW_GROUP_SIZE 2048): items LIST<STRUCT<sku, name, qty, price DECIMAL(9,2)>>', 'items5000', nested, expected(rows, nested));
@@ -267,6 +272,9 @@ async function main() {
     fs.writeFileSync(path.join(out, name + '.parquet'), pw.writeParquet(table, props.build()));
     await finish(name, arrow, 'readParquet(duckdb_snappy_v1) then writeParquet: ' + how, 'flat5000', flat, expected(rows, flat));
   }
+  fs.writeFileSync(path.join(out, 'arrow_tiny_v2.parquet'), pw.writeParquet(pw.readParquet(new Uint8Array(fs.readFileSync(path.join(out, 'duckdb_tiny_v2.parquet')))),
+    new pw.WriterPropertiesBuilder().setWriterVersion(pw.WriterVersion.V2).setCompression(pw.Compression.SNAPPY).setMaxRowGroupSize(100).setDataPageSizeLimit(256).build()));
+  await finish('arrow_tiny_v2', arrow, 'readParquet(duckdb_tiny_v2) then writeParquet: writer version 2, snappy, dictionary on, 100-row groups, 256-byte pages', 'tiny300', flat, expected(tiny, flat));
   const polars = `Polars (nodejs-polars ${version('nodejs-polars')})`;
   // Polars has no DECIMAL(38,6) writer that round-trips here: it keeps the
   // decimals it reads.
