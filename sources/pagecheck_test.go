@@ -5,6 +5,9 @@ import (
 	"encoding/binary"
 	"strings"
 	"testing"
+
+	"github.com/apache/thrift/lib/go/thrift"
+	"github.com/xitongsys/parquet-go/parquet"
 )
 
 // levelRun appends an RLE/bit-packed hybrid run header h to b.
@@ -82,5 +85,39 @@ func TestCountLevel(t *testing.T) {
 				t.Fatalf("countLevel = %d, %v; want %d", got, err, tc.want)
 			}
 		})
+	}
+}
+
+// TestCheckChunkPageValues checks the values a page header may claim: no
+// more than the chunk has left (else the file is corrupt), and no more
+// than maxPageValues, which a real writer can pass (DuckDB writes one page
+// per row group's column) and which is then said as a limit, not as
+// corruption.
+func TestCheckChunkPageValues(t *testing.T) {
+	header := func(n int32) []byte {
+		h := parquet.NewPageHeader()
+		h.Type = parquet.PageType_DATA_PAGE
+		h.DataPageHeader = &parquet.DataPageHeader{NumValues: n, Encoding: parquet.Encoding_PLAIN}
+		var buf thrift.TMemoryBuffer
+		buf.Buffer = new(bytes.Buffer)
+		if err := h.Write(t.Context(), thrift.NewTCompactProtocolConf(&buf, &thrift.TConfiguration{})); err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes()
+	}
+	info := pageInfo{physical: parquet.Type_INT64}
+	for _, tc := range []struct {
+		name        string
+		n, chunkLen int32
+		err         string
+	}{
+		{"more than the chunk", 10, 5, "corrupt page header at byte 0: 10 values, 5 expected"},
+		{"over the limit", maxPageValues + 1, maxPageValues + 1, "page at byte 0: 8388609 values is over the limit of 8388608 values a page"},
+	} {
+		meta := &parquet.ColumnMetaData{NumValues: int64(tc.chunkLen), Codec: parquet.CompressionCodec_UNCOMPRESSED}
+		_, err := checkChunk(header(tc.n), meta, info)
+		if err == nil || !strings.HasPrefix(err.Error(), tc.err) {
+			t.Errorf("%s: checkChunk = %v, want %q", tc.name, err, tc.err)
+		}
 	}
 }

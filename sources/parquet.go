@@ -465,8 +465,11 @@ func checkChunk(chunk []byte, meta *parquet.ColumnMetaData, info pageInfo) ([]bo
 		default:
 			return nil, fmt.Errorf("page type %s at byte %d: not supported", h.GetType(), pos-hlen)
 		}
-		if n < 0 || n > maxPageValues || int64(n) > meta.GetNumValues()-values {
+		if n < 0 || int64(n) > meta.GetNumValues()-values {
 			return nil, fmt.Errorf("corrupt page header at byte %d: %d values, %d expected", pos-hlen, n, meta.GetNumValues()-values)
+		}
+		if n > maxPageValues { // DuckDB writes a page per row group's column
+			return nil, fmt.Errorf("page at byte %d: %d values is over the limit of %d values a page (write row groups of fewer rows)", pos-hlen, n, maxPageValues)
 		}
 		plain := pageStored(h)
 		stored = append(stored, plain)
