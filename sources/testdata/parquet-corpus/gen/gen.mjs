@@ -3,8 +3,9 @@
 // parquet-wasm) with several layouts, and the rows every file must read as
 // (<name>.json, in the form sources renders values). Each file is read back
 // with hyparquet, an independent reader, and compared with those rows
-// before it is kept. The Go writers are in ../gogen (run by `make corpus`
-// there, or `npm run gen`, which runs both).
+// before it is kept. The Go writers are in ../gogen, a Go module of its
+// own that this script runs (`go run .`): it needs Node 20 and Go. The
+// pinned nodejs-polars-linux-x64-gnu is Polars' build for linux-x64.
 //
 //   cd sources/testdata/parquet-corpus/gen && npm ci && npm run gen
 import { DuckDBInstance } from '@duckdb/node-api';
