@@ -75,9 +75,11 @@ func (h *Header) Duplicates() []string {
 // Every format delivers values as strings so that one mapping serves them
 // all. Parquet values are rendered as: integers and decimals in plain
 // decimal notation ("-12.50"), floats with strconv 'g' formatting,
-// booleans as "true"/"false", dates as "2006-01-02", timestamps as RFC 3339
-// in UTC with as many fractional digits as needed, and nulls as "" with
-// Null reporting true.
+// booleans as "true"/"false", dates as "2006-01-02", timestamps adjusted
+// to UTC as RFC 3339 in UTC with as many fractional digits as needed
+// ("2026-11-22T22:04:00Z"), timestamps not adjusted to UTC (wall times)
+// the same without an offset ("2026-11-22T22:04:00"), and nulls as ""
+// with Null reporting true (docs/mapping.md, Parquet values).
 type Row struct {
 	// Object is the object the row was read from.
 	Object *Object

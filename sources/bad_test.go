@@ -162,16 +162,43 @@ func TestBigField(t *testing.T) {
 	}
 }
 
-// TestParquetCorruptionNeverPanics damages a valid file at every byte
-// (and truncates it at many lengths): every read ends, with rows, row
-// errors or a file error, and never panics out of the reader.
+// TestParquetCorruptionNeverPanics damages valid files (one of parquet-go,
+// and DuckDB's and arrow-rs's of the corpus, with data pages v2 and their
+// encodings) at many bytes, and truncates them at many lengths: every
+// read ends, with rows, row errors or a file error naming the object,
+// and never panics out of the reader.
 func TestParquetCorruptionNeverPanics(t *testing.T) {
-	valid := parquetBytes(t, orderLines(0, 30), 10)
-	step := 2
-	if testing.Short() {
-		step = 11
+	corpusFile := func(name string) []byte {
+		b, err := os.ReadFile(filepath.Join(corpusDir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
 	}
-	var opened, failed int
+	for _, tc := range []struct {
+		name  string
+		valid []byte
+		rows  int
+		step  int
+	}{
+		{"parquet-go", parquetBytes(t, orderLines(0, 30), 10), 30, 2},
+		{"duckdb_tiny_v2", corpusFile("duckdb_tiny_v2.parquet"), 300, 7},
+		{"arrow_tiny_v2", corpusFile("arrow_tiny_v2.parquet"), 300, 23},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			step := tc.step
+			if testing.Short() {
+				step = tc.step*5 + 1
+			}
+			opened, failed := corruptAndRead(t, tc.valid, tc.rows, step)
+			t.Logf("%d opened, %d refused at open", opened, failed)
+		})
+	}
+}
+
+// corruptAndRead reads valid, of rows rows, damaged at every step-th
+// byte and cut at every 13*step-th length, and checks how each read ends.
+func corruptAndRead(t *testing.T, valid []byte, rows, step int) (opened, failed int) {
 	try := func(name string, b []byte) {
 		obj := &pipeline.Object{Key: name, Size: int64(len(b))}
 		r, err := newParquetReader(obj, nopCloser{bytes.NewReader(b)}, int64(len(b)))
@@ -183,12 +210,13 @@ func TestParquetCorruptionNeverPanics(t *testing.T) {
 			return
 		}
 		opened++
-		for n := range 100 {
+		defer r.Close()
+		for n := range rows + 100 {
 			_, err := r.Next()
 			var re *pipeline.RowError
 			if errors.Is(err, io.EOF) {
-				if n != 30 {
-					t.Fatalf("%s: EOF after %d rows of 30 and no error", name, n)
+				if n != rows {
+					t.Fatalf("%s: EOF after %d rows of %d and no error", name, n, rows)
 				}
 				return
 			}
@@ -199,7 +227,15 @@ func TestParquetCorruptionNeverPanics(t *testing.T) {
 				return
 			}
 		}
-		t.Fatalf("%s: more than 100 results from 30 rows", name)
+		t.Fatalf("%s: more than %d results from %d rows", name, rows+100, rows)
+	}
+	obj := &pipeline.Object{Key: "valid", Size: int64(len(valid))}
+	r, err := newParquetReader(obj, nopCloser{bytes.NewReader(valid)}, int64(len(valid)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := readAll(t, r); res.fatal != nil || len(res.errs) > 0 || len(res.rows) != rows {
+		t.Fatalf("the valid file: %d rows of %d, errors %v, fatal %v", len(res.rows), rows, res.errs, res.fatal)
 	}
 	for i := 0; i < len(valid); i += step {
 		try(fmt.Sprintf("flip-%d", i), corrupt(valid, i, 1))
@@ -207,7 +243,7 @@ func TestParquetCorruptionNeverPanics(t *testing.T) {
 	for n := 0; n < len(valid); n += 13 * step {
 		try(fmt.Sprintf("cut-%d", n), valid[:n])
 	}
-	t.Logf("%d opened, %d refused at open", opened, failed)
+	return opened, failed
 }
 
 type nopCloser struct{ *bytes.Reader }

@@ -26,7 +26,7 @@ type benchLine struct {
 	Currency  string  `parquet:"name=currency, type=BYTE_ARRAY, convertedtype=UTF8, encoding=PLAIN_DICTIONARY"`
 	Customer  string  `parquet:"name=customer_id, type=BYTE_ARRAY, convertedtype=UTF8"`
 	Promo     *string `parquet:"name=promo_code, type=BYTE_ARRAY, convertedtype=UTF8, repetitiontype=OPTIONAL"`
-	OrderedAt int64   `parquet:"name=ordered_at, type=INT64, convertedtype=TIMESTAMP_MILLIS"`
+	OrderedAt int64   `parquet:"name=ordered_at, type=INT64, convertedtype=TIMESTAMP_MILLIS, isadjustedtoutc=true"`
 	Shipped   bool    `parquet:"name=shipped, type=BOOLEAN"`
 	Country   string  `parquet:"name=country, type=BYTE_ARRAY, convertedtype=UTF8, encoding=PLAIN_DICTIONARY"`
 	Category  string  `parquet:"name=category, type=BYTE_ARRAY, convertedtype=UTF8, encoding=PLAIN_DICTIONARY"`

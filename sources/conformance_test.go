@@ -31,7 +31,7 @@ type orderLine struct {
 	Quantity  int64   `parquet:"name=quantity, type=INT64"`
 	Price     int64   `parquet:"name=price, type=INT64, convertedtype=DECIMAL, scale=2, precision=12"`
 	Paid      bool    `parquet:"name=paid, type=BOOLEAN"`
-	OrderedAt int64   `parquet:"name=ordered_at, type=INT64, convertedtype=TIMESTAMP_MILLIS"`
+	OrderedAt int64   `parquet:"name=ordered_at, type=INT64, convertedtype=TIMESTAMP_MILLIS, isadjustedtoutc=true"`
 	Note      *string `parquet:"name=note, type=BYTE_ARRAY, convertedtype=UTF8, repetitiontype=OPTIONAL"`
 }
 

@@ -145,7 +145,7 @@ func checkValues(b []byte, enc parquet.Encoding, n int, col pageInfo) error {
 		if uint64(l) > uint64(len(b)-4) {
 			return errPageTruncated
 		}
-		_, err := countLevel(b[4:4+l], int(col.typeLen), n, 1<<63)
+		_, err := countLevel(b[4:4+l], rleWidth(col), n, 1<<63)
 		return err
 	case parquet.Encoding_BYTE_STREAM_SPLIT:
 		switch col.physical {
@@ -167,6 +167,16 @@ func checkValues(b []byte, enc parquet.Encoding, n int, col pageInfo) error {
 		return deltaLengths(r, n)
 	}
 	return fmt.Errorf("encoding %s not supported for %s", enc, col.physical)
+}
+
+// rleWidth is the bit width of RLE-encoded values of col: 1 for
+// booleans (the one type whose values the format lets be RLE-encoded),
+// the type length for others, as parquet-go reads them.
+func rleWidth(col pageInfo) int {
+	if col.physical == parquet.Type_BOOLEAN {
+		return 1
+	}
+	return int(col.typeLen)
 }
 
 // deltaBlock checks a DELTA_BINARY_PACKED header that must hold n values,
@@ -219,60 +229,91 @@ func deltaLengths(r *bytes.Reader, n int) error {
 }
 
 // countLevel walks all the RLE/bit-packed hybrid runs of width-bit values
-// in b, which must hold n values (a bit-packed group may pad the last
-// up to 7 more), and returns how many of the first n equal target.
+// in b, which must hold at least n values, and returns how many of the
+// first n equal target.
+//
+// A run may hold more slots than there are values left: writers pad the
+// last bit-packed run (the format asks for a multiple of 8 values; DuckDB
+// writes runs of 256), and readers ignore the slots after the n-th. What
+// a run may not do is make the decoder allocate without bound: parquet-go
+// decodes every slot of every run into a value of its own. So a
+// bit-packed run's bytes must be in the page, and all the runs together
+// hold at most maxPageValues slots, the most a page of legal values costs
+// (see maxPageValues): a budget, whatever the headers ask for.
 func countLevel(b []byte, width, n int, target uint64) (int, error) {
 	if width < 0 || width > 64 {
 		return 0, fmt.Errorf("bit width %d", width)
 	}
 	r := bytes.NewReader(b)
-	limit := n + 7
-	seen, match := 0, 0
+	budget := uint64(max(n, maxPageValues))
+	var seen uint64 // slots walked
+	match := 0
 	bytesPer := (width + 7) / 8
 	for r.Len() > 0 {
 		h, err := binary.ReadUvarint(r)
 		if err != nil {
 			return 0, errPageTruncated
 		}
-		if h&1 == 0 { // RLE run: count, then one value
-			count := h >> 1
-			if count > uint64(limit-seen) {
-				return 0, fmt.Errorf("run of %d values where %d are left", count, n-seen)
+		count, packed := h>>1, h&1 == 1
+		if packed {
+			if count > budget/8 {
+				return 0, fmt.Errorf("bit-packed run of %d groups of 8: over the page's budget of %d values", count, budget)
 			}
+			count *= 8
+		}
+		if count > budget-seen {
+			return 0, fmt.Errorf("run of %d values after %d: over the page's budget of %d values", count, seen, budget)
+		}
+		left := uint64(max(n, 0)) - min(seen, uint64(max(n, 0))) // values of the n still to count
+		if !packed {
 			var v [8]byte
 			if bytesPer > r.Len() {
 				return 0, errPageTruncated
 			}
 			r.Read(v[:bytesPer])
 			if binary.LittleEndian.Uint64(v[:]) == target {
-				match += min(int(count), max(n-seen, 0))
+				match += int(min(count, left))
 			}
-			seen += int(count)
+			seen += count
 			continue
 		}
-		groups := h >> 1 // bit-packed run: groups of 8 values
-		if groups > uint64(limit-seen)/8+1 || int(groups)*8 > limit-seen+7 {
-			return 0, fmt.Errorf("bit-packed run of %d values where %d are left", groups*8, n-seen)
+		m, err := countPacked(r, width, int(count), int(min(count, left)), target)
+		if err != nil {
+			return 0, err
 		}
-		size := int(groups) * width // groups*8 values of width bits
-		if size > r.Len() {
-			return 0, errPageTruncated
-		}
-		packed := make([]byte, size)
-		r.Read(packed)
-		if width < 64 && target >= 1<<width { // no value can match
-			seen += int(groups) * 8
-			continue
-		}
-		for i := 0; i < int(groups)*8; i++ {
-			if seen < n && unpack(packed, i, width) == target {
-				match++
-			}
-			seen++
-		}
+		match += m
+		seen += count
 	}
-	if seen < n {
+	if seen < uint64(max(n, 0)) {
 		return 0, fmt.Errorf("%d values where %d are expected", seen, n)
+	}
+	return match, nil
+}
+
+// countPacked reads a bit-packed run of slots width-bit values from r and
+// returns how many of its first count equal target. The run's bytes must
+// all be in r.
+func countPacked(r *bytes.Reader, width, slots, count int, target uint64) (int, error) {
+	size := slots / 8 * width // slots/8 groups of 8 width-bit values
+	if size > r.Len() {
+		return 0, errPageTruncated
+	}
+	if width == 0 { // every value is 0, and takes no bytes
+		if target == 0 {
+			return count, nil
+		}
+		return 0, nil
+	}
+	packed := make([]byte, size)
+	r.Read(packed)
+	if width < 64 && target >= 1<<width { // no value can match
+		return 0, nil
+	}
+	match := 0
+	for i := range count {
+		if unpack(packed, i, width) == target {
+			match++
+		}
 	}
 	return match, nil
 }

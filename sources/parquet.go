@@ -41,7 +41,8 @@ const (
 	// maxPageBytes bounds one page, compressed or not.
 	maxPageBytes = 256 << 20
 	// maxPageValues bounds the values of one page (8M: a 1 MiB page of
-	// bit-packed booleans).
+	// bit-packed booleans), and the slots of its RLE/bit-packed runs,
+	// padding included (see countLevel).
 	maxPageValues = 1 << 23
 )
 
@@ -83,6 +84,11 @@ type pqColumn struct {
 	values []any
 	pos    int
 	read   int64 // values of the chunk decoded so far
+	// stored marks the chunk's pages, in order, that are stored without
+	// compression in a compressed chunk (a data page v2 may be), and page
+	// counts the pages read.
+	stored []bool
+	page   int
 }
 
 // newParquetReader opens the Parquet object read through ra (size bytes)
@@ -139,6 +145,7 @@ func (r *parquetReader) open() error {
 		return fmt.Errorf("corrupt Parquet footer: %w", err)
 	}
 	r.footer, r.sh = pr.Footer, pr.SchemaHandler
+	rleBooleans(r.sh)
 	if err := r.readSchema(); err != nil {
 		return err
 	}
@@ -349,7 +356,7 @@ func (r *parquetReader) loadGroup(g int) error {
 	rg := r.footer.GetRowGroups()[g]
 	r.groupLen = rg.GetNumRows()
 	for _, c := range r.cols {
-		c.meta, c.tr, c.dict, c.values, c.pos, c.read = nil, nil, nil, nil, 0, 0
+		c.meta, c.tr, c.dict, c.values, c.pos, c.read, c.stored, c.page = nil, nil, nil, nil, 0, 0, nil, 0
 	}
 	type span struct{ start, end int64 }
 	spans := make([]span, len(r.cols))
@@ -401,9 +408,11 @@ func (r *parquetReader) loadGroup(g int) error {
 	}
 	for i, c := range r.cols {
 		chunk := buf[spans[i].start-lo : spans[i].end-lo]
-		if err := checkChunk(chunk, c.meta, c.info); err != nil {
+		stored, err := checkChunk(chunk, c.meta, c.info)
+		if err != nil {
 			return fmt.Errorf("column %q: %w", c.name, err)
 		}
+		c.stored = stored
 		c.tr = thrift.NewTBufferedTransport(&thrift.TMemoryBuffer{Buffer: bytes.NewBuffer(chunk)}, 4096)
 	}
 	return nil
@@ -411,27 +420,29 @@ func (r *parquetReader) loadGroup(g int) error {
 
 // checkChunk walks the page headers of one column chunk and checks what
 // parquet-go will trust: page sizes within the chunk, value counts that
-// add up to the chunk's, and sizes parquet-go can allocate.
-func checkChunk(chunk []byte, meta *parquet.ColumnMetaData, info pageInfo) error {
+// add up to the chunk's, and sizes parquet-go can allocate. It returns
+// which of the pages are stored uncompressed (see pqColumn.stored).
+func checkChunk(chunk []byte, meta *parquet.ColumnMetaData, info pageInfo) ([]bool, error) {
+	var stored []bool
 	var values int64
 	pos := 0
 	for values < meta.GetNumValues() {
 		if pos >= len(chunk) {
-			return fmt.Errorf("corrupt chunk: pages hold %d values, the metadata says %d", values, meta.GetNumValues())
+			return nil, fmt.Errorf("corrupt chunk: pages hold %d values, the metadata says %d", values, meta.GetNumValues())
 		}
 		hlen, err := checkThrift(chunk[pos:])
 		if err != nil {
-			return fmt.Errorf("corrupt page header at byte %d: %w", pos, err)
+			return nil, fmt.Errorf("corrupt page header at byte %d: %w", pos, err)
 		}
 		mb := &thrift.TMemoryBuffer{Buffer: bytes.NewBuffer(chunk[pos : pos+hlen])}
 		h := parquet.NewPageHeader()
 		if err := h.Read(context.Background(), thrift.NewTCompactProtocolConf(mb, &thrift.TConfiguration{})); err != nil {
-			return fmt.Errorf("corrupt page header at byte %d: %w", pos, err)
+			return nil, fmt.Errorf("corrupt page header at byte %d: %w", pos, err)
 		}
 		pos += hlen
 		size := int(h.GetCompressedPageSize())
 		if size < 0 || size > len(chunk)-pos || h.GetUncompressedPageSize() < 0 || h.GetUncompressedPageSize() > maxPageBytes {
-			return fmt.Errorf("corrupt page header at byte %d: page of %d bytes (%d uncompressed), %d bytes left",
+			return nil, fmt.Errorf("corrupt page header at byte %d: page of %d bytes (%d uncompressed), %d bytes left",
 				pos-hlen, size, h.GetUncompressedPageSize(), len(chunk)-pos)
 		}
 		data := chunk[pos : pos+size]
@@ -444,31 +455,48 @@ func checkChunk(chunk []byte, meta *parquet.ColumnMetaData, info pageInfo) error
 			n = v2.GetNumValues()
 			levels := int64(v2.GetDefinitionLevelsByteLength()) + int64(v2.GetRepetitionLevelsByteLength())
 			if v2.GetDefinitionLevelsByteLength() < 0 || v2.GetRepetitionLevelsByteLength() < 0 || levels > int64(size) {
-				return fmt.Errorf("corrupt page header at byte %d: levels of %d bytes in a %d-byte page", pos-hlen, levels, size)
+				return nil, fmt.Errorf("corrupt page header at byte %d: levels of %d bytes in a %d-byte page", pos-hlen, levels, size)
 			}
 			data = data[levels:]
 		case parquet.PageType_DICTIONARY_PAGE:
 			if d := h.GetDictionaryPageHeader().GetNumValues(); d < 0 || d > maxPageValues {
-				return fmt.Errorf("corrupt dictionary page at byte %d: %d values", pos-hlen, d)
+				return nil, fmt.Errorf("corrupt dictionary page at byte %d: %d values", pos-hlen, d)
 			}
 		default:
-			return fmt.Errorf("page type %s at byte %d: not supported", h.GetType(), pos-hlen)
+			return nil, fmt.Errorf("page type %s at byte %d: not supported", h.GetType(), pos-hlen)
 		}
-		if n < 0 || n > maxPageValues || int64(n) > meta.GetNumValues()-values {
-			return fmt.Errorf("corrupt page header at byte %d: %d values, %d expected", pos-hlen, n, meta.GetNumValues()-values)
+		if n < 0 || int64(n) > meta.GetNumValues()-values {
+			return nil, fmt.Errorf("corrupt page header at byte %d: %d values, %d expected", pos-hlen, n, meta.GetNumValues()-values)
 		}
-		if meta.GetCodec() == parquet.CompressionCodec_SNAPPY && len(data) > 0 {
+		if n > maxPageValues { // DuckDB writes a page per row group's column
+			return nil, fmt.Errorf("page at byte %d: %d values is over the limit of %d values a page (write row groups of fewer rows)", pos-hlen, n, maxPageValues)
+		}
+		plain := pageStored(h)
+		stored = append(stored, plain)
+		codec := meta.GetCodec()
+		if plain {
+			codec = parquet.CompressionCodec_UNCOMPRESSED
+		}
+		if codec == parquet.CompressionCodec_SNAPPY && len(data) > 0 {
 			if dl, err := snappy.DecodedLen(data); err != nil || dl > maxPageBytes {
-				return fmt.Errorf("corrupt page at byte %d: bad snappy data", pos-hlen)
+				return nil, fmt.Errorf("corrupt page at byte %d: bad snappy data", pos-hlen)
 			}
 		}
-		if err := checkPage(h, chunk[pos:pos+size], meta.GetCodec(), info); err != nil {
-			return fmt.Errorf("corrupt page at byte %d: %w", pos-hlen, err)
+		if err := checkPage(h, chunk[pos:pos+size], codec, info); err != nil {
+			return nil, fmt.Errorf("corrupt page at byte %d: %w", pos-hlen, err)
 		}
 		values += int64(n)
 		pos += size
 	}
-	return nil
+	return stored, nil
+}
+
+// pageStored reports whether the page h is stored uncompressed in a
+// compressed chunk: a data page v2 may be (arrow-rs writes a page so when
+// compression does not make it smaller).
+func pageStored(h *parquet.PageHeader) bool {
+	v2 := h.GetDataPageHeaderV2()
+	return h.GetType() == parquet.PageType_DATA_PAGE_V2 && v2.IsSetIsCompressed() && !v2.GetIsCompressed()
 }
 
 // nextPage decodes c's next data page.
@@ -477,7 +505,16 @@ func (r *parquetReader) nextPage(c *pqColumn) error {
 		if c.read >= c.meta.GetNumValues() {
 			return fmt.Errorf("fewer values than the row group's %d rows", r.groupLen)
 		}
-		page, n, _, err := layout.ReadPage(c.tr, r.sh, c.meta)
+		// parquet-go decompresses every page by the chunk's codec: a page
+		// stored uncompressed is read with a copy of the metadata saying so.
+		meta := c.meta
+		if c.page < len(c.stored) && c.stored[c.page] {
+			m := *c.meta
+			m.Codec = parquet.CompressionCodec_UNCOMPRESSED
+			meta = &m
+		}
+		c.page++
+		page, n, _, err := layout.ReadPage(c.tr, r.sh, meta)
 		if err != nil {
 			return fmt.Errorf("corrupt page: %w", err)
 		}
@@ -485,9 +522,11 @@ func (r *parquetReader) nextPage(c *pqColumn) error {
 			c.dict = page
 			continue
 		}
-		enc := page.Header.GetDataPageHeader().GetEncoding()
+		var enc parquet.Encoding
 		if page.Header.GetType() == parquet.PageType_DATA_PAGE_V2 {
 			enc = page.Header.GetDataPageHeaderV2().GetEncoding()
+		} else {
+			enc = page.Header.GetDataPageHeader().GetEncoding()
 		}
 		if enc == parquet.Encoding_PLAIN_DICTIONARY || enc == parquet.Encoding_RLE_DICTIONARY {
 			if c.dict == nil {
@@ -501,6 +540,11 @@ func (r *parquetReader) nextPage(c *pqColumn) error {
 			}
 			page.Decode(c.dict)
 		}
+		if c.info.physical == parquet.Type_BOOLEAN && enc == parquet.Encoding_RLE {
+			if err := boolsFromRLE(page.DataTable.Values); err != nil {
+				return err
+			}
+		}
 		if len(page.DataTable.Values) != int(n) {
 			return fmt.Errorf("corrupt page: %d values decoded, %d in its header", len(page.DataTable.Values), n)
 		}
@@ -510,6 +554,37 @@ func (r *parquetReader) nextPage(c *pqColumn) error {
 			return nil
 		}
 	}
+}
+
+// rleBooleans lets parquet-go read RLE-encoded booleans (arrow-rs and
+// parquet-mr write them in data pages v2): it decodes RLE values with the
+// column's type length as their bit width, which a BOOLEAN column does
+// not set, so it is set to 1 here. Plain booleans do not use it.
+func rleBooleans(sh *schema.SchemaHandler) {
+	for _, se := range sh.SchemaElements {
+		if se.Type != nil && *se.Type == parquet.Type_BOOLEAN && se.GetTypeLength() == 0 {
+			se.TypeLength = new(int32(1))
+		}
+	}
+}
+
+// boolsFromRLE turns the 0s and 1s parquet-go decodes from RLE-encoded
+// booleans into bools.
+func boolsFromRLE(vals []any) error {
+	for i, v := range vals {
+		if v == nil {
+			continue
+		}
+		switch v {
+		case int64(0):
+			vals[i] = false
+		case int64(1):
+			vals[i] = true
+		default:
+			return fmt.Errorf("corrupt page: RLE boolean %v", v)
+		}
+	}
+	return nil
 }
 
 // Close releases the object; it may be called more than once.

@@ -13,31 +13,32 @@ import (
 
 // allTypes has a column of every common Parquet type.
 type allTypes struct {
-	Str     *string  `parquet:"name=str, type=BYTE_ARRAY, convertedtype=UTF8, repetitiontype=OPTIONAL"`
-	Dict    string   `parquet:"name=dict, type=BYTE_ARRAY, convertedtype=UTF8, encoding=PLAIN_DICTIONARY"`
-	JSON    string   `parquet:"name=json, type=BYTE_ARRAY, convertedtype=JSON"`
-	Bin     string   `parquet:"name=bin, type=BYTE_ARRAY"`
-	I32     *int32   `parquet:"name=i32, type=INT32, repetitiontype=OPTIONAL"`
-	I64     int64    `parquet:"name=i64, type=INT64"`
-	U32     int32    `parquet:"name=u32, type=INT32, convertedtype=UINT_32"`
-	U64     int64    `parquet:"name=u64, type=INT64, convertedtype=UINT_64"`
-	I8      int32    `parquet:"name=i8, type=INT32, convertedtype=INT_8"`
-	Dec32   int32    `parquet:"name=dec32, type=INT32, convertedtype=DECIMAL, scale=2, precision=9"`
-	Dec64   *int64   `parquet:"name=dec64, type=INT64, convertedtype=DECIMAL, scale=4, precision=18, repetitiontype=OPTIONAL"`
-	DecFix  string   `parquet:"name=decfix, type=FIXED_LEN_BYTE_ARRAY, length=12, convertedtype=DECIMAL, scale=3, precision=27"`
-	DecBin  string   `parquet:"name=decbin, type=BYTE_ARRAY, convertedtype=DECIMAL, scale=2, precision=30"`
-	F32     float32  `parquet:"name=f32, type=FLOAT"`
-	F64     *float64 `parquet:"name=f64, type=DOUBLE, repetitiontype=OPTIONAL"`
-	Bool    *bool    `parquet:"name=bool, type=BOOLEAN, repetitiontype=OPTIONAL"`
-	Date    int32    `parquet:"name=date, type=INT32, convertedtype=DATE"`
-	TimeMs  int32    `parquet:"name=time_ms, type=INT32, convertedtype=TIME_MILLIS"`
-	TimeUs  int64    `parquet:"name=time_us, type=INT64, convertedtype=TIME_MICROS"`
-	TsMs    int64    `parquet:"name=ts_ms, type=INT64, convertedtype=TIMESTAMP_MILLIS"`
-	TsUs    *int64   `parquet:"name=ts_us, type=INT64, convertedtype=TIMESTAMP_MICROS, repetitiontype=OPTIONAL"`
-	TsNs    int64    `parquet:"name=ts_ns, type=INT64, logicaltype=TIMESTAMP, logicaltype.isadjustedtoutc=true, logicaltype.unit=NANOS"`
-	TsLocal int64    `parquet:"name=ts_local, type=INT64, logicaltype=TIMESTAMP, logicaltype.isadjustedtoutc=false, logicaltype.unit=MICROS"`
-	I96     string   `parquet:"name=i96, type=INT96"`
-	UUID    string   `parquet:"name=uuid, type=FIXED_LEN_BYTE_ARRAY, length=16, logicaltype=UUID"`
+	Str    *string  `parquet:"name=str, type=BYTE_ARRAY, convertedtype=UTF8, repetitiontype=OPTIONAL"`
+	Dict   string   `parquet:"name=dict, type=BYTE_ARRAY, convertedtype=UTF8, encoding=PLAIN_DICTIONARY"`
+	JSON   string   `parquet:"name=json, type=BYTE_ARRAY, convertedtype=JSON"`
+	Bin    string   `parquet:"name=bin, type=BYTE_ARRAY"`
+	I32    *int32   `parquet:"name=i32, type=INT32, repetitiontype=OPTIONAL"`
+	I64    int64    `parquet:"name=i64, type=INT64"`
+	U32    int32    `parquet:"name=u32, type=INT32, convertedtype=UINT_32"`
+	U64    int64    `parquet:"name=u64, type=INT64, convertedtype=UINT_64"`
+	I8     int32    `parquet:"name=i8, type=INT32, convertedtype=INT_8"`
+	Dec32  int32    `parquet:"name=dec32, type=INT32, convertedtype=DECIMAL, scale=2, precision=9"`
+	Dec64  *int64   `parquet:"name=dec64, type=INT64, convertedtype=DECIMAL, scale=4, precision=18, repetitiontype=OPTIONAL"`
+	DecFix string   `parquet:"name=decfix, type=FIXED_LEN_BYTE_ARRAY, length=12, convertedtype=DECIMAL, scale=3, precision=27"`
+	DecBin string   `parquet:"name=decbin, type=BYTE_ARRAY, convertedtype=DECIMAL, scale=2, precision=30"`
+	F32    float32  `parquet:"name=f32, type=FLOAT"`
+	F64    *float64 `parquet:"name=f64, type=DOUBLE, repetitiontype=OPTIONAL"`
+	Bool   *bool    `parquet:"name=bool, type=BOOLEAN, repetitiontype=OPTIONAL"`
+	Date   int32    `parquet:"name=date, type=INT32, convertedtype=DATE"`
+	TimeMs int32    `parquet:"name=time_ms, type=INT32, convertedtype=TIME_MILLIS"`
+	TimeUs int64    `parquet:"name=time_us, type=INT64, convertedtype=TIME_MICROS"`
+	// The writer marks ts_ms not adjusted to UTC (its default): a wall time.
+	TsMs    int64  `parquet:"name=ts_ms, type=INT64, convertedtype=TIMESTAMP_MILLIS"`
+	TsUs    *int64 `parquet:"name=ts_us, type=INT64, convertedtype=TIMESTAMP_MICROS, isadjustedtoutc=true, repetitiontype=OPTIONAL"`
+	TsNs    int64  `parquet:"name=ts_ns, type=INT64, logicaltype=TIMESTAMP, logicaltype.isadjustedtoutc=true, logicaltype.unit=NANOS"`
+	TsLocal int64  `parquet:"name=ts_local, type=INT64, logicaltype=TIMESTAMP, logicaltype.isadjustedtoutc=false, logicaltype.unit=MICROS"`
+	I96     string `parquet:"name=i96, type=INT96"`
+	UUID    string `parquet:"name=uuid, type=FIXED_LEN_BYTE_ARRAY, length=16, logicaltype=UUID"`
 	Addr    struct {
 		City *string `parquet:"name=city, type=BYTE_ARRAY, convertedtype=UTF8, repetitiontype=OPTIONAL"`
 	} `parquet:"name=addr"`
@@ -77,11 +78,11 @@ func allTypesRows() ([]allTypes, []string) {
 	}
 	want := []string{
 		`["Zoë","red","{\"a\":1}","plain text","-42","1099511627776","4294967295","18446744073709551615","-8","-12.50","0.0005",` +
-			`"123.456","-1.23","1.5","0.1","true","2026-11-22","10:15:30","10:15:30.00025","2026-11-22T10:15:30.123Z",` +
-			`"2026-11-22T10:15:30.123456Z","2026-11-22T10:15:30.123456789Z","2026-11-22T10:15:30Z",` +
+			`"123.456","-1.23","1.5","0.1","true","2026-11-22","10:15:30","10:15:30.00025","2026-11-22T10:15:30.123",` +
+			`"2026-11-22T10:15:30.123456Z","2026-11-22T10:15:30.123456789Z","2026-11-22T10:15:30",` +
 			`"2026-11-22T10:15:30.123456789Z","12345678-9abc-def0-1234-56789abcdef0","Köln"]`,
 		`["","blue","[]","ff00","","-1","0","0","0","0.00","","-0.001","47223664828696452136.96","0","","","1969-12-31",` +
-			`"00:00:00","00:00:00","1970-01-01T00:00:00Z","","1970-01-01T00:00:00Z","1970-01-01T00:00:00Z",` +
+			`"00:00:00","00:00:00","1970-01-01T00:00:00","","1970-01-01T00:00:00Z","1970-01-01T00:00:00",` +
 			`"1970-01-01T00:00:00Z","00000000-0000-0000-0000-000000000000",""] nulls: [0 4 10 14 15 20 25]`,
 	}
 	return []allTypes{full, nulls}, want

@@ -54,6 +54,9 @@ var errWrongType = errors.New("decoded value does not fit the column's type")
 type valueType struct {
 	kind  valueKind
 	scale int32 // decimals
+	// wall marks a TIMESTAMP not adjusted to UTC: a wall time in no
+	// particular zone, rendered without an offset.
+	wall bool
 }
 
 // resolveType works out how the column se is rendered. A type it does not
@@ -147,8 +150,10 @@ func resolveInt32(lt *parquet.LogicalType, ct parquet.ConvertedType) (valueType,
 func resolveInt64(lt *parquet.LogicalType, ct parquet.ConvertedType) (valueType, error) {
 	switch {
 	case lt != nil && lt.TIMESTAMP != nil:
-		return resolveUnit(lt.TIMESTAMP.Unit, kindTimestampMillis, kindTimestampMicros, kindTimestampNanos)
-	case ct == parquet.ConvertedType_TIMESTAMP_MILLIS:
+		t, err := resolveUnit(lt.TIMESTAMP.Unit, kindTimestampMillis, kindTimestampMicros, kindTimestampNanos)
+		t.wall = !lt.TIMESTAMP.IsAdjustedToUTC
+		return t, err
+	case ct == parquet.ConvertedType_TIMESTAMP_MILLIS: // the legacy types are instants
 		return valueType{kind: kindTimestampMillis}, nil
 	case ct == parquet.ConvertedType_TIMESTAMP_MICROS:
 		return valueType{kind: kindTimestampMicros}, nil
@@ -191,8 +196,9 @@ func resolveFixedLenByteArray(se *parquet.SchemaElement, lt *parquet.LogicalType
 // as pipeline.Row documents it: integers and decimals in plain decimal
 // notation, floats with strconv 'g' formatting, booleans as true/false,
 // dates as 2006-01-02, times of day as 15:04:05 with as many fractional
-// digits as needed, timestamps as RFC 3339 in UTC with as many fractional
-// digits as needed (whether or not the column is adjusted to UTC), UUIDs
+// digits as needed, timestamps adjusted to UTC (instants, INT96 included)
+// as RFC 3339 in UTC with as many fractional digits as needed, timestamps
+// not adjusted to UTC (wall times) the same without the Z, UUIDs
 // in their 8-4-4-4-12 form, and binary values that are not valid UTF-8 in
 // lowercase hex. An error wrapping errWrongType means the file is corrupt;
 // any other error is a problem with this one value (invalid UTF-8 in a
@@ -321,20 +327,27 @@ func (t valueType) renderDateOrTime(v any) (string, error) {
 	return "", t.wrongType(v)
 }
 
+// wallLayout renders a wall time: RFC 3339 without the offset.
+const wallLayout = "2006-01-02T15:04:05.999999999"
+
 // renderTimestamp renders an INT64 timestamp or a legacy INT96 one.
 func (t valueType) renderTimestamp(v any) (string, error) {
+	layout := time.RFC3339Nano
+	if t.wall {
+		layout = wallLayout
+	}
 	switch t.kind {
 	case kindTimestampMillis:
 		if d, ok := v.(int64); ok {
-			return formatTime(time.UnixMilli(d), time.RFC3339Nano)
+			return formatTime(time.UnixMilli(d), layout)
 		}
 	case kindTimestampMicros:
 		if d, ok := v.(int64); ok {
-			return formatTime(time.UnixMicro(d), time.RFC3339Nano)
+			return formatTime(time.UnixMicro(d), layout)
 		}
 	case kindTimestampNanos:
 		if d, ok := v.(int64); ok {
-			return formatTime(time.Unix(0, d), time.RFC3339Nano)
+			return formatTime(time.Unix(0, d), layout)
 		}
 	case kindInt96:
 		if s, ok := v.(string); ok && len(s) == 12 {

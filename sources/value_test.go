@@ -37,6 +37,9 @@ func TestRender(t *testing.T) {
 		{"date beyond 9999", valueType{kind: kindDate}, int32(math.MaxInt32), "", true, false},
 		{"timestamp ms far", valueType{kind: kindTimestampMillis}, int64(math.MaxInt64), "", true, false},
 		{"timestamp us", valueType{kind: kindTimestampMicros}, int64(1_700_000_000_000_001), "2023-11-14T22:13:20.000001Z", false, false},
+		{"wall time us", valueType{kind: kindTimestampMicros, wall: true}, int64(1_700_000_000_000_001), "2023-11-14T22:13:20.000001", false, false},
+		{"wall time ms", valueType{kind: kindTimestampMillis, wall: true}, int64(1_700_000_000_000), "2023-11-14T22:13:20", false, false},
+		{"wall time ns", valueType{kind: kindTimestampNanos, wall: true}, int64(-1), "1969-12-31T23:59:59.999999999", false, false},
 		{"time of day out of range", valueType{kind: kindTimeMillis}, int32(86_400_000), "", true, false},
 		{"time of day negative", valueType{kind: kindTimeNanos}, int64(-1), "", true, false},
 		{"int96 bad nanos", valueType{kind: kindInt96}, strings.Repeat("\xff", 12), "", true, false},
@@ -75,21 +78,24 @@ func be(size int, n *big.Int) []byte {
 	return v.FillBytes(make([]byte, size))
 }
 
-func TestResolveType(t *testing.T) {
-	ct := func(c parquet.ConvertedType) *parquet.ConvertedType { return &c }
-	pt := func(p parquet.Type) *parquet.Type { return &p }
-	unit := func(u string) *parquet.TimeUnit {
-		tu := parquet.NewTimeUnit()
-		switch u {
-		case "ms":
-			tu.MILLIS = parquet.NewMilliSeconds()
-		case "us":
-			tu.MICROS = parquet.NewMicroSeconds()
-		case "ns":
-			tu.NANOS = parquet.NewNanoSeconds()
-		}
-		return tu
+func ct(c parquet.ConvertedType) *parquet.ConvertedType { return &c }
+func pt(p parquet.Type) *parquet.Type                   { return &p }
+
+// unit is the time unit ms, us or ns.
+func unit(u string) *parquet.TimeUnit {
+	tu := parquet.NewTimeUnit()
+	switch u {
+	case "ms":
+		tu.MILLIS = parquet.NewMilliSeconds()
+	case "us":
+		tu.MICROS = parquet.NewMicroSeconds()
+	case "ns":
+		tu.NANOS = parquet.NewNanoSeconds()
 	}
+	return tu
+}
+
+func TestResolveType(t *testing.T) {
 	tests := []struct {
 		name string
 		se   *parquet.SchemaElement

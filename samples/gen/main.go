@@ -31,7 +31,7 @@ import (
 type Line struct {
 	OrderID     string `parquet:"name=order_id, type=BYTE_ARRAY, convertedtype=UTF8"`
 	Store       string `parquet:"name=store, type=BYTE_ARRAY, convertedtype=UTF8"`
-	CreatedAt   int64  `parquet:"name=created_at, type=INT64, convertedtype=TIMESTAMP_MILLIS"`
+	CreatedAt   int64  `parquet:"name=created_at, type=INT64, convertedtype=TIMESTAMP_MILLIS, isadjustedtoutc=true"`
 	Status      string `parquet:"name=status, type=BYTE_ARRAY, convertedtype=UTF8"`
 	CustomerID  string `parquet:"name=customer_id, type=BYTE_ARRAY, convertedtype=UTF8"`
 	Email       string `parquet:"name=email, type=BYTE_ARRAY, convertedtype=UTF8"`
