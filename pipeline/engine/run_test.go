@@ -19,6 +19,7 @@ import (
 	"convpipe/mapping"
 	"convpipe/pipeline"
 	"convpipe/pipeline/engine"
+	"convpipe/pipeline/group"
 	"convpipe/sim"
 	"convpipe/sinks"
 	"convpipe/sources"
@@ -104,6 +105,7 @@ type runOpts struct {
 	ctx                context.Context
 	onOutcome          func(pipeline.Outcome)
 	workers            int // default 4
+	group              group.Config
 }
 
 func (h *harness) run(o runOpts) (pipeline.Summary, error) {
@@ -133,7 +135,7 @@ func (h *harness) run(o runOpts) (pipeline.Summary, error) {
 	return engine.Run(ctx, engine.Options{
 		Mode: engine.Send, Source: src, Mapper: h.mapper, Sink: sink, Ledger: led, Workers: workers,
 		All: o.all, RetryRejected: o.retryRejected, RunID: fmt.Sprintf("run-%d", time.Now().UnixNano()),
-		Grace: 5 * time.Second, OnOutcome: o.onOutcome,
+		Grace: 5 * time.Second, OnOutcome: o.onOutcome, Group: o.group,
 	})
 }
 
