@@ -50,6 +50,7 @@ fields:
       total: {column: subtotal, transforms: [number]}
 items:
   ItemSku: sku
+  ItemCategory: {const: "General"}
   ItemQuantity: {column: qty, transforms: [integer]}
   ItemSubTotal:
     expr: "qty * price"
