@@ -272,7 +272,9 @@ func (f *fixedLayout) parse(s, layout string, loc *time.Location) (time.Time, bo
 // its own offset otherwise.
 func (l timeLayout) parse(s string, loc *time.Location) (time.Time, bool) {
 	if l.offset {
-		v, err := time.Parse(l.layout, s)
+		// The value keeps its numeric offset; a zone abbreviation is read
+		// in loc (CST in America/Chicago is -06:00).
+		v, err := time.ParseInLocation(l.layout, s, loc)
 		return v, err == nil
 	}
 	w, err := time.Parse(l.layout, s) // the wall clock, in UTC

@@ -178,6 +178,7 @@ func TestTransforms(t *testing.T) {
 		{"time gap moves forward (Chicago)", Transform{Time: &Time{Layout: "2006-01-02 15:04:05", Zone: "America/Chicago"}}, kindDate, "2024-03-10 02:30:00", "2024-03-10T03:30:00-05:00", false},
 		{"time gap moves forward (Berlin)", Transform{Time: &Time{Layout: "2006-01-02 15:04:05", Zone: "Europe/Berlin"}}, kindDate, "2024-03-31 02:30:00", "2024-03-31T03:30:00+02:00", false},
 		{"time gap moves forward (Go layout)", Transform{Time: &Time{Layout: "01/02/2006 3:04 PM", Zone: "America/Chicago"}}, kindDate, "03/10/2024 2:30 AM", "2024-03-10T03:30:00-05:00", false},
+		{"time zone abbreviation read in the zone", Transform{Time: &Time{Layout: "2006-01-02 15:04:05 MST", Zone: "America/Chicago"}}, kindDate, "2024-01-10 13:01:58 CST", "2024-01-10T13:01:58-06:00", false},
 		{"time fall back keeps the first", Transform{Time: &Time{Layout: "2006-01-02 15:04:05", Zone: "America/Chicago"}}, kindDate, "2024-11-03 01:30:00", "2024-11-03T01:30:00-05:00", false},
 		{"time unix into the zone", Transform{Time: &Time{Layout: "unix", Zone: "America/Chicago"}}, kindDate, "1710086400", "2024-03-10T11:00:00-05:00", false},
 		{"time unix", Transform{Time: &Time{Layout: "unix"}}, kindDate, "1700000000", "2023-11-14T22:13:20Z", false},

@@ -19,6 +19,7 @@ import (
 	"convpipe/mapping"
 	"convpipe/pipeline"
 	"convpipe/pipeline/engine"
+	"convpipe/pipeline/group"
 	"convpipe/sim"
 	"convpipe/sinks"
 	"convpipe/sources"
@@ -107,6 +108,7 @@ type runOpts struct {
 	rate               string // default 2000/s
 	burst              int    // default 20
 	onProgress         func(engine.Progress)
+	group              group.Config
 }
 
 func (h *harness) run(o runOpts) (pipeline.Summary, error) {
@@ -137,6 +139,7 @@ func (h *harness) run(o runOpts) (pipeline.Summary, error) {
 		Mode: engine.Send, Source: src, Mapper: h.mapper, Sink: sink, Ledger: led, Workers: workers,
 		All: o.all, RetryRejected: o.retryRejected, RunID: fmt.Sprintf("run-%d", time.Now().UnixNano()),
 		Grace: 5 * time.Second, OnOutcome: o.onOutcome, OnProgress: o.onProgress, ProgressEvery: 10 * time.Millisecond,
+		Group: o.group,
 	})
 }
 
