@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"strconv"
 
 	"github.com/jackc/pgx/v5"
@@ -70,6 +71,22 @@ var pgMigrations = []string{
 		lock_key bigint PRIMARY KEY,
 		holder   text NOT NULL
 	);`,
+	// 2: the account, first in each key: one ledger holds many
+	// accounts, and runs of different accounts hold different locks.
+	// pgMigrate gives the rows of an existing ledger the account of the
+	// run that migrates it.
+	`ALTER TABLE convpipe.conversions ADD COLUMN account text COLLATE "C" NOT NULL DEFAULT '';
+	ALTER TABLE convpipe.conversions DROP CONSTRAINT conversions_pkey;
+	ALTER TABLE convpipe.conversions ADD PRIMARY KEY (account, event_type, order_id);
+	DROP INDEX convpipe.conversions_state;
+	CREATE INDEX conversions_state ON convpipe.conversions (account, state);
+	DROP INDEX convpipe.conversions_order;
+	CREATE INDEX conversions_order ON convpipe.conversions (account, order_id);
+	ALTER TABLE convpipe.objects ADD COLUMN account text COLLATE "C" NOT NULL DEFAULT '';
+	ALTER TABLE convpipe.objects DROP CONSTRAINT objects_pkey;
+	ALTER TABLE convpipe.objects ADD PRIMARY KEY (account, key);
+	ALTER TABLE convpipe.runs ADD COLUMN account text COLLATE "C" NOT NULL DEFAULT '';
+	CREATE INDEX runs_account ON convpipe.runs (account, started);`,
 }
 
 // pgSchemaVersion is the version this code reads and writes.
@@ -81,8 +98,20 @@ var pgSchemaVersion = len(pgMigrations)
 const pgMigrateLock = 0x63704c47_4d494752 // "cpLGMIGR"
 
 // pgRunLock is the session-level advisory lock that a ledger opened for
-// a run holds (see Postgres).
+// a run of the account "" holds (see Postgres); other accounts hold
+// pgRunLockOf theirs.
 const pgRunLock = 0x63704c47_52554e31 // "cpLGRUN1"
+
+// pgRunLockOf returns the run lock of account: runs of different
+// accounts never wait for each other.
+func pgRunLockOf(account string) int64 {
+	if account == "" {
+		return pgRunLock
+	}
+	h := fnv.New64a()
+	h.Write([]byte(account))
+	return int64(h.Sum64() ^ pgRunLock)
+}
 
 // errNoSchema marks a database that holds no ledger.
 var errNoSchema = errors.New("the database holds no convpipe ledger")
@@ -135,8 +164,9 @@ func pgCheckSchema(ctx context.Context, q pgQuerier, name string) (int, error) {
 // pgMigrate brings the ledger's schema to pgSchemaVersion in one
 // transaction, under pgMigrateLock. A database without the schema is
 // made a ledger only when create is set; otherwise it is an error
-// wrapping errNoSchema.
-func pgMigrate(ctx context.Context, conn *pgx.Conn, name string, create bool) error {
+// wrapping errNoSchema. The rows of a ledger made before accounts go to
+// account.
+func pgMigrate(ctx context.Context, conn *pgx.Conn, name string, create bool, account string) error {
 	tx, err := conn.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("ledger %s: begin migration: %w", name, err)
@@ -158,6 +188,13 @@ func pgMigrate(ctx context.Context, conn *pgx.Conn, name string, create bool) er
 	for i := version; i < pgSchemaVersion; i++ {
 		if _, err := tx.Exec(ctx, pgMigrations[i]); err != nil {
 			return fmt.Errorf("ledger %s: migrate to schema version %d: %w", name, i+1, err)
+		}
+	}
+	if version == 1 && account != "" {
+		for _, t := range accountTables {
+			if _, err := tx.Exec(ctx, `UPDATE convpipe.`+t+` SET account = $1`, account); err != nil {
+				return fmt.Errorf("ledger %s: give the existing %s account %s: %w", name, t, account, err)
+			}
 		}
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO convpipe.meta (name, value) VALUES ('schema_version', $1)

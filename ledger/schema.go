@@ -61,7 +61,58 @@ var migrations = []string{
 		name  TEXT PRIMARY KEY,
 		value TEXT NOT NULL
 	);`,
+	// 2: the account, first in each key: one ledger holds many
+	// accounts. migrate gives the entries of an existing ledger the
+	// account of the run that migrates it.
+	`CREATE TABLE conversions_v2 (
+		account       TEXT NOT NULL DEFAULT '',
+		event_type    TEXT NOT NULL,
+		order_id      TEXT NOT NULL,
+		state         TEXT NOT NULL CHECK (state IN ('pending','accepted','rejected','failed','invalid','skipped','changed')),
+		payload_hash  TEXT NOT NULL DEFAULT '',
+		sent_hash     TEXT NOT NULL DEFAULT '',
+		attempts      INTEGER NOT NULL DEFAULT 0,
+		http_status   INTEGER NOT NULL DEFAULT 0,
+		messages      TEXT,
+		submission_id TEXT NOT NULL DEFAULT '',
+		queued_uri    TEXT NOT NULL DEFAULT '',
+		maybe_sent    INTEGER NOT NULL DEFAULT 0,
+		refs          TEXT,
+		run_id        TEXT NOT NULL DEFAULT '',
+		created       INTEGER NOT NULL,
+		updated       INTEGER NOT NULL,
+		PRIMARY KEY (account, event_type, order_id)
+	);
+	INSERT INTO conversions_v2 (event_type, order_id, state, payload_hash, sent_hash, attempts, http_status,
+		messages, submission_id, queued_uri, maybe_sent, refs, run_id, created, updated)
+		SELECT event_type, order_id, state, payload_hash, sent_hash, attempts, http_status,
+		messages, submission_id, queued_uri, maybe_sent, refs, run_id, created, updated FROM conversions ORDER BY rowid;
+	DROP TABLE conversions;
+	ALTER TABLE conversions_v2 RENAME TO conversions;
+	CREATE INDEX conversions_state ON conversions (account, state);
+	CREATE INDEX conversions_run ON conversions (run_id);
+	CREATE INDEX conversions_order ON conversions (account, order_id);
+	CREATE TABLE objects_v2 (
+		account      TEXT NOT NULL DEFAULT '',
+		key          TEXT NOT NULL,
+		etag         TEXT NOT NULL,
+		size         INTEGER NOT NULL,
+		modtime      INTEGER NOT NULL,
+		run_id       TEXT NOT NULL,
+		processed_at INTEGER NOT NULL,
+		PRIMARY KEY (account, key)
+	);
+	INSERT INTO objects_v2 (key, etag, size, modtime, run_id, processed_at)
+		SELECT key, etag, size, modtime, run_id, processed_at FROM objects;
+	DROP TABLE objects;
+	ALTER TABLE objects_v2 RENAME TO objects;
+	ALTER TABLE runs ADD COLUMN account TEXT NOT NULL DEFAULT '';
+	CREATE INDEX runs_account ON runs (account, started);`,
 }
+
+// accountTables are the tables whose rows belong to an account; a
+// migration to version 2 gives their existing rows the migrating run's.
+var accountTables = []string{"conversions", "objects", "runs"}
 
 // schemaVersion is the version this code reads and writes.
 var schemaVersion = len(migrations)
@@ -90,8 +141,9 @@ func checkSchema(ctx context.Context, q interface {
 	return version, nil
 }
 
-// migrate brings the database to schemaVersion in one transaction.
-func migrate(ctx context.Context, conn *sql.Conn, path string) error {
+// migrate brings the database to schemaVersion in one transaction; the
+// rows of a ledger made before accounts go to account.
+func migrate(ctx context.Context, conn *sql.Conn, path, account string) error {
 	if _, err := conn.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
 		return fmt.Errorf("ledger %s: begin migration: %w", path, sqlError(err))
 	}
@@ -103,6 +155,13 @@ func migrate(ctx context.Context, conn *sql.Conn, path string) error {
 		for i := version; i < schemaVersion; i++ {
 			if _, err := conn.ExecContext(ctx, migrations[i]); err != nil {
 				return fmt.Errorf("ledger %s: migrate to schema version %d: %w", path, i+1, sqlError(err))
+			}
+		}
+		if version == 1 && account != "" {
+			for _, t := range accountTables {
+				if _, err := conn.ExecContext(ctx, `UPDATE `+t+` SET account = ?`, account); err != nil {
+					return fmt.Errorf("ledger %s: give the existing %s account %s: %w", path, t, account, sqlError(err))
+				}
 			}
 		}
 		if version < schemaVersion {
