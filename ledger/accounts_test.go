@@ -164,3 +164,26 @@ func testAccountMigration(t *testing.T, b backend) {
 	}
 	mustGet(t, ro, key)
 }
+
+// TestAccountAdoption: rows without an account (written by an opener
+// without one, such as a ledger of an older convpipe) go to the first run
+// that has an account, and only while no other account holds anything.
+func TestAccountAdoption(t *testing.T) { forEachBackend(t, testAccountAdoption) }
+
+func testAccountAdoption(t *testing.T, b backend) {
+	place := b.place(t)
+	l := b.openT(t, place)
+	mustPut(t, l, sample("O-1", pipeline.StateAccepted))
+	l.Close()
+	for _, account := range []string{"IR2", "IR3"} {
+		l, err := b.open(t.Context(), place, Options{Account: account})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, ok, err := l.Get(t.Context(), sample("O-1", "").Key)
+		if err != nil || ok != (account == "IR2") {
+			t.Errorf("account %s: O-1 found %v, %v; want it only in IR2, the first", account, ok, err)
+		}
+		l.Close()
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"strconv"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -116,6 +117,28 @@ func pgRunLockOf(account string) int64 {
 // errNoSchema marks a database that holds no ledger.
 var errNoSchema = errors.New("the database holds no convpipe ledger")
 
+// pgAdopt gives the rows without an account to account when the ledger
+// holds no other account's (see adoptSQL).
+func pgAdopt(ctx context.Context, tx pgx.Tx, name, account string) error {
+	if account == "" {
+		return nil
+	}
+	var adopt bool
+	q := strings.NewReplacer(" conversions", " convpipe.conversions", " objects", " convpipe.objects", " runs", " convpipe.runs").Replace(adoptSQL)
+	if err := tx.QueryRow(ctx, q).Scan(&adopt); err != nil {
+		return fmt.Errorf("ledger %s: read the accounts: %w", name, err)
+	}
+	for _, t := range accountTables {
+		if !adopt {
+			break
+		}
+		if _, err := tx.Exec(ctx, `UPDATE convpipe.`+t+` SET account = $1 WHERE account = ''`, account); err != nil {
+			return fmt.Errorf("ledger %s: give the %s without an account to %s: %w", name, t, account, err)
+		}
+	}
+	return nil
+}
+
 // noSchemaError is the error for a database that holds no ledger.
 func noSchemaError(name string) error {
 	return fmt.Errorf("ledger %s: %w (no schema %q): check that the URL names the right database; `convpipe ledger init` makes a new ledger there", name, errNoSchema, pgSchema)
@@ -179,9 +202,6 @@ func pgMigrate(ctx context.Context, conn *pgx.Conn, name string, create bool, ac
 	if err != nil {
 		return err
 	}
-	if version == pgSchemaVersion {
-		return nil
-	}
 	if version == 0 && !create {
 		return noSchemaError(name)
 	}
@@ -190,12 +210,11 @@ func pgMigrate(ctx context.Context, conn *pgx.Conn, name string, create bool, ac
 			return fmt.Errorf("ledger %s: migrate to schema version %d: %w", name, i+1, err)
 		}
 	}
-	if version == 1 && account != "" {
-		for _, t := range accountTables {
-			if _, err := tx.Exec(ctx, `UPDATE convpipe.`+t+` SET account = $1`, account); err != nil {
-				return fmt.Errorf("ledger %s: give the existing %s account %s: %w", name, t, account, err)
-			}
-		}
+	if err := pgAdopt(ctx, tx, name, account); err != nil {
+		return err
+	}
+	if version == pgSchemaVersion {
+		return tx.Commit(ctx)
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO convpipe.meta (name, value) VALUES ('schema_version', $1)
 		ON CONFLICT (name) DO UPDATE SET value = excluded.value`, strconv.Itoa(pgSchemaVersion)); err != nil {

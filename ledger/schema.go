@@ -110,9 +110,17 @@ var migrations = []string{
 	CREATE INDEX runs_account ON runs (account, started);`,
 }
 
-// accountTables are the tables whose rows belong to an account; a
-// migration to version 2 gives their existing rows the migrating run's.
+// accountTables are the tables whose rows belong to an account.
 var accountTables = []string{"conversions", "objects", "runs"}
+
+// adoptSQL says whether a ledger holds rows without an account (made
+// before accounts, or only made by `ledger init` and not used since) and
+// none of any account: a run then takes them for its account, so that a
+// ledger made before accounts sends nothing again.
+const adoptSQL = `SELECT NOT EXISTS (SELECT 1 FROM conversions WHERE account <> '')
+	AND NOT EXISTS (SELECT 1 FROM objects WHERE account <> '')
+	AND NOT EXISTS (SELECT 1 FROM runs WHERE account <> '')
+	AND (EXISTS (SELECT 1 FROM conversions) OR EXISTS (SELECT 1 FROM objects) OR EXISTS (SELECT 1 FROM runs))`
 
 // schemaVersion is the version this code reads and writes.
 var schemaVersion = len(migrations)
@@ -142,7 +150,8 @@ func checkSchema(ctx context.Context, q interface {
 }
 
 // migrate brings the database to schemaVersion in one transaction; the
-// rows of a ledger made before accounts go to account.
+// rows without an account of a ledger that holds no other account's go
+// to account (see adoptSQL).
 func migrate(ctx context.Context, conn *sql.Conn, path, account string) error {
 	if _, err := conn.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
 		return fmt.Errorf("ledger %s: begin migration: %w", path, sqlError(err))
@@ -157,11 +166,18 @@ func migrate(ctx context.Context, conn *sql.Conn, path, account string) error {
 				return fmt.Errorf("ledger %s: migrate to schema version %d: %w", path, i+1, sqlError(err))
 			}
 		}
-		if version == 1 && account != "" {
-			for _, t := range accountTables {
-				if _, err := conn.ExecContext(ctx, `UPDATE `+t+` SET account = ?`, account); err != nil {
-					return fmt.Errorf("ledger %s: give the existing %s account %s: %w", path, t, account, sqlError(err))
-				}
+		var adopt bool
+		if account != "" {
+			if err := conn.QueryRowContext(ctx, adoptSQL).Scan(&adopt); err != nil {
+				return fmt.Errorf("ledger %s: read the accounts: %w", path, sqlError(err))
+			}
+		}
+		for _, t := range accountTables {
+			if !adopt {
+				break
+			}
+			if _, err := conn.ExecContext(ctx, `UPDATE `+t+` SET account = ? WHERE account = ''`, account); err != nil {
+				return fmt.Errorf("ledger %s: give the %s without an account to %s: %w", path, t, account, sqlError(err))
 			}
 		}
 		if version < schemaVersion {

@@ -59,8 +59,11 @@ func TestPostgresLedger(t *testing.T) {
 	if len(got) == 0 {
 		t.Fatalf("nothing accepted:\n%s", r)
 	}
-	if !strings.Contains(r.stdout, "ledger    postgres://"+pgtest.User+"@") {
-		t.Errorf("the summary does not name the PostgreSQL ledger:\n%s", r.stdout)
+	if !strings.Contains(r.stdout, "ledger    postgres://"+pgtest.User+"@") || strings.Contains(r.stdout, "results file could not be written") {
+		t.Errorf("the summary does not name the PostgreSQL ledger, or lacks the results file:\n%s", r.stdout)
+	}
+	if results, _ := filepath.Glob(w.ledger + ".results-*.csv"); len(results) != 1 {
+		t.Errorf("results files next to ledger.path: %v", results)
 	}
 	before := len(w.sim.Requests())
 	for _, args := range [][]string{nil, {"--all"}} {
@@ -87,7 +90,7 @@ func TestPostgresLedger(t *testing.T) {
 	}
 
 	t.Setenv("PGPASSWORD", pgtest.Password)
-	held, err := ledger.OpenPostgres(t.Context(), url, "", ledger.Options{Command: "the test"})
+	held, err := ledger.OpenPostgres(t.Context(), url, "", ledger.Options{Command: "the test", Account: testSID})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,5 +101,43 @@ func TestPostgresLedger(t *testing.T) {
 	held.Close()
 	if !strings.Contains(r.stderr, "locked by another run") || !strings.Contains(r.stderr, "run holder-run") {
 		t.Errorf("a run while another holds the ledger: want exit 4 naming the holder\n%s", r)
+	}
+	// The entries are the run's account's; another account's view is
+	// empty, and --account names what the ledger holds.
+	if r := w.exec("ledger", "export", "--account", testSID); r.code != 0 || strings.Count(r.stdout, ",accepted,") != len(got) {
+		t.Errorf("ledger export --account %s:\n%s", testSID, r)
+	}
+	if r := w.exec("ledger", "runs", "--account", "IRNOBODY"); r.code != exitUsage || !strings.Contains(r.stderr, "holds nothing of it (it holds: "+testSID+")") {
+		t.Errorf("ledger runs --account of an unknown account:\n%s", r)
+	}
+}
+
+// TestLedgerAccounts: the ledger keeps each account's entries and runs
+// apart; `convpipe ledger` reads the only account a ledger holds, and
+// asks for --account when it holds several.
+func TestLedgerAccounts(t *testing.T) {
+	w := newWorkspace(t, simOpts{}, cfgOpts{Location: "export/"})
+	copyDir(t, filepath.Join(repoRoot, "samples", "export"), w.path("export"))
+	w.mustRun(exitAttention)
+	accepted := len(acceptedIDs(w.sim))
+	if r := w.exec("ledger", "runs", "--ledger", w.ledger); r.code != 0 || strings.Count(r.stdout, "\n") != 1 {
+		t.Fatalf("ledger runs of a ledger of one account:\n%s", r)
+	}
+	// A run of another account (which the simulator refuses: 401) is
+	// recorded under that account, and finds nothing of the first one's.
+	w.env = childEnv(sinkEnv("IROTHER", testToken)...)
+	if r := w.run(); r.code != exitFatal || !strings.Contains(r.stdout, "0 already sent") {
+		t.Fatalf("a run of another account:\n%s", r)
+	}
+	r := w.exec("ledger", "export", "--ledger", w.ledger)
+	if r.code != exitUsage || !strings.Contains(r.stderr, "holds the accounts "+testSID+", IROTHER: choose one with --account") {
+		t.Errorf("ledger export of a ledger of two accounts:\n%s", r)
+	}
+	r = w.exec("ledger", "export", "--ledger", w.ledger, "--account", testSID)
+	if r.code != 0 || strings.Count(r.stdout, ",accepted,") != accepted {
+		t.Errorf("ledger export --account %s: want %d accepted\n%s", testSID, accepted, r)
+	}
+	if r := w.exec("ledger", "runs", "--ledger", w.ledger, "--account", "IROTHER"); r.code != 0 || strings.Count(r.stdout, "\n") != 1 {
+		t.Errorf("ledger runs --account IROTHER:\n%s", r)
 	}
 }
