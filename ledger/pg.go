@@ -30,8 +30,9 @@ var (
 //     session sets synchronous_commit=on, so a commit returns only once
 //     the server flushed its WAL; concurrent writes share one
 //     transaction (group commit), sent as one pipelined batch.
-//   - Locking: Open takes a session-level advisory lock on the writer's
-//     connection, and a second Open (on any machine) fails at once with a
+//   - Locking: Open takes a session-level advisory lock (one per account)
+//     on the writer's connection, and a second Open of the same account
+//     (on any machine) fails, after trying for pgLockGrace, with a
 //     *LockedError naming the holder, which the holders table records.
 //     The server drops the lock when the holder's connection ends,
 //     however it ends. Every write goes through that connection: when it
@@ -258,9 +259,9 @@ func (l *Postgres) openWriter(ctx context.Context, cc *pgx.ConnConfig, opts Opti
 	if err := pgMigrate(ctx, conn, l.name, opts.Create, l.account); err != nil {
 		return err
 	}
-	var got bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, l.lockKey).Scan(&got); err != nil {
-		return fmt.Errorf("ledger %s: take the run lock: %w", l.name, err)
+	got, err := l.tryLock(ctx, conn)
+	if err != nil {
+		return err
 	}
 	if !got {
 		le := &LockedError{Path: l.name}
@@ -275,6 +276,30 @@ func (l *Postgres) openWriter(ctx context.Context, cc *pgx.ConnConfig, opts Opti
 		return fmt.Errorf("ledger %s: not writable: %w", l.name, pgError(err))
 	}
 	return nil
+}
+
+// pgLockGrace is how long Open tries the run lock before it reports the
+// ledger locked: the server drops a killed holder's lock only once it has
+// seen that holder's connection close, a moment after the kill.
+const pgLockGrace = 3 * time.Second
+
+// tryLock tries to take the run lock for up to pgLockGrace.
+func (l *Postgres) tryLock(ctx context.Context, conn *pgx.Conn) (bool, error) {
+	deadline := time.Now().Add(pgLockGrace)
+	for {
+		var got bool
+		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, l.lockKey).Scan(&got); err != nil {
+			return false, fmt.Errorf("ledger %s: take the run lock: %w", l.name, err)
+		}
+		if got || time.Now().After(deadline) {
+			return got, nil
+		}
+		select {
+		case <-ctx.Done():
+			return false, fmt.Errorf("ledger %s: take the run lock: %w", l.name, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 const pgHolderSQL = `INSERT INTO convpipe.holders (lock_key, holder) VALUES ($1, $2)

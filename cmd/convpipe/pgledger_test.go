@@ -10,6 +10,26 @@ import (
 	"convpipe/pipeline"
 )
 
+// usePostgres puts the workspace's ledger in a new database of a real
+// PostgreSQL that the test starts (CONVPIPE_LEDGER_URL, the password in
+// PGPASSWORD), made with `ledger init`; w.ledger becomes its URL.
+func (w *workspace) usePostgres() {
+	w.t.Helper()
+	srv, err := pgtest.Start()
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.t.Cleanup(srv.Close)
+	if err := srv.CreateDatabase(w.t.Context(), "ledger"); err != nil {
+		w.t.Fatal(err)
+	}
+	w.ledger = srv.URL("ledger")
+	w.env = append(w.env, ledger.URLEnv+"="+w.ledger, "PGPASSWORD="+pgtest.Password)
+	if r := w.exec("ledger", "init"); r.code != 0 {
+		w.t.Fatalf("ledger init:\n%s", r)
+	}
+}
+
 // TestPostgresLedger runs the binary with its ledger in a real PostgreSQL
 // (CONVPIPE_LEDGER_URL, the password in PGPASSWORD): a database without a
 // ledger and a wrong password stop the run before any request; `ledger
