@@ -39,29 +39,6 @@ func testAccounts(t *testing.T, b backend) {
 	write("IRA", pipeline.StateAccepted)
 	write("IRB", pipeline.StateRejected)
 
-	check := func(l Store, account string, want pipeline.State) {
-		t.Helper()
-		if got := mustGet(t, l, sample("O-1", "").Key); got.State != want || got.RunID != "run-"+account {
-			t.Errorf("account %s: Get = %s of %s, want %s of run-%s", account, got.State, got.RunID, want, account)
-		}
-		st, ok, err := l.Settled(t.Context(), sample("O-1", "").Key, sample("O-1", "").PayloadHash)
-		if err != nil || !ok || st != want {
-			t.Errorf("account %s: Settled = %s, %v, %v; want %s", account, st, ok, err, want)
-		}
-		var runs []string
-		if err := l.Runs(t.Context(), func(r pipeline.RunInfo) error { runs = append(runs, r.ID); return nil }); err != nil {
-			t.Fatal(err)
-		}
-		if !reflect.DeepEqual(runs, []string{"run-" + account}) {
-			t.Errorf("account %s: Runs = %v", account, runs)
-		}
-		if c, err := l.Counts(t.Context()); err != nil || c[want] != 1 || len(c) != 1 {
-			t.Errorf("account %s: Counts = %v, %v", account, c, err)
-		}
-		if done, err := l.ObjectDone(t.Context(), obj); err != nil || !done {
-			t.Errorf("account %s: ObjectDone = %v, %v", account, done, err)
-		}
-	}
 	for _, a := range []struct {
 		account string
 		state   pipeline.State
@@ -70,7 +47,7 @@ func testAccounts(t *testing.T, b backend) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		check(l, a.account, a.state)
+		checkAccount(t, l, a.account, a.state, obj)
 		l.Close()
 	}
 	// An account with nothing sees nothing.
@@ -100,31 +77,8 @@ func testAccounts(t *testing.T, b backend) {
 	if err := ro.SetAccount("IRB"); err != nil {
 		t.Fatal(err)
 	}
-	check(ro, "IRB", pipeline.StateRejected)
+	checkAccount(t, ro, "IRB", pipeline.StateRejected, obj)
 
-	if b.name != postgresBackend.name {
-		return
-	}
-	// Runs of two accounts at once; a second run of one of them is
-	// refused.
-	la, err := b.open(t.Context(), place, Options{Account: "IRA"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer la.Close()
-	lb, err := b.open(t.Context(), place, Options{Account: "IRB"})
-	if err != nil {
-		t.Fatalf("a run of account IRB while one of IRA runs: %v", err)
-	}
-	defer lb.Close()
-	if _, err := b.open(t.Context(), place, Options{Account: "IRA"}); !errors.Is(err, pipeline.ErrLocked) {
-		t.Errorf("a second run of IRA = %v, want ErrLocked", err)
-	}
-	mustPut(t, la, sample("O-2", pipeline.StateAccepted))
-	mustPut(t, lb, sample("O-2", pipeline.StateFailed))
-	if e := mustGet(t, la, sample("O-2", "").Key); e.State != pipeline.StateAccepted {
-		t.Errorf("IRA's O-2 = %s", e.State)
-	}
 }
 
 // TestAccountMigration: a ledger made before accounts gives its entries,
@@ -185,5 +139,56 @@ func testAccountAdoption(t *testing.T, b backend) {
 			t.Errorf("account %s: O-1 found %v, %v; want it only in IR2, the first", account, ok, err)
 		}
 		l.Close()
+	}
+}
+
+// checkAccount checks that l reads account's entry O-1 (in state want),
+// run, counts and object, and nothing of another account.
+func checkAccount(t *testing.T, l Store, account string, want pipeline.State, obj pipeline.Object) {
+	t.Helper()
+	if got := mustGet(t, l, sample("O-1", "").Key); got.State != want || got.RunID != "run-"+account {
+		t.Errorf("account %s: Get = %s of %s, want %s of run-%s", account, got.State, got.RunID, want, account)
+	}
+	st, ok, err := l.Settled(t.Context(), sample("O-1", "").Key, sample("O-1", "").PayloadHash)
+	if err != nil || !ok || st != want {
+		t.Errorf("account %s: Settled = %s, %v, %v; want %s", account, st, ok, err, want)
+	}
+	var runs []string
+	if err := l.Runs(t.Context(), func(r pipeline.RunInfo) error { runs = append(runs, r.ID); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(runs, []string{"run-" + account}) {
+		t.Errorf("account %s: Runs = %v", account, runs)
+	}
+	if c, err := l.Counts(t.Context()); err != nil || c[want] != 1 || len(c) != 1 {
+		t.Errorf("account %s: Counts = %v, %v", account, c, err)
+	}
+	if done, err := l.ObjectDone(t.Context(), obj); err != nil || !done {
+		t.Errorf("account %s: ObjectDone = %v, %v", account, done, err)
+	}
+}
+
+// TestPostgresAccountLocks: on PostgreSQL, runs of two accounts hold
+// their ledger at once; a second run of one of them is refused.
+func TestPostgresAccountLocks(t *testing.T) {
+	b := postgresBackend
+	place := b.place(t)
+	la, err := b.open(t.Context(), place, Options{Account: "IRA"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer la.Close()
+	lb, err := b.open(t.Context(), place, Options{Account: "IRB"})
+	if err != nil {
+		t.Fatalf("a run of account IRB while one of IRA runs: %v", err)
+	}
+	defer lb.Close()
+	if _, err := b.open(t.Context(), place, Options{Account: "IRA"}); !errors.Is(err, pipeline.ErrLocked) {
+		t.Errorf("a second run of IRA = %v, want ErrLocked", err)
+	}
+	mustPut(t, la, sample("O-2", pipeline.StateAccepted))
+	mustPut(t, lb, sample("O-2", pipeline.StateFailed))
+	if e := mustGet(t, la, sample("O-2", "").Key); e.State != pipeline.StateAccepted {
+		t.Errorf("IRA's O-2 = %s", e.State)
 	}
 }

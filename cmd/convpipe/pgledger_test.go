@@ -57,23 +57,12 @@ func TestPostgresLedger(t *testing.T) {
 		}
 	}
 
-	r := w.mustRun(exitFatal)
-	secretFree(r)
-	if !strings.Contains(r.stderr, "holds no convpipe ledger") || !strings.Contains(r.stderr, "ledger init") || len(w.sim.Requests()) != 0 {
-		t.Fatalf("a run on a database without a ledger: want exit 1, no request, and how to make one\n%s", r)
-	}
-	w.env = append(append([]string{}, base...), ledger.URLEnv+"="+url, "PGPASSWORD=wrong-"+pgtest.Password)
-	r = w.mustRun(exitFatal)
-	secretFree(r)
-	if !strings.Contains(r.stderr, "password authentication failed") || len(w.sim.Requests()) != 0 {
-		t.Fatalf("a run with a wrong password: want exit 1 and no request\n%s", r)
-	}
-	w.env = append(append([]string{}, base...), ledger.URLEnv+"="+url, "PGPASSWORD="+pgtest.Password)
+	checkRefusedRuns(t, w, base, url, secretFree)
 
 	if r := w.exec("ledger", "init"); r.code != 0 || !strings.Contains(r.stdout, "is ready") {
 		t.Fatalf("ledger init:\n%s", r)
 	}
-	r = w.mustRun(exitAttention)
+	r := w.mustRun(exitAttention)
 	secretFree(r)
 	got := acceptedIDs(w.sim)
 	if len(got) == 0 {
@@ -160,4 +149,23 @@ func TestLedgerAccounts(t *testing.T) {
 	if r := w.exec("ledger", "runs", "--ledger", w.ledger, "--account", "IROTHER"); r.code != 0 || strings.Count(r.stdout, "\n") != 1 {
 		t.Errorf("ledger runs --account IROTHER:\n%s", r)
 	}
+}
+
+// checkRefusedRuns checks that a run on a database without a ledger, and
+// one with a wrong password, exit 1 before any request; it leaves w with
+// the right password.
+func checkRefusedRuns(t *testing.T, w *workspace, base []string, url string, secretFree func(result)) {
+	t.Helper()
+	r := w.mustRun(exitFatal)
+	secretFree(r)
+	if !strings.Contains(r.stderr, "holds no convpipe ledger") || !strings.Contains(r.stderr, "ledger init") || len(w.sim.Requests()) != 0 {
+		t.Fatalf("a run on a database without a ledger: want exit 1, no request, and how to make one\n%s", r)
+	}
+	w.env = append(append([]string{}, base...), ledger.URLEnv+"="+url, "PGPASSWORD=wrong-"+pgtest.Password)
+	r = w.mustRun(exitFatal)
+	secretFree(r)
+	if !strings.Contains(r.stderr, "password authentication failed") || len(w.sim.Requests()) != 0 {
+		t.Fatalf("a run with a wrong password: want exit 1 and no request\n%s", r)
+	}
+	w.env = append(append([]string{}, base...), ledger.URLEnv+"="+url, "PGPASSWORD="+pgtest.Password)
 }
