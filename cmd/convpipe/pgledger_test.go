@@ -4,16 +4,19 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"convpipe/ledger"
 	"convpipe/ledger/pgtest"
 	"convpipe/pipeline"
+	"convpipe/sim"
 )
 
 // usePostgres puts the workspace's ledger in a new database of a real
 // PostgreSQL that the test starts (CONVPIPE_LEDGER_URL, the password in
-// PGPASSWORD), made with `ledger init`; w.ledger becomes its URL.
-func (w *workspace) usePostgres() {
+// PGPASSWORD), made with `ledger init`; w.ledger becomes its URL. It
+// returns the server.
+func (w *workspace) usePostgres() *pgtest.Server {
 	w.t.Helper()
 	srv, err := pgtest.Start()
 	if err != nil {
@@ -28,6 +31,50 @@ func (w *workspace) usePostgres() {
 	if r := w.exec("ledger", "init"); r.code != 0 {
 		w.t.Fatalf("ledger init:\n%s", r)
 	}
+	return srv
+}
+
+// TestPostgresGoesAwayMidRun stops the database server while a run
+// sends: the run stops sending and exits 1, saying the database went
+// away; once the server is back, the next run finishes the work, and
+// every valid order is accepted exactly once.
+func TestPostgresGoesAwayMidRun(t *testing.T) {
+	w := newWorkspace(t, simOpts{cfg: sim.Config{Faults: sim.Faults{Latency: 5 * time.Millisecond}}}, cfgOpts{Rate: "100/s", Workers: 4})
+	srv := w.usePostgres()
+	want := expectCSV(t, w.gen("in/orders.csv", "-rows", "1500", "-seed", "7"))
+	cmd, stdout, stderr := w.command(t.Context(), "run", "--config", w.config)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if !waitFor(time.Minute, func() bool { return len(acceptedIDs(w.sim)) >= 20 }) {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("the run accepted nothing:\n%s\n%s", stdout, stderr)
+	}
+	srv.Stop()
+	cmd.Wait()
+	r := result{stdout: stdout.String(), stderr: stderr.String(), code: cmd.ProcessState.ExitCode()}
+	noPanic(t, r.stdout+r.stderr)
+	sentAtStop := len(w.sim.Requests())
+	if r.code != exitFatal || !strings.Contains(r.stderr, "ledger postgres://") {
+		t.Fatalf("the run whose database went away: want exit 1 naming the ledger\n%s", r)
+	}
+	t.Logf("stopped after %d of %d orders; its last lines:\n%s", len(acceptedIDs(w.sim)), len(want.valid), clip(r.stderr, 1500))
+	if len(acceptedIDs(w.sim)) == len(want.valid) {
+		t.Fatal("the run finished before the database went away")
+	}
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	// The port may have changed.
+	w.env = append(w.env, ledger.URLEnv+"="+srv.URL("ledger"))
+	w.ledger = srv.URL("ledger")
+	w.mustRun(exitOK)
+	if len(w.sim.Requests()) <= sentAtStop {
+		t.Error("the second run sent nothing")
+	}
+	checkExactlyOnce(t, w.sim, want.valid)
+	checkLedger(t, w, want)
 }
 
 // TestPostgresLedger runs the binary with its ledger in a real PostgreSQL
