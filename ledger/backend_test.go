@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -34,7 +35,17 @@ type backend struct {
 	display func(place string) string
 	// setVersion stores v as the schema version of the ledger at place.
 	setVersion func(t testing.TB, place string, v int)
+	// makeV1 makes at place a ledger of schema version 1, made before
+	// accounts, holding the entry 1/O-1 (accepted), the object a.csv and
+	// the run r1.
+	makeV1 func(t testing.TB, place string)
 }
+
+// v1Rows are the rows makeV1 writes, after its schema.
+const v1Rows = `INSERT INTO %[1]sconversions (event_type, order_id, state, payload_hash, run_id, created, updated)
+		VALUES (%[2]s, %[3]s, 'accepted', 'ab', 'r1', 1, 2);
+	INSERT INTO %[1]sobjects (key, etag, size, modtime, run_id, processed_at) VALUES (%[4]s, 'e', 1, 0, 'r1', 3);
+	INSERT INTO %[1]sruns (id, started, args) VALUES ('r1', 4, 'convpipe run');`
 
 var sqliteBackend = backend{
 	name:  "sqlite",
@@ -56,6 +67,13 @@ var sqliteBackend = backend{
 	display: func(place string) string { return place },
 	setVersion: func(t testing.TB, place string, v int) {
 		rawSQL(t, place, "PRAGMA user_version = "+strconv.Itoa(v))
+	},
+	makeV1: func(t testing.TB, place string) {
+		rawSQL(t, place, migrations[0]+fmt.Sprintf(v1Rows, "", "'1'", "'O-1'", "'a.csv'")+
+			fmt.Sprintf("PRAGMA user_version = 1; PRAGMA application_id = %d;", applicationID))
+		if err := writeMarker(place, marker{Ledger: place}); err != nil {
+			t.Fatal(err)
+		}
 	},
 }
 
@@ -81,6 +99,14 @@ var postgresBackend = backend{
 	setVersion: func(t testing.TB, place string, v int) {
 		t.Helper()
 		if err := pgExec(t, place, "UPDATE convpipe.meta SET value = '"+strconv.Itoa(v)+"' WHERE name = 'schema_version'"); err != nil {
+			t.Fatal(err)
+		}
+	},
+	makeV1: func(t testing.TB, place string) {
+		t.Helper()
+		err := pgExec(t, place, pgMigrations[0]+"; INSERT INTO convpipe.meta VALUES ('schema_version', '1');"+
+			fmt.Sprintf(v1Rows, "convpipe.", "'1'::bytea", "'O-1'::bytea", "'a.csv'::bytea"))
+		if err != nil {
 			t.Fatal(err)
 		}
 	},

@@ -90,7 +90,7 @@ func fillSQLite(tb testing.TB, l *Ledger, n int) {
 				e := benchEntry(i)
 				refs, _ := marshalList(e.Refs)
 				now := time.Now().UnixNano()
-				if _, err := l.putStmt.ExecContext(ctx, e.Key.EventType, e.Key.OrderID, string(e.State), e.PayloadHash, e.SentHash,
+				if _, err := l.putStmt.ExecContext(ctx, l.account, e.Key.EventType, e.Key.OrderID, string(e.State), e.PayloadHash, e.SentHash,
 					e.Attempts, e.HTTPStatus, nil, e.SubmissionID, e.QueuedURI, false, refs, e.RunID, now, now); err != nil {
 					return err
 				}

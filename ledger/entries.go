@@ -17,13 +17,13 @@ import (
 const entryColumns = `event_type, order_id, state, payload_hash, sent_hash, attempts, http_status,
 	messages, submission_id, queued_uri, maybe_sent, refs, run_id, created, updated`
 
-const getSQL = `SELECT ` + entryColumns + ` FROM conversions WHERE event_type = ? AND order_id = ?`
+const getSQL = `SELECT ` + entryColumns + ` FROM conversions WHERE account = ? AND event_type = ? AND order_id = ?`
 
 // putSQL replaces every column but created, which keeps the time the key
 // was first written.
-const putSQL = `INSERT INTO conversions (` + entryColumns + `)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-	ON CONFLICT (event_type, order_id) DO UPDATE SET
+const putSQL = `INSERT INTO conversions (account, ` + entryColumns + `)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	ON CONFLICT (account, event_type, order_id) DO UPDATE SET
 		state = excluded.state, payload_hash = excluded.payload_hash, sent_hash = excluded.sent_hash,
 		attempts = excluded.attempts, http_status = excluded.http_status, messages = excluded.messages,
 		submission_id = excluded.submission_id, queued_uri = excluded.queued_uri,
@@ -53,7 +53,7 @@ func (l *Ledger) Get(ctx context.Context, key pipeline.Key) (pipeline.Entry, boo
 	// A point lookup takes microseconds: checked above, ctx is not handed
 	// on, since a cancellable one costs database/sql and the driver a
 	// watcher goroutine per query, more than the lookup itself.
-	e, err := scanEntry(l.getStmt.QueryRowContext(context.WithoutCancel(ctx), key.EventType, key.OrderID))
+	e, err := scanEntry(l.getStmt.QueryRowContext(context.WithoutCancel(ctx), l.account, key.EventType, key.OrderID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return pipeline.Entry{}, false, nil
 	}
@@ -92,7 +92,7 @@ func (l *Ledger) PutAll(ctx context.Context, es []pipeline.Entry) error {
 	args := make([][]any, len(es))
 	for i, e := range es {
 		c := cols[i]
-		args[i] = []any{e.Key.EventType, e.Key.OrderID, string(e.State), e.PayloadHash, e.SentHash,
+		args[i] = []any{l.account, e.Key.EventType, e.Key.OrderID, string(e.State), e.PayloadHash, e.SentHash,
 			e.Attempts, e.HTTPStatus, c.msgs, e.SubmissionID, e.QueuedURI, e.MaybeSent, c.refs,
 			e.RunID, c.created, c.updated}
 	}
@@ -165,8 +165,8 @@ func (l *Ledger) Entries(ctx context.Context, f pipeline.Filter, fn func(pipelin
 	if err := l.readable("entries"); err != nil {
 		return err
 	}
-	var where []string
-	var args []any
+	where := []string{"account = ?"}
+	args := []any{l.account}
 	if f.State != "" {
 		where = append(where, "state = ?")
 		args = append(args, string(f.State))
@@ -179,11 +179,7 @@ func (l *Ledger) Entries(ctx context.Context, f pipeline.Filter, fn func(pipelin
 		where = append(where, "order_id = ?")
 		args = append(args, f.OrderID)
 	}
-	q := `SELECT ` + entryColumns + ` FROM conversions`
-	if len(where) > 0 {
-		q += ` WHERE ` + strings.Join(where, " AND ")
-	}
-	q += ` ORDER BY event_type, order_id`
+	q := `SELECT ` + entryColumns + ` FROM conversions WHERE ` + strings.Join(where, " AND ") + ` ORDER BY event_type, order_id`
 	rows, err := l.rdb.QueryContext(ctx, q, args...)
 	if err != nil {
 		return fmt.Errorf("ledger %s: entries: %w", l.name, sqlError(err))
@@ -209,7 +205,7 @@ func (l *Ledger) Counts(ctx context.Context) (map[pipeline.State]int64, error) {
 	if err := l.readable("counts"); err != nil {
 		return nil, err
 	}
-	rows, err := l.rdb.QueryContext(ctx, `SELECT state, count(*) FROM conversions GROUP BY state`)
+	rows, err := l.rdb.QueryContext(ctx, `SELECT state, count(*) FROM conversions WHERE account = ? GROUP BY state`, l.account)
 	if err != nil {
 		return nil, fmt.Errorf("ledger %s: counts: %w", l.name, sqlError(err))
 	}

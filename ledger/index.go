@@ -244,7 +244,7 @@ func (l *Ledger) loadIndex(ctx context.Context) (*index, error) {
 	}
 	ix := newIndex()
 	if l.readOnly {
-		if err := scanIndex(ctx, ix, l.rdb.QueryContext); err != nil {
+		if err := scanIndex(ctx, ix, l.rdb.QueryContext, l.account); err != nil {
 			return nil, fmt.Errorf("ledger %s: load index: %w", l.name, sqlError(err))
 		}
 		l.idx.Store(ix)
@@ -253,7 +253,7 @@ func (l *Ledger) loadIndex(ctx context.Context) (*index, error) {
 	// In the writer, so that no commit falls between the scan and the
 	// moment the index starts taking updates.
 	err := l.writeThen(ctx, "load index", func(ctx context.Context) error {
-		return scanIndex(ctx, ix, l.wconn.QueryContext)
+		return scanIndex(ctx, ix, l.wconn.QueryContext, l.account)
 	}, func() { l.idx.Store(ix) })
 	if err != nil {
 		return nil, err
@@ -264,9 +264,9 @@ func (l *Ledger) loadIndex(ctx context.Context) (*index, error) {
 // queryFunc is the QueryContext of a *sql.DB or a *sql.Conn.
 type queryFunc func(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 
-// scanIndex fills ix from the conversions table.
-func scanIndex(ctx context.Context, ix *index, query queryFunc) error {
-	rows, err := query(ctx, `SELECT event_type, order_id, state, payload_hash FROM conversions`)
+// scanIndex fills ix from the entries of account.
+func scanIndex(ctx context.Context, ix *index, query queryFunc, account string) error {
+	rows, err := query(ctx, `SELECT event_type, order_id, state, payload_hash FROM conversions WHERE account = ?`, account)
 	if err != nil {
 		return err
 	}

@@ -170,6 +170,11 @@ type Options struct {
 	// MaxBatch is the most writes committed in one transaction; 0 means
 	// 1000.
 	MaxBatch int
+	// Account is the impact account whose entries, objects and runs the
+	// ledger reads and writes: one ledger holds many. A ledger made
+	// before accounts gives its entries to the Account of the first run
+	// that opens it.
+	Account string
 	// Create lets OpenPostgres make a new ledger in a database that holds
 	// none (`convpipe ledger init`). Without it, such a database is an
 	// error: the URL may name the wrong one. (Open makes a SQLite ledger
@@ -180,6 +185,7 @@ type Options struct {
 // Ledger is a pipeline.Ledger on a SQLite file. It is safe for concurrent
 // use; Close it to release the lock.
 type Ledger struct {
+	account  string // whose entries this Ledger reads and writes
 	name     string // the path as given, for messages
 	abs      string // the absolute path
 	readOnly bool
@@ -242,7 +248,7 @@ func Open(ctx context.Context, path string, opts Options) (*Ledger, error) {
 		}
 		return nil, err
 	}
-	l := &Ledger{name: path, abs: abs, lock: lk, maxBatch: opts.MaxBatch}
+	l := &Ledger{name: path, abs: abs, lock: lk, maxBatch: opts.MaxBatch, account: opts.Account}
 	if l.maxBatch <= 0 {
 		l.maxBatch = 1000
 	}
@@ -259,6 +265,8 @@ func Open(ctx context.Context, path string, opts Options) (*Ledger, error) {
 
 // OpenReadOnly opens an existing ledger for reading, without its lock, so
 // that it can be read while a run holds it. Its writes return ErrReadOnly.
+// It reads the entries of the only account the ledger holds (or of the
+// account "" when it holds several; see SetAccount).
 // A lost ledger (see Open) fails with a *LostError.
 func OpenReadOnly(ctx context.Context, path string) (*Ledger, error) {
 	if strings.TrimSpace(path) == "" {
@@ -284,6 +292,12 @@ func OpenReadOnly(ctx context.Context, path string) (*Ledger, error) {
 		l.closeAll()
 		return nil, err
 	}
+	accounts, err := l.Accounts(ctx)
+	if err != nil {
+		l.closeAll()
+		return nil, err
+	}
+	l.account = defaultAccount(accounts)
 	return l, nil
 }
 
@@ -395,7 +409,7 @@ func (l *Ledger) openWriter(ctx context.Context, abs string) (bool, error) {
 	if err := l.checkVersion(version); err != nil {
 		return false, err
 	}
-	if err := migrate(ctx, conn, l.name); err != nil {
+	if err := migrate(ctx, conn, l.name, l.account); err != nil {
 		return false, err
 	}
 	// Probe: commit a real write, so that an unwritable file or a full

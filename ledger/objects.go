@@ -10,11 +10,11 @@ import (
 	"convpipe/pipeline"
 )
 
-const objectSQL = `SELECT etag, size FROM objects WHERE key = ?`
+const objectSQL = `SELECT etag, size FROM objects WHERE account = ? AND key = ?`
 
-const markObjectSQL = `INSERT INTO objects (key, etag, size, modtime, run_id, processed_at)
-	VALUES (?, ?, ?, ?, ?, ?)
-	ON CONFLICT (key) DO UPDATE SET etag = excluded.etag, size = excluded.size,
+const markObjectSQL = `INSERT INTO objects (account, key, etag, size, modtime, run_id, processed_at)
+	VALUES (?, ?, ?, ?, ?, ?, ?)
+	ON CONFLICT (account, key) DO UPDATE SET etag = excluded.etag, size = excluded.size,
 		modtime = excluded.modtime, run_id = excluded.run_id, processed_at = excluded.processed_at`
 
 // ObjectDone reports whether obj was fully processed before, with the same
@@ -29,7 +29,7 @@ func (l *Ledger) ObjectDone(ctx context.Context, obj pipeline.Object) (bool, err
 		return false, fmt.Errorf("ledger %s: object %s: %w", l.name, obj.Key, err)
 	}
 	// As in Get: a point lookup, not worth a watcher goroutine.
-	err := l.objStmt.QueryRowContext(context.WithoutCancel(ctx), obj.Key).Scan(&etag, &size)
+	err := l.objStmt.QueryRowContext(context.WithoutCancel(ctx), l.account, obj.Key).Scan(&etag, &size)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}
@@ -47,7 +47,7 @@ func (l *Ledger) MarkObjectDone(ctx context.Context, obj pipeline.Object, runID 
 	}
 	now := time.Now().UnixNano()
 	return l.write(ctx, op, func(ctx context.Context) error {
-		_, err := l.markStmt.ExecContext(ctx, obj.Key, obj.ETag, obj.Size, nanos(obj.ModTime), runID, now)
+		_, err := l.markStmt.ExecContext(ctx, l.account, obj.Key, obj.ETag, obj.Size, nanos(obj.ModTime), runID, now)
 		return err
 	})
 }
@@ -65,7 +65,7 @@ func (l *Ledger) Objects(ctx context.Context, fn func(ObjectRecord) error) error
 	if err := l.readable("objects"); err != nil {
 		return err
 	}
-	rows, err := l.rdb.QueryContext(ctx, `SELECT key, etag, size, modtime, run_id, processed_at FROM objects ORDER BY key`)
+	rows, err := l.rdb.QueryContext(ctx, `SELECT key, etag, size, modtime, run_id, processed_at FROM objects WHERE account = ? ORDER BY key`, l.account)
 	if err != nil {
 		return fmt.Errorf("ledger %s: objects: %w", l.name, sqlError(err))
 	}

@@ -30,8 +30,9 @@ var (
 //     session sets synchronous_commit=on, so a commit returns only once
 //     the server flushed its WAL; concurrent writes share one
 //     transaction (group commit), sent as one pipelined batch.
-//   - Locking: Open takes a session-level advisory lock on the writer's
-//     connection, and a second Open (on any machine) fails at once with a
+//   - Locking: Open takes a session-level advisory lock (one per account)
+//     on the writer's connection, and a second Open of the same account
+//     (on any machine) fails, after trying for pgLockGrace, with a
 //     *LockedError naming the holder, which the holders table records.
 //     The server drops the lock when the holder's connection ends,
 //     however it ends. Every write goes through that connection: when it
@@ -49,6 +50,8 @@ var (
 //
 // Settled answers from the same in-memory index as the SQLite ledger.
 type Postgres struct {
+	account  string // whose entries this Ledger reads and writes
+	lockKey  int64  // the account's run lock
 	name     string // the URL without the password, for messages
 	secret   string // the password, scrubbed from every message
 	readOnly bool
@@ -134,17 +137,21 @@ func OpenPostgresReadOnly(ctx context.Context, rawURL, passfile string) (*Postgr
 		return nil, l.redact(err)
 	}
 	version, err := pgCheckSchema(ctx, l.pool, l.name)
+	var accounts []string
 	switch {
 	case err != nil:
 	case version == 0:
 		err = noSchemaError(l.name)
 	case version != pgSchemaVersion:
 		err = fmt.Errorf("ledger %s: schema version %d, this convpipe reads %d (a run with this convpipe migrates it)", l.name, version, pgSchemaVersion)
+	default:
+		accounts, err = l.Accounts(ctx)
 	}
 	if err != nil {
 		l.closeAll()
 		return nil, l.redact(err)
 	}
+	l.account = defaultAccount(accounts)
 	return l, nil
 }
 
@@ -185,7 +192,7 @@ func newPostgres(rawURL, passfile string, opts Options) (*Postgres, *pgxpool.Con
 		cc.ConnectTimeout = 15 * time.Second
 	}
 	host, _ := os.Hostname()
-	l := &Postgres{name: name, secret: cc.Password, maxBatch: opts.MaxBatch,
+	l := &Postgres{name: name, secret: cc.Password, maxBatch: opts.MaxBatch, account: opts.Account, lockKey: pgRunLockOf(opts.Account),
 		holder: Holder{PID: os.Getpid(), Host: host, Command: opts.Command, Since: time.Now().UTC()}}
 	if l.maxBatch <= 0 {
 		l.maxBatch = 1000
@@ -249,26 +256,50 @@ func (l *Postgres) openWriter(ctx context.Context, cc *pgx.ConnConfig, opts Opti
 		return l.connectError(err)
 	}
 	l.wconn = conn
-	if err := pgMigrate(ctx, conn, l.name, opts.Create); err != nil {
+	if err := pgMigrate(ctx, conn, l.name, opts.Create, l.account); err != nil {
 		return err
 	}
-	var got bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, int64(pgRunLock)).Scan(&got); err != nil {
-		return fmt.Errorf("ledger %s: take the run lock: %w", l.name, err)
+	got, err := l.tryLock(ctx, conn)
+	if err != nil {
+		return err
 	}
 	if !got {
 		le := &LockedError{Path: l.name}
 		var h string
-		if err := conn.QueryRow(ctx, `SELECT holder FROM convpipe.holders WHERE lock_key = $1`, int64(pgRunLock)).Scan(&h); err == nil {
+		if err := conn.QueryRow(ctx, `SELECT holder FROM convpipe.holders WHERE lock_key = $1`, l.lockKey).Scan(&h); err == nil {
 			json.Unmarshal([]byte(h), &le.Holder)
 		}
 		return le
 	}
 	// The probe: a real, durable write before anything is sent.
-	if _, err := conn.Exec(ctx, pgHolderSQL, int64(pgRunLock), l.holderJSON()); err != nil {
+	if _, err := conn.Exec(ctx, pgHolderSQL, l.lockKey, l.holderJSON()); err != nil {
 		return fmt.Errorf("ledger %s: not writable: %w", l.name, pgError(err))
 	}
 	return nil
+}
+
+// pgLockGrace is how long Open tries the run lock before it reports the
+// ledger locked: the server drops a killed holder's lock only once it has
+// seen that holder's connection close, a moment after the kill.
+const pgLockGrace = 3 * time.Second
+
+// tryLock tries to take the run lock for up to pgLockGrace.
+func (l *Postgres) tryLock(ctx context.Context, conn *pgx.Conn) (bool, error) {
+	deadline := time.Now().Add(pgLockGrace)
+	for {
+		var got bool
+		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, l.lockKey).Scan(&got); err != nil {
+			return false, fmt.Errorf("ledger %s: take the run lock: %w", l.name, err)
+		}
+		if got || time.Now().After(deadline) {
+			return got, nil
+		}
+		select {
+		case <-ctx.Done():
+			return false, fmt.Errorf("ledger %s: take the run lock: %w", l.name, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 const pgHolderSQL = `INSERT INTO convpipe.holders (lock_key, holder) VALUES ($1, $2)
@@ -317,7 +348,7 @@ func (l *Postgres) closeAll() error {
 	if l.wconn != nil && !l.wconn.IsClosed() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		// Closing the connection drops the lock too; unlocking first
-		// says so to a server that is slow to notice.
+		// frees it at once.
 		_, _ = l.wconn.Exec(ctx, `SELECT pg_advisory_unlock_all()`)
 		errs = append(errs, l.wconn.Close(ctx))
 		cancel()

@@ -10,7 +10,9 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"convpipe/ledger/pgtest"
 	"convpipe/pipeline"
@@ -251,6 +253,95 @@ func TestPostgresServerGoesAway(t *testing.T) {
 	for _, k := range committed {
 		mustGet(t, l2, k)
 	}
+	if _, ok, _ := l2.Get(t.Context(), sample("after", "").Key); ok {
+		t.Error("a Put made after the connection was lost was stored")
+	}
+}
+
+// freezer is a TCP proxy on loopback that can stop forwarding without
+// closing anything: a server that stops answering.
+type freezer struct {
+	ln     net.Listener
+	frozen atomic.Bool
+}
+
+func newFreezer(t *testing.T, upstream string) *freezer {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &freezer{ln: ln}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			u, err := net.Dial("tcp", upstream)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			go f.pipe(c, u)
+			go f.pipe(u, c)
+		}
+	}()
+	return f
+}
+
+func (f *freezer) pipe(dst, src net.Conn) {
+	defer dst.Close()
+	defer src.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		for f.frozen.Load() {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// TestPostgresServerStopsAnswering: a server that stops answering
+// without closing the connection fails the write in flight after
+// pgWriteTimeout, with an error naming the ledger; every later write
+// fails too, and what was committed before is there.
+func TestPostgresServerStopsAnswering(t *testing.T) {
+	srv := pgtest.Shared(t)
+	place := pgtest.NewDatabase(t)
+	old := pgWriteTimeout
+	pgWriteTimeout = 500 * time.Millisecond
+	t.Cleanup(func() { pgWriteTimeout = old })
+	fz := newFreezer(t, net.JoinHostPort(srv.Host, fmt.Sprint(srv.Port)))
+	proxied := strings.Replace(place, fmt.Sprintf("%s:%d", srv.Host, srv.Port), fz.ln.Addr().String(), 1)
+	l, err := OpenPostgres(t.Context(), proxied, "", Options{Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	mustPut(t, l, sample("before", pipeline.StateAccepted))
+	fz.frozen.Store(true)
+	err = l.Put(t.Context(), sample("frozen", pipeline.StateAccepted))
+	fz.frozen.Store(false)
+	if err == nil || !strings.Contains(err.Error(), "ledger "+RedactURL(proxied)) || !strings.Contains(err.Error(), "put 12345/frozen") {
+		t.Fatalf("Put to a server that stopped answering = %v, want an error naming the ledger and the write", err)
+	}
+	t.Logf("%v", err)
+	if err := l.Put(t.Context(), sample("after", pipeline.StateAccepted)); err == nil || !strings.Contains(err.Error(), "connection to the database was lost") {
+		t.Errorf("Put after = %v, want the lost connection", err)
+	}
+	l.Close()
+	postgresBackend.waitUnlocked(t, place)
+	l2 := postgresBackend.openT(t, place)
+	mustGet(t, l2, sample("before", "").Key)
 	if _, ok, _ := l2.Get(t.Context(), sample("after", "").Key); ok {
 		t.Error("a Put made after the connection was lost was stored")
 	}

@@ -17,12 +17,12 @@ import (
 const pgEntryColumns = `event_type, order_id, state, payload_hash, sent_hash, attempts, http_status,
 	messages, submission_id, queued_uri, maybe_sent, refs, run_id, created, updated`
 
-const pgGetSQL = `SELECT ` + pgEntryColumns + ` FROM convpipe.conversions WHERE event_type = $1 AND order_id = $2`
+const pgGetSQL = `SELECT ` + pgEntryColumns + ` FROM convpipe.conversions WHERE account = $1 AND event_type = $2 AND order_id = $3`
 
 // pgPutSQL replaces every column but created, as putSQL does.
-const pgPutSQL = `INSERT INTO convpipe.conversions (` + pgEntryColumns + `)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-	ON CONFLICT (event_type, order_id) DO UPDATE SET
+const pgPutSQL = `INSERT INTO convpipe.conversions (account, ` + pgEntryColumns + `)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+	ON CONFLICT (account, event_type, order_id) DO UPDATE SET
 		state = excluded.state, payload_hash = excluded.payload_hash, sent_hash = excluded.sent_hash,
 		attempts = excluded.attempts, http_status = excluded.http_status, messages = excluded.messages,
 		submission_id = excluded.submission_id, queued_uri = excluded.queued_uri,
@@ -40,7 +40,7 @@ func (l *Postgres) Get(ctx context.Context, key pipeline.Key) (pipeline.Entry, b
 			return pipeline.Entry{}, false, nil
 		}
 	}
-	e, err := pgScanEntry(l.pool.QueryRow(ctx, pgGetSQL, []byte(key.EventType), []byte(key.OrderID)))
+	e, err := pgScanEntry(l.pool.QueryRow(ctx, pgGetSQL, l.account, []byte(key.EventType), []byte(key.OrderID)))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return pipeline.Entry{}, false, nil
 	}
@@ -69,7 +69,7 @@ func (l *Postgres) PutAll(ctx context.Context, es []pipeline.Entry) error {
 	r := &pgWriteReq{stmts: make([]pgStmt, len(es))}
 	for i, e := range es {
 		c := cols[i]
-		r.stmts[i] = pgStmt{pgPutSQL, []any{[]byte(e.Key.EventType), []byte(e.Key.OrderID), string(e.State),
+		r.stmts[i] = pgStmt{pgPutSQL, []any{l.account, []byte(e.Key.EventType), []byte(e.Key.OrderID), string(e.State),
 			e.PayloadHash, e.SentHash, e.Attempts, e.HTTPStatus, c.msgs, e.SubmissionID, e.QueuedURI,
 			e.MaybeSent, c.refs, e.RunID, c.created, c.updated}}
 	}
@@ -90,8 +90,8 @@ func (l *Postgres) Entries(ctx context.Context, f pipeline.Filter, fn func(pipel
 	if err := l.readable("entries"); err != nil {
 		return err
 	}
-	var where []string
-	var args []any
+	where := []string{"account = $1"}
+	args := []any{l.account}
 	add := func(cond string, v any) {
 		args = append(args, v)
 		where = append(where, fmt.Sprintf(cond, len(args)))
@@ -105,11 +105,7 @@ func (l *Postgres) Entries(ctx context.Context, f pipeline.Filter, fn func(pipel
 	if f.OrderID != "" {
 		add("order_id = $%d", []byte(f.OrderID))
 	}
-	q := `SELECT ` + pgEntryColumns + ` FROM convpipe.conversions`
-	if len(where) > 0 {
-		q += ` WHERE ` + strings.Join(where, " AND ")
-	}
-	q += ` ORDER BY event_type, order_id`
+	q := `SELECT ` + pgEntryColumns + ` FROM convpipe.conversions WHERE ` + strings.Join(where, " AND ") + ` ORDER BY event_type, order_id`
 	rows, err := l.pool.Query(ctx, q, args...)
 	if err != nil {
 		return l.readErr("entries", err)
@@ -135,7 +131,7 @@ func (l *Postgres) Counts(ctx context.Context) (map[pipeline.State]int64, error)
 	if err := l.readable("counts"); err != nil {
 		return nil, err
 	}
-	rows, err := l.pool.Query(ctx, `SELECT state, count(*) FROM convpipe.conversions GROUP BY state`)
+	rows, err := l.pool.Query(ctx, `SELECT state, count(*) FROM convpipe.conversions WHERE account = $1 GROUP BY state`, l.account)
 	if err != nil {
 		return nil, l.readErr("counts", err)
 	}
@@ -192,7 +188,7 @@ func (l *Postgres) ObjectDone(ctx context.Context, obj pipeline.Object) (bool, e
 	}
 	var etag string
 	var size int64
-	err := l.pool.QueryRow(ctx, `SELECT etag, size FROM convpipe.objects WHERE key = $1`, []byte(obj.Key)).Scan(&etag, &size)
+	err := l.pool.QueryRow(ctx, `SELECT etag, size FROM convpipe.objects WHERE account = $1 AND key = $2`, l.account, []byte(obj.Key)).Scan(&etag, &size)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return false, nil
 	}
@@ -202,9 +198,9 @@ func (l *Postgres) ObjectDone(ctx context.Context, obj pipeline.Object) (bool, e
 	return etag != "" && etag == obj.ETag && size == obj.Size, nil
 }
 
-const pgMarkObjectSQL = `INSERT INTO convpipe.objects (key, etag, size, modtime, run_id, processed_at)
-	VALUES ($1, $2, $3, $4, $5, $6)
-	ON CONFLICT (key) DO UPDATE SET etag = excluded.etag, size = excluded.size,
+const pgMarkObjectSQL = `INSERT INTO convpipe.objects (account, key, etag, size, modtime, run_id, processed_at)
+	VALUES ($1, $2, $3, $4, $5, $6, $7)
+	ON CONFLICT (account, key) DO UPDATE SET etag = excluded.etag, size = excluded.size,
 		modtime = excluded.modtime, run_id = excluded.run_id, processed_at = excluded.processed_at`
 
 // MarkObjectDone records obj as fully processed by run, durably.
@@ -214,7 +210,7 @@ func (l *Postgres) MarkObjectDone(ctx context.Context, obj pipeline.Object, runI
 		return fmt.Errorf("ledger %s: %s: object has no key", l.name, op)
 	}
 	return l.write(ctx, op, &pgWriteReq{stmts: []pgStmt{{pgMarkObjectSQL,
-		[]any{[]byte(obj.Key), obj.ETag, obj.Size, nanos(obj.ModTime), runID, time.Now().UnixNano()}}}})
+		[]any{l.account, []byte(obj.Key), obj.ETag, obj.Size, nanos(obj.ModTime), runID, time.Now().UnixNano()}}}})
 }
 
 // Objects calls fn for each processed object, in key order, until fn
@@ -223,7 +219,7 @@ func (l *Postgres) Objects(ctx context.Context, fn func(ObjectRecord) error) err
 	if err := l.readable("objects"); err != nil {
 		return err
 	}
-	rows, err := l.pool.Query(ctx, `SELECT key, etag, size, modtime, run_id, processed_at FROM convpipe.objects ORDER BY key`)
+	rows, err := l.pool.Query(ctx, `SELECT key, etag, size, modtime, run_id, processed_at FROM convpipe.objects WHERE account = $1 ORDER BY key`, l.account)
 	if err != nil {
 		return l.readErr("objects", err)
 	}
@@ -248,9 +244,9 @@ func (l *Postgres) Objects(ctx context.Context, fn func(ObjectRecord) error) err
 	return nil
 }
 
-const pgBeginRunSQL = `INSERT INTO convpipe.runs (id, started, args) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING`
+const pgBeginRunSQL = `INSERT INTO convpipe.runs (id, started, args, account) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING`
 
-const pgFinishRunSQL = `INSERT INTO convpipe.runs (id, started, finished, args, summary) VALUES ($1, $2, $3, $4, $5)
+const pgFinishRunSQL = `INSERT INTO convpipe.runs (id, started, finished, args, summary, account) VALUES ($1, $2, $3, $4, $5, $6)
 	ON CONFLICT (id) DO UPDATE SET finished = excluded.finished, summary = excluded.summary,
 		args = CASE WHEN excluded.args <> '' THEN excluded.args ELSE runs.args END`
 
@@ -275,8 +271,8 @@ func (l *Postgres) BeginRun(ctx context.Context, run pipeline.RunInfo) error {
 	}
 	r := &pgWriteReq{
 		stmts: []pgStmt{
-			{pgBeginRunSQL, []any{run.ID, started.UnixNano(), run.Args}},
-			{pgHolderSQL, []any{int64(pgRunLock), holder}},
+			{pgBeginRunSQL, []any{run.ID, started.UnixNano(), run.Args, l.account}},
+			{pgHolderSQL, []any{l.lockKey, holder}},
 		},
 		check: func(tags []pgconn.CommandTag) error {
 			if tags[0].RowsAffected() == 0 {
@@ -317,7 +313,7 @@ func (l *Postgres) FinishRun(ctx context.Context, run pipeline.RunInfo) error {
 		summary = string(b)
 	}
 	return l.write(ctx, op, &pgWriteReq{stmts: []pgStmt{{pgFinishRunSQL,
-		[]any{run.ID, started.UnixNano(), finished.UnixNano(), run.Args, summary}}}})
+		[]any{run.ID, started.UnixNano(), finished.UnixNano(), run.Args, summary, l.account}}}})
 }
 
 // Run returns the run with the given id, and false when there is none.
@@ -326,7 +322,7 @@ func (l *Postgres) Run(ctx context.Context, id string) (pipeline.RunInfo, bool, 
 	if err := l.readable(op); err != nil {
 		return pipeline.RunInfo{}, false, err
 	}
-	r, err := pgScanRun(l.pool.QueryRow(ctx, `SELECT `+runColumns+` FROM convpipe.runs WHERE id = $1`, id))
+	r, err := pgScanRun(l.pool.QueryRow(ctx, `SELECT `+runColumns+` FROM convpipe.runs WHERE id = $1 AND account = $2`, id, l.account))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return pipeline.RunInfo{}, false, nil
 	}
@@ -342,7 +338,7 @@ func (l *Postgres) Runs(ctx context.Context, fn func(pipeline.RunInfo) error) er
 	if err := l.readable("runs"); err != nil {
 		return err
 	}
-	rows, err := l.pool.Query(ctx, `SELECT `+runColumns+` FROM convpipe.runs ORDER BY started, id`)
+	rows, err := l.pool.Query(ctx, `SELECT `+runColumns+` FROM convpipe.runs WHERE account = $1 ORDER BY started, id`, l.account)
 	if err != nil {
 		return l.readErr("runs", err)
 	}
@@ -426,14 +422,14 @@ func (l *Postgres) loadIndex(ctx context.Context) (*index, error) {
 			return nil, l.readErr("load index", err)
 		}
 		defer conn.Release()
-		if err := pgScanIndex(ctx, ix, conn.Conn()); err != nil {
+		if err := pgScanIndex(ctx, ix, conn.Conn(), l.account); err != nil {
 			return nil, l.readErr("load index", err)
 		}
 		l.idx.Store(ix)
 		return ix, nil
 	}
 	err := l.write(ctx, "load index", &pgWriteReq{
-		direct: func(ctx context.Context, conn *pgx.Conn) error { return pgScanIndex(ctx, ix, conn) },
+		direct: func(ctx context.Context, conn *pgx.Conn) error { return pgScanIndex(ctx, ix, conn, l.account) },
 		after:  func() { l.idx.Store(ix) },
 	})
 	if err != nil {
@@ -442,11 +438,11 @@ func (l *Postgres) loadIndex(ctx context.Context) (*index, error) {
 	return ix, nil
 }
 
-// pgScanIndex fills ix from the conversions table, reading each row's
+// pgScanIndex fills ix from the entries of account, reading each row's
 // raw binary values (no allocation per row).
-func pgScanIndex(ctx context.Context, ix *index, conn *pgx.Conn) error {
-	rows, err := conn.Query(ctx, `SELECT event_type, order_id, state, payload_hash FROM convpipe.conversions`,
-		pgx.QueryResultFormats{pgx.BinaryFormatCode})
+func pgScanIndex(ctx context.Context, ix *index, conn *pgx.Conn, account string) error {
+	rows, err := conn.Query(ctx, `SELECT event_type, order_id, state, payload_hash FROM convpipe.conversions WHERE account = $1`,
+		pgx.QueryResultFormats{pgx.BinaryFormatCode}, account)
 	if err != nil {
 		return err
 	}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"strconv"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -70,6 +72,22 @@ var pgMigrations = []string{
 		lock_key bigint PRIMARY KEY,
 		holder   text NOT NULL
 	);`,
+	// 2: the account, first in each key: one ledger holds many
+	// accounts, and runs of different accounts hold different locks.
+	// pgMigrate gives the rows of an existing ledger the account of the
+	// run that migrates it.
+	`ALTER TABLE convpipe.conversions ADD COLUMN account text COLLATE "C" NOT NULL DEFAULT '';
+	ALTER TABLE convpipe.conversions DROP CONSTRAINT conversions_pkey;
+	ALTER TABLE convpipe.conversions ADD PRIMARY KEY (account, event_type, order_id);
+	DROP INDEX convpipe.conversions_state;
+	CREATE INDEX conversions_state ON convpipe.conversions (account, state);
+	DROP INDEX convpipe.conversions_order;
+	CREATE INDEX conversions_order ON convpipe.conversions (account, order_id);
+	ALTER TABLE convpipe.objects ADD COLUMN account text COLLATE "C" NOT NULL DEFAULT '';
+	ALTER TABLE convpipe.objects DROP CONSTRAINT objects_pkey;
+	ALTER TABLE convpipe.objects ADD PRIMARY KEY (account, key);
+	ALTER TABLE convpipe.runs ADD COLUMN account text COLLATE "C" NOT NULL DEFAULT '';
+	CREATE INDEX runs_account ON convpipe.runs (account, started);`,
 }
 
 // pgSchemaVersion is the version this code reads and writes.
@@ -81,11 +99,45 @@ var pgSchemaVersion = len(pgMigrations)
 const pgMigrateLock = 0x63704c47_4d494752 // "cpLGMIGR"
 
 // pgRunLock is the session-level advisory lock that a ledger opened for
-// a run holds (see Postgres).
+// a run of the account "" holds (see Postgres); other accounts hold
+// pgRunLockOf theirs.
 const pgRunLock = 0x63704c47_52554e31 // "cpLGRUN1"
+
+// pgRunLockOf returns the run lock of account: runs of different
+// accounts never wait for each other.
+func pgRunLockOf(account string) int64 {
+	if account == "" {
+		return pgRunLock
+	}
+	h := fnv.New64a()
+	h.Write([]byte(account))
+	return int64(h.Sum64() ^ pgRunLock)
+}
 
 // errNoSchema marks a database that holds no ledger.
 var errNoSchema = errors.New("the database holds no convpipe ledger")
+
+// pgAdopt gives the rows without an account to account when the ledger
+// holds no other account's (see adoptSQL).
+func pgAdopt(ctx context.Context, tx pgx.Tx, name, account string) error {
+	if account == "" {
+		return nil
+	}
+	var adopt bool
+	q := strings.NewReplacer(" conversions", " convpipe.conversions", " objects", " convpipe.objects", " runs", " convpipe.runs").Replace(adoptSQL)
+	if err := tx.QueryRow(ctx, q).Scan(&adopt); err != nil {
+		return fmt.Errorf("ledger %s: read the accounts: %w", name, err)
+	}
+	for _, t := range accountTables {
+		if !adopt {
+			break
+		}
+		if _, err := tx.Exec(ctx, `UPDATE convpipe.`+t+` SET account = $1 WHERE account = ''`, account); err != nil {
+			return fmt.Errorf("ledger %s: give the %s without an account to %s: %w", name, t, account, err)
+		}
+	}
+	return nil
+}
 
 // noSchemaError is the error for a database that holds no ledger.
 func noSchemaError(name string) error {
@@ -135,8 +187,9 @@ func pgCheckSchema(ctx context.Context, q pgQuerier, name string) (int, error) {
 // pgMigrate brings the ledger's schema to pgSchemaVersion in one
 // transaction, under pgMigrateLock. A database without the schema is
 // made a ledger only when create is set; otherwise it is an error
-// wrapping errNoSchema.
-func pgMigrate(ctx context.Context, conn *pgx.Conn, name string, create bool) error {
+// wrapping errNoSchema. The rows of a ledger made before accounts go to
+// account.
+func pgMigrate(ctx context.Context, conn *pgx.Conn, name string, create bool, account string) error {
 	tx, err := conn.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("ledger %s: begin migration: %w", name, err)
@@ -149,9 +202,6 @@ func pgMigrate(ctx context.Context, conn *pgx.Conn, name string, create bool) er
 	if err != nil {
 		return err
 	}
-	if version == pgSchemaVersion {
-		return nil
-	}
 	if version == 0 && !create {
 		return noSchemaError(name)
 	}
@@ -159,6 +209,12 @@ func pgMigrate(ctx context.Context, conn *pgx.Conn, name string, create bool) er
 		if _, err := tx.Exec(ctx, pgMigrations[i]); err != nil {
 			return fmt.Errorf("ledger %s: migrate to schema version %d: %w", name, i+1, err)
 		}
+	}
+	if err := pgAdopt(ctx, tx, name, account); err != nil {
+		return err
+	}
+	if version == pgSchemaVersion {
+		return tx.Commit(ctx)
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO convpipe.meta (name, value) VALUES ('schema_version', $1)
 		ON CONFLICT (name) DO UPDATE SET value = excluded.value`, strconv.Itoa(pgSchemaVersion)); err != nil {

@@ -5,10 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
+
+// pgWriteTimeout bounds one batch (or one direct request, such as the
+// index load) of the writer. A server that stops answering (its host gone
+// without closing the connection) fails the batch after it: pgx then
+// closes the connection, and with it the lock, so every later write
+// fails and the run stops, as when the server goes away.
+var pgWriteTimeout = 2 * time.Minute
 
 // pgStmt is one statement of a write.
 type pgStmt struct {
@@ -106,7 +114,9 @@ func (l *Postgres) runDirect(r *pgWriteReq) error {
 	if err := l.usable(); err != nil {
 		return err
 	}
-	return l.noteBroken(r.direct(context.Background(), l.wconn))
+	ctx, cancel := context.WithTimeout(context.Background(), pgWriteTimeout)
+	defer cancel()
+	return l.noteBroken(r.direct(ctx, l.wconn))
 }
 
 // commit runs a batch in one transaction. When it fails on the server's
@@ -141,7 +151,8 @@ func (l *Postgres) sendBatch(batch []*pgWriteReq) ([]error, error) {
 	if err := l.usable(); err != nil {
 		return nil, err
 	}
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(context.Background(), pgWriteTimeout)
+	defer cancel()
 	b := &pgx.Batch{}
 	for _, r := range batch {
 		for _, s := range r.stmts {

@@ -11,11 +11,11 @@ import (
 	"convpipe/pipeline"
 )
 
-const beginRunSQL = `INSERT INTO runs (id, started, args) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING`
+const beginRunSQL = `INSERT INTO runs (id, started, args, account) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`
 
 // finishRunSQL also records a run that was never begun (started is then
 // its finish time), so that no summary is lost.
-const finishRunSQL = `INSERT INTO runs (id, started, finished, args, summary) VALUES (?, ?, ?, ?, ?)
+const finishRunSQL = `INSERT INTO runs (id, started, finished, args, summary, account) VALUES (?, ?, ?, ?, ?, ?)
 	ON CONFLICT (id) DO UPDATE SET finished = excluded.finished, summary = excluded.summary,
 		args = CASE WHEN excluded.args != '' THEN excluded.args ELSE runs.args END`
 
@@ -33,7 +33,7 @@ func (l *Ledger) BeginRun(ctx context.Context, run pipeline.RunInfo) error {
 		started = time.Now()
 	}
 	err := l.write(ctx, op, func(ctx context.Context) error {
-		res, err := l.beginStmt.ExecContext(ctx, run.ID, started.UnixNano(), run.Args)
+		res, err := l.beginStmt.ExecContext(ctx, run.ID, started.UnixNano(), run.Args, l.account)
 		if err != nil {
 			return err
 		}
@@ -78,7 +78,7 @@ func (l *Ledger) FinishRun(ctx context.Context, run pipeline.RunInfo) error {
 		summary = string(b)
 	}
 	return l.write(ctx, op, func(ctx context.Context) error {
-		_, err := l.endStmt.ExecContext(ctx, run.ID, started.UnixNano(), finished.UnixNano(), run.Args, summary)
+		_, err := l.endStmt.ExecContext(ctx, run.ID, started.UnixNano(), finished.UnixNano(), run.Args, summary, l.account)
 		return err
 	})
 }
@@ -88,7 +88,7 @@ func (l *Ledger) Run(ctx context.Context, id string) (pipeline.RunInfo, bool, er
 	if err := l.readable("run " + id); err != nil {
 		return pipeline.RunInfo{}, false, err
 	}
-	r, err := scanRun(l.rdb.QueryRowContext(ctx, `SELECT `+runColumns+` FROM runs WHERE id = ?`, id))
+	r, err := scanRun(l.rdb.QueryRowContext(ctx, `SELECT `+runColumns+` FROM runs WHERE id = ? AND account = ?`, id, l.account))
 	if errors.Is(err, sql.ErrNoRows) {
 		return pipeline.RunInfo{}, false, nil
 	}
@@ -104,7 +104,7 @@ func (l *Ledger) Runs(ctx context.Context, fn func(pipeline.RunInfo) error) erro
 	if err := l.readable("runs"); err != nil {
 		return err
 	}
-	rows, err := l.rdb.QueryContext(ctx, `SELECT `+runColumns+` FROM runs ORDER BY started, id`)
+	rows, err := l.rdb.QueryContext(ctx, `SELECT `+runColumns+` FROM runs WHERE account = ? ORDER BY started, id`, l.account)
 	if err != nil {
 		return fmt.Errorf("ledger %s: runs: %w", l.name, sqlError(err))
 	}

@@ -61,7 +61,66 @@ var migrations = []string{
 		name  TEXT PRIMARY KEY,
 		value TEXT NOT NULL
 	);`,
+	// 2: the account, first in each key: one ledger holds many
+	// accounts. migrate gives the entries of an existing ledger the
+	// account of the run that migrates it.
+	`CREATE TABLE conversions_v2 (
+		account       TEXT NOT NULL DEFAULT '',
+		event_type    TEXT NOT NULL,
+		order_id      TEXT NOT NULL,
+		state         TEXT NOT NULL CHECK (state IN ('pending','accepted','rejected','failed','invalid','skipped','changed')),
+		payload_hash  TEXT NOT NULL DEFAULT '',
+		sent_hash     TEXT NOT NULL DEFAULT '',
+		attempts      INTEGER NOT NULL DEFAULT 0,
+		http_status   INTEGER NOT NULL DEFAULT 0,
+		messages      TEXT,
+		submission_id TEXT NOT NULL DEFAULT '',
+		queued_uri    TEXT NOT NULL DEFAULT '',
+		maybe_sent    INTEGER NOT NULL DEFAULT 0,
+		refs          TEXT,
+		run_id        TEXT NOT NULL DEFAULT '',
+		created       INTEGER NOT NULL,
+		updated       INTEGER NOT NULL,
+		PRIMARY KEY (account, event_type, order_id)
+	);
+	INSERT INTO conversions_v2 (event_type, order_id, state, payload_hash, sent_hash, attempts, http_status,
+		messages, submission_id, queued_uri, maybe_sent, refs, run_id, created, updated)
+		SELECT event_type, order_id, state, payload_hash, sent_hash, attempts, http_status,
+		messages, submission_id, queued_uri, maybe_sent, refs, run_id, created, updated FROM conversions ORDER BY rowid;
+	DROP TABLE conversions;
+	ALTER TABLE conversions_v2 RENAME TO conversions;
+	CREATE INDEX conversions_state ON conversions (account, state);
+	CREATE INDEX conversions_run ON conversions (run_id);
+	CREATE INDEX conversions_order ON conversions (account, order_id);
+	CREATE TABLE objects_v2 (
+		account      TEXT NOT NULL DEFAULT '',
+		key          TEXT NOT NULL,
+		etag         TEXT NOT NULL,
+		size         INTEGER NOT NULL,
+		modtime      INTEGER NOT NULL,
+		run_id       TEXT NOT NULL,
+		processed_at INTEGER NOT NULL,
+		PRIMARY KEY (account, key)
+	);
+	INSERT INTO objects_v2 (key, etag, size, modtime, run_id, processed_at)
+		SELECT key, etag, size, modtime, run_id, processed_at FROM objects;
+	DROP TABLE objects;
+	ALTER TABLE objects_v2 RENAME TO objects;
+	ALTER TABLE runs ADD COLUMN account TEXT NOT NULL DEFAULT '';
+	CREATE INDEX runs_account ON runs (account, started);`,
 }
+
+// accountTables are the tables whose rows belong to an account.
+var accountTables = []string{"conversions", "objects", "runs"}
+
+// adoptSQL says whether a ledger holds rows without an account (made
+// before accounts, or only made by `ledger init` and not used since) and
+// none of any account: a run then takes them for its account, so that a
+// ledger made before accounts sends nothing again.
+const adoptSQL = `SELECT NOT EXISTS (SELECT 1 FROM conversions WHERE account <> '')
+	AND NOT EXISTS (SELECT 1 FROM objects WHERE account <> '')
+	AND NOT EXISTS (SELECT 1 FROM runs WHERE account <> '')
+	AND (EXISTS (SELECT 1 FROM conversions) OR EXISTS (SELECT 1 FROM objects) OR EXISTS (SELECT 1 FROM runs))`
 
 // schemaVersion is the version this code reads and writes.
 var schemaVersion = len(migrations)
@@ -90,8 +149,10 @@ func checkSchema(ctx context.Context, q interface {
 	return version, nil
 }
 
-// migrate brings the database to schemaVersion in one transaction.
-func migrate(ctx context.Context, conn *sql.Conn, path string) error {
+// migrate brings the database to schemaVersion in one transaction; the
+// rows without an account of a ledger that holds no other account's go
+// to account (see adoptSQL).
+func migrate(ctx context.Context, conn *sql.Conn, path, account string) error {
 	if _, err := conn.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
 		return fmt.Errorf("ledger %s: begin migration: %w", path, sqlError(err))
 	}
@@ -103,6 +164,20 @@ func migrate(ctx context.Context, conn *sql.Conn, path string) error {
 		for i := version; i < schemaVersion; i++ {
 			if _, err := conn.ExecContext(ctx, migrations[i]); err != nil {
 				return fmt.Errorf("ledger %s: migrate to schema version %d: %w", path, i+1, sqlError(err))
+			}
+		}
+		var adopt bool
+		if account != "" {
+			if err := conn.QueryRowContext(ctx, adoptSQL).Scan(&adopt); err != nil {
+				return fmt.Errorf("ledger %s: read the accounts: %w", path, sqlError(err))
+			}
+		}
+		for _, t := range accountTables {
+			if !adopt {
+				break
+			}
+			if _, err := conn.ExecContext(ctx, `UPDATE `+t+` SET account = ? WHERE account = ''`, account); err != nil {
+				return fmt.Errorf("ledger %s: give the %s without an account to %s: %w", path, t, account, sqlError(err))
 			}
 		}
 		if version < schemaVersion {

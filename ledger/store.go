@@ -34,6 +34,12 @@ type Store interface {
 	// Name is the ledger's path, or its URL without the password: what
 	// messages call it.
 	Name() string
+	// Account is the account the ledger reads and writes (Options.Account).
+	Account() string
+	// SetAccount makes a read-only ledger read another account's entries.
+	SetAccount(account string) error
+	// Accounts lists the accounts the ledger holds anything of.
+	Accounts(ctx context.Context) ([]string, error)
 }
 
 // Name returns the ledger's path as given to Open.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -20,6 +21,7 @@ import (
 type ledgerFlags struct {
 	path       string // --ledger
 	configPath string // --config
+	account    string // --account
 }
 
 func newLedgerCmd() *cobra.Command {
@@ -35,6 +37,7 @@ ledger init makes a new PostgreSQL ledger.`,
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&lf.path, "ledger", "", "the ledger's SQLite file, or a postgres:// URL (the password in PGPASSWORD)")
 	pf.StringVarP(&lf.configPath, "config", "c", "", "configuration file whose ledger.path or ledger.url to read")
+	pf.StringVar(&lf.account, "account", "", "the impact account SID whose entries to read (default: the only one the ledger holds)")
 	cmd.AddCommand(newLedgerExportCmd(&lf), newLedgerShowCmd(&lf), newLedgerRunsCmd(&lf), newLedgerInitCmd(&lf))
 	return cmd
 }
@@ -70,7 +73,31 @@ func (lf *ledgerFlags) open(cmd *cobra.Command) (ledger.Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ledger: %w", err)
 	}
+	if err := lf.chooseAccount(cmd.Context(), l); err != nil {
+		l.Close()
+		return nil, err
+	}
 	return l, nil
+}
+
+// chooseAccount makes l read the account of --account, which the ledger
+// must hold; without it, a ledger of several accounts is an error naming
+// them.
+func (lf *ledgerFlags) chooseAccount(ctx context.Context, l ledger.Store) error {
+	accounts, err := l.Accounts(ctx)
+	if err != nil {
+		return fmt.Errorf("ledger: %w", err)
+	}
+	if lf.account == "" {
+		if len(accounts) > 1 {
+			return configError{fmt.Errorf("ledger %s holds the accounts %s: choose one with --account", l.Name(), strings.Join(accounts, ", "))}
+		}
+		return nil
+	}
+	if !slices.Contains(accounts, lf.account) {
+		return configError{fmt.Errorf("--account %s: ledger %s holds nothing of it (it holds: %s)", lf.account, l.Name(), strings.Join(accounts, ", "))}
+	}
+	return l.SetAccount(lf.account)
 }
 
 func newLedgerInitCmd(lf *ledgerFlags) *cobra.Command {
@@ -89,7 +116,7 @@ For a SQLite ledger, init makes the file (a run makes it too).`,
 			if err != nil {
 				return err
 			}
-			l, err := c.Open(cmd.Context(), ledger.Options{Command: redactedArgs(), Create: true})
+			l, err := c.Open(cmd.Context(), ledger.Options{Command: redactedArgs(), Create: true, Account: lf.account})
 			if err != nil {
 				if errors.Is(err, pipeline.ErrLocked) {
 					return &codeError{code: exitLocked, err: err}

@@ -74,6 +74,9 @@ func runPlan(cmd *cobra.Command, f *planFlags) error {
 	var pled pipeline.Ledger
 	if _, err := os.Stat(cfg.Ledger.Path); err == nil || cfg.Ledger.UsesURL() {
 		led, err := cfg.Ledger.OpenReadOnly(ctx)
+		if err == nil && configuredAccount(cfg) != "" {
+			err = led.SetAccount(configuredAccount(cfg))
+		}
 		if err != nil {
 			return fmt.Errorf("ledger: %w", err)
 		}

@@ -181,6 +181,9 @@ type runJob struct {
 	dry   *sinks.DryRun
 	led   ledger.Store
 	info  pipeline.RunInfo
+	// account is the impact account the run sends for: whose entries
+	// the ledger reads and writes.
+	account string
 }
 
 // load reads the configuration, puts the flags over it and validates it.
@@ -318,6 +321,7 @@ func (j *runJob) openSink() (pipeline.Sink, error) {
 			w = file
 		}
 		j.dry = sinks.NewDryRun(w)
+		j.account = configuredAccount(j.cfg)
 		return j.dry, nil
 	}
 	creds := j.creds
@@ -328,6 +332,7 @@ func (j *runJob) openSink() (pipeline.Sink, error) {
 		}
 		creds = &sinks.Credentials{AccountSID: sid, AuthToken: token}
 	}
+	j.account = creds.AccountSID
 	imp, err := sinks.NewFromSettings(j.cfg.sink, *creds, version, j.log)
 	if err != nil {
 		return nil, configError{fmt.Errorf("sink: %w", err)}
@@ -346,9 +351,11 @@ func (j *runJob) openLedger() error {
 			return nil // no ledger yet: everything is new
 		}
 		// A lost ledger (its marker without it) is an error here too.
-		j.led, err = lc.OpenReadOnly(j.ctx)
+		if j.led, err = lc.OpenReadOnly(j.ctx); err == nil && j.account != "" {
+			err = j.led.SetAccount(j.account)
+		}
 	} else {
-		j.led, err = lc.Open(j.ctx, ledger.Options{Command: redactedArgs()})
+		j.led, err = lc.Open(j.ctx, ledger.Options{Command: redactedArgs(), Account: j.account})
 	}
 	if err != nil {
 		if errors.Is(err, pipeline.ErrLocked) {
@@ -449,6 +456,12 @@ func writeResults(ctx context.Context, cfg Config, led pipeline.Ledger, runID st
 				return "", fmt.Errorf("run.results_dir: %w", err)
 			}
 			p = filepath.Join(dir, filepath.Base(p))
+		} else if cfg.Ledger.UsesURL() {
+			// Next to ledger.path, whose folder a PostgreSQL ledger
+			// does not make.
+			if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
+				return "", fmt.Errorf("results file %s: %w", p, err)
+			}
 		}
 		if err := writeFileAtomic(p, write); err != nil {
 			return "", fmt.Errorf("results file %s: %w", p, err)
@@ -474,6 +487,15 @@ func writeResults(ctx context.Context, cfg Config, led pipeline.Ledger, runID st
 	}
 	url := strings.TrimSuffix(dir, "/") + "/" + filepath.Base(p)
 	return url, sources.Upload(ctx, cfg.Source.S3, url, tmp)
+}
+
+// configuredAccount is the account SID the configuration and the
+// environment give, or "" when they give none (a dry run needs none).
+func configuredAccount(cfg Config) string {
+	if sid, _, err := cfg.Sink.Credentials(nil); err == nil {
+		return sid
+	}
+	return ""
 }
 
 // redactedArgs is the command line as recorded in the ledger and the lock

@@ -123,6 +123,8 @@ type crashScenario struct {
 	parquet  bool
 	twoFiles bool
 	budget   string
+	// postgres keeps the ledger in a real PostgreSQL instead of SQLite.
+	postgres bool
 }
 
 // TestCrashSafety kills runs with SIGKILL at seeded random moments (on a
@@ -135,7 +137,9 @@ type crashScenario struct {
 func TestCrashSafety(t *testing.T) {
 	scenarios := size([]crashScenario{
 		{name: "csv-scattered", rows: 1500, kills: 6, latency: 5 * time.Millisecond, rate: "150/s", workers: 4, scatter: true, budget: "256KiB"},
+		{name: "csv-postgres-ledger", rows: 1000, kills: 5, latency: 5 * time.Millisecond, rate: "150/s", workers: 4, postgres: true},
 	}, []crashScenario{
+		{name: "csv-scattered-postgres-ledger", rows: 6000, kills: 6, latency: 10 * time.Millisecond, rate: "200/s", workers: 4, scatter: true, budget: "256KiB", postgres: true},
 		{name: "csv-sorted-no-latency", rows: 6000, kills: 6, rate: "200/s", workers: 4},
 		{name: "csv-scattered-spilling", rows: 6000, kills: 6, latency: 10 * time.Millisecond, rate: "200/s", workers: 4, scatter: true, budget: "256KiB"},
 		{name: "parquet", rows: 6000, kills: 6, latency: 5 * time.Millisecond, rate: "200/s", workers: 4, parquet: true},
@@ -171,6 +175,9 @@ func crashChain(t *testing.T, sc crashScenario, seed uint64) (int, map[string]in
 	k := &killer{}
 	w := newWorkspace(t, simOpts{cfg: sim.Config{Faults: sim.Faults{Latency: sc.latency, LatencyJitter: sc.latency / 2}}, wrap: k.wrap},
 		cfgOpts{Rate: sc.rate, Workers: sc.workers, MemoryBudget: sc.budget, Grace: "5s"})
+	if sc.postgres {
+		w.usePostgres()
+	}
 	genArgs := []string{"-rows", fmt.Sprint(sc.rows), "-seed", fmt.Sprint(seed)}
 	if sc.scatter {
 		genArgs = append(genArgs, "-scatter")
@@ -286,7 +293,7 @@ func crashChain(t *testing.T, sc crashScenario, seed uint64) (int, map[string]in
 		// Nothing lost: every order the simulator accepted is in the
 		// ledger, as pending (sent, answer not recorded) or accepted.
 		known := map[string]pipeline.State{}
-		if _, err := os.Stat(w.ledger); err == nil {
+		if _, err := os.Stat(w.ledger); err == nil || sc.postgres {
 			r := w.exec("ledger", "export", "--ledger", w.ledger, "--format", "jsonl")
 			switch {
 			case r.code != 0 && strings.Contains(r.stderr, "schema version 0"):
