@@ -100,14 +100,14 @@ func closest(name string, c *catalogue) string {
 	for i, d := range c.list {
 		names[i] = d.name
 	}
-	return closestName(name, names)
+	return ClosestName(name, names)
 }
 
-// closestName returns the one of names nearest to name by edit distance
+// ClosestName returns the one of names nearest to name by edit distance
 // (case-insensitive), where a name that name abbreviates ("ItemQty" of
 // "ItemQuantity") counts as one edit away, or "" when none is near
-// enough.
-func closestName(name string, names []string) string {
+// enough. Config errors use it to suggest a key.
+func ClosestName(name string, names []string) string {
 	lname := strings.ToLower(name)
 	best, bestD := "", 1<<30
 	for _, n := range names {

@@ -199,7 +199,7 @@ func (t *Transform) UnmarshalYAML(n *yaml.Node) error {
 		case "sha1", "sha256":
 			t.Hash = n.Value
 		default:
-			if best := closestName(n.Value, transformKeys); best != "" {
+			if best := ClosestName(n.Value, transformKeys); best != "" {
 				return fmt.Errorf("line %d: unknown transform %q; did you mean %s?", n.Line, n.Value, best)
 			}
 			return fmt.Errorf("line %d: unknown transform %q (known: %s)", n.Line, n.Value, strings.Join(transformKeys, ", "))
@@ -404,7 +404,7 @@ var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
 // unknownKeyError is the error of the key k that the mapping what (a
 // field, a transform) has no field for, with the closest of names.
 func unknownKeyError(k *yaml.Node, what string, names []string) error {
-	if best := closestName(k.Value, names); best != "" {
+	if best := ClosestName(k.Value, names); best != "" {
 		return fmt.Errorf("line %d: unknown key %q in %s; did you mean %s?", k.Line, k.Value, what, best)
 	}
 	return fmt.Errorf("line %d: unknown key %q in %s (known: %s)", k.Line, k.Value, what, strings.Join(names, ", "))

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"convpipe/pipeline"
+	"convpipe/pipeline/rules"
 )
 
 // filterScope says what a filter leaves out.
@@ -213,13 +214,13 @@ func quoteList(set []string) string {
 // ItemQuantity. ok is false when a value is not a plain number.
 func orderAmount(c *pipeline.Conversion) (string, bool) {
 	if v, ok := c.Get("OrderSubTotalPostDiscount"); ok && v != "" {
-		return v, isPlainDecimal(v, -1)
+		return v, rules.IsDecimal(v, -1)
 	}
 	sum := new(big.Rat)
 	for _, it := range c.Items {
 		if v, ok := it.Get("ItemSubTotal"); ok && v != "" {
 			r, ok := new(big.Rat).SetString(v)
-			if !ok || !isPlainDecimal(v, -1) {
+			if !ok || !rules.IsDecimal(v, -1) {
 				return "", false
 			}
 			sum.Add(sum, r)
@@ -235,7 +236,7 @@ func orderAmount(c *pipeline.Conversion) (string, bool) {
 		}
 		pr, ok1 := new(big.Rat).SetString(p)
 		qr, ok2 := new(big.Rat).SetString(q)
-		if !ok1 || !ok2 || !isPlainDecimal(p, -1) || !isPlainDecimal(q, -1) {
+		if !ok1 || !ok2 || !rules.IsDecimal(p, -1) || !rules.IsDecimal(q, -1) {
 			return "", false
 		}
 		sum.Add(sum, pr.Mul(pr, qr))

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"convpipe/pipeline"
+	"convpipe/pipeline/rules"
 )
 
 // fuzzSteps are every transform, with the options that change its path.
@@ -67,15 +68,15 @@ func FuzzTransforms(f *testing.F) {
 			}
 			switch name {
 			case "money", "comma":
-				if !isPlainDecimal(out, 2) || out[len(out)-3] != '.' {
+				if !rules.IsDecimal(out, 2) || out[len(out)-3] != '.' {
 					t.Errorf("%s(%q) = %q, not money", name, in, out)
 				}
 			case "decimal", "decimals":
-				if !isPlainDecimal(out, -1) {
+				if !rules.IsDecimal(out, -1) {
 					t.Errorf("%s(%q) = %q, not a decimal", name, in, out)
 				}
 			case "integer":
-				if !isDigits(strings.TrimPrefix(out, "-"), 100) || out == "-0" {
+				if d := strings.TrimPrefix(out, "-"); d == "" || strings.Trim(d, "0123456789") != "" || out == "-0" {
 					t.Errorf("integer(%q) = %q", in, out)
 				}
 			case "time", "date":

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 
+	"convpipe/mapping"
+
 	"go.yaml.in/yaml/v3"
 )
 
@@ -96,7 +98,7 @@ func structKeys(t reflect.Type, fields map[string]reflect.Type, names *[]string)
 
 // unknownKey says that name is not a key, with the closest of known.
 func unknownKey(name string, known []string) string {
-	if best := closestName(name, known); best != "" {
+	if best := mapping.ClosestName(name, known); best != "" {
 		return "unknown key; did you mean " + best + "?"
 	}
 	return "unknown key (known: " + strings.Join(known, ", ") + ")"
@@ -308,63 +310,4 @@ func onLine(n *yaml.Node, line int, path string, fn func(string, *yaml.Node)) {
 			fn(path, n)
 		}
 	}
-}
-
-// closestName returns the name of known nearest to name, or "" when none
-// is near enough: the nearest by edit distance (case-insensitive), where
-// a name that name abbreviates ("ItemQty" of "ItemQuantity": the same
-// first letter and its letters in order) counts as one edit away.
-func closestName(name string, known []string) string {
-	lname := strings.ToLower(name)
-	best, bestD := "", 1<<30
-	for _, k := range known {
-		lk := strings.ToLower(k)
-		d := editDistance(lname, lk)
-		if abbreviates(lname, lk) {
-			d = min(d, 1)
-		}
-		if d < bestD {
-			best, bestD = k, d
-		}
-	}
-	if bestD > max(2, len(name)/3+1) {
-		return ""
-	}
-	return best
-}
-
-// abbreviates reports whether a, of three bytes or more, is a shorter
-// form of b: the same first byte, and every byte of a in b in order.
-func abbreviates(a, b string) bool {
-	if len(a) < 3 || len(a) >= len(b) || a[0] != b[0] {
-		return false
-	}
-	j := 0
-	for i := 0; i < len(b) && j < len(a); i++ {
-		if a[j] == b[i] {
-			j++
-		}
-	}
-	return j == len(a)
-}
-
-// editDistance is the Levenshtein distance between a and b, in bytes.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
