@@ -35,6 +35,21 @@ var maxLengths = map[string]int{
 	"Note":            255,
 }
 
+// orderNames are the order-level fields of the Conversions API reference,
+// besides the attribution keys and the numbered custom fields (Text1,
+// Money2, ...); any other order-level name is refused.
+var orderNames = map[string]bool{
+	"EventTypeId": true, "ActionTrackerId": true, "EventTypeCode": true, "EventDate": true,
+	"CampaignId": true, "ProgramId": true, "OrderId": true, "IpAddress": true, "PaymentType": true,
+	"OrderSubTotalPostDiscount": true, "OrderDiscount": true, "OrderDiscountRate": true,
+	"OrderShipping": true, "OrderTax": true, "OrderMargin": true, "GiftPurchase": true,
+	"LocationId": true, "LocationName": true, "LocationType": true, "PropertyId": true,
+	"TrackingConsent": true, "CustomerStatus": true, "CustomerCity": true, "CustomerPostCode": true,
+	"CustomerCountry": true, "CustomerRegion": true, "CustomerEmail": true, "CurrencyCode": true,
+	"UserAgent": true, "DispositionCode": true, "DeviceMfr": true, "DeviceModel": true,
+	"AppPackage": true, "AppInstallRef": true, "AppVer": true, "Note": true,
+}
+
 // Order-level money fields: numbers with at most 2 decimals.
 var orderMoney = []string{
 	"OrderSubTotalPostDiscount", "OrderDiscount", "OrderShipping", "OrderTax", "OrderMargin",
@@ -158,6 +173,9 @@ func checkRequired(v url.Values, add adder) {
 // customer identifiers, currency, flags, money and numbers.
 func checkOrderFields(v url.Values, names []string, add adder) {
 	for _, n := range names {
+		if !orderNames[n] && !slices.Contains(attributionKeys, n) && !familyName.MatchString(n) && !itemName.MatchString(n) {
+			add(n, "Unknown field: not a field of the Conversions API")
+		}
 		if max, ok := maxLengths[n]; ok {
 			if l := utf8.RuneCountInString(v.Get(n)); l > max {
 				add(n, "Value too long: %d characters, at most %d", l, max)

@@ -71,6 +71,13 @@ func TestValidate(t *testing.T) {
 		{"item text sub-index", func(v url.Values) { v.Set("ItemText1_51", "x") }, []string{"ItemText1_51: Unknown item field"}},
 		{"item date", func(v url.Values) { v.Set("ItemDate1_2", "tomorrow") }, []string{"ItemDate1_2: Invalid date format (tomorrow)"}},
 		{"unknown item field", func(v url.Values) { v.Set("ItemColour1", "red") }, []string{"ItemColour1: Unknown item field"}},
+		{"unknown order field", func(v url.Values) { v.Set("OrderColour", "red") }, []string{"OrderColour: Unknown field"}},
+		{"item field without index", func(v url.Values) { v.Set("ItemSku", "x") }, []string{"ItemSku: Unknown field"}},
+		{"documented optional fields", func(v url.Values) {
+			for _, n := range []string{"CustomerStatus", "IpAddress", "Note", "UserAgent", "AppVer", "LocationId", "GiftPurchase"} {
+				v.Set(n, "true")
+			}
+		}, []string{"IpAddress"}[:0]},
 		{"sent twice", func(v url.Values) { v.Add("OrderId", "O-2") }, []string{"OrderId: Field sent more than once"}},
 		{"several at once", func(v url.Values) { v.Del("OrderId"); v.Set("CampaignId", "x") }, []string{
 			"CampaignId: Invalid numeric format (x)", "OrderId: OrderId is required",
