@@ -2,8 +2,14 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"time"
 )
+
+// ErrNarrow marks a listing the API refused because its result needs more
+// pages than a query may have: the same query over a narrower range may
+// succeed.
+var ErrNarrow = errors.New("the result needs more pages than the API allows: narrow the range")
 
 // ActionState is the state impact gives an action.
 type ActionState string

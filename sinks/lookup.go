@@ -22,9 +22,10 @@ var _ pipeline.OutcomeReader = (*Impact)(nil)
 const (
 	// MaxActionRange is the longest event-date range of one query.
 	MaxActionRange = 45 * 24 * time.Hour
-	// ActionPageSize is the page size asked for: impact's default and
-	// largest documented one.
-	ActionPageSize = 20000
+	// ActionPageSize is impact's default and largest documented page
+	// size, MinActionPageSize its smallest.
+	ActionPageSize    = 20000
+	MinActionPageSize = 2000
 )
 
 // QueryError is a read the API refused (400): a range too wide, a result
@@ -40,6 +41,20 @@ type QueryError struct {
 
 func (e *QueryError) Error() string {
 	return fmt.Sprintf("impact: %s: refused (HTTP %d): %s", e.What, e.Status, e.Message)
+}
+
+// narrowRe recognises the API's refusal of a result too large for its
+// pages: "more than 10 pages", "narrow the date range", "reduce the date
+// range" (the wording is undocumented: these are the docs' own words).
+var narrowRe = regexp.MustCompile(`(?i)more than \d+ pages|narrow the (date )?range|reduce the date range`)
+
+// Unwrap returns pipeline.ErrNarrow when the API refused the result as too
+// large for its pages: a narrower range may succeed.
+func (e *QueryError) Unwrap() error {
+	if narrowRe.MatchString(e.Message) {
+		return pipeline.ErrNarrow
+	}
+	return nil
 }
 
 var batchIDRe = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
@@ -62,7 +77,7 @@ func (s *Impact) ListActions(ctx context.Context, q pipeline.ActionQuery, page i
 		"CampaignId":      {q.CampaignID},
 		"ActionDateStart": {q.Start.UTC().Format(time.RFC3339)},
 		"ActionDateEnd":   {q.End.UTC().Format(time.RFC3339)},
-		"PageSize":        {strconv.Itoa(ActionPageSize)},
+		"PageSize":        {strconv.Itoa(s.cfg.ListPageSize)},
 		"Page":            {strconv.Itoa(page)},
 	}
 	body, _, err := s.read(ctx, what, "/Advertisers/"+s.sid+"/Actions?"+v.Encode())

@@ -30,12 +30,16 @@ func TestClassifyRead(t *testing.T) {
 		a                        answer
 		ok, notFound, retry      bool
 		fatal, latched, queryErr bool
+		narrow                   bool
 		gate                     time.Duration
 		text                     string
 	}{
 		{name: "200", a: answer{status: 200, body: []byte(`{"Actions":[]}`)}, ok: true},
 		{name: "404", a: answer{status: 404, body: []byte(`{"Status":"ERROR","Message":"Submission not found"}`)}, notFound: true},
 		{name: "400 range", a: answer{status: 400, body: []byte(`{"Status":"ERROR","Message":"The date range cannot exceed 45 days"}`)}, queryErr: true, text: "cannot exceed 45 days"},
+		{name: "400 too many pages", a: answer{status: 400, body: []byte(`{"Status":"ERROR","Message":"The result would need more than 10 pages of 2000 actions (20001): narrow the date range or increase PageSize"}`)},
+			queryErr: true, narrow: true, text: "more than 10 pages"},
+		{name: "400 reduce the range", a: answer{status: 400, body: []byte(`{"Message":"Too many records: reduce the date range"}`)}, queryErr: true, narrow: true},
 		{name: "400 field envelope", a: answer{status: 400, body: []byte(`{"Status":"ERROR","errors":[{"field":"PageSize","message":"too small"}]}`)}, queryErr: true, text: "PageSize: too small"},
 		{name: "400 echoing the token", a: answer{status: 400, body: []byte(`{"Message":"bad auth ` + testToken + `"}`)}, queryErr: true, text: "bad auth [redacted]"},
 		{name: "401", a: answer{status: 401}, fatal: true, latched: true, text: "account SID or the auth token is wrong"},
@@ -66,6 +70,9 @@ func TestClassifyRead(t *testing.T) {
 			var qe *QueryError
 			if errors.As(rv.err, &qe) != tt.queryErr {
 				t.Errorf("query error %v, want %v", rv.err, tt.queryErr)
+			}
+			if errors.Is(rv.err, pipeline.ErrNarrow) != tt.narrow {
+				t.Errorf("narrow %v, want %v", errors.Is(rv.err, pipeline.ErrNarrow), tt.narrow)
 			}
 			if tt.text != "" && (err == nil || !strings.Contains(err.Error(), tt.text)) {
 				t.Errorf("error %v, want %q", err, tt.text)

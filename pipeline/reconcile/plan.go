@@ -80,6 +80,25 @@ type Window struct {
 	Conversions, Pages int
 }
 
+// Halves returns the window split in two at its middle second, the
+// halves sharing that second (so that no fraction of it falls between),
+// each expected to need half the pages; ok is false for a window of less
+// than two seconds.
+func (w Window) Halves() (halves [2]Window, ok bool) {
+	span := w.End.Sub(w.Start)
+	if span < 2*time.Second {
+		return halves, false
+	}
+	mid := w.Start.Add(span / 2).Truncate(time.Second)
+	for i, r := range [2][2]time.Time{{w.Start, mid}, {mid, w.End}} {
+		halves[i] = Window{
+			ActionQuery: pipeline.ActionQuery{CampaignID: w.CampaignID, Start: r[0], End: r[1]},
+			Conversions: (w.Conversions + 1) / 2, Pages: max((w.Pages+1)/2, 1),
+		}
+	}
+	return halves, true
+}
+
 // covers reports whether the window lists the actions of c.
 func (w Window) covers(c Conversion) bool {
 	return w.CampaignID == c.CampaignID && !c.EventDate.Before(w.Start) && !c.EventDate.After(w.End)

@@ -134,3 +134,20 @@ func TestPlanLookups(t *testing.T) {
 		})
 	}
 }
+
+func TestHalves(t *testing.T) {
+	w := PlanListing(spread(1000, 40), now, Options{})[0]
+	h, ok := w.Halves()
+	if !ok || !h[0].Start.Equal(w.Start) || !h[1].End.Equal(w.End) || !h[0].End.Equal(h[1].Start) || h[0].End.Nanosecond() != 0 {
+		t.Fatalf("halves %+v of %+v", h, w)
+	}
+	for _, c := range spread(1000, 40) {
+		if !h[0].covers(c) && !h[1].covers(c) {
+			t.Fatalf("%s falls between the halves", c.Key)
+		}
+	}
+	short := Window{ActionQuery: pipeline.ActionQuery{CampaignID: "1", Start: now, End: now.Add(time.Second)}}
+	if _, ok := short.Halves(); ok {
+		t.Error("a window of one second split")
+	}
+}

@@ -17,8 +17,12 @@ type Report struct {
 	// and Lookups submission lookups.
 	Requests, ListRequests, Lookups int
 	// Skipped describes the windows whose listing was refused or cut
-	// short; their conversions are looked up one by one instead.
+	// short; the conversions of a refused one are looked up one by one
+	// instead.
 	Skipped []string
+	// Narrowed counts the windows split in two because the API found
+	// their result too large for its pages.
+	Narrowed int
 }
 
 // Count returns how many results have the verdict.
@@ -34,8 +38,10 @@ func (r Report) Count(v Verdict) int {
 
 // Run reconciles cs at now through rd: the listings PlanListing chooses,
 // page by page, then the lookups PlanLookups chooses with what is left of
-// o.Budget, then Decide. A listing the API refuses is reported in
-// Skipped and its conversions looked up instead. An error that ends
+// o.Budget, then Decide. A listing whose result the API finds too large
+// (pipeline.ErrNarrow: others' actions count too) is split in two and
+// listed again; one the API refuses otherwise is reported in Skipped and
+// its conversions looked up instead. An error that ends
 // every request (bad credentials, the quota until ctx's deadline, ctx
 // ended) stops Run: the report decides with what was learned by then,
 // and the error is returned with it.
@@ -50,14 +56,23 @@ func Run(ctx context.Context, rd pipeline.OutcomeReader, cs []Conversion, now ti
 	}
 	var l Listing
 	var stop error
-	for _, w := range PlanListing(cs, now, o) {
-		ok, err := listWindow(ctx, rd, w, &l, &rep, left)
-		if err != nil {
+	queue := PlanListing(cs, now, o)
+	for len(queue) > 0 {
+		w := queue[0]
+		queue = queue[1:]
+		err := listWindow(ctx, rd, w, &l, &rep, left)
+		if halves, ok := w.Halves(); ok && errors.Is(err, pipeline.ErrNarrow) {
+			queue = append(halves[:], queue...)
+			rep.Narrowed++
+			continue
+		}
+		if err != nil && stops(ctx, err) {
 			stop = err
 			break
 		}
-		if ok {
-			l.Windows = append(l.Windows, w)
+		if err != nil {
+			rep.Skipped = append(rep.Skipped, fmt.Sprintf("%s: %v", describe(w), err))
+			l.Refused = append(l.Refused, w)
 		}
 	}
 	subs := map[string]pipeline.Submission{}
@@ -68,29 +83,26 @@ func Run(ctx context.Context, rd pipeline.OutcomeReader, cs []Conversion, now ti
 	return rep, stop
 }
 
-// listWindow lists every page of w into l while the budget lasts. It
-// reports whether the window was listed whole; an error stops Run.
-func listWindow(ctx context.Context, rd pipeline.OutcomeReader, w Window, l *Listing, rep *Report, left func() int) (bool, error) {
+// listWindow lists every page of w into l while the budget lasts, and
+// adds w to l's windows once its last page is in. It returns the error
+// of a page.
+func listWindow(ctx context.Context, rd pipeline.OutcomeReader, w Window, l *Listing, rep *Report, left func() int) error {
 	for page, pages := 1, 1; page <= pages; page++ {
 		if left() <= 0 {
 			rep.Skipped = append(rep.Skipped, fmt.Sprintf("%s: page %d of %d not listed: request budget spent", describe(w), page, pages))
-			return false, nil
+			return nil
 		}
 		p, err := rd.ListActions(ctx, w.ActionQuery, page)
 		rep.Requests++
 		rep.ListRequests++
 		if err != nil {
-			if stops(ctx, err) {
-				return false, err
-			}
-			rep.Skipped = append(rep.Skipped, fmt.Sprintf("%s: %v", describe(w), err))
-			l.Refused = append(l.Refused, w)
-			return false, nil
+			return err
 		}
 		l.Actions = append(l.Actions, p.Actions...)
 		pages = p.Pages
 	}
-	return true, nil
+	l.Windows = append(l.Windows, w)
+	return nil
 }
 
 // lookUp looks up the submissions; an error stops Run.

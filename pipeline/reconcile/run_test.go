@@ -16,11 +16,15 @@ import (
 
 const token = "reconcile-test-token"
 
-// newSink returns a sink sending to s as fast as the test needs.
-func newSink(t *testing.T, s *sim.Server) *sinks.Impact {
+// newSink returns a sink sending to s as fast as the test needs, its
+// configuration changed by change.
+func newSink(t *testing.T, s *sim.Server, change ...func(*sinks.Config)) *sinks.Impact {
 	t.Helper()
 	cfg := sinks.Config{BaseURL: s.URL(), Rate: "100000/s", Burst: 50, Workers: 4, MaxAttempts: 5,
 		BackoffInitial: 5 * time.Millisecond, BackoffMax: 50 * time.Millisecond, RequestTimeout: 5 * time.Second}
+	for _, c := range change {
+		c(&cfg)
+	}
 	sink, err := sinks.NewWithCredentials(cfg, sinks.Credentials{AccountSID: s.AccountSID(), AuthToken: token}, "test", slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -194,5 +198,56 @@ func TestRunRefusedListing(t *testing.T) {
 	}
 	if len(rep.Skipped) != 1 || rep.Lookups != 1 || rep.Results[0].Verdict != reconcile.Unknown {
 		t.Fatalf("%+v", rep)
+	}
+}
+
+// submitAll records n tracked conversions of campaign 1000 at the
+// simulator, event dates spread over days, and returns them as accepted
+// now.
+func submitAll(t *testing.T, s *sim.Server, n, days int) []reconcile.Conversion {
+	t.Helper()
+	now := time.Now()
+	first := now.Add(-time.Duration(days) * 24 * time.Hour)
+	cs := make([]reconcile.Conversion, n)
+	for i := range cs {
+		v := url.Values{}
+		for _, f := range order(i, "1000", first.Add(time.Duration(i)*time.Duration(days)*24*time.Hour/time.Duration(n))).Form() {
+			v.Set(f.Name, f.Value)
+		}
+		uri, err := s.Submit(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ed, _ := time.Parse(time.RFC3339, v.Get("EventDate"))
+		cs[i] = reconcile.Conversion{Key: pipeline.Key{EventType: "12345", OrderID: v.Get("OrderId")}, CampaignID: "1000",
+			EventDate: ed, AcceptedAt: now, QueuedURI: uri}
+	}
+	return cs
+}
+
+// TestRunNarrows: a window whose result needs more than 10 pages (pages
+// of 2,000 here), because of actions from other sources, is refused by
+// the API, split in two and listed again.
+func TestRunNarrows(t *testing.T) {
+	s := sim.NewTestServer(t, sim.Config{AuthToken: token})
+	sink := newSink(t, s, func(c *sinks.Config) { c.ListPageSize = 2000 })
+	all := submitAll(t, s, 10*2000+500, 30)
+	var cs []reconcile.Conversion // a quarter of the actions come from elsewhere
+	for i, c := range all {
+		if i%4 != 3 {
+			cs = append(cs, c)
+		}
+	}
+	s.Advance(2 * time.Hour)
+	rep, err := reconcile.Run(t.Context(), sink, cs, s.Now(), reconcile.Options{PageSize: 2000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One refused page, then two halves of about 10,250 actions: 5 or 6
+	// pages each.
+	if rep.Count(reconcile.Tracked) != len(cs) || rep.Narrowed != 1 || len(rep.Skipped) != 0 || rep.Lookups != 0 || rep.Requests != gets(s) ||
+		rep.Requests < 12 || rep.Requests > 13 {
+		t.Fatalf("%d tracked of %d, narrowed %d, skipped %v, %d requests (%d at the simulator)",
+			rep.Count(reconcile.Tracked), len(cs), rep.Narrowed, rep.Skipped, rep.Requests, gets(s))
 	}
 }
