@@ -57,8 +57,8 @@ func gets(s *sim.Server) int {
 	return n
 }
 
-// TestRun sends orders over HTTP, some to a campaign without contract,
-// some with random processing errors and some ambiguous sends whose
+// TestRun sends 5,000 orders over HTTP, 2% to a campaign without
+// contract, 3% failing processing at random, 1% ambiguous sends whose
 // resend impact takes as CONV_DUPLICATE; once processed, Run finds each
 // tracked or not tracked with impact's reason, none unknown, at one
 // listing per campaign plus one lookup per conversion not tracked.
@@ -66,7 +66,7 @@ func TestRun(t *testing.T) {
 	s := sim.NewTestServer(t, sim.Config{AuthToken: token, Quota: 100000, Seed: 5,
 		Processing: sim.Processing{Campaigns: []string{"1000"}, ErrorRate: 0.03}})
 	sink := newSink(t, s)
-	const n = 400
+	const n = 5000
 	first := time.Now().Add(-30 * 24 * time.Hour)
 	var cs []reconcile.Conversion
 	for i := range n {
@@ -74,10 +74,10 @@ func TestRun(t *testing.T) {
 		if i%50 == 7 {
 			camp = "2000" // no contract
 		}
-		if i%40 == 3 {
+		if i%100 == 3 {
 			s.DropNext(1, true) // an ambiguous send: the resend is a duplicate
 		}
-		c := order(i, camp, first.Add(time.Duration(i)*90*time.Minute))
+		c := order(i, camp, first.Add(time.Duration(i)*30*24*time.Hour/n))
 		out, err := sink.Send(t.Context(), c)
 		if err != nil || out.State != pipeline.StateAccepted {
 			t.Fatalf("%s: %+v %v", c.Key, out, err)
@@ -88,8 +88,8 @@ func TestRun(t *testing.T) {
 	}
 	// An ambiguous send whose first processing failed is no duplicate:
 	// it made no action.
-	if d := s.Duplicates(); d < n/40-3 || d > n/40 {
-		t.Fatalf("%d duplicates at the simulator, want about %d", d, n/40)
+	if d := s.Duplicates(); d < n/100*9/10 || d > n/100 {
+		t.Fatalf("%d duplicates at the simulator, want about %d", d, n/100)
 	}
 	s.Advance(2 * time.Hour)
 	before := gets(s)
@@ -124,7 +124,7 @@ func TestRun(t *testing.T) {
 	if notTracked < n/50 || rep.Count(reconcile.NotTracked) != notTracked {
 		t.Errorf("%d not tracked (report %d), want at least the %d of the campaign without contract", notTracked, rep.Count(reconcile.NotTracked), n/50)
 	}
-	// One listing per campaign (25 days of event dates each).
+	// One listing per campaign (30 days of event dates each).
 	if requests != rep.Requests || rep.ListRequests != 2 || rep.Lookups != notTracked {
 		t.Errorf("%d requests at the simulator, the report says %d: %d listings, %d lookups; want 2 listings and %d lookups",
 			requests, rep.Requests, rep.ListRequests, rep.Lookups, notTracked)
