@@ -379,3 +379,30 @@ func TestScriptedFaults(t *testing.T) {
 		t.Fatalf("counts %v", c)
 	}
 }
+
+func TestDefaultsOverHTTP(t *testing.T) {
+	s := NewTestServer(t, Config{})
+	v := valid()
+	if r := post(t, s, DefaultAuthToken, v); r.status != 200 {
+		t.Fatalf("%d %s", r.status, r.raw)
+	}
+	// A duplicate is QUEUED by default, refused only in its submission.
+	r := post(t, s, DefaultAuthToken, v)
+	if r.status != 200 || r.body["Status"] != "QUEUED" {
+		t.Fatalf("duplicate: %d %s", r.status, r.raw)
+	}
+	uri := r.body["QueuedUri"].(string)
+	if sub := get(t, s, uri); sub.body["Status"] != "Queued" {
+		t.Fatalf("a submission is not processed at once: %s", sub.raw)
+	}
+	s.Advance(DefaultCompleteAfter)
+	if sub := get(t, s, uri); sub.body["ErrorReason"] != "CONV_DUPLICATE" || sub.body["ErrorType"] != "Validation" {
+		t.Fatalf("duplicate's submission: %s", sub.raw)
+	}
+	// An order-level field impact does not have is refused.
+	v.Set("OrderId", "O-2")
+	v.Set("OrderColour", "red")
+	if r := post(t, s, DefaultAuthToken, v); r.status != 400 || !strings.Contains(r.raw, `"field":"OrderColour"`) || !strings.Contains(r.raw, "Unknown field") {
+		t.Fatalf("unknown field: %d %s", r.status, r.raw)
+	}
+}
