@@ -167,3 +167,27 @@ func TestOmitRetryAfter(t *testing.T) {
 		t.Fatalf("burst: %d %v", r.status, r.header)
 	}
 }
+
+func TestActionsRedated(t *testing.T) {
+	s := NewTestServer(t, Config{RedateAfter: 7 * 24 * time.Hour})
+	old := valid() // dated 2023
+	fresh := valid()
+	fresh.Set("OrderId", "O-2")
+	fresh.Set("EventDate", time.Now().Add(-24*time.Hour).UTC().Format(time.RFC3339))
+	for _, v := range []url.Values{old, fresh} {
+		if _, err := s.Submit(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Advance(DefaultCompleteAfter)
+	r := get(t, s, actionsPath(url.Values{"CampaignId": {"1000"}}))
+	dates := map[any]string{}
+	for _, a := range r.body["Actions"].([]any) {
+		a := a.(map[string]any)
+		dates[a["Oid"]] = a["EventDate"].(string)
+	}
+	ed, _ := time.Parse(time.RFC3339, dates["O-1"])
+	if time.Since(ed) > time.Hour || dates["O-2"] != fresh.Get("EventDate") {
+		t.Fatalf("event dates %v: the old order re-dated to its submission, the fresh one kept", dates)
+	}
+}

@@ -91,6 +91,11 @@ type Config struct {
 	LockAfter time.Duration
 	// Processing decides which submissions complete with an error.
 	Processing Processing
+	// RedateAfter, when set, re-dates the action of a conversion whose
+	// event date is more than this before its submission to the
+	// submission time (impact re-dates late conversions; how late is
+	// undocumented): its EventDate and locking date follow the new date.
+	RedateAfter time.Duration
 	// OmitRetryAfter answers every 429 (a spent quota, an injected burst)
 	// without Retry-After, as the brand API documents none: a client has
 	// X-RateLimit-Reset (with a quota) or its own backoff.

@@ -47,7 +47,9 @@
 // AssociationWindow (older event dates: OUTSIDE_ASSOCIATION_WINDOW), and
 // ErrorRate, a share failed with one of those reasons at random (seeded by
 // Config.Seed). A failed conversion makes no action and does not take its
-// OrderId. A duplicate OrderId is answered as Config.Duplicates says: by
+// OrderId. With Config.RedateAfter, an action whose event date is older
+// than that at submission is re-dated to its submission time, as impact
+// does with late conversions. A duplicate OrderId is answered as Config.Duplicates says: by
 // default QUEUED, its submission Complete with CONV_DUPLICATE; as a 400
 // field error (DuplicateError) or a 400 with ErrorReason (DuplicateReason)
 // on request. Server.Submit records a conversion without a request, for

@@ -164,6 +164,9 @@ func (s *Server) newAction(sub *submission, v url.Values) {
 	s.nact++
 	_, tracker := first(v, "EventTypeId", "ActionTrackerId")
 	ed := eventDate(v, sub.created)
+	if s.cfg.RedateAfter > 0 && sub.created.Sub(ed) > s.cfg.RedateAfter {
+		ed = sub.created
+	}
 	a := &action{
 		id:       fmt.Sprintf("%s.%s.%d", sub.campaign, cmpOr(tracker, "0"), 100000+s.nact),
 		campaign: sub.campaign, trackerID: tracker, code: v.Get("EventTypeCode"),

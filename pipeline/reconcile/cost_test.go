@@ -22,7 +22,7 @@ func TestCost(t *testing.T) {
 	first := now.Add(-days * 24 * time.Hour)
 	cs := make([]reconcile.Conversion, n)
 	for i := range cs {
-		ed := first.Add(time.Duration(i) * days * 24 * time.Hour / n)
+		ed := first.Add(time.Duration(i) * (days * 24 * time.Hour / n))
 		v := url.Values{}
 		for _, f := range order(i, "1000", ed).Form() {
 			v.Set(f.Name, f.Value)

@@ -176,6 +176,52 @@ func windows(camp string, dates []time.Time, o Options) []Window {
 	return out
 }
 
+// redateSlack is how long after its event a conversion must have been
+// accepted for impact to have re-dated it, as far as PlanRedated looks;
+// redateMargin widens the listing around the acceptance times, which come
+// a little after impact's submission times.
+const (
+	redateSlack  = 24 * time.Hour
+	redateMargin = time.Minute
+)
+
+// PlanRedated returns the listings, by acceptance time rather than event
+// date, of the settled conversions accepted more than a day after their
+// event that the listings made (l) did not find: impact re-dates a late
+// conversion's action to its submission time, so its event-date window
+// misses it. Listing them costs a page where looking them up costs one
+// request each; a window is listed only for more than twice as many
+// conversions as its pages, as those that failed processing are not
+// found by it and are looked up anyway.
+func PlanRedated(cs []Conversion, l Listing, now time.Time, o Options) []Window {
+	o = o.withDefaults()
+	ix := l.index()
+	byCampaign := map[string][]time.Time{}
+	for _, c := range cs {
+		if !settled(c, now, o) || c.CampaignID == "" || c.AcceptedAt.Sub(c.EventDate) <= redateSlack || !l.covered(c) {
+			continue
+		}
+		if _, ok := ix.find(c); !ok {
+			byCampaign[c.CampaignID] = append(byCampaign[c.CampaignID], c.AcceptedAt)
+		}
+	}
+	narrow := o
+	narrow.MaxRange -= 2 * redateMargin
+	var ws []Window
+	for camp, dates := range byCampaign {
+		for _, w := range windows(camp, dates, narrow) {
+			if w.Conversions > 2*w.Pages {
+				w.Start, w.End = w.Start.Add(-redateMargin), w.End.Add(redateMargin)
+				ws = append(ws, w)
+			}
+		}
+	}
+	slices.SortFunc(ws, func(a, b Window) int {
+		return cmp.Or(a.Start.Compare(b.Start), cmp.Compare(a.CampaignID, b.CampaignID))
+	})
+	return ws
+}
+
 // Listing is what the listings made found: the windows listed to their
 // last page, the actions they held, and the windows the API refused to
 // list (their conversions are looked up one by one).

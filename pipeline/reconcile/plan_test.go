@@ -151,3 +151,29 @@ func TestHalves(t *testing.T) {
 		t.Error("a window of one second split")
 	}
 }
+
+func TestPlanRedated(t *testing.T) {
+	late := conv("late", 30, 5) // accepted 30 days after its event
+	late2, late3 := conv("late2", 29, 5), conv("late3", 28, 5)
+	found := conv("found", 30, 5)
+	prompt := conv("prompt", 0.1, 2) // accepted hours after its event
+	fresh := conv("fresh", 30, 0.2)  // not settled
+	cs := []Conversion{late, late2, late3, found, prompt, fresh}
+	l := Listing{
+		Windows: PlanListing(cs, now, Options{}),
+		Actions: []pipeline.Action{{ID: "a", ActionTrackerID: "12345", CampaignID: "1000", OrderID: "found"}},
+	}
+	ws := PlanRedated(cs, l, now, Options{})
+	if len(ws) != 1 || ws[0].Conversions != 3 {
+		t.Fatalf("windows %+v, want one for the late conversions", ws)
+	}
+	if w := ws[0]; w.Start.After(late.AcceptedAt.Add(-time.Minute+time.Second)) || w.End.Before(late.AcceptedAt.Add(time.Minute)) || w.End.Sub(w.Start) > DefaultMaxRange {
+		t.Errorf("window %s to %s around the acceptance at %s", w.Start, w.End, late.AcceptedAt)
+	}
+	if ws := PlanRedated(cs, Listing{}, now, Options{}); len(ws) != 0 {
+		t.Errorf("windows %+v before the event-date listing of the conversion was made", ws)
+	}
+	if ws := PlanRedated(cs[:2], l, now, Options{}); len(ws) != 0 {
+		t.Errorf("windows %+v for two conversions: their lookups cost no more", ws)
+	}
+}

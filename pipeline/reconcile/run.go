@@ -23,6 +23,9 @@ type Report struct {
 	// Narrowed counts the windows split in two because the API found
 	// their result too large for its pages.
 	Narrowed int
+	// RedatedRequests counts the listings (pages) by acceptance time, for
+	// actions impact re-dated (part of ListRequests).
+	RedatedRequests int
 }
 
 // Count returns how many results have the verdict.
@@ -37,7 +40,8 @@ func (r Report) Count(v Verdict) int {
 }
 
 // Run reconciles cs at now through rd: the listings PlanListing chooses,
-// page by page, then the lookups PlanLookups chooses with what is left of
+// page by page, then those PlanRedated chooses for what they did not
+// find, then the lookups PlanLookups chooses with what is left of
 // o.Budget, then Decide. A listing whose result the API finds too large
 // (pipeline.ErrNarrow: others' actions count too) is split in two and
 // listed again; one the API refuses otherwise is reported in Skipped and
@@ -55,25 +59,14 @@ func Run(ctx context.Context, rd pipeline.OutcomeReader, cs []Conversion, now ti
 		return o.Budget - rep.Requests
 	}
 	var l Listing
-	var stop error
-	queue := PlanListing(cs, now, o)
-	for len(queue) > 0 {
-		w := queue[0]
-		queue = queue[1:]
-		err := listWindow(ctx, rd, w, &l, &rep, left)
-		if halves, ok := w.Halves(); ok && errors.Is(err, pipeline.ErrNarrow) {
-			queue = append(halves[:], queue...)
-			rep.Narrowed++
-			continue
-		}
-		if err != nil && stops(ctx, err) {
-			stop = err
-			break
-		}
-		if err != nil {
-			rep.Skipped = append(rep.Skipped, fmt.Sprintf("%s: %v", describe(w), err))
-			l.Refused = append(l.Refused, w)
-		}
+	stop := listAll(ctx, rd, PlanListing(cs, now, o), &l, &rep, left, true)
+	if stop == nil {
+		// Re-dated actions: listed into a copy, so that their windows,
+		// which are not event-date windows, cover nothing.
+		re, before := Listing{Actions: l.Actions}, rep.ListRequests
+		stop = listAll(ctx, rd, PlanRedated(cs, l, now, o), &re, &rep, left, false)
+		l.Actions = re.Actions
+		rep.RedatedRequests = rep.ListRequests - before
 	}
 	subs := map[string]pipeline.Submission{}
 	if stop == nil {
@@ -81,6 +74,32 @@ func Run(ctx context.Context, rd pipeline.OutcomeReader, cs []Conversion, now ti
 	}
 	rep.Results = Decide(cs, l, subs, now, o)
 	return rep, stop
+}
+
+// listAll lists the windows into l, splitting those whose result the API
+// finds too large; refused ones are noted in rep and, when byEvent (they
+// are event-date windows), in l.Refused. An error stops Run.
+func listAll(ctx context.Context, rd pipeline.OutcomeReader, queue []Window, l *Listing, rep *Report, left func() int, byEvent bool) error {
+	for len(queue) > 0 {
+		w := queue[0]
+		queue = queue[1:]
+		err := listWindow(ctx, rd, w, l, rep, left)
+		if halves, ok := w.Halves(); ok && errors.Is(err, pipeline.ErrNarrow) {
+			queue = append(halves[:], queue...)
+			rep.Narrowed++
+			continue
+		}
+		if err != nil && stops(ctx, err) {
+			return err
+		}
+		if err != nil {
+			rep.Skipped = append(rep.Skipped, fmt.Sprintf("%s: %v", describe(w), err))
+			if byEvent {
+				l.Refused = append(l.Refused, w)
+			}
+		}
+	}
+	return nil
 }
 
 // listWindow lists every page of w into l while the budget lasts, and

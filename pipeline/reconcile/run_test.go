@@ -77,7 +77,7 @@ func TestRun(t *testing.T) {
 		if i%100 == 3 {
 			s.DropNext(1, true) // an ambiguous send: the resend is a duplicate
 		}
-		c := order(i, camp, first.Add(time.Duration(i)*30*24*time.Hour/n))
+		c := order(i, camp, first.Add(time.Duration(i)*(30*24*time.Hour/n)))
 		out, err := sink.Send(t.Context(), c)
 		if err != nil || out.State != pipeline.StateAccepted {
 			t.Fatalf("%s: %+v %v", c.Key, out, err)
@@ -124,10 +124,12 @@ func TestRun(t *testing.T) {
 	if notTracked < n/50 || rep.Count(reconcile.NotTracked) != notTracked {
 		t.Errorf("%d not tracked (report %d), want at least the %d of the campaign without contract", notTracked, rep.Count(reconcile.NotTracked), n/50)
 	}
-	// One listing per campaign (30 days of event dates each).
-	if requests != rep.Requests || rep.ListRequests != 2 || rep.Lookups != notTracked {
-		t.Errorf("%d requests at the simulator, the report says %d: %d listings, %d lookups; want 2 listings and %d lookups",
-			requests, rep.Requests, rep.ListRequests, rep.Lookups, notTracked)
+	// One listing per campaign (30 days of event dates each), one more
+	// per campaign by acceptance time (for actions impact may have
+	// re-dated, which finds none here: the failed ones are looked up).
+	if requests != rep.Requests || rep.ListRequests != 4 || rep.RedatedRequests != 2 || rep.Lookups != notTracked {
+		t.Errorf("%d requests at the simulator, the report says %d: %d listings (%d re-dated), %d lookups; want 2+2 listings and %d lookups",
+			requests, rep.Requests, rep.ListRequests, rep.RedatedRequests, rep.Lookups, notTracked)
 	}
 	t.Logf("%d conversions: %d tracked, %d not tracked, in %d requests (%d listing, %d lookups)",
 		n, rep.Count(reconcile.Tracked), notTracked, requests, rep.ListRequests, rep.Lookups)
@@ -146,7 +148,7 @@ func TestRunBudget(t *testing.T) {
 			camp = "2000"
 		}
 		v := url.Values{}
-		for _, f := range order(i, camp, now.Add(-time.Duration(i)*24*time.Hour)).Form() {
+		for _, f := range order(i, camp, now.Add(-time.Duration(i)*time.Hour)).Form() {
 			v.Set(f.Name, f.Value)
 		}
 		uri, err := s.Submit(v)
@@ -208,10 +210,11 @@ func submitAll(t *testing.T, s *sim.Server, n, days int) []reconcile.Conversion 
 	t.Helper()
 	now := time.Now()
 	first := now.Add(-time.Duration(days) * 24 * time.Hour)
+	step := time.Duration(days) * 24 * time.Hour / time.Duration(n)
 	cs := make([]reconcile.Conversion, n)
 	for i := range cs {
 		v := url.Values{}
-		for _, f := range order(i, "1000", first.Add(time.Duration(i)*time.Duration(days)*24*time.Hour/time.Duration(n))).Form() {
+		for _, f := range order(i, "1000", first.Add(time.Duration(i)*step)).Form() {
 			v.Set(f.Name, f.Value)
 		}
 		uri, err := s.Submit(v)
@@ -249,5 +252,28 @@ func TestRunNarrows(t *testing.T) {
 		rep.Requests < 12 || rep.Requests > 13 {
 		t.Fatalf("%d tracked of %d, narrowed %d, skipped %v, %d requests (%d at the simulator)",
 			rep.Count(reconcile.Tracked), len(cs), rep.Narrowed, rep.Skipped, rep.Requests, gets(s))
+	}
+}
+
+// TestRunRedated: impact re-dates late conversions to their submission
+// time, so their event-date listing misses them; a listing by acceptance
+// time finds them, where one lookup each would be needed otherwise.
+func TestRunRedated(t *testing.T) {
+	s := sim.NewTestServer(t, sim.Config{AuthToken: token, RedateAfter: 7 * 24 * time.Hour})
+	sink := newSink(t, s)
+	cs := submitAll(t, s, 3000, 40) // event dates 40 days back to now
+	s.Advance(2 * time.Hour)
+	rep, err := reconcile.Run(t.Context(), sink, cs, s.Now(), reconcile.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rep.Results {
+		if r.Verdict != reconcile.Tracked || r.Action == nil {
+			t.Fatalf("%s: %+v", r.Key, r)
+		}
+	}
+	// One event-date listing, one by acceptance time, no lookup.
+	if rep.ListRequests != 2 || rep.RedatedRequests != 1 || rep.Lookups != 0 || gets(s) != 2 {
+		t.Fatalf("%d listings (%d re-dated), %d lookups, %d requests at the simulator", rep.ListRequests, rep.RedatedRequests, rep.Lookups, gets(s))
 	}
 }
