@@ -66,6 +66,7 @@ func (f *simFlags) register(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&cfg.Processing.RestrictedPromoCodes, "restricted-promo-codes", nil, "OrderPromoCodes that complete as RESTRICTED_PROMOCODE")
 	fs.Float64Var(&cfg.Processing.ErrorRate, "processing-error-rate", 0, "share of the other conversions that complete with one of those errors at random")
 	fs.BoolVar(&cfg.OmitRetryAfter, "omit-retry-after", false, "answer 429 without Retry-After")
+	fs.DurationVar(&cfg.RedateAfter, "redate-after", 0, "re-date the action of a conversion whose event date is older than this at submission to the submission time (0: never)")
 	fs.BoolVar(&cfg.UpperCaseErrors, "upper-case-errors", false, `answer validation errors as {"Status","Message","Errors":[{"Field","Message"}]}`)
 	fs.Uint64Var(&cfg.Seed, "seed", 1, "seed of the random faults")
 	fs.DurationVar(&cfg.Faults.Latency, "latency", 0, "mean latency of an answer")

@@ -23,11 +23,11 @@ func TestSimFlags(t *testing.T) {
 			return c.Duplicates == sim.DuplicateQueued && c.CompleteAfter == 5*time.Second && !c.OmitRetryAfter
 		}, ""},
 		{"processing", []string{"--campaigns", "1000,1001", "--event-types", "12345", "--association-window", "720h",
-			"--restricted-promo-codes", "STAFF", "--processing-error-rate", "0.03", "--omit-retry-after", "--duplicates", "error"},
+			"--restricted-promo-codes", "STAFF", "--processing-error-rate", "0.03", "--omit-retry-after", "--duplicates", "error", "--redate-after", "168h"},
 			func(c sim.Config) bool {
 				p := c.Processing
 				return len(p.Campaigns) == 2 && p.EventTypes[0] == "12345" && p.AssociationWindow == 30*24*time.Hour &&
-					p.RestrictedPromoCodes[0] == "STAFF" && p.ErrorRate == 0.03 && c.OmitRetryAfter && c.Duplicates == sim.DuplicateError
+					p.RestrictedPromoCodes[0] == "STAFF" && p.ErrorRate == 0.03 && c.OmitRetryAfter && c.Duplicates == sim.DuplicateError && c.RedateAfter == 7*24*time.Hour
 			}, ""},
 		{"error rate over 1", []string{"--processing-error-rate", "2"}, nil, "--processing-error-rate 2"},
 	}
