@@ -122,9 +122,9 @@ func suiteMain(args []string) error {
 		{"faults", b.faults},
 		{"cost", b.cost},
 		{"ledger", b.ledgerWrites},
-		{"reconcile", b.reconcileCost},
 		{"gobench", b.goBenchmarks},
 		{"profile", b.profile},
+		{"reconcile", b.reconcileCost},
 	}
 	for _, p := range parts {
 		if !b.want(p.name) {
