@@ -84,7 +84,7 @@ reliability: ## the built binary under SIGKILLs, fault storms, bad input, storag
 	CONVPIPE_RELIABILITY=full $(GO) test -count=1 -timeout 30m ./cmd/convpipe
 	@cat docs/reliability.md
 
-bench: build ## measure throughput, memory, quota use, rerun and ledger cost beside their floors; writes docs/benchmarks.md (about 10 minutes)
+bench: build ## measure throughput, memory, quota use, rerun, ledger and reconcile cost beside their floors; writes docs/benchmarks.md (about 10 minutes)
 	$(GO) build -o bin/convpipe-bench ./cmd/convpipe-bench
 	GO=$(GO) bin/convpipe-bench -convpipe $(BIN) -out docs/benchmarks.md
 

@@ -14,13 +14,14 @@ type DuplicateMode string
 // The duplicate modes.
 const (
 	// DuplicateError answers 400 with a field error on OrderId whose
-	// message says the OrderId is a duplicate (the default).
+	// message says the OrderId is a duplicate: the synchronous reading.
 	DuplicateError DuplicateMode = "error"
 	// DuplicateReason answers 400 with the other envelope, a top-level
 	// Message and ErrorReason CONV_DUPLICATE.
 	DuplicateReason DuplicateMode = "reason"
 	// DuplicateQueued answers 200 QUEUED; only the submission record says
-	// CONV_DUPLICATE. The duplicate is not added to Accepted.
+	// CONV_DUPLICATE once it is processed. The duplicate is not added to
+	// Accepted. The default, as impact's docs suggest.
 	DuplicateQueued DuplicateMode = "queued"
 )
 
@@ -69,13 +70,36 @@ type Config struct {
 	ResetFormat ResetFormat
 	// Headers is which rate-limit headers are sent (default plain).
 	Headers HeaderStyle
-	// Duplicates is how a duplicate OrderId is answered (default error).
+	// Duplicates is how a duplicate OrderId is answered (default queued).
 	Duplicates DuplicateMode
-	// DedupWindow is how long an OrderId stays a duplicate; 0 is forever.
+	// DedupWindow is how long an OrderId stays a duplicate, on the
+	// simulated clock; 0 is forever. Only a conversion that was tracked
+	// (processed without error) makes its OrderId a duplicate.
 	DedupWindow time.Duration
-	// CompleteAfter is how long a submission stays Queued/In Progress
-	// before it is Complete.
+	// CompleteAfter is how long, on the simulated clock, a submission
+	// stays Queued (the first half) and In Progress (the second half)
+	// before it is Complete and its action, if any, exists. Zero takes
+	// DefaultCompleteAfter; a negative value completes it at once.
 	CompleteAfter time.Duration
+	// KeepSubmissions is how long, on the simulated clock, a submission
+	// record can be read after it was made (default 90 days, as impact
+	// keeps them); later its GET answers 404.
+	KeepSubmissions time.Duration
+	// LockAfter is how long after its event date an action locks: PENDING
+	// until then, APPROVED after (default 27 days, the longest days-only
+	// locking period).
+	LockAfter time.Duration
+	// Processing decides which submissions complete with an error.
+	Processing Processing
+	// RedateAfter, when set, re-dates the action of a conversion whose
+	// event date is more than this before its submission to the
+	// submission time (impact re-dates late conversions; how late is
+	// undocumented): its EventDate and locking date follow the new date.
+	RedateAfter time.Duration
+	// OmitRetryAfter answers every 429 (a spent quota, an injected burst)
+	// without Retry-After, as the brand API documents none: a client has
+	// X-RateLimit-Reset (with a quota) or its own backoff.
+	OmitRetryAfter bool
 	// UpperCaseErrors answers validation errors in the envelope
 	// {"Status","Message","Errors":[{"Field","Message"}]} instead of
 	// {"Status","errors":[{"field","level","message"}]}.
@@ -86,6 +110,32 @@ type Config struct {
 	Faults Faults
 	// Logger, when set, receives one debug line per request.
 	Logger *slog.Logger
+}
+
+// Processing is how the simulator processes a queued conversion: the
+// checks impact makes after the QUEUED answer, each of which makes the
+// submission Complete with an ErrorType and ErrorReason and no action.
+// The zero value tracks every conversion.
+type Processing struct {
+	// Campaigns are the CampaignIds with a contract; a conversion for
+	// another fails as Contract Error / CONTRACT_NOT_FOUND. Empty: every
+	// campaign has one.
+	Campaigns []string
+	// EventTypes are the event types (EventTypeId, ActionTrackerId or
+	// EventTypeCode) the account has; another fails as Validation /
+	// ACTIONTRACKER_NOT_FOUND. Empty: every event type exists.
+	EventTypes []string
+	// AssociationWindow, when set, fails a conversion whose event date is
+	// more than this before its submission as Contract Error /
+	// OUTSIDE_ASSOCIATION_WINDOW.
+	AssociationWindow time.Duration
+	// RestrictedPromoCodes fail a conversion whose OrderPromoCode is one
+	// of them as Contract Error / RESTRICTED_PROMOCODE.
+	RestrictedPromoCodes []string
+	// ErrorRate is the share of the conversions that pass those checks
+	// which fail anyway, with one of the four reasons drawn at random
+	// (seeded by Config.Seed).
+	ErrorRate float64
 }
 
 // Faults are injected at random, each request drawing its own, with the
@@ -121,8 +171,11 @@ type Faults struct {
 
 // Defaults used when Config leaves them empty.
 const (
-	DefaultAccountSID = "IRSIMULATOR"
-	DefaultAuthToken  = "sim-token"
+	DefaultAccountSID      = "IRSIMULATOR"
+	DefaultAuthToken       = "sim-token"
+	DefaultCompleteAfter   = time.Minute
+	DefaultKeepSubmissions = 90 * 24 * time.Hour
+	DefaultLockAfter       = 27 * 24 * time.Hour
 )
 
 func (c Config) withDefaults() Config {
@@ -142,7 +195,19 @@ func (c Config) withDefaults() Config {
 		c.Headers = HeadersPlain
 	}
 	if c.Duplicates == "" {
-		c.Duplicates = DuplicateError
+		c.Duplicates = DuplicateQueued
+	}
+	switch {
+	case c.CompleteAfter == 0:
+		c.CompleteAfter = DefaultCompleteAfter
+	case c.CompleteAfter < 0:
+		c.CompleteAfter = 0
+	}
+	if c.KeepSubmissions <= 0 {
+		c.KeepSubmissions = DefaultKeepSubmissions
+	}
+	if c.LockAfter <= 0 {
+		c.LockAfter = DefaultLockAfter
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

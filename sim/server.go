@@ -38,6 +38,8 @@ type Request struct {
 	Time   time.Time
 	Method string
 	Path   string
+	// Query is the request's raw query.
+	Query string
 	// Status is the answer's status (recorded before the answer is
 	// written), StatusInFlight, StatusDropped or StatusClientGone.
 	Status int
@@ -66,13 +68,6 @@ type Received struct {
 	Header http.Header
 }
 
-type submission struct {
-	id          string
-	created     time.Time
-	errorType   string
-	errorReason string
-}
-
 // Server is the simulated API. Its methods are safe for concurrent use,
 // also while it serves.
 type Server struct {
@@ -99,7 +94,11 @@ type Server struct {
 	dups     int
 	subs     map[string]*submission
 	nsub     int
+	actions  []*action
+	nact     int
 	requests []Request
+	// offset is how far Advance moved the simulated clock.
+	offset atomic.Int64
 
 	conns atomic.Int64
 
@@ -393,7 +392,7 @@ func (s *Server) begin(w http.ResponseWriter, r *http.Request) *exchange {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ex.idx = len(s.requests)
-	s.requests = append(s.requests, Request{Time: time.Now(), Method: r.Method, Path: r.URL.Path, Status: StatusInFlight})
+	s.requests = append(s.requests, Request{Time: time.Now(), Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Status: StatusInFlight})
 	return ex
 }
 
@@ -461,6 +460,8 @@ func (s *Server) route(ex *exchange) func(*exchange, plan) {
 		handle, method = s.conversion, http.MethodPost
 	case len(parts) == 4 && parts[2] == "APISubmissions":
 		handle, method = s.submission, http.MethodGet
+	case len(parts) == 3 && parts[2] == "Actions":
+		handle, method = s.actionsList, http.MethodGet
 	default:
 		s.fail(ex, http.StatusNotFound, "Not found", nil)
 		return nil
@@ -479,7 +480,9 @@ func (s *Server) route(ex *exchange) func(*exchange, plan) {
 func (s *Server) refuseRate(ex *exchange, p plan) bool {
 	w := ex.w
 	if p.tooMany > 0 {
-		w.Header().Set("Retry-After", strconv.FormatInt(ceilSeconds(p.tooMany), 10))
+		if !s.cfg.OmitRetryAfter {
+			w.Header().Set("Retry-After", strconv.FormatInt(ceilSeconds(p.tooMany), 10))
+		}
 		s.fail(ex, http.StatusTooManyRequests, "Too many requests", nil)
 		return true
 	}
@@ -489,7 +492,9 @@ func (s *Server) refuseRate(ex *exchange, p plan) bool {
 		s.rateHeaders(w.Header(), remaining, reset, now)
 	}
 	if limited {
-		w.Header().Set("Retry-After", strconv.FormatInt(max(ceilSeconds(reset.Sub(now)), 1), 10))
+		if !s.cfg.OmitRetryAfter {
+			w.Header().Set("Retry-After", strconv.FormatInt(max(ceilSeconds(reset.Sub(now)), 1), 10))
+		}
 		s.fail(ex, http.StatusTooManyRequests, "Rate limit exceeded", nil)
 		return true
 	}
@@ -598,44 +603,17 @@ func (s *Server) readConversion(ex *exchange) (url.Values, bool) {
 // returns its submission. A duplicate is refused (answered, nil returned)
 // unless the server queues duplicates, as failed submissions.
 func (s *Server) record(ex *exchange, values url.Values) *submission {
-	eventType, orderID := eventKey(values)
-	dedup := eventType + "\x00" + orderID
-	if _, id := first(values, "EventTypeId", "ActionTrackerId"); id == "" {
-		dedup = "code\x00" + dedup
-	}
-	now := time.Now()
+	_, orderID := eventKey(values)
 	header := ex.r.Header.Clone()
 	header.Del("Authorization")
-
 	s.mu.Lock()
 	s.requests[ex.idx].OrderID = orderID
-	prev, dup := s.seen[dedup]
-	if dup && s.cfg.DedupWindow > 0 && now.Sub(prev) > s.cfg.DedupWindow {
-		dup = false
+	sub, _ := s.store(values, string(ex.body), header)
+	if sub == nil {
+		s.mu.Unlock()
+		s.duplicate(ex, orderID)
+		return nil
 	}
-	if dup {
-		s.dups++
-		if s.cfg.Duplicates != DuplicateQueued {
-			s.mu.Unlock()
-			s.duplicate(ex, orderID)
-			return nil
-		}
-	} else {
-		s.seen[dedup] = now
-	}
-	s.nsub++
-	sub := &submission{id: fmt.Sprintf("SIM%08d", s.nsub), created: now}
-	if dup {
-		sub.errorType, sub.errorReason = "Validation", "CONV_DUPLICATE"
-	} else {
-		s.accepted = append(s.accepted, Received{
-			Time: now, EventType: eventType, OrderID: orderID, Values: values, Body: string(ex.body), SubmissionID: sub.id,
-			Header: header,
-		})
-	}
-	s.subs[sub.id] = sub
-	s.mu.Unlock()
-	s.mu.Lock()
 	s.requests[ex.idx].Recorded = true
 	s.mu.Unlock()
 	return sub
@@ -649,7 +627,7 @@ func (s *Server) queued(ex *exchange, p plan, sub *submission) {
 		hangUp(ex.w)
 		return
 	}
-	uri := "/Advertisers/" + s.cfg.AccountSID + "/APISubmissions/" + sub.id
+	uri := s.queuedURI(sub)
 	if !ex.json {
 		s.xml(ex, http.StatusOK, xmlAnswer{Status: "QUEUED", QueuedURI: uri})
 		return
@@ -706,37 +684,13 @@ func (s *Server) duplicate(ex *exchange, orderID string) {
 	}})
 }
 
-// submission handles GET /Advertisers/{SID}/APISubmissions/{id}.
-func (s *Server) submission(ex *exchange, _ plan) {
-	id := strings.Trim(ex.r.URL.Path, "/")
-	id = id[strings.LastIndexByte(id, '/')+1:]
-	s.mu.Lock()
-	sub, ok := s.subs[id]
-	s.mu.Unlock()
-	if !ok {
-		s.fail(ex, http.StatusNotFound, "Submission not found", nil)
-		return
-	}
-	age := time.Since(sub.created)
-	ans := map[string]string{
-		"Id":             sub.id,
-		"Uri":            "/Advertisers/" + s.cfg.AccountSID + "/APISubmissions/" + sub.id,
-		"SubmissionDate": sub.created.UTC().Format(time.RFC3339),
-		"Status":         "Queued",
-	}
-	switch {
-	case age >= s.cfg.CompleteAfter:
-		ans["Status"] = "Complete"
-		ans["CompletionDate"] = sub.created.Add(s.cfg.CompleteAfter).UTC().Format(time.RFC3339)
-		ans["ErrorType"] = sub.errorType
-		ans["ErrorReason"] = sub.errorReason
-	case age >= s.cfg.CompleteAfter/2:
-		ans["Status"] = "In Progress"
-	}
-	b, _ := json.Marshal(ans)
-	s.status(ex, http.StatusOK)
+// writeJSON answers status with v as JSON (XML clients get JSON too: the
+// read endpoints are used with Accept: application/json only).
+func (s *Server) writeJSON(ex *exchange, status int, v any) {
+	b, _ := json.Marshal(v)
+	s.status(ex, status)
 	ex.w.Header().Set("Content-Type", "application/json")
-	ex.w.WriteHeader(http.StatusOK)
+	ex.w.WriteHeader(status)
 	_, _ = ex.w.Write(b)
 }
 

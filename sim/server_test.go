@@ -2,6 +2,7 @@ package sim
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -98,7 +99,12 @@ func TestRejectsInvalidAndDuplicates(t *testing.T) {
 				if r.status != 200 || r.body["Status"] != "QUEUED" {
 					t.Fatalf("duplicate: %d %s", r.status, r.raw)
 				}
-				sub := get(t, s, r.body["QueuedUri"].(string))
+				uri := r.body["QueuedUri"].(string)
+				if sub := get(t, s, uri); sub.body["Status"] != "Queued" || sub.body["ErrorReason"] != "" {
+					t.Fatalf("submission of the duplicate before processing: %s", sub.raw)
+				}
+				s.Advance(DefaultCompleteAfter)
+				sub := get(t, s, uri)
 				if sub.body["Status"] != "Complete" || sub.body["ErrorReason"] != "CONV_DUPLICATE" {
 					t.Fatalf("submission of the duplicate: %s", sub.raw)
 				}
@@ -125,24 +131,130 @@ func get(t *testing.T, s *Server, path string) reply {
 }
 
 func TestSubmissionLifecycle(t *testing.T) {
-	s := NewTestServer(t, Config{CompleteAfter: 200 * time.Millisecond})
+	s := NewTestServer(t, Config{CompleteAfter: 10 * time.Minute, Quota: 100})
 	r := post(t, s, DefaultAuthToken, valid())
 	uri, _ := r.body["QueuedUri"].(string)
 	if !strings.HasPrefix(uri, "/Advertisers/"+DefaultAccountSID+"/APISubmissions/") {
 		t.Fatalf("QueuedUri %q", uri)
 	}
-	if st := get(t, s, uri).body["Status"]; st != "Queued" {
-		t.Fatalf("status %v, want Queued", st)
+	steps := []struct {
+		advance time.Duration
+		status  string
+	}{
+		{0, "Queued"}, {4 * time.Minute, "Queued"}, {time.Minute, "In Progress"}, {5 * time.Minute, "Complete"},
+		{90*24*time.Hour - 11*time.Minute, "Complete"},
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for get(t, s, uri).body["Status"] != "Complete" {
-		if time.Now().After(deadline) {
-			t.Fatal("submission never Complete")
+	for _, st := range steps {
+		s.Advance(st.advance)
+		r := get(t, s, uri)
+		if r.status != 200 || r.body["Status"] != st.status || r.body["OrderId"] != "O-1" || r.body["CampaignId"] != "1000" {
+			t.Fatalf("after %s more: %d %s, want %s", st.advance, r.status, r.raw, st.status)
 		}
-		time.Sleep(50 * time.Millisecond)
+		if r.header.Get("X-RateLimit-Remaining") == "" {
+			t.Errorf("submission answer without X-RateLimit-Remaining")
+		}
+		if done := r.body["CompletionDate"] != ""; done != (st.status == "Complete") {
+			t.Errorf("%s with CompletionDate %q", st.status, r.body["CompletionDate"])
+		}
+	}
+	s.Advance(2 * time.Minute) // now more than 90 days old
+	if r := get(t, s, uri); r.status != 404 {
+		t.Fatalf("a submission older than 90 days: %d %s, want 404", r.status, r.raw)
 	}
 	if r := get(t, s, "/Advertisers/"+DefaultAccountSID+"/APISubmissions/nope"); r.status != 404 {
 		t.Fatalf("unknown submission: %d", r.status)
+	}
+}
+
+func TestProcessingErrors(t *testing.T) {
+	cfg := Config{Processing: Processing{
+		Campaigns: []string{"1000"}, EventTypes: []string{"12345", "SALE"},
+		AssociationWindow: 30 * 24 * time.Hour, RestrictedPromoCodes: []string{"STAFF50"},
+	}}
+	tests := []struct {
+		name              string
+		change            func(v url.Values)
+		errType, errorWhy string
+	}{
+		{"tracked", func(url.Values) {}, "", ""},
+		{"event type code known", func(v url.Values) { v.Del("EventTypeId"); v.Set("EventTypeCode", "SALE") }, "", ""},
+		{"campaign without contract", func(v url.Values) { v.Set("CampaignId", "2000") }, "Contract Error", "CONTRACT_NOT_FOUND"},
+		{"unknown event type", func(v url.Values) { v.Set("EventTypeId", "999") }, "Validation", "ACTIONTRACKER_NOT_FOUND"},
+		{"restricted promo code", func(v url.Values) { v.Set("OrderPromoCode", "STAFF50") }, "Contract Error", "RESTRICTED_PROMOCODE"},
+		{"event date too old", func(v url.Values) { v.Set("EventDate", time.Now().AddDate(0, 0, -31).Format(time.RFC3339)) }, "Contract Error", "OUTSIDE_ASSOCIATION_WINDOW"},
+	}
+	s := NewTestServer(t, cfg)
+	uris := make([]string, len(tests))
+	for i, tt := range tests {
+		v := valid()
+		v.Set("EventDate", time.Now().AddDate(0, 0, -2).Format(time.RFC3339))
+		v.Set("OrderId", fmt.Sprint("P-", i))
+		tt.change(v)
+		r := post(t, s, DefaultAuthToken, v)
+		if r.status != 200 || r.body["Status"] != "QUEUED" {
+			t.Fatalf("%s: %d %s: processing errors are never answered at once", tt.name, r.status, r.raw)
+		}
+		uris[i] = r.body["QueuedUri"].(string)
+	}
+	s.Advance(DefaultCompleteAfter)
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := get(t, s, uris[i])
+			if r.body["Status"] != "Complete" || r.body["ErrorType"] != tt.errType || r.body["ErrorReason"] != tt.errorWhy {
+				t.Fatalf("submission %s, want %q %q", r.raw, tt.errType, tt.errorWhy)
+			}
+			campaign := "1000"
+			if tt.errorWhy == "CONTRACT_NOT_FOUND" {
+				campaign = "2000"
+			}
+			list := get(t, s, "/Advertisers/"+DefaultAccountSID+"/Actions?CampaignId="+campaign)
+			found := strings.Contains(list.raw, fmt.Sprintf(`"Oid":"P-%d"`, i))
+			if found != (tt.errorWhy == "") {
+				t.Errorf("action listed: %v, want %v", found, tt.errorWhy == "")
+			}
+		})
+	}
+}
+
+func TestProcessingErrorRate(t *testing.T) {
+	s := NewTestServer(t, Config{Seed: 1, Processing: Processing{ErrorRate: 0.3}})
+	const n = 400
+	for i := range n {
+		v := valid()
+		v.Set("OrderId", fmt.Sprint("R-", i))
+		if _, err := s.Submit(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Advance(DefaultCompleteAfter)
+	failed, reasons := 0, map[string]int{}
+	for i := range n {
+		r := get(t, s, fmt.Sprintf("/Advertisers/%s/APISubmissions/SIM%08d", DefaultAccountSID, i+1))
+		if why, _ := r.body["ErrorReason"].(string); why != "" {
+			failed++
+			reasons[why]++
+		}
+	}
+	if failed < n/5 || failed > n*2/5 || len(reasons) != len(randomErrors) {
+		t.Fatalf("%d of %d failed (%v), want about 30%% with every reason", failed, n, reasons)
+	}
+}
+
+func TestDuplicateAfterProcessingError(t *testing.T) {
+	// A conversion that failed processing left no action: its OrderId can
+	// be sent again (after the campaign got its contract, say).
+	s := NewTestServer(t, Config{Duplicates: DuplicateError, Processing: Processing{Campaigns: []string{"1000"}}})
+	v := valid()
+	v.Set("CampaignId", "2000")
+	if r := post(t, s, DefaultAuthToken, v); r.status != 200 {
+		t.Fatalf("%d %s", r.status, r.raw)
+	}
+	v.Set("CampaignId", "1000")
+	if r := post(t, s, DefaultAuthToken, v); r.status != 200 {
+		t.Fatalf("the resend of an order without action: %d %s", r.status, r.raw)
+	}
+	if r := post(t, s, DefaultAuthToken, v); r.status != 400 {
+		t.Fatalf("the resend of a tracked order: %d %s", r.status, r.raw)
 	}
 }
 
@@ -240,7 +352,7 @@ func TestRoutes(t *testing.T) {
 }
 
 func TestScriptedFaults(t *testing.T) {
-	s := NewTestServer(t, Config{})
+	s := NewTestServer(t, Config{Duplicates: DuplicateError})
 	s.FailNext(503)
 	if r := post(t, s, DefaultAuthToken, valid()); r.status != 503 {
 		t.Fatalf("scripted 503: %d", r.status)
@@ -265,5 +377,32 @@ func TestScriptedFaults(t *testing.T) {
 	c := s.Counts()
 	if c[503] != 1 || c[429] != 1 || c[StatusDropped] != 1 || c[200] != 0 || c[400] != 1 {
 		t.Fatalf("counts %v", c)
+	}
+}
+
+func TestDefaultsOverHTTP(t *testing.T) {
+	s := NewTestServer(t, Config{})
+	v := valid()
+	if r := post(t, s, DefaultAuthToken, v); r.status != 200 {
+		t.Fatalf("%d %s", r.status, r.raw)
+	}
+	// A duplicate is QUEUED by default, refused only in its submission.
+	r := post(t, s, DefaultAuthToken, v)
+	if r.status != 200 || r.body["Status"] != "QUEUED" {
+		t.Fatalf("duplicate: %d %s", r.status, r.raw)
+	}
+	uri := r.body["QueuedUri"].(string)
+	if sub := get(t, s, uri); sub.body["Status"] != "Queued" {
+		t.Fatalf("a submission is not processed at once: %s", sub.raw)
+	}
+	s.Advance(DefaultCompleteAfter)
+	if sub := get(t, s, uri); sub.body["ErrorReason"] != "CONV_DUPLICATE" || sub.body["ErrorType"] != "Validation" {
+		t.Fatalf("duplicate's submission: %s", sub.raw)
+	}
+	// An order-level field impact does not have is refused.
+	v.Set("OrderId", "O-2")
+	v.Set("OrderColour", "red")
+	if r := post(t, s, DefaultAuthToken, v); r.status != 400 || !strings.Contains(r.raw, `"field":"OrderColour"`) || !strings.Contains(r.raw, "Unknown field") {
+		t.Fatalf("unknown field: %d %s", r.status, r.raw)
 	}
 }

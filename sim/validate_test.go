@@ -71,6 +71,14 @@ func TestValidate(t *testing.T) {
 		{"item text sub-index", func(v url.Values) { v.Set("ItemText1_51", "x") }, []string{"ItemText1_51: Unknown item field"}},
 		{"item date", func(v url.Values) { v.Set("ItemDate1_2", "tomorrow") }, []string{"ItemDate1_2: Invalid date format (tomorrow)"}},
 		{"unknown item field", func(v url.Values) { v.Set("ItemColour1", "red") }, []string{"ItemColour1: Unknown item field"}},
+		{"unknown order field", func(v url.Values) { v.Set("OrderColour", "red") }, []string{"OrderColour: Unknown field"}},
+		{"item field without index", func(v url.Values) { v.Set("ItemSku", "x") }, []string{"ItemSku: Unknown field"}},
+		{"documented optional fields", func(v url.Values) {
+			for _, n := range []string{"CustomerStatus", "Note", "UserAgent", "AppVer", "LocationId", "GiftPurchase"} {
+				v.Set(n, "true")
+			}
+			v.Set("IpAddress", "192.0.2.1")
+		}, nil},
 		{"sent twice", func(v url.Values) { v.Add("OrderId", "O-2") }, []string{"OrderId: Field sent more than once"}},
 		{"no category", func(v url.Values) { v.Del("ItemCategory2") }, []string{"ItemCategory2: ItemCategory2 is required with item data"}},
 		{"empty category", func(v url.Values) { v.Set("ItemCategory1", "") }, []string{"ItemCategory1: ItemCategory1 is required with item data"}},

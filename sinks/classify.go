@@ -483,3 +483,84 @@ func parseRetryAfter(s string, now time.Time) (time.Duration, bool) {
 	}
 	return 0, false
 }
+
+// readVerdict is what the answer to a read (a listing of actions, a
+// submission lookup) means.
+type readVerdict struct {
+	// ok: a 2xx answer; body is its body.
+	ok   bool
+	body []byte
+	// notFound: a 404 (for a submission: unknown, or no longer kept).
+	notFound bool
+	// retry says whether another attempt may succeed; gate, limits and
+	// overlong are as in verdict.
+	retry    bool
+	gate     time.Time
+	limits   limits
+	overlong []protocolError
+	// fatal, when set, must stop the run (wraps pipeline.ErrFatal).
+	fatal error
+	// err describes a failed attempt (a *QueryError for a refused query).
+	err error
+}
+
+// classifyRead decides what the answer to a GET means. What a status
+// says of the account and the transport (credentials, rate limits, 5xx,
+// network errors) is classify's verdict, so that reads and sends agree;
+// reads add their own meaning of 2xx, 400, 403 and 404. A read changes
+// nothing, so every 5xx and transport error may be retried. what names
+// the request in errors.
+func classifyRead(a answer, now time.Time, p policy, what string) readVerdict {
+	v := classify(a, now, p)
+	rv := readVerdict{limits: v.limits, overlong: v.overlong, gate: v.gate}
+	text := func() string {
+		if len(v.messages) == 0 {
+			return fmt.Sprintf("HTTP %d", a.status)
+		}
+		return v.messages[0].Text
+	}
+	st := a.status
+	switch {
+	case a.stopped:
+		rv.err = fmt.Errorf("impact: %s: stopped before an answer", what)
+	case a.err != nil:
+		rv.retry = v.retry
+		rv.err = fmt.Errorf("impact: %s: %s", what, text())
+	case st >= 200 && st < 300:
+		rv.ok, rv.body = true, a.body
+	case st == http.StatusUnauthorized:
+		rv.fatal = v.fatal
+	case st == http.StatusForbidden:
+		// Not latched: a token scoped to conversions may still send.
+		rv.err = fmt.Errorf("impact: %s: 403 forbidden: the auth token is not allowed to read this (a scoped token needs read access to Actions and APISubmissions): %w", what, pipeline.ErrFatal)
+	case st == http.StatusNotFound:
+		rv.notFound = true
+	case st == http.StatusTooManyRequests || st == http.StatusRequestTimeout || st >= 500:
+		rv.retry = st != http.StatusNotImplemented && st != http.StatusHTTPVersionNotSupported
+		rv.err = fmt.Errorf("impact: %s: %s", what, text())
+	case st >= 400:
+		rv.err = &QueryError{What: what, Status: st, Message: readMessage(a.body, p)}
+	default:
+		rv.err = fmt.Errorf("impact: %s: HTTP %d %s: unexpected (a redirect?): check sink.base_url", what, st, http.StatusText(st))
+	}
+	return rv
+}
+
+// readMessage is the message of a refused read, in either envelope.
+func readMessage(body []byte, p policy) string {
+	var env envelope
+	if json.Unmarshal(body, &env) != nil {
+		return p.excerpt(nil, body)
+	}
+	parts := []string{}
+	if env.Message != "" {
+		parts = append(parts, p.scrub(env.Message))
+	}
+	for _, e := range append(env.Lower, env.Upper...) {
+		parts = append(parts, p.scrub(strings.TrimSpace(e.Field+": "+e.Message)))
+	}
+	if len(parts) == 0 {
+		return p.excerpt(nil, body)
+	}
+	return strings.Join(parts, "; ")
+}

@@ -63,6 +63,9 @@ type Config struct {
 	// implies. A longer one is a protocol error: it is logged (once per
 	// header), and the sink waits MaxWait instead.
 	MaxWait time.Duration `yaml:"max_wait"`
+	// ListPageSize is the page size of action listings (reconcile):
+	// impact's default and largest, 20,000, down to its minimum, 2,000.
+	ListPageSize int `yaml:"list_page_size"`
 }
 
 // DefaultConfig returns the defaults: the public API, 1000 requests an
@@ -82,6 +85,7 @@ func DefaultConfig() Config {
 		BackoffInitial: time.Second,
 		BackoffMax:     time.Minute,
 		MaxWait:        time.Hour,
+		ListPageSize:   ActionPageSize,
 	}
 }
 
@@ -120,6 +124,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.MaxWait == 0 {
 		c.MaxWait = d.MaxWait
+	}
+	if c.ListPageSize == 0 {
+		c.ListPageSize = d.ListPageSize
 	}
 	return c
 }
@@ -206,6 +213,9 @@ func (c Config) Resolve() (Settings, error) {
 		if d.v <= 0 {
 			bad(d.field, "must be > 0")
 		}
+	}
+	if c.ListPageSize < MinActionPageSize || c.ListPageSize > ActionPageSize {
+		bad("list_page_size", "must be from %d to %d (impact's limits)", MinActionPageSize, ActionPageSize)
 	}
 	if c.BackoffMax < c.BackoffInitial {
 		bad("backoff_max", "must be >= backoff_initial (%s)", c.BackoffInitial)

@@ -41,6 +41,8 @@ func TestValidate(t *testing.T) {
 		{"zero max wait takes the default", func(c *Config) { c.MaxWait = 0 }, nil},
 		{"negative max wait", func(c *Config) { c.MaxWait = -time.Minute }, []string{"sink.max_wait: must be > 0"}},
 		{"backoff max below initial", func(c *Config) { c.BackoffInitial, c.BackoffMax = time.Minute, time.Second }, []string{"sink.backoff_max:"}},
+		{"list page size under impact's minimum", func(c *Config) { c.ListPageSize = 500 }, []string{"sink.list_page_size: must be from 2000 to 20000"}},
+		{"list page size over impact's default", func(c *Config) { c.ListPageSize = 50000 }, []string{"sink.list_page_size:"}},
 		{"several", func(c *Config) { c.Burst, c.MaxAttempts = -1, -2 }, []string{"sink.burst:", "sink.max_attempts:"}},
 	}
 	for _, tt := range tests {

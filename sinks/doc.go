@@ -11,6 +11,14 @@
 // conversion. Workers (concurrency) are configured apart from the rate, so
 // that slow answers do not lower it.
 //
+// Impact also reads what impact made of accepted conversions (the
+// pipeline.OutcomeReader of reconcile): ListActions and Actions list
+// actions page by page over event-date windows of at most 45 days, and
+// LookupSubmission reads one submission record. Each read is one GET per
+// attempt through the same request slots and the same pacer as sending,
+// so reads and sends share the account's quota; classifyRead gives each
+// answer its meaning on top of classify's verdict.
+//
 // Credentials come from the environment only; they never appear in
 // errors, logs, outcomes or configuration dumps.
 package sinks

@@ -34,9 +34,11 @@ type Impact struct {
 	token    string
 	secrets  *redactor
 	endpoint string
-	ua       string
-	client   *http.Client
-	pacer    *pacer
+	// base is the API's base URL, for the read endpoints.
+	base   string
+	ua     string
+	client *http.Client
+	pacer  *pacer
 	// slots holds one token per request in flight: at most Workers.
 	slots chan struct{}
 	pol   policy
@@ -119,6 +121,7 @@ func NewFromSettings(set Settings, creds Credentials, version string, log *slog.
 		token:    token,
 		secrets:  secrets,
 		endpoint: base + "/Advertisers/" + sid + "/Conversions",
+		base:     base,
 		ua:       "convpipe/" + version,
 		client: &http.Client{
 			Transport: tr,

@@ -315,7 +315,9 @@ func TestHourHeadersLowerTheRate(t *testing.T) {
 }
 
 func TestStormSurvived(t *testing.T) {
-	h := newHarness(t, sim.Config{Seed: 7, Faults: sim.Faults{
+	// The synchronous duplicate answer, so that the sink's resolution of
+	// each ambiguous send shows in its outcome.
+	h := newHarness(t, sim.Config{Seed: 7, Duplicates: sim.DuplicateError, Faults: sim.Faults{
 		Latency: 2 * time.Millisecond, LatencyJitter: 2 * time.Millisecond,
 		SpikeRate: 0.03, Spike: 300 * time.Millisecond,
 		ErrorRate: 0.3, DropRate: 0.05, DropAfterRate: 0.05,
@@ -527,7 +529,7 @@ func TestAmbiguousSendCountsOnce(t *testing.T) {
 }
 
 func TestDuplicateOnFirstAttemptIsRejected(t *testing.T) {
-	h := newHarness(t, sim.Config{}, nil)
+	h := newHarness(t, sim.Config{Duplicates: sim.DuplicateError}, nil)
 	if out, err := h.sink.Send(t.Context(), conv(1)); err != nil || out.State != pipeline.StateAccepted {
 		t.Fatalf("%+v %v", out, err)
 	}
@@ -538,7 +540,7 @@ func TestDuplicateOnFirstAttemptIsRejected(t *testing.T) {
 }
 
 func TestDuplicateAfterEarlierRunCountsAsAccepted(t *testing.T) {
-	h := newHarness(t, sim.Config{}, nil)
+	h := newHarness(t, sim.Config{Duplicates: sim.DuplicateError}, nil)
 	if out, err := h.sink.Send(t.Context(), conv(1)); err != nil || out.State != pipeline.StateAccepted {
 		t.Fatalf("%+v %v", out, err)
 	}

@@ -83,7 +83,7 @@ func suiteMain(args []string) error {
 	out := fs.String("out", "docs/benchmarks.md", "the report to write")
 	work := fs.String("work", "out/bench", "working folder (git-ignored): data, ledgers, configs, profiles")
 	repeat := fs.Int("repeat", 3, "runs of each throughput measurement; the median is reported")
-	only := fs.String("only", "", "comma-separated parts to run (throughput,memory,quota,faults,cost,rerun,ledger,gobench,profile); the report then lacks the others")
+	only := fs.String("only", "", "comma-separated parts to run (throughput,memory,quota,faults,cost,rerun,ledger,reconcile,gobench,profile); the report then lacks the others")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -124,6 +124,7 @@ func suiteMain(args []string) error {
 		{"ledger", b.ledgerWrites},
 		{"gobench", b.goBenchmarks},
 		{"profile", b.profile},
+		{"reconcile", b.reconcileCost},
 	}
 	for _, p := range parts {
 		if !b.want(p.name) {

@@ -57,9 +57,16 @@ func (f *simFlags) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&cfg.Window, "window", time.Hour, "quota window length")
 	fs.StringVar(&f.reset, "reset-format", string(sim.ResetSeconds), "X-RateLimit-Reset as seconds until the reset (seconds) or as a Unix time (unix)")
 	fs.StringVar(&f.headers, "headers", string(sim.HeadersPlain), "rate-limit headers: plain (X-RateLimit-*) or hour (X-RateLimit-*-hour, RateLimit-Reset)")
-	fs.StringVar(&f.dups, "duplicates", string(sim.DuplicateError), "a duplicate OrderId is answered as a 400 field error (error), a 400 with ErrorReason CONV_DUPLICATE (reason), or QUEUED with the reason in the submission only (queued)")
+	fs.StringVar(&f.dups, "duplicates", string(sim.DuplicateQueued), "a duplicate OrderId is answered QUEUED with CONV_DUPLICATE in the submission only (queued), as a 400 field error (error), or a 400 with ErrorReason CONV_DUPLICATE (reason)")
 	fs.DurationVar(&cfg.DedupWindow, "dedup-window", 0, "how long an OrderId stays a duplicate (0: forever)")
 	fs.DurationVar(&cfg.CompleteAfter, "complete-after", 5*time.Second, "how long a submission takes to be Complete")
+	fs.StringSliceVar(&cfg.Processing.Campaigns, "campaigns", nil, "CampaignIds with a contract; others complete as CONTRACT_NOT_FOUND (default: all)")
+	fs.StringSliceVar(&cfg.Processing.EventTypes, "event-types", nil, "event types (ids or codes) the account has; others complete as ACTIONTRACKER_NOT_FOUND (default: all)")
+	fs.DurationVar(&cfg.Processing.AssociationWindow, "association-window", 0, "event dates older than this at submission complete as OUTSIDE_ASSOCIATION_WINDOW (0: none)")
+	fs.StringSliceVar(&cfg.Processing.RestrictedPromoCodes, "restricted-promo-codes", nil, "OrderPromoCodes that complete as RESTRICTED_PROMOCODE")
+	fs.Float64Var(&cfg.Processing.ErrorRate, "processing-error-rate", 0, "share of the other conversions that complete with one of those errors at random")
+	fs.BoolVar(&cfg.OmitRetryAfter, "omit-retry-after", false, "answer 429 without Retry-After")
+	fs.DurationVar(&cfg.RedateAfter, "redate-after", 0, "re-date the action of a conversion whose event date is older than this at submission to the submission time (0: never)")
 	fs.BoolVar(&cfg.UpperCaseErrors, "upper-case-errors", false, `answer validation errors as {"Status","Message","Errors":[{"Field","Message"}]}`)
 	fs.Uint64Var(&cfg.Seed, "seed", 1, "seed of the random faults")
 	fs.DurationVar(&cfg.Faults.Latency, "latency", 0, "mean latency of an answer")
@@ -110,7 +117,7 @@ func (f *simFlags) check() error {
 	if cfg.Duplicates = sim.DuplicateMode(f.dups); !slices.Contains([]sim.DuplicateMode{sim.DuplicateError, sim.DuplicateReason, sim.DuplicateQueued}, cfg.Duplicates) {
 		return fmt.Errorf("sim: --duplicates %q: error, reason or queued", f.dups)
 	}
-	return checkShares(cfg.Faults)
+	return checkShares(cfg.Faults, cfg.Processing.ErrorRate)
 }
 
 // checkLoopback checks that addr is a host:port on loopback.
@@ -126,10 +133,11 @@ func checkLoopback(addr string) error {
 }
 
 // checkShares checks that every fault rate is a share between 0 and 1.
-func checkShares(fl sim.Faults) error {
+func checkShares(fl sim.Faults, processing float64) error {
 	for name, r := range map[string]float64{
 		"error-rate": fl.ErrorRate, "drop-rate": fl.DropRate, "drop-after-rate": fl.DropAfterRate,
 		"slow-body-rate": fl.SlowBodyRate, "spike-rate": fl.SpikeRate, "429-rate": fl.TooManyRate,
+		"processing-error-rate": processing,
 	} {
 		if r < 0 || r > 1 {
 			return fmt.Errorf("sim: --%s %v: a share between 0 and 1", name, r)
