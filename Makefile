@@ -8,6 +8,7 @@ VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 
 LDFLAGS     := -s -w -X main.version=$(VERSION)
 VERSITYGW   := $(TOOLS)/versitygw
 STATICCHECK := $(TOOLS)/staticcheck
+PUSHGATEWAY := $(TOOLS)/pushgateway
 FUZZTIME    ?= 3000x
 export CGO_ENABLED ?= 0
 
@@ -44,10 +45,15 @@ $(VERSITYGW):
 $(STATICCHECK):
 	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.7.0
 
-tools: $(VERSITYGW) $(STATICCHECK) ## install the test and lint tools into .tools/bin
+# The Pushgateway that the metrics tests push to, pinned in tools/go.mod
+# (see tools/tools.go for why it is not `go install ...@v1.11.0`).
+$(PUSHGATEWAY): tools/go.mod tools/go.sum
+	cd tools && GOBIN=$(TOOLS) CGO_ENABLED=0 $(GO) install github.com/prometheus/pushgateway
 
-test: $(VERSITYGW) ## all tests, with a real S3-compatible server on loopback, and short fuzzing
-	VERSITYGW=$(VERSITYGW) $(GO) test -count=1 -timeout 15m ./...
+tools: $(VERSITYGW) $(STATICCHECK) $(PUSHGATEWAY) ## install the test and lint tools into .tools/bin
+
+test: $(VERSITYGW) $(PUSHGATEWAY) ## all tests, with a real S3-compatible server and Pushgateway on loopback, and short fuzzing
+	VERSITYGW=$(VERSITYGW) PUSHGATEWAY=$(PUSHGATEWAY) $(GO) test -count=1 -timeout 15m ./...
 	@$(MAKE) --no-print-directory fuzz-short
 
 # Each fuzz target runs for FUZZTIME: a count of inputs (3000x), not a
