@@ -73,7 +73,7 @@ func parseRunArgs(t *testing.T, where string, args []string) *runFlagsView {
 // runFlagsView is what the deployment tests read from a parsed command
 // line.
 type runFlagsView struct {
-	maxDuration                                      time.Duration
+	maxDuration                                        time.Duration
 	config, ledger, metricsFile, metricsPush, deadline string
 }
 
