@@ -37,6 +37,10 @@ run: build ## the main job on the bundled sample export, against the built-in AP
 	@echo
 	@echo "== what needs a human: convpipe ledger export --ledger out/demo/ledger.db --state invalid"
 	@$(BIN) ledger export --ledger out/demo/ledger.db --state invalid
+	@echo
+	@echo "== the report to look at: convpipe report --ledger out/demo/ledger.db --config configs/sample.yaml --out out/demo/report.html"
+	@$(BIN) report --ledger out/demo/ledger.db --config configs/sample.yaml --out out/demo/report.html
+	@echo "open $(CURDIR)/out/demo/report.html"
 
 $(VERSITYGW):
 	@echo "installing versitygw (S3-compatible test server) into .tools/bin: about 1.5 minutes, once"
