@@ -41,6 +41,7 @@ type runFlags struct {
 	metricsFile   string
 	metricsPush   string
 	metricsAcct   string
+	report        string
 	progress      string
 	simulate      bool
 }
@@ -94,6 +95,7 @@ object (see run.allow_empty); 4 another run holds the ledger's lock.`,
 	fs.StringVar(&f.metricsFile, "metrics-file", "", "write the summary as a Prometheus textfile (node_exporter) to this file")
 	fs.StringVar(&f.metricsPush, "metrics-push", "", "push the summary's metrics to the Pushgateway at this URL, grouped by job=\"convpipe\" and account; a failed push exits 3")
 	fs.StringVar(&f.metricsAcct, "metrics-account", "", "the account label of --metrics-push (default: sid- and a hash of the account SID, which is not stored)")
+	fs.StringVar(&f.report, "report", "", "write the HTML report of the ledger's last 30 days to this file (as `convpipe report --out`)")
 	fs.StringVar(&f.progress, "progress", "", "progress display: auto, bar, log or off (overrides run.progress)")
 	fs.BoolVar(&f.simulate, "simulate", false, "send to a built-in impact.com API simulator on loopback instead of the real API (no credentials needed); for trying a configuration")
 	return cmd
@@ -428,6 +430,11 @@ func (j *runJob) finish(summary pipeline.Summary, runErr error) error {
 			log.Error("cannot write --summary-json", "err", err)
 		}
 	}
+	if f.report != "" && !f.dryRun {
+		if err := j.writeReport(context.WithoutCancel(j.ctx)); err != nil {
+			log.Error("cannot write --report", "err", err)
+		}
+	}
 	if f.metricsFile != "" {
 		if err := writeMetricsFile(f.metricsFile, runMetrics(summary, time.Now(), code)); err != nil {
 			log.Error("cannot write --metrics-file", "err", err)
@@ -440,6 +447,26 @@ func (j *runJob) finish(summary pipeline.Summary, runErr error) error {
 		return &codeError{code: code}
 	}
 	return nil
+}
+
+// writeReport writes --report: the HTML report of the ledger's last 30
+// days, this run included.
+func (j *runJob) writeReport(ctx context.Context) error {
+	since, until, err := reportPeriod("", "", time.Now())
+	if err != nil {
+		return err
+	}
+	entries, runs, err := readLedger(ctx, j.led)
+	if err != nil {
+		return err
+	}
+	var perHour float64
+	if r, err := sinks.ParseRate(j.cfg.Sink.Rate); err == nil {
+		perHour = float64(r) * 3600
+	}
+	d := buildReport(entries, runs, since, until, perHour)
+	d.Title, d.Generated = "convpipe: "+j.cfg.Ledger.Path, time.Now()
+	return writeFileAtomic(j.f.report, func(w io.Writer) error { return writeHTMLReport(w, d) })
 }
 
 // account is the account label of the pushed metrics: --metrics-account,

@@ -115,7 +115,7 @@ func headless(t *testing.T, file string, flags ...string) (string, []string) {
 	return stdout.String(), console
 }
 
-// TestHTMLReport: `convpipe report` over the ledger of a run of the
+// TestHTMLReport: `convpipe report` (and `run --report`) over the ledger of a run of the
 // sample export writes one self-contained page that a real headless
 // Chromium loads without a console message (an error, or a load the
 // page's Content Security Policy blocked), whose check script finds data
@@ -123,7 +123,7 @@ func headless(t *testing.T, file string, flags ...string) (string, []string) {
 func TestHTMLReport(t *testing.T) {
 	w := newWorkspace(t, simOpts{}, cfgOpts{Location: "export/"})
 	copyDir(t, filepath.Join(repoRoot, "samples", "export"), w.path("export"))
-	w.mustRun(exitAttention)
+	w.mustRun(exitAttention, "--report", w.path("run-report.html"))
 	page := w.path("report.html")
 	r := w.exec("report", "--ledger", w.ledger, "--rate", "1000/h", "--out", page)
 	if r.code != 0 || !strings.Contains(r.stdout, "report: "+page) {
@@ -153,6 +153,11 @@ func TestHTMLReport(t *testing.T) {
 	}
 	if states[pipeline.StateInvalid] > 0 && !strings.Contains(dom, `id="problems"`) {
 		t.Error("the page lists no problems; the ledger has invalid orders")
+	}
+	// `run --report` writes the same page at the end of the run.
+	runPage := readFile(t, w.path("run-report.html"))
+	if strings.Count(runPage, `<svg class="chart"`) != 3 || !strings.Contains(runPage, `<b>`+itoa(states[pipeline.StateAccepted])+`</b>accepted</div>`) {
+		t.Errorf("run --report: not the report of the run's ledger:\n%s", clip(runPage, 2000))
 	}
 
 	shot := filepath.Join(repoRoot, "out", "report.png")
