@@ -55,7 +55,7 @@ $(STATICCHECK):
 $(PUSHGATEWAY): tools/go.mod tools/go.sum
 	cd tools && GOBIN=$(TOOLS) CGO_ENABLED=0 $(GO) install github.com/prometheus/pushgateway
 
-tools: $(VERSITYGW) $(STATICCHECK) $(PUSHGATEWAY) ## install the test and lint tools into .tools/bin
+tools: $(VERSITYGW) $(STATICCHECK) $(PUSHGATEWAY) $(CYCLONEDX) ## install the test, lint and release tools into .tools/bin
 
 test: $(VERSITYGW) $(PUSHGATEWAY) ## all tests, with a real S3-compatible server and Pushgateway on loopback, and short fuzzing
 	VERSITYGW=$(VERSITYGW) PUSHGATEWAY=$(PUSHGATEWAY) $(GO) test -count=1 -timeout 15m ./...

@@ -67,6 +67,9 @@ func parseRunArgs(t *testing.T, where string, args []string) *runFlagsView {
 	v.metricsFile, _ = cmd.Flags().GetString("metrics-file")
 	v.metricsPush, _ = cmd.Flags().GetString("metrics-push")
 	v.deadline, _ = cmd.Flags().GetString("deadline")
+	if err := checkPushURL(v.metricsPush); err != nil {
+		t.Errorf("%s: %v", where, err)
+	}
 	return v
 }
 
