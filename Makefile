@@ -8,6 +8,8 @@ VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 
 LDFLAGS     := -s -w -X main.version=$(VERSION)
 VERSITYGW   := $(TOOLS)/versitygw
 STATICCHECK := $(TOOLS)/staticcheck
+PUSHGATEWAY := $(TOOLS)/pushgateway
+CYCLONEDX   := $(TOOLS)/cyclonedx-gomod
 FUZZTIME    ?= 3000x
 export CGO_ENABLED ?= 0
 
@@ -36,6 +38,10 @@ run: build ## the main job on the bundled sample export, against the built-in AP
 	@echo
 	@echo "== what needs a human: convpipe ledger export --ledger out/demo/ledger.db --state invalid"
 	@$(BIN) ledger export --ledger out/demo/ledger.db --state invalid
+	@echo
+	@echo "== the report to look at: convpipe report --ledger out/demo/ledger.db --config configs/sample.yaml --out out/demo/report.html"
+	@$(BIN) report --ledger out/demo/ledger.db --config configs/sample.yaml --out out/demo/report.html
+	@echo "open $(CURDIR)/out/demo/report.html"
 
 $(VERSITYGW):
 	@echo "installing versitygw (S3-compatible test server) into .tools/bin: about 1.5 minutes, once"
@@ -54,10 +60,15 @@ postgresql: ## install PostgreSQL (Debian package postgresql) for the ledger's t
 	  else sudo apt-get update && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql; fi; \
 	fi
 
-tools: $(VERSITYGW) $(STATICCHECK) ## install the test and lint tools into .tools/bin
+# The Pushgateway that the metrics tests push to, pinned in tools/go.mod
+# (see tools/tools.go for why it is not `go install ...@v1.11.0`).
+$(PUSHGATEWAY): tools/go.mod tools/go.sum
+	cd tools && GOBIN=$(TOOLS) CGO_ENABLED=0 $(GO) install github.com/prometheus/pushgateway
 
-test: $(VERSITYGW) postgresql ## all tests, with a real S3-compatible server and a real PostgreSQL on loopback, and short fuzzing
-	VERSITYGW=$(VERSITYGW) $(GO) test -count=1 -timeout 15m ./...
+tools: $(VERSITYGW) $(STATICCHECK) $(PUSHGATEWAY) $(CYCLONEDX) ## install the test, lint and release tools into .tools/bin
+
+test: $(VERSITYGW) $(PUSHGATEWAY) postgresql ## all tests, with a real S3-compatible server, PostgreSQL and Pushgateway on loopback, and short fuzzing
+	VERSITYGW=$(VERSITYGW) PUSHGATEWAY=$(PUSHGATEWAY) $(GO) test -count=1 -timeout 15m ./...
 	@$(MAKE) --no-print-directory fuzz-short
 
 # Each fuzz target runs for FUZZTIME: a count of inputs (3000x), not a
@@ -87,6 +98,47 @@ reliability: ## the built binary under SIGKILLs, fault storms, bad input, storag
 bench: build ## measure throughput, memory, quota use, rerun, ledger and reconcile cost beside their floors; writes docs/benchmarks.md (about 10 minutes)
 	$(GO) build -o bin/convpipe-bench ./cmd/convpipe-bench
 	GO=$(GO) bin/convpipe-bench -convpipe $(BIN) -out docs/benchmarks.md
+
+# The container image, without a Docker daemon (cmd/convpipe-image, with
+# go-containerregistry): scratch, the static binary, this machine's CA
+# bundle, user 65532, the version labels; an OCI archive under out/.
+IMAGE       := out/convpipe-image.tar
+.PHONY: image
+image: build ## the container image as an OCI archive, out/convpipe-image.tar (no Docker needed; the Dockerfile builds the same)
+	$(GO) build -o bin/convpipe-image ./cmd/convpipe-image
+	bin/convpipe-image -binary $(BIN) -version $(VERSION) -revision "$$(git rev-parse HEAD 2>/dev/null)" \
+	  -created "$$(git log -1 --format=%ct 2>/dev/null || echo 0)" -out $(IMAGE)
+
+$(CYCLONEDX): tools/cyclonedx/go.mod tools/cyclonedx/go.sum
+	cd tools/cyclonedx && GOBIN=$(TOOLS) CGO_ENABLED=0 $(GO) install github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod
+
+# Release archives: one tar.gz per platform (the binary and the README),
+# reproducible (sorted, owned by 0, dated at the commit), each with a
+# CycloneDX SBOM of the modules built into its binary (cyclonedx-gomod
+# bin: from the binary's build info, so it needs no git), and their
+# SHA-256 sums. The version is
+# `git describe --tags`: tag a commit (v1.2.3) to release it. The target
+# checks its own output: the sums, and the archive of this machine's
+# platform runs `--version`.
+DIST_PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
+DIST           := out/dist
+SOURCE_EPOCH   := $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+.PHONY: dist
+dist: $(CYCLONEDX) ## release archives for linux/darwin x amd64/arm64 with SBOMs and SHA256SUMS, into out/dist
+	@rm -rf $(DIST) && mkdir -p $(DIST)
+	@set -e; for p in $(DIST_PLATFORMS); do \
+	  os=$${p%/*}; arch=$${p#*/}; name=convpipe_$(VERSION)_$${os}_$${arch}; \
+	  echo "build $$name"; mkdir -p $(DIST)/$$name; \
+	  GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/$$name/convpipe ./cmd/convpipe; \
+	  $(CYCLONEDX) bin -json -version $(VERSION) -output $(DIST)/$$name.cdx.json $(DIST)/$$name/convpipe 2>/dev/null; \
+	  cp README.md $(DIST)/$$name/; \
+	  tar -C $(DIST) --sort=name --mtime=@$(SOURCE_EPOCH) --owner=0 --group=0 --numeric-owner -cf - $$name | gzip -n9 > $(DIST)/$$name.tar.gz; \
+	  rm -rf $(DIST)/$$name; \
+	done
+	cd $(DIST) && sha256sum *.tar.gz *.cdx.json > SHA256SUMS && sha256sum -c --quiet SHA256SUMS
+	@self=convpipe_$(VERSION)_$$($(GO) env GOOS)_$$($(GO) env GOARCH); t=$$(mktemp -d); \
+	  tar -C $$t -xzf $(DIST)/$$self.tar.gz && $$t/$$self/convpipe --version | grep -F -- '$(VERSION)'; rm -rf $$t
+	@ls -l $(DIST)
 
 .PHONY: profile
 profile: ## CPU profiles of the dry run over 1M generated CSV rows, into out/bench/profile, and their top

@@ -39,6 +39,9 @@ type runFlags struct {
 	retryRejected bool
 	summaryJSON   string
 	metricsFile   string
+	metricsPush   string
+	metricsAcct   string
+	report        string
 	progress      string
 	simulate      bool
 }
@@ -64,6 +67,9 @@ object (see run.allow_empty); 4 another run holds the ledger's lock.`,
 		Example: `  # nightly, from cron: stop by 06:00, leave figures for node_exporter
   convpipe run --config /etc/convpipe.yaml --deadline 06:00 --metrics-file /var/lib/node_exporter/convpipe.prom
 
+  # in Kubernetes: report to a Pushgateway
+  convpipe run --config /etc/convpipe/convpipe.yaml --max-duration 7h --metrics-push http://pushgateway:9091
+
   # backfill one quarter, resumable
   convpipe run --config backfill.yaml --since 2024-01-01 --until 2024-03-31
 
@@ -87,6 +93,9 @@ object (see run.allow_empty); 4 another run holds the ledger's lock.`,
 	fs.BoolVar(&f.retryRejected, "retry-rejected", false, "send again conversions the API rejected, even if unchanged")
 	fs.StringVar(&f.summaryJSON, "summary-json", "", "write the summary as JSON to this file")
 	fs.StringVar(&f.metricsFile, "metrics-file", "", "write the summary as a Prometheus textfile (node_exporter) to this file")
+	fs.StringVar(&f.metricsPush, "metrics-push", "", "push the summary's metrics to the Pushgateway at this URL, grouped by job=\"convpipe\" and account; a failed push exits 3")
+	fs.StringVar(&f.metricsAcct, "metrics-account", "", "the account label of --metrics-push (default: sid- and a hash of the account SID, which is not stored)")
+	fs.StringVar(&f.report, "report", "", "write the HTML report of the ledger's last 30 days to this file (as `convpipe report --out`)")
 	fs.StringVar(&f.progress, "progress", "", "progress display: auto, bar, log or off (overrides run.progress)")
 	fs.BoolVar(&f.simulate, "simulate", false, "send to a built-in impact.com API simulator on loopback instead of the real API (no credentials needed); for trying a configuration")
 	return cmd
@@ -214,6 +223,9 @@ func (j *runJob) load() error {
 	if f.progress != "" {
 		cfg.Run.Progress = f.progress
 		cfg.setByFlag("run.progress", "--progress")
+	}
+	if err := checkPushURL(f.metricsPush); err != nil {
+		return configError{err}
 	}
 	if f.simulate && f.dryRun {
 		return configError{errors.New("--simulate and --dry-run: choose one")}
@@ -412,15 +424,28 @@ func (j *runJob) finish(summary pipeline.Summary, runErr error) error {
 		}
 	}
 	v := judge(summary, runErr, notes)
-	printSummary(j.summaryOut(), summary, notes, v)
 	code := runExitCode(runErr, &summary, v)
+	if f.metricsPush != "" {
+		// Pushed before the summary is printed, which says if it failed.
+		if err := pushMetrics(context.WithoutCancel(j.ctx), f.metricsPush, j.metricsAccount(), runMetrics(summary, time.Now(), code)); err != nil {
+			log.Error("cannot push the metrics", "err", err)
+			v.attention = append(v.attention, fmt.Sprintf("the metrics could not be pushed (%v): the Pushgateway still shows an earlier run", err))
+			code = runExitCode(runErr, &summary, v)
+		}
+	}
+	printSummary(j.summaryOut(), summary, notes, v)
 	if f.summaryJSON != "" {
 		if err := writeJSONFile(f.summaryJSON, summary); err != nil {
 			log.Error("cannot write --summary-json", "err", err)
 		}
 	}
+	if f.report != "" && !f.dryRun {
+		if err := j.writeReport(context.WithoutCancel(j.ctx)); err != nil {
+			log.Error("cannot write --report", "err", err)
+		}
+	}
 	if f.metricsFile != "" {
-		if err := writeFileAtomic(f.metricsFile, bytesWriter([]byte(metricsText(summary, time.Now(), code)))); err != nil {
+		if err := writeMetricsFile(f.metricsFile, runMetrics(summary, time.Now(), code)); err != nil {
 			log.Error("cannot write --metrics-file", "err", err)
 		}
 	}
@@ -431,6 +456,35 @@ func (j *runJob) finish(summary pipeline.Summary, runErr error) error {
 		return &codeError{code: code}
 	}
 	return nil
+}
+
+// writeReport writes --report: the HTML report of the ledger's last 30
+// days, this run included.
+func (j *runJob) writeReport(ctx context.Context) error {
+	since, until, err := reportPeriod("", "", time.Now())
+	if err != nil {
+		return err
+	}
+	entries, runs, err := readLedger(ctx, j.led)
+	if err != nil {
+		return err
+	}
+	var perHour float64
+	if r, err := sinks.ParseRate(j.cfg.Sink.Rate); err == nil {
+		perHour = float64(r) * 3600
+	}
+	d := buildReport(entries, runs, since, until, perHour)
+	d.Title, d.Generated = "convpipe: "+j.led.Name(), time.Now()
+	return writeFileAtomic(j.f.report, func(w io.Writer) error { return writeHTMLReport(w, d) })
+}
+
+// metricsAccount is the account label of the pushed metrics:
+// --metrics-account, else accountLabel of the account SID.
+func (j *runJob) metricsAccount() string {
+	if j.f.metricsAcct != "" {
+		return j.f.metricsAcct
+	}
+	return accountLabel(j.account)
 }
 
 // summaryOut is where the human summary goes: standard output, unless a

@@ -11,7 +11,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
@@ -302,42 +301,6 @@ func createTemp(path string, perm os.FileMode) (*os.File, error) {
 		}
 	}
 	return nil, fmt.Errorf("%s: cannot create a temporary file beside it", path)
-}
-
-// metricsText renders the summary in Prometheus text format, for the
-// node_exporter textfile collector.
-func metricsText(s pipeline.Summary, finished time.Time, code int) string {
-	var b strings.Builder
-	gauge := func(name, help string, v any, labels string) {
-		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s gauge\n%s%s %v\n", name, help, name, name, labels, v)
-	}
-	t := s.Total
-	gauge("convpipe_last_run_timestamp_seconds", "When the last run finished (Unix time).", finished.Unix(), "")
-	gauge("convpipe_last_run_duration_seconds", "How long the last run took.", fmt.Sprintf("%.3f", s.Seconds), "")
-	gauge("convpipe_last_run_exit_code", "Exit code of the last run.", code, "")
-	stopped := 0
-	if s.Stopped != "" {
-		stopped = 1
-	}
-	gauge("convpipe_last_run_stopped_early", "1 when the last run stopped before the end (deadline, signal, fatal error).", stopped, "")
-	gauge("convpipe_last_run_file_errors", "Objects the last run could not read.", s.FileErrors, "")
-	fmt.Fprintf(&b, "# HELP convpipe_last_run_orders Orders of the last run by outcome.\n# TYPE convpipe_last_run_orders gauge\n")
-	outcomes := map[string]int64{
-		"grouped": t.Orders, "to_send": t.ToSend, "already_sent": t.AlreadySent, "invalid": t.Invalid, "skipped": t.Skipped,
-		"accepted": t.Accepted, "rejected": t.Rejected, "failed": t.Failed, "changed": t.Changed, "unsent": t.Unsent,
-	}
-	keys := make([]string, 0, len(outcomes))
-	for k := range outcomes {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		fmt.Fprintf(&b, "convpipe_last_run_orders{outcome=%q} %d\n", k, outcomes[k])
-	}
-	gauge("convpipe_last_run_rows", "Rows read by the last run.", t.Rows, "")
-	gauge("convpipe_last_run_row_errors", "Malformed rows in the last run.", t.RowErrors, "")
-	gauge("convpipe_last_run_requests", "HTTP requests made by the last run.", t.Requests, "")
-	return b.String()
 }
 
 // plural returns one when n is 1, else many.
