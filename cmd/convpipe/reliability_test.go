@@ -22,12 +22,15 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"convpipe/pipeline"
 	"convpipe/sim"
@@ -714,7 +717,8 @@ func TestSecretsAndPersonalData(t *testing.T) {
 
 	// --help of every command, with the secrets in the environment.
 	w.env = childEnv(append(sinkEnv(testSID, testToken), "AWS_SECRET_ACCESS_KEY="+literal)...)
-	for _, c := range [][]string{{}, {"run"}, {"validate"}, {"plan"}, {"ledger"}, {"ledger", "export"}, {"ledger", "show"}, {"ledger", "runs"}, {"sim"}} {
+	commands := allCommands(newRootCmd(), nil)
+	for _, c := range commands {
 		r := keep(w.exec(append(c, "--help")...))
 		if r.code != 0 || !strings.Contains(r.stdout, "Usage:") {
 			t.Errorf("convpipe %v --help:\n%s", c, r)
@@ -809,8 +813,22 @@ func TestSecretsAndPersonalData(t *testing.T) {
 	if checked == 0 {
 		t.Error("no conversion reached the simulator")
 	}
-	note(t, "3 secrets (token, a wrong token, a token written in the config) and %d plain addresses (also in wrong columns, upper case, with spaces, in malformed rows) searched in %d outputs and files (%.1f MB: stdout, stderr text and JSON at debug level, --help of 9 commands, ledger, WAL after SIGKILL, lock, results, summaries, metrics, dry-run payloads): none found; %d conversions at the simulator carry the SHA-1 of the address",
-		len(addrs)/2, len(files), float64(searched)/1e6, checked)
+	note(t, "3 secrets (token, a wrong token, a token written in the config) and %d plain addresses (also in wrong columns, upper case, with spaces, in malformed rows) searched in %d outputs and files (%.1f MB: stdout, stderr text and JSON at debug level, --help of %d commands, ledger, WAL after SIGKILL, lock, results, summaries, metrics, dry-run payloads): none found; %d conversions at the simulator carry the SHA-1 of the address",
+		len(addrs)/2, len(files), float64(searched)/1e6, len(commands), checked)
+}
+
+// allCommands lists the path below the root of cmd and of every command
+// under it (the root itself as an empty path), so that a test of every
+// command's --help covers the commands added later too.
+func allCommands(cmd *cobra.Command, path []string) [][]string {
+	out := [][]string{path}
+	for _, c := range cmd.Commands() {
+		if c.Hidden || c.Name() == "help" || c.Name() == "completion" {
+			continue
+		}
+		out = append(out, allCommands(c, append(slices.Clip(path), c.Name()))...)
+	}
+	return out
 }
 
 func readFileBytes(p string) []byte {
