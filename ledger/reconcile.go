@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
-	"time"
 
 	"convpipe/pipeline"
 )
@@ -228,11 +227,7 @@ func (l *Ledger) ReconcileHistory(ctx context.Context, key pipeline.Key) ([]pipe
 
 // Problem is what the ledger holds open in one state that needs a human:
 // how many entries, and the first write of the oldest.
-type Problem struct {
-	State  pipeline.State `json:"state"`
-	Count  int64          `json:"count"`
-	Oldest time.Time      `json:"oldest"`
-}
+type Problem = pipeline.OpenProblem
 
 // ProblemStates are the states of entries that stay open problems until
 // a human acts: orders that could not be sent as they are, or that impact
@@ -276,4 +271,42 @@ func (l *Ledger) Problems(ctx context.Context) ([]Problem, error) {
 		return nil, fmt.Errorf("ledger %s: problems: %w", l.name, sqlError(err))
 	}
 	return out, nil
+}
+
+// ReconciledText says in one line what a reconciliation learned, empty
+// for none: "tracked: action A PENDING, 39.80 EUR, locks 2026-12-21",
+// "not tracked: CONTRACT_NOT_FOUND (Contract Error): no partner ...", or
+// the note of an outcome not known.
+func ReconciledText(r *pipeline.Reconciliation) string {
+	if r == nil {
+		return ""
+	}
+	var b strings.Builder
+	switch r.Verdict {
+	case "tracked":
+		b.WriteString("tracked")
+		if r.ActionID != "" {
+			fmt.Fprintf(&b, ": action %s %s", r.ActionID, r.ActionState)
+			if r.Amount != "" {
+				fmt.Fprintf(&b, ", %s %s", r.Amount, r.Currency)
+			}
+			if !r.LockingDate.IsZero() {
+				fmt.Fprintf(&b, ", locks %s", r.LockingDate.Format("2006-01-02"))
+			}
+		}
+	case "not_tracked":
+		fmt.Fprintf(&b, "not tracked: %s", r.ErrorReason)
+		if r.ErrorType != "" {
+			fmt.Fprintf(&b, " (%s)", r.ErrorType)
+		}
+		if r.Meaning != "" {
+			b.WriteString(": " + r.Meaning)
+		}
+	default:
+		b.WriteString("unknown")
+	}
+	if r.Note != "" {
+		b.WriteString("; " + r.Note)
+	}
+	return b.String()
 }

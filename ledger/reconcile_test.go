@@ -125,7 +125,8 @@ func testProblems(t *testing.T, b backend) {
 	if err := l.PutAll(t.Context(), es); err != nil {
 		t.Fatal(err)
 	}
-	want := []Problem{{pipeline.StateInvalid, 2, day(3)}, {pipeline.StateNotTracked, 1, day(9)}, {pipeline.StateRejected, 1, day(7)}}
+	want := []Problem{{State: pipeline.StateInvalid, Count: 2, Oldest: day(3)}, {State: pipeline.StateNotTracked, Count: 1, Oldest: day(9)},
+		{State: pipeline.StateRejected, Count: 1, Oldest: day(7)}}
 	if p, err := l.Problems(t.Context()); err != nil || !reflect.DeepEqual(p, want) {
 		t.Errorf("Problems() = %+v, %v; want %+v", p, err, want)
 	}

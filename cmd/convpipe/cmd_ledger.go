@@ -160,7 +160,7 @@ func newLedgerExportCmd(lf *ledgerFlags) *cobra.Command {
 func runLedgerExport(cmd *cobra.Command, lf *ledgerFlags, f *ledgerExportFlags) error {
 	filter := pipeline.Filter{State: pipeline.State(f.state), RunID: f.runID}
 	if f.state != "" && !validState(filter.State) {
-		return configError{fmt.Errorf("--state %q: one of pending, accepted, rejected, failed, invalid, skipped, changed", f.state)}
+		return configError{fmt.Errorf("--state %q: one of pending, accepted, rejected, failed, invalid, skipped, changed, tracked, not_tracked", f.state)}
 	}
 	l, err := lf.open(cmd)
 	if err != nil {
@@ -213,7 +213,11 @@ func runLedgerShow(cmd *cobra.Command, lf *ledgerFlags, arg string) error {
 	}
 	out := cmd.OutOrStdout()
 	for _, e := range es {
-		b, err := json.MarshalIndent(e, "", "  ")
+		shown, err := withHistory(cmd.Context(), l, e)
+		if err != nil {
+			return err
+		}
+		b, err := json.MarshalIndent(shown, "", "  ")
 		if err != nil {
 			return err
 		}
@@ -291,7 +295,7 @@ func runLine(r pipeline.RunInfo) string {
 func validState(s pipeline.State) bool {
 	switch s {
 	case pipeline.StatePending, pipeline.StateAccepted, pipeline.StateRejected, pipeline.StateFailed,
-		pipeline.StateInvalid, pipeline.StateSkipped, pipeline.StateChanged:
+		pipeline.StateInvalid, pipeline.StateSkipped, pipeline.StateChanged, pipeline.StateTracked, pipeline.StateNotTracked:
 		return true
 	}
 	return false
