@@ -278,6 +278,7 @@ func (r reconciler) count(rs *pipeline.ReconcileSummary, e pipeline.Entry, res r
 		r.log.Warn("not tracked by impact", "key", e.Key.String(), "error_type", res.ErrorType, "error_reason", res.ErrorReason, "meaning", res.Meaning)
 	default:
 		rs.Unknown++
+		r.log.Debug("reconcile: outcome not known", "key", e.Key.String(), "note", res.Note)
 		if res.Final {
 			rs.Expired++
 			r.log.Warn("reconcile: the outcome can no longer be learned", "key", e.Key.String(), "accepted", e.AcceptedAt.Format(time.RFC3339), "note", res.Note)

@@ -1,0 +1,202 @@
+package main
+
+import (
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"convpipe/pipeline"
+	"convpipe/sim"
+	"convpipe/sinks"
+)
+
+// getsAt counts the GET requests the simulator saw (the reads of
+// reconciling: listings and lookups).
+func getsAt(s *sim.Server) int {
+	n := 0
+	for _, r := range s.Requests() {
+		if r.Method == http.MethodGet {
+			n++
+		}
+	}
+	return n
+}
+
+// TestReconcileOutcomes (issue 14, point 6): about 5,000 orders (5,800
+// generated, the cancelled ones left out) over real HTTP,
+// 3% failing impact's processing at random, 1% whose OrderId impact
+// already had from another integration (answered QUEUED, then
+// CONV_DUPLICATE) and three ambiguous sends convpipe retried (its own
+// duplicates). The run's own reconcile finds nothing settled; once the
+// simulator's clock has moved on, `convpipe reconcile` ends with every
+// order tracked or not tracked, none unknown, each not-tracked one with
+// the reason of its submission record, in at most 25 requests plus one
+// per conversion not tracked. A night with nothing new then exits 0 and
+// still shows, and exports as gauges, what is open.
+func TestReconcileOutcomes(t *testing.T) {
+	w := newWorkspace(t, simOpts{cfg: sim.Config{CompleteAfter: 10 * time.Minute, Seed: 14,
+		Processing: sim.Processing{ErrorRate: 0.03}}}, cfgOpts{Rate: "5000/s", Workers: 8})
+	start := time.Now().UTC().AddDate(0, 0, -30).Format(time.DateOnly)
+	want := expectCSV(t, w.gen("in/orders.csv", "-orders", "5800", "-seed", "14", "-start", start))
+	alien := preSubmitAliens(t, w, want)
+	w.sim.DropNext(3, true) // three sends recorded, their answers lost
+
+	sum := filepath.Join(w.dir, "run.json")
+	r := w.run("--summary-json", sum)
+	if r.code != exitOK && r.code != exitAttention {
+		t.Fatalf("run: %s", r)
+	}
+	if s := readSummary(t, sum); s.Reconcile == nil || s.Reconcile.Requests != 0 || s.Reconcile.Considered != int64(len(want.valid)) || s.Reconcile.Unknown != s.Reconcile.Considered {
+		t.Fatalf("the run's reconcile, before anything settled: %+v", s.Reconcile)
+	}
+	if n := getsAt(w.sim); n != 0 {
+		t.Fatalf("the run's reconcile made %d requests before anything settled", n)
+	}
+
+	// impact processes the submissions; on convpipe's side, the settle
+	// time is then only a nanosecond.
+	w.sim.Advance(2 * time.Hour)
+	before := getsAt(w.sim)
+	sum = filepath.Join(w.dir, "reconcile.json")
+	prom := filepath.Join(w.dir, "reconcile.prom")
+	rr := w.exec("reconcile", "--config", w.config, "--settle", "1ns", "--summary-json", sum, "--metrics-file", prom)
+	requests := getsAt(w.sim) - before
+	if rr.code != exitAttention {
+		t.Fatalf("reconcile: want exit 3 (conversions not tracked)\n%s", rr)
+	}
+	rs := readSummary(t, sum).Reconcile
+	notTracked := checkReconciled(t, w, want, alien)
+	if rs == nil || rs.Tracked+rs.NotTracked != int64(len(want.valid)) || rs.Unknown != 0 || rs.NotTracked != int64(notTracked) || rs.Requests != int64(requests) {
+		t.Fatalf("summary %+v; the ledger has %d not tracked, the simulator saw %d requests", rs, notTracked, requests)
+	}
+	if budget := 25 + notTracked; requests > budget {
+		t.Errorf("reconciling %d conversions took %d requests, over the budget of %d (25 and one per conversion not tracked)", len(want.valid), requests, budget)
+	}
+	if !strings.Contains(rr.stdout, "not tracked") || !strings.Contains(rr.stdout, "CONV_DUPLICATE") {
+		t.Errorf("the summary names no conversion not tracked with its reason:\n%s", rr.stdout)
+	}
+	checkGauge(t, prom, `convpipe_last_run_reconciled{verdict="not_tracked"}`, notTracked)
+	checkGauge(t, prom, `convpipe_last_run_reconciled{verdict="unknown"}`, 0)
+	t.Logf("%d orders: %d tracked, %d not tracked (%d from another integration), in %d requests (%d listing pages, %d lookups) against %d for one lookup each",
+		len(want.valid), rs.Tracked, rs.NotTracked, len(alien), requests, rs.ListRequests, rs.Lookups, len(want.valid))
+
+	// A night with nothing new: exit 0, the open problems shown and
+	// exported.
+	prom = filepath.Join(w.dir, "night.prom")
+	night := w.run("--metrics-file", prom)
+	if night.code != exitOK {
+		t.Fatalf("a night with nothing new: want exit 0\n%s", night)
+	}
+	if !regexp.MustCompile(`open +in the ledger.*\b` + strconv.Itoa(notTracked) + ` not_tracked since \d{4}-\d\d-\d\d`).MatchString(night.stdout) ||
+		!strings.Contains(night.stdout, "--state not_tracked") {
+		t.Errorf("the night's summary does not show what is open:\n%s", night.stdout)
+	}
+	checkGauge(t, prom, `convpipe_open_problems{state="not_tracked"}`, notTracked)
+	checkGauge(t, prom, `convpipe_open_problems{state="rejected"}`, 0)
+	if !strings.Contains(readFile(t, prom), `convpipe_open_problem_oldest_timestamp_seconds{state="not_tracked"}`) {
+		t.Errorf("no oldest-problem gauge for not_tracked:\n%s", readFile(t, prom))
+	}
+}
+
+// preSubmitAliens records at the simulator, as another integration would
+// have, every 100th valid order's OrderId in another campaign, and
+// returns those OrderIds.
+func preSubmitAliens(t *testing.T, w *workspace, want orders) map[string]bool {
+	t.Helper()
+	ids := make([]string, 0, len(want.valid))
+	for id := range want.valid {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	alien := map[string]bool{}
+	for i := 0; i < len(ids); i += 100 {
+		v := url.Values{"EventTypeId": {"12345"}, "CampaignId": {"2000"}, "OrderId": {ids[i]}, "ClickId": {"other-" + ids[i]},
+			"EventDate": {time.Now().UTC().AddDate(0, 0, -3).Format(time.RFC3339)}, "CurrencyCode": {"EUR"}, "OrderSubTotalPostDiscount": {"10.00"}}
+		if _, err := w.sim.Submit(v); err != nil {
+			t.Fatal(err)
+		}
+		alien[ids[i]] = true
+	}
+	w.sim.Advance(time.Hour) // processed before our sends
+	return alien
+}
+
+// checkReconciled checks every order's entry: tracked (with an action,
+// or a note saying why none is known) or not tracked with the reason its
+// submission record gives, read again here; an order whose OrderId
+// impact had from another integration is not tracked as CONV_DUPLICATE
+// unless that other one failed. It returns the count not tracked.
+func checkReconciled(t *testing.T, w *workspace, want orders, alien map[string]bool) int {
+	t.Helper()
+	cfg := sinks.Config{BaseURL: w.url, Rate: "100000/s", Burst: 50, Workers: 4, MaxAttempts: 3,
+		BackoffInitial: 5 * time.Millisecond, BackoffMax: 50 * time.Millisecond, RequestTimeout: 5 * time.Second}
+	rd, err := sinks.NewWithCredentials(cfg, sinks.Credentials{AccountSID: testSID, AuthToken: testToken}, "test", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	notTracked, dups, seen := 0, 0, 0
+	for _, e := range w.export() {
+		if !want.valid[e.Key.OrderID] {
+			continue
+		}
+		seen++
+		r := e.Reconciled
+		switch {
+		case r == nil:
+			t.Errorf("%s: %s, never reconciled", e.Key, e.State)
+		case e.State == pipeline.StateTracked:
+			if r.ActionID == "" && r.Note == "" {
+				t.Errorf("%s: tracked without an action or a note: %+v", e.Key, r)
+			}
+		case e.State == pipeline.StateNotTracked:
+			notTracked++
+			sub, err := rd.LookupSubmission(t.Context(), e.QueuedURI)
+			if err != nil || sub.ErrorReason != r.ErrorReason || r.ErrorReason == "" || r.Meaning == "" || strings.Contains(r.Meaning, "not in convpipe's table") {
+				t.Errorf("%s: not tracked as %+v; its submission says %+v (%v)", e.Key, r, sub, err)
+			}
+			if r.ErrorReason == "CONV_DUPLICATE" {
+				dups++
+				if !alien[e.Key.OrderID] {
+					t.Errorf("%s: CONV_DUPLICATE, but no other integration sent it", e.Key)
+				}
+			}
+		default:
+			t.Errorf("%s: %s after reconciling: %+v", e.Key, e.State, r)
+		}
+	}
+	if seen != len(want.valid) {
+		t.Errorf("%d of the %d valid orders in the ledger", seen, len(want.valid))
+	}
+	// About 3% of the others fail their processing, and so do not make
+	// their OrderId a duplicate.
+	if dups < len(alien)*9/10 || dups > len(alien) || notTracked < len(want.valid)*2/100 {
+		t.Errorf("%d not tracked, %d as CONV_DUPLICATE of the %d sent by another integration", notTracked, dups, len(alien))
+	}
+	return notTracked
+}
+
+// checkGauge checks that the metrics file at path has the sample name
+// (with its labels) at value.
+func checkGauge(t *testing.T, path, name string, value int) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := name + " " + strconv.Itoa(value)
+	for _, l := range strings.Split(string(b), "\n") {
+		if l == line {
+			return
+		}
+	}
+	t.Errorf("%s: no line %q:\n%s", path, line, b)
+}
