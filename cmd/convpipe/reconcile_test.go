@@ -95,7 +95,7 @@ func TestReconcileOutcomes(t *testing.T) {
 	if night.code != exitOK {
 		t.Fatalf("a night with nothing new: want exit 0\n%s", night)
 	}
-	if !regexp.MustCompile(`open +in the ledger.*\b` + strconv.Itoa(notTracked) + ` not_tracked since \d{4}-\d\d-\d\d`).MatchString(night.stdout) ||
+	if !regexp.MustCompile(`open +in the ledger.*\b`+strconv.Itoa(notTracked)+` not_tracked since \d{4}-\d\d-\d\d`).MatchString(night.stdout) ||
 		!strings.Contains(night.stdout, "--state not_tracked") {
 		t.Errorf("the night's summary does not show what is open:\n%s", night.stdout)
 	}
