@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -199,4 +200,58 @@ func checkGauge(t *testing.T, path, name string, value int) {
 		}
 	}
 	t.Errorf("%s: no line %q:\n%s", path, line, b)
+}
+
+// TestRunReconcilesWithLeftoverQuota: the reconcile step at the end of a
+// run takes only what sending left of the quota window: the rest of it,
+// or nothing (and says so) when sending used it all.
+func TestRunReconcilesWithLeftoverQuota(t *testing.T) {
+	// The simulator's quota windows are whole hours: keep the run inside
+	// one.
+	if left := time.Until(time.Now().Truncate(time.Hour).Add(time.Hour)); left < 30*time.Second {
+		time.Sleep(left + time.Second)
+	}
+	for _, tt := range []struct {
+		name  string
+		extra int // the quota beyond the orders to send
+	}{{"quota left", 5}, {"quota spent", 0}} {
+		t.Run(tt.name, func(t *testing.T) {
+			probe := t.TempDir()
+			p := filepath.Join(probe, "o.csv")
+			cmd := exec.Command(genPath, "-orders", "24", "-seed", "3", "-start", genStart, "-out", p)
+			if b, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("gen: %v\n%s", err, b)
+			}
+			valid := len(expectCSV(t, p).valid)
+			tt := struct {
+				quota  int
+				budget int64
+			}{valid + tt.extra, int64(tt.extra)}
+			w := newWorkspace(t, simOpts{cfg: sim.Config{Quota: tt.quota, Window: time.Hour, CompleteAfter: -1}},
+				cfgOpts{RunExtra: "reconcile:\n  settle: 1ns\n"})
+			w.gen("in/orders.csv", "-orders", "24", "-seed", "3")
+			sum := filepath.Join(w.dir, "run.json")
+			r := w.run("--summary-json", sum)
+			if r.code != exitOK {
+				t.Fatalf("run: %s", r)
+			}
+			s := readSummary(t, sum)
+			rs, sent := s.Reconcile, posts(w.sim)
+			if rs == nil || s.Total.Accepted != int64(sent) || sent != valid {
+				t.Fatalf("%d sent; reconcile %+v", sent, rs)
+			}
+			if gets := getsAt(w.sim); int64(gets) != rs.Requests || sent+gets > tt.quota || rs.Budget != tt.budget {
+				t.Fatalf("%d sends and %d reads against a quota of %d; reconcile %+v", sent, gets, tt.quota, rs)
+			}
+			if tt.budget == 0 {
+				if rs.NotRun == "" || !strings.Contains(r.stdout, "reconcile not made") {
+					t.Errorf("no reconcile and no word why: %+v\n%s", rs, r.stdout)
+				}
+				return
+			}
+			if rs.Considered != int64(sent) || rs.Tracked != rs.Considered || rs.Requests != 1 {
+				t.Errorf("with quota left: %+v", rs)
+			}
+		})
+	}
 }
