@@ -283,6 +283,9 @@ func runLine(r pipeline.RunInfo) string {
 	if r.Summary != nil {
 		t := r.Summary.Total
 		line += fmt.Sprintf("  accepted %d, rejected %d, failed %d, invalid %d, changed %d", t.Accepted, t.Rejected, t.Failed, t.Invalid, t.Changed)
+		if rs := r.Summary.Reconcile; rs != nil && rs.NotRun == "" {
+			line += fmt.Sprintf("; reconciled: %d tracked, %d not tracked, %d unknown", rs.Tracked, rs.NotTracked, rs.Unknown)
+		}
 		if r.Summary.Stopped != "" {
 			line += "  (stopped: " + r.Summary.Stopped + ")"
 		}
