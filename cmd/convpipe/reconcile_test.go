@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"convpipe/ledger"
 	"convpipe/pipeline"
 	"convpipe/sim"
 	"convpipe/sinks"
@@ -253,5 +254,44 @@ func TestRunReconcilesWithLeftoverQuota(t *testing.T) {
 				t.Errorf("with quota left: %+v", rs)
 			}
 		})
+	}
+}
+
+// TestReconcileWarnsWhenNoLongerLearnable: a conversion accepted more
+// than 90 days ago whose action is not found can no longer be learned
+// (impact keeps submission records 90 days): reconcile warns about it by
+// key, counts it, records it as final, and does not ask again.
+func TestReconcileWarnsWhenNoLongerLearnable(t *testing.T) {
+	w := newWorkspace(t, simOpts{}, cfgOpts{})
+	l, err := ledger.Open(t.Context(), w.path("ledger", "ledger.db"), ledger.Options{Account: testSID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().UTC().AddDate(0, 0, -100)
+	e := pipeline.Entry{Key: pipeline.Key{EventType: "12345", OrderID: "old-1"}, State: pipeline.StateAccepted, PayloadHash: "h",
+		SubmissionID: "SIM99999999", QueuedURI: "/Advertisers/" + testSID + "/APISubmissions/SIM99999999", CampaignID: "1000",
+		EventDate: old.Add(-time.Hour), AcceptedAt: old, RunID: "r0"}
+	if err := l.Put(t.Context(), e); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	sum := filepath.Join(w.dir, "r.json")
+	r := w.exec("reconcile", "--config", w.config, "--summary-json", sum)
+	if r.code != exitOK {
+		t.Fatalf("reconcile: %s", r)
+	}
+	rs := readSummary(t, sum).Reconcile
+	if rs == nil || rs.Expired != 1 || rs.Unknown != 1 || !strings.Contains(r.stderr, "can no longer be learned") ||
+		!strings.Contains(r.stderr, "old-1") || !strings.Contains(r.stdout, "WARNING") {
+		t.Fatalf("summary %+v\n%s", rs, r)
+	}
+	got := w.export()
+	if len(got) != 1 || got[0].Reconciled == nil || !got[0].Reconciled.Final || got[0].State != pipeline.StateAccepted {
+		t.Fatalf("entry after reconciling: %+v", got)
+	}
+	before := getsAt(w.sim)
+	r = w.exec("reconcile", "--config", w.config, "--summary-json", sum)
+	if rs := readSummary(t, sum).Reconcile; r.code != exitOK || rs.Considered != 0 || getsAt(w.sim) != before {
+		t.Errorf("asked again: %+v, %d requests\n%s", rs, getsAt(w.sim)-before, r)
 	}
 }
