@@ -295,3 +295,41 @@ func TestReconcileWarnsWhenNoLongerLearnable(t *testing.T) {
 		t.Errorf("asked again: %+v, %d requests\n%s", rs, getsAt(w.sim)-before, r)
 	}
 }
+
+// TestReconcileBudget: while orders are left to send, the end of a run
+// takes only reconcile.share of the hourly quota (none by default); once
+// all is sent, what the server left, or before it said, the hourly
+// quota; never more than reconcile.max_requests.
+func TestReconcileBudget(t *testing.T) {
+	imp, err := sinks.NewWithCredentials(sinks.Config{BaseURL: "http://127.0.0.1:1", Rate: "1000/h"},
+		sinks.Credentials{AccountSID: testSID, AuthToken: testToken}, "test", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer imp.Close()
+	stopped := pipeline.Summary{Stopped: "deadline reached"}
+	unsent := pipeline.Summary{Total: pipeline.Counts{Unsent: 3}}
+	for _, tt := range []struct {
+		name   string
+		s      pipeline.Summary
+		share  float64
+		max    int
+		budget int
+	}{
+		{"left to send, no share", stopped, 0, 0, 0},
+		{"left to send, a tenth", unsent, 0.1, 0, 100},
+		{"left to send, a tenth, bounded", stopped, 0.1, 40, 40},
+		{"all sent, the window not known", pipeline.Summary{}, 0, 0, 1000},
+		{"all sent, bounded", pipeline.Summary{}, 0, 25, 25},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			j := &runJob{imp: imp}
+			j.cfg.Sink.Rate = "1000/h"
+			j.cfg.Reconcile.Share, j.cfg.Reconcile.MaxRequests = tt.share, tt.max
+			n, why := j.reconcileBudget(tt.s)
+			if n != tt.budget || (n == 0) != (why != "") {
+				t.Errorf("budget %d (%q), want %d", n, why, tt.budget)
+			}
+		})
+	}
+}
