@@ -2,7 +2,6 @@ package ledger
 
 import (
 	"context"
-	"fmt"
 	"strconv"
 	"strings"
 
@@ -113,7 +112,7 @@ func (l *Postgres) PutReconciled(ctx context.Context, es []pipeline.Entry) error
 			}
 		}
 	}
-	return l.write(ctx, "record the reconcile of "+putOp(es)[len("put "):], r)
+	return l.write(ctx, reconciledOp(es), r)
 }
 
 // ReconcileHistory is the SQLite ledger's ReconcileHistory.
@@ -161,7 +160,7 @@ func (l *Postgres) Problems(ctx context.Context) ([]Problem, error) {
 		return p, err
 	})
 	if err != nil {
-		return nil, l.readErr("problems", fmt.Errorf("%w", err))
+		return nil, l.readErr("problems", err)
 	}
 	return out, nil
 }

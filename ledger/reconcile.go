@@ -79,12 +79,18 @@ func allowReconcileStates(ctx context.Context, conn *sql.Conn) error {
 	if err := conn.QueryRowContext(ctx, `PRAGMA schema_version`).Scan(&version); err != nil {
 		return err
 	}
-	for _, q := range []string{`PRAGMA writable_schema = ON`,
-		`UPDATE sqlite_schema SET sql = '` + strings.ReplaceAll(strings.Replace(def, stateCheckV2, stateCheckV3, 1), "'", "''") + `' WHERE type = 'table' AND name = 'conversions'`,
-		fmt.Sprintf(`PRAGMA schema_version = %d`, version+1),
-		`PRAGMA writable_schema = OFF`} {
-		if _, err := conn.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("%s: %w", q[:min(len(q), 40)], err)
+	steps := []struct {
+		q    string
+		args []any
+	}{
+		{`PRAGMA writable_schema = ON`, nil},
+		{`UPDATE sqlite_schema SET sql = ? WHERE type = 'table' AND name = 'conversions'`, []any{strings.Replace(def, stateCheckV2, stateCheckV3, 1)}},
+		{fmt.Sprintf(`PRAGMA schema_version = %d`, version+1), nil},
+		{`PRAGMA writable_schema = OFF`, nil},
+	}
+	for _, st := range steps {
+		if _, err := conn.ExecContext(ctx, st.q, st.args...); err != nil {
+			return fmt.Errorf("%s: %w", st.q, err)
 		}
 	}
 	return nil
@@ -161,6 +167,14 @@ func checkReconciled(ledger string, es []pipeline.Entry) error {
 	return nil
 }
 
+// reconciledOp describes a PutReconciled of es for messages.
+func reconciledOp(es []pipeline.Entry) string {
+	if len(es) > 1 {
+		return fmt.Sprintf("record the reconcile of %d entries (%s, ...)", len(es), es[0].Key)
+	}
+	return "record the reconcile of " + es[0].Key.String()
+}
+
 // PutReconciled writes entries whose Reconciled a reconcile has just set,
 // as PutAll does, and adds each one's reconciliation to its history, in
 // the same transaction.
@@ -175,7 +189,7 @@ func (l *Ledger) PutReconciled(ctx context.Context, es []pipeline.Entry) error {
 	if err != nil {
 		return err
 	}
-	return l.writeThen(ctx, "record the reconcile of "+putOp(es)[len("put "):], func(ctx context.Context) error {
+	return l.writeThen(ctx, reconciledOp(es), func(ctx context.Context) error {
 		for i, e := range es {
 			if _, err := l.putStmt.ExecContext(ctx, putArgs(l.account, e, cols[i])...); err != nil {
 				return fmt.Errorf("%s: %w", e.Key, err)

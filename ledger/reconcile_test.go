@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -215,5 +216,40 @@ func TestOpenTodaysLedger(t *testing.T) {
 	}
 	if got := count(l); got[pipeline.StateTracked] != 14 || got[pipeline.StateAccepted] != 0 {
 		t.Errorf("after reconciling: %v", got)
+	}
+}
+
+// TestStateCheckKeepsOtherColumns: SQLite's step 3 loosens the state
+// CHECK by editing the table's definition, so a column another step
+// added before it stays, with its values.
+func TestStateCheckKeepsOtherColumns(t *testing.T) {
+	place := sqliteBackend.place(t)
+	sqliteBackend.makeV2(t, place)
+	rawSQL(t, place, `ALTER TABLE conversions ADD COLUMN other TEXT NOT NULL DEFAULT 'kept'`)
+	l, err := Open(t.Context(), place, Options{Account: "IR1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := mustGet(t, l, pipeline.Key{EventType: "1", OrderID: "acc"})
+	e.State, e.Reconciled = pipeline.StateTracked, &pipeline.Reconciliation{Verdict: "tracked", At: time.Now().UTC()}
+	if err := l.PutReconciled(t.Context(), []pipeline.Entry{e}); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	db, err := sql.Open("sqlite", place)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	var check string
+	if err := db.QueryRow(`SELECT count(*) FROM conversions WHERE other = 'kept'`).Scan(&n); err != nil || n != 7 {
+		t.Errorf("the other step's column: %d rows keep it, %v", n, err)
+	}
+	if err := db.QueryRow(`PRAGMA integrity_check`).Scan(&check); err != nil || check != "ok" {
+		t.Errorf("integrity_check: %q, %v", check, err)
+	}
+	if _, err := db.Exec(`INSERT INTO conversions (account, event_type, order_id, state, created, updated) VALUES ('IR1', '1', 'bad', 'bogus', 1, 1)`); err == nil {
+		t.Error("the state CHECK is gone: a bogus state was stored")
 	}
 }
