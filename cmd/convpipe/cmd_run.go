@@ -62,10 +62,15 @@ It stops cleanly at --deadline, after --max-duration, or on SIGINT/SIGTERM:
 reading stops, in-flight requests get run.grace to finish, and the summary is
 printed; a second signal aborts in-flight requests. The next run resumes.
 
+At its end, run reconciles (see convpipe reconcile) with the quota sending
+left over; --no-reconcile skips it. The summary shows, beside the run's own
+figures, what the ledger holds open from every run.
+
 Exit codes: 0 all good; 1 fatal error; 2 usage or configuration error;
-3 finished, but some rows or conversions are invalid, rejected, failed or
-changed, the results file could not be written, or the source selected no
-object (see run.allow_empty); 4 another run holds the ledger's lock.`,
+3 finished, but some rows or conversions are invalid, rejected, failed,
+changed or found not tracked, the results file could not be written, or the
+source selected no object (see run.allow_empty); 4 another run holds the
+ledger's lock.`,
 		Example: `  # nightly, from cron: stop by 06:00, leave figures for node_exporter
   convpipe run --config /etc/convpipe.yaml --deadline 06:00 --metrics-file /var/lib/node_exporter/convpipe.prom
 

@@ -42,7 +42,17 @@ func Apply(e pipeline.Entry, r Result, now time.Time, runID string) (pipeline.En
 	prev := e.Reconciled
 	switch r.Verdict {
 	case Unknown:
-		if !r.Final || e.State != pipeline.StateAccepted {
+		switch {
+		case !r.Final:
+			return e, false
+		case e.State == pipeline.StateTracked && prev != nil:
+			// Tracked, and nothing more can be learned (its action was
+			// never listed, its submission is gone): it stays tracked,
+			// and is not asked about again.
+			kept := *prev
+			kept.Note, kept.At, kept.RunID, kept.Final = r.Note, rec.At, runID, true
+			rec = kept
+		case e.State != pipeline.StateAccepted:
 			return e, false
 		}
 	case Tracked:

@@ -33,6 +33,7 @@ func TestApply(t *testing.T) {
 		{"tracked, its action not listed this time", trackedPending, Result{Verdict: Tracked, Note: "n"}, false, pipeline.StateTracked},
 		{"the action approved", trackedPending, Result{Verdict: Tracked, Action: &approved, Final: true}, true, pipeline.StateTracked},
 		{"a tracked one not reached", trackedPending, Result{Verdict: Unknown, Note: "budget"}, false, pipeline.StateTracked},
+		{"a tracked one no longer learnable", trackedPending, Result{Verdict: Unknown, Note: "expired", Final: true}, true, pipeline.StateTracked},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -47,6 +48,13 @@ func TestApply(t *testing.T) {
 				return
 			}
 			rc := got.Reconciled
+			if tt.e.State == pipeline.StateTracked && tt.r.Verdict == Unknown {
+				// What was known stays, final now.
+				if rc == nil || rc.Verdict != "tracked" || rc.ActionID != "A1" || !rc.Final || rc.Note != tt.r.Note || rc.RunID != "r2" {
+					t.Fatalf("reconciliation %+v", rc)
+				}
+				return
+			}
 			if rc == nil || rc.Verdict != string(tt.r.Verdict) || !rc.At.Equal(at) || rc.RunID != "r2" || got.RunID != "r2" || rc.Final != tt.r.Final ||
 				rc.ErrorReason != tt.r.ErrorReason || rc.Note != tt.r.Note {
 				t.Fatalf("reconciliation %+v", rc)
