@@ -289,6 +289,10 @@ func TestReconcileWarnsWhenNoLongerLearnable(t *testing.T) {
 	if len(got) != 1 || got[0].Reconciled == nil || !got[0].Reconciled.Final || got[0].State != pipeline.StateAccepted {
 		t.Fatalf("entry after reconciling: %+v", got)
 	}
+	show := w.exec("ledger", "show", "--ledger", w.ledger, "old-1")
+	if show.code != 0 || !strings.Contains(show.stdout, `"reconcile_history"`) || !strings.Contains(show.stdout, "can no longer be learned") {
+		t.Errorf("ledger show prints no reconcile history:\n%s", show)
+	}
 	before := getsAt(w.sim)
 	r = w.exec("reconcile", "--config", w.config, "--summary-json", sum)
 	if rs := readSummary(t, sum).Reconcile; r.code != exitOK || rs.Considered != 0 || getsAt(w.sim) != before {
