@@ -30,7 +30,7 @@ run: build ## the main job on the bundled sample export, against the built-in AP
 	@echo
 	@echo "== convpipe run: the sample export (samples/export/) to the built-in impact.com API simulator"
 	@$(BIN) run --config configs/sample.yaml --simulate --simulate-campaigns 1000 --rate 20/s --ledger out/demo/ledger.db --summary-json out/demo/summary.json --metrics-file out/demo/convpipe.prom; \
-	  code=$$?; echo "exit code $$code (3: the sample's bad rows need a human; see README, Exit codes)"; [ $$code -le 3 ]
+	  code=$$?; echo "exit code $$code (3: the sample's bad rows and the order impact did not track need a human; see README, Exit codes)"; [ $$code -le 3 ]
 	@echo
 	@echo "== the same run again, as cron would: nothing is read again or resent; what is open in the ledger is shown"
 	@echo "   (--no-reconcile: this run's new simulator knows nothing of the first one's conversions)"

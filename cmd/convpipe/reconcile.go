@@ -124,8 +124,9 @@ func printReconcile(w io.Writer, s pipeline.Summary, ledgerName string) {
 		case rs.NotRun != "":
 			fmt.Fprintf(w, "  reconcile not made: %s\n", rs.NotRun)
 		default:
-			fmt.Fprintf(w, "  reconcile %d asked about: %d tracked, %d not tracked, %d still unknown; %d %s (%d listing pages, %d lookups)\n",
-				rs.Considered, rs.Tracked, rs.NotTracked, rs.Unknown, rs.Requests, plural(int(rs.Requests), "request", "requests"), rs.ListRequests, rs.Lookups)
+			fmt.Fprintf(w, "  reconcile %d asked about: %d tracked, %d not tracked, %d still unknown; %d %s (%d listing %s, %d %s)\n",
+				rs.Considered, rs.Tracked, rs.NotTracked, rs.Unknown, rs.Requests, plural(int(rs.Requests), "request", "requests"),
+				rs.ListRequests, plural(int(rs.ListRequests), "page", "pages"), rs.Lookups, plural(int(rs.Lookups), "lookup", "lookups"))
 		}
 		for _, o := range rs.Found {
 			fmt.Fprintf(w, "    not tracked %s: %s (%s): %s\n", o.Key, o.ErrorReason, o.ErrorType, o.Meaning)
