@@ -337,3 +337,44 @@ func TestReconcileBudget(t *testing.T) {
 		})
 	}
 }
+
+// TestReconcilePostgres: with the ledger in PostgreSQL, the run and
+// `convpipe reconcile` record the same: every order tracked or not
+// tracked (a campaign without contract), with its history.
+func TestReconcilePostgres(t *testing.T) {
+	w := newWorkspace(t, simOpts{cfg: sim.Config{Processing: sim.Processing{Campaigns: []string{"1000"}}}}, cfgOpts{})
+	w.usePostgres()
+	p := w.gen("in/orders.csv", "-orders", "60", "-seed", "9")
+	// The orders of the store "online" go to a campaign the simulated
+	// account has no contract for.
+	cfg := strings.Replace(readFile(t, w.config), `CampaignId: {const: "1000"}`,
+		`CampaignId: {column: store, transforms: [{lookup: {online: "2000"}, default: "1000"}]}`, 1)
+	if err := os.WriteFile(w.config, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := expectCSV(t, p)
+	w.mustRun(exitOK)
+	w.sim.Advance(2 * time.Hour)
+	if r := w.exec("reconcile", "--config", w.config, "--settle", "1ns"); r.code != exitAttention {
+		t.Fatalf("reconcile: want exit 3\n%s", r)
+	}
+	online := 0
+	for _, e := range w.export() {
+		if !want.valid[e.Key.OrderID] {
+			continue
+		}
+		isOnline := strings.HasPrefix(e.Key.OrderID, "online-")
+		switch {
+		case isOnline && (e.State != pipeline.StateNotTracked || e.Reconciled.ErrorReason != "CONTRACT_NOT_FOUND" || e.CampaignID != "2000"):
+			t.Errorf("%s: %s %+v", e.Key, e.State, e.Reconciled)
+		case !isOnline && (e.State != pipeline.StateTracked || e.Reconciled.ActionID == ""):
+			t.Errorf("%s: %s %+v", e.Key, e.State, e.Reconciled)
+		}
+		if isOnline {
+			online++
+		}
+	}
+	if online == 0 {
+		t.Fatal("no order of the store online")
+	}
+}
