@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -163,4 +164,32 @@ func (l *Postgres) Problems(ctx context.Context) ([]Problem, error) {
 		return nil, l.readErr("problems", err)
 	}
 	return out, nil
+}
+
+// Reconcilable is the SQLite ledger's Reconcilable.
+func (l *Postgres) Reconcilable(ctx context.Context, acceptedBefore time.Time, fn func(pipeline.Entry) error) error {
+	op := "reconcilable entries"
+	if err := l.readable(op); err != nil {
+		return err
+	}
+	where := strings.Replace(reconcilableWhere, "final = 0", "NOT final", 1)
+	rows, err := l.pool.Query(ctx, `SELECT `+pgEntryColumns+` FROM convpipe.conversions WHERE account = $1`+where+`$2 ORDER BY event_type, order_id`,
+		l.account, acceptedBefore.UnixNano())
+	if err != nil {
+		return l.readErr(op, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		e, err := pgScanEntry(rows)
+		if err != nil {
+			return l.readErr(op, err)
+		}
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return l.readErr(op, err)
+	}
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
+	"time"
 
 	"convpipe/pipeline"
 )
@@ -323,4 +324,38 @@ func ReconciledText(r *pipeline.Reconciliation) string {
 		b.WriteString("; " + r.Note)
 	}
 	return b.String()
+}
+
+// reconcilableWhere selects, after the account, the entries a reconcile
+// asks about (reconcile.Asks): accepted, or tracked, not final, accepted
+// at or before a time (the settle time ago).
+const reconcilableWhere = ` AND state IN ('accepted', 'tracked') AND final = 0 AND accepted_at <= `
+
+// Reconcilable calls fn, in key order, for each entry that a reconcile
+// asks about and that was accepted at or before acceptedBefore: accepted
+// or tracked, and not final. The rest of the ledger (final outcomes,
+// what was just sent) is not read.
+func (l *Ledger) Reconcilable(ctx context.Context, acceptedBefore time.Time, fn func(pipeline.Entry) error) error {
+	if err := l.readable("reconcilable entries"); err != nil {
+		return err
+	}
+	rows, err := l.rdb.QueryContext(ctx, `SELECT `+entryColumns+` FROM conversions WHERE account = ?`+reconcilableWhere+`? ORDER BY event_type, order_id`,
+		l.account, acceptedBefore.UnixNano())
+	if err != nil {
+		return fmt.Errorf("ledger %s: reconcilable entries: %w", l.name, sqlError(err))
+	}
+	defer rows.Close()
+	for rows.Next() {
+		e, err := scanEntry(rows)
+		if err != nil {
+			return fmt.Errorf("ledger %s: reconcilable entries: %w", l.name, sqlError(err))
+		}
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("ledger %s: reconcilable entries: %w", l.name, sqlError(err))
+	}
+	return nil
 }

@@ -253,3 +253,45 @@ func TestStateCheckKeepsOtherColumns(t *testing.T) {
 		t.Error("the state CHECK is gone: a bogus state was stored")
 	}
 }
+
+// TestReconcilable: a reconcile reads only the entries it asks about:
+// accepted or tracked, not final, accepted the settle time ago or
+// earlier.
+func TestReconcilable(t *testing.T) { forEachBackend(t, testReconcilable) }
+
+func testReconcilable(t *testing.T, b backend) {
+	l := b.temp(t)
+	cutoff := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	mk := func(id string, st pipeline.State, accepted time.Time, r *pipeline.Reconciliation) pipeline.Entry {
+		e := acceptedEntry(id)
+		e.State, e.AcceptedAt, e.Reconciled = st, accepted, r
+		return e
+	}
+	old, recent := cutoff.Add(-time.Hour), cutoff.Add(time.Minute)
+	pending := &pipeline.Reconciliation{Verdict: "tracked", ActionID: "A", ActionState: pipeline.ActionPending, At: cutoff}
+	final := &pipeline.Reconciliation{Verdict: "tracked", ActionID: "A", ActionState: pipeline.ActionApproved, At: cutoff, Final: true}
+	expired := &pipeline.Reconciliation{Verdict: "unknown", Note: "expired", At: cutoff, Final: true}
+	es := []pipeline.Entry{
+		mk("a-old", pipeline.StateAccepted, old, nil), mk("a-at", pipeline.StateAccepted, cutoff, nil),
+		mk("a-recent", pipeline.StateAccepted, recent, nil), mk("a-expired", pipeline.StateAccepted, old, expired),
+		mk("t-pending", pipeline.StateTracked, old, pending), mk("t-final", pipeline.StateTracked, old, final),
+		mk("n", pipeline.StateNotTracked, old, &pipeline.Reconciliation{Verdict: "not_tracked", At: cutoff, Final: true}),
+		mk("r", pipeline.StateRejected, time.Time{}, nil),
+	}
+	if err := l.PutAll(t.Context(), es); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	if err := l.Reconcilable(t.Context(), cutoff, func(e pipeline.Entry) error {
+		got = append(got, e.Key.OrderID)
+		if e.CampaignID != "1000" || e.QueuedURI == "" {
+			t.Errorf("%s read without its fields: %+v", e.Key, e)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"a-at", "a-old", "t-pending"}; !slices.Equal(got, want) {
+		t.Errorf("Reconcilable() = %v, want %v", got, want)
+	}
+}

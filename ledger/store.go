@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"convpipe/pipeline"
 )
@@ -46,6 +47,9 @@ type Store interface {
 	// ReconcileHistory returns the reconciliations recorded of key,
 	// oldest first.
 	ReconcileHistory(ctx context.Context, key pipeline.Key) ([]pipeline.Reconciliation, error)
+	// Reconcilable calls fn for each entry a reconcile asks about that
+	// was accepted at or before acceptedBefore, in key order.
+	Reconcilable(ctx context.Context, acceptedBefore time.Time, fn func(pipeline.Entry) error) error
 	// Problems returns the open problems, by state (see ProblemStates).
 	Problems(ctx context.Context) ([]Problem, error)
 }

@@ -43,16 +43,16 @@ const putChunk = 1000
 // requests is returned with what was learned before it, which is
 // recorded.
 func (r reconciler) run(ctx context.Context) (pipeline.ReconcileSummary, error) {
+	// Only what has settled is read: what a run just sent is not.
+	now := r.now()
 	var es []pipeline.Entry
-	for _, st := range []pipeline.State{pipeline.StateAccepted, pipeline.StateTracked} {
-		if err := r.led.Entries(ctx, pipeline.Filter{State: st}, func(e pipeline.Entry) error {
-			if reconcile.Asks(e) {
-				es = append(es, e)
-			}
-			return nil
-		}); err != nil {
-			return pipeline.ReconcileSummary{}, fmt.Errorf("ledger: %w", err)
+	if err := r.led.Reconcilable(ctx, now.Add(-cmp.Or(r.opt.Settle, reconcile.DefaultSettle)), func(e pipeline.Entry) error {
+		if reconcile.Asks(e) {
+			es = append(es, e)
 		}
+		return nil
+	}); err != nil {
+		return pipeline.ReconcileSummary{}, fmt.Errorf("ledger: %w", err)
 	}
 	rs := pipeline.ReconcileSummary{Considered: int64(len(es))}
 	if len(es) == 0 {
@@ -62,7 +62,6 @@ func (r reconciler) run(ctx context.Context) (pipeline.ReconcileSummary, error) 
 	for i, e := range es {
 		cs[i] = reconcile.FromEntry(e)
 	}
-	now := r.now()
 	rep, stop := reconcile.Run(ctx, r.rd, cs, now, r.opt)
 	rs.Requests, rs.ListRequests, rs.Lookups = int64(rep.Requests), int64(rep.ListRequests), int64(rep.Lookups)
 	if stop != nil {

@@ -37,7 +37,8 @@ func getsAt(s *sim.Server) int {
 // 3% failing impact's processing at random, 1% whose OrderId impact
 // already had from another integration (answered QUEUED, then
 // CONV_DUPLICATE) and three ambiguous sends convpipe retried (its own
-// duplicates). The run's own reconcile finds nothing settled; once the
+// duplicates). The run's own reconcile finds nothing settled (and reads
+// none of it from the ledger); once the
 // simulator's clock has moved on, `convpipe reconcile` ends with every
 // order tracked or not tracked, none unknown, each not-tracked one with
 // the reason of its submission record, in at most 25 requests plus one
@@ -56,7 +57,7 @@ func TestReconcileOutcomes(t *testing.T) {
 	if r.code != exitOK && r.code != exitAttention {
 		t.Fatalf("run: %s", r)
 	}
-	if s := readSummary(t, sum); s.Reconcile == nil || s.Reconcile.Requests != 0 || s.Reconcile.Considered != int64(len(want.valid)) || s.Reconcile.Unknown != s.Reconcile.Considered {
+	if s := readSummary(t, sum); s.Reconcile == nil || s.Reconcile.Requests != 0 || s.Reconcile.Considered != 0 {
 		t.Fatalf("the run's reconcile, before anything settled: %+v", s.Reconcile)
 	}
 	if n := getsAt(w.sim); n != 0 {
