@@ -29,15 +29,19 @@ run: build ## the main job on the bundled sample export, against the built-in AP
 	@$(BIN) validate --config configs/sample.yaml --limit 1; echo "exit code $$? (3: problems found)"
 	@echo
 	@echo "== convpipe run: the sample export (samples/export/) to the built-in impact.com API simulator"
-	@$(BIN) run --config configs/sample.yaml --simulate --rate 20/s --ledger out/demo/ledger.db --summary-json out/demo/summary.json --metrics-file out/demo/convpipe.prom; \
-	  code=$$?; echo "exit code $$code (3: the sample's bad rows need a human; see README, Exit codes)"; [ $$code -le 3 ]
+	@$(BIN) run --config configs/sample.yaml --simulate --simulate-campaigns 1000 --rate 20/s --ledger out/demo/ledger.db --summary-json out/demo/summary.json --metrics-file out/demo/convpipe.prom; \
+	  code=$$?; echo "exit code $$code (3: the sample's bad rows and the order impact did not track need a human; see README, Exit codes)"; [ $$code -le 3 ]
 	@echo
-	@echo "== the same run again, as cron would: nothing is read again or resent"
-	@$(BIN) run --config configs/sample.yaml --simulate --rate 20/s --ledger out/demo/ledger.db; \
+	@echo "== the same run again, as cron would: nothing is read again or resent; what is open in the ledger is shown"
+	@echo "   (--no-reconcile: this run's new simulator knows nothing of the first one's conversions)"
+	@$(BIN) run --config configs/sample.yaml --simulate --simulate-campaigns 1000 --no-reconcile --rate 20/s --ledger out/demo/ledger.db; \
 	  code=$$?; echo "exit code $$code"; [ $$code -le 3 ]
 	@echo
 	@echo "== what needs a human: convpipe ledger export --ledger out/demo/ledger.db --state invalid"
 	@$(BIN) ledger export --ledger out/demo/ledger.db --state invalid
+	@echo
+	@echo "== what impact did not track, and why: convpipe ledger export --ledger out/demo/ledger.db --state not_tracked"
+	@$(BIN) ledger export --ledger out/demo/ledger.db --state not_tracked
 	@echo
 	@echo "== the report to look at: convpipe report --ledger out/demo/ledger.db --config configs/sample.yaml --out out/demo/report.html"
 	@$(BIN) report --ledger out/demo/ledger.db --config configs/sample.yaml --out out/demo/report.html

@@ -39,6 +39,9 @@ type backend struct {
 	// accounts, holding the entry 1/O-1 (accepted), the object a.csv and
 	// the run r1.
 	makeV1 func(t testing.TB, place string)
+	// makeV2 makes at place a ledger of schema version 2 (before
+	// reconciling) holding v2Rows.
+	makeV2 func(t testing.TB, place string)
 }
 
 // v1Rows are the rows makeV1 writes, after its schema.
@@ -75,6 +78,13 @@ var sqliteBackend = backend{
 			t.Fatal(err)
 		}
 	},
+	makeV2: func(t testing.TB, place string) {
+		rawSQL(t, place, migrations[0]+migrations[1]+fmt.Sprintf(v2Rows, "", "", "1", "0")+
+			fmt.Sprintf("PRAGMA user_version = 2; PRAGMA application_id = %d;", applicationID))
+		if err := writeMarker(place, marker{Ledger: place}); err != nil {
+			t.Fatal(err)
+		}
+	},
 }
 
 var postgresBackend = backend{
@@ -106,6 +116,14 @@ var postgresBackend = backend{
 		t.Helper()
 		err := pgExec(t, place, pgMigrations[0]+"; INSERT INTO convpipe.meta VALUES ('schema_version', '1');"+
 			fmt.Sprintf(v1Rows, "convpipe.", "'1'::bytea", "'O-1'::bytea", "'a.csv'::bytea"))
+		if err != nil {
+			t.Fatal(err)
+		}
+	},
+	makeV2: func(t testing.TB, place string) {
+		t.Helper()
+		err := pgExec(t, place, pgMigrations[0]+";"+pgMigrations[1]+"; INSERT INTO convpipe.meta VALUES ('schema_version', '2');"+
+			fmt.Sprintf(v2Rows, "convpipe.", "::bytea", "true", "false"))
 		if err != nil {
 			t.Fatal(err)
 		}

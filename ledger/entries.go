@@ -15,26 +15,27 @@ import (
 )
 
 const entryColumns = `event_type, order_id, state, payload_hash, sent_hash, attempts, http_status,
-	messages, submission_id, queued_uri, maybe_sent, refs, run_id, created, updated`
+	messages, submission_id, queued_uri, maybe_sent, refs, run_id, created, updated, ` + reconcileColumns
 
 const getSQL = `SELECT ` + entryColumns + ` FROM conversions WHERE account = ? AND event_type = ? AND order_id = ?`
 
 // putSQL replaces every column but created, which keeps the time the key
 // was first written.
 const putSQL = `INSERT INTO conversions (account, ` + entryColumns + `)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+		?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 	ON CONFLICT (account, event_type, order_id) DO UPDATE SET
 		state = excluded.state, payload_hash = excluded.payload_hash, sent_hash = excluded.sent_hash,
 		attempts = excluded.attempts, http_status = excluded.http_status, messages = excluded.messages,
 		submission_id = excluded.submission_id, queued_uri = excluded.queued_uri,
 		maybe_sent = excluded.maybe_sent, refs = excluded.refs, run_id = excluded.run_id,
-		updated = excluded.updated`
+		updated = excluded.updated, ` + reconcileSet
 
 // validStates are the states the ledger stores.
 var validStates = map[pipeline.State]bool{
 	pipeline.StatePending: true, pipeline.StateAccepted: true, pipeline.StateRejected: true,
 	pipeline.StateFailed: true, pipeline.StateInvalid: true, pipeline.StateSkipped: true,
-	pipeline.StateChanged: true,
+	pipeline.StateChanged: true, pipeline.StateTracked: true, pipeline.StateNotTracked: true,
 }
 
 // Get returns the entry of key, and false when there is none.
@@ -91,10 +92,7 @@ func (l *Ledger) PutAll(ctx context.Context, es []pipeline.Entry) error {
 	}
 	args := make([][]any, len(es))
 	for i, e := range es {
-		c := cols[i]
-		args[i] = []any{l.account, e.Key.EventType, e.Key.OrderID, string(e.State), e.PayloadHash, e.SentHash,
-			e.Attempts, e.HTTPStatus, c.msgs, e.SubmissionID, e.QueuedURI, e.MaybeSent, c.refs,
-			e.RunID, c.created, c.updated}
+		args[i] = putArgs(l.account, e, cols[i])
 	}
 	return l.writeThen(ctx, op, func(ctx context.Context) error {
 		for i, a := range args {
@@ -113,6 +111,13 @@ func (l *Ledger) PutAll(ctx context.Context, es []pipeline.Entry) error {
 			}
 		}
 	})
+}
+
+// putArgs are the arguments of putSQL for e.
+func putArgs(account string, e pipeline.Entry, c entryCol) []any {
+	return append([]any{account, e.Key.EventType, e.Key.OrderID, string(e.State), e.PayloadHash, e.SentHash,
+		e.Attempts, e.HTTPStatus, c.msgs, e.SubmissionID, e.QueuedURI, e.MaybeSent, c.refs,
+		e.RunID, c.created, c.updated}, reconcileArgs(e)...)
 }
 
 // entryCol holds the stored forms of an entry's fields that need encoding.
@@ -235,13 +240,15 @@ func scanEntry(s scanner) (pipeline.Entry, error) {
 		created, upd  int64
 		maybeSent     int64
 		attempts, hts int64
+		rc            reconcileScan
 	)
-	err := s.Scan(&e.Key.EventType, &e.Key.OrderID, &state, &e.PayloadHash, &e.SentHash,
+	err := s.Scan(append([]any{&e.Key.EventType, &e.Key.OrderID, &state, &e.PayloadHash, &e.SentHash,
 		&attempts, &hts, &msgs, &e.SubmissionID, &e.QueuedURI, &maybeSent, &refs,
-		&e.RunID, &created, &upd)
+		&e.RunID, &created, &upd}, rc.dests()...)...)
 	if err != nil {
 		return e, err
 	}
+	rc.apply(&e)
 	e.State = pipeline.State(state)
 	e.Attempts = int(attempts)
 	e.HTTPStatus = int(hts)

@@ -30,7 +30,8 @@ type Result struct {
 	State string `csv:"state"`
 	// HTTPStatus is the last answer's status, empty when none came.
 	HTTPStatus string `csv:"http_status"`
-	// Messages are the entry's messages, joined by "; ".
+	// Messages are the entry's messages, then what the last reconcile
+	// learned (ReconciledText), joined by "; ".
 	Messages string `csv:"messages"`
 	// SubmissionID is the API's batch id, when accepted.
 	SubmissionID string `csv:"submission_id"`
@@ -56,13 +57,15 @@ func ResultOf(e pipeline.Entry) Result {
 		}
 		r.Source = strings.Join(src, ";")
 	}
-	if len(e.Messages) > 0 {
-		msgs := make([]string, len(e.Messages))
-		for i, m := range e.Messages {
-			msgs[i] = FormatMessage(m)
-		}
-		r.Messages = strings.Join(msgs, "; ")
+	msgs := make([]string, 0, len(e.Messages)+1)
+	for _, m := range e.Messages {
+		msgs = append(msgs, FormatMessage(m))
 	}
+	if e.Reconciled != nil {
+		// What impact made of it, after the API's messages.
+		msgs = append(msgs, ReconciledText(e.Reconciled))
+	}
+	r.Messages = strings.Join(msgs, "; ")
 	return r
 }
 

@@ -45,7 +45,8 @@ const (
 var codeStates = func() map[uint64]pipeline.State {
 	m := make(map[uint64]pipeline.State)
 	for _, s := range []pipeline.State{pipeline.StatePending, pipeline.StateAccepted, pipeline.StateRejected,
-		pipeline.StateFailed, pipeline.StateInvalid, pipeline.StateSkipped, pipeline.StateChanged} {
+		pipeline.StateFailed, pipeline.StateInvalid, pipeline.StateSkipped, pipeline.StateChanged,
+		pipeline.StateTracked, pipeline.StateNotTracked} {
 		m[stateCode(s)] = s
 	}
 	return m
@@ -92,6 +93,10 @@ func stateCode[T ~string | ~[]byte](s T) uint64 {
 		return 6
 	case string(pipeline.StateChanged):
 		return 7
+	case string(pipeline.StateTracked):
+		return 8
+	case string(pipeline.StateNotTracked):
+		return 9
 	}
 	return 0
 }

@@ -603,7 +603,7 @@ func commitWithBadWrite(t *testing.T, l Store, after func(order string)) ([]erro
 					if i == 2 {
 						return bad
 					}
-					_, err := l.putStmt.ExecContext(ctx, "", e.Key.EventType, e.Key.OrderID, string(e.State), "", "", 0, 0, nil, "", "", false, nil, "", int64(1), int64(1))
+					_, err := l.putStmt.ExecContext(ctx, putArgs("", e, entryCol{created: 1, updated: 1})...)
 					return err
 				},
 				after: func() { after(e.Key.OrderID) },
@@ -625,7 +625,8 @@ func commitWithBadWrite(t *testing.T, l Store, after func(order string)) ([]erro
 			}
 			order := fmt.Sprint(i)
 			reqs = append(reqs, &pgWriteReq{
-				stmts: []pgStmt{{pgPutSQL, []any{"", []byte("1"), []byte(order), state, "", "", 0, 0, nil, "", "", false, nil, "", int64(1), int64(1)}}},
+				stmts: []pgStmt{{pgPutSQL, pgPutArgs("", pipeline.Entry{Key: pipeline.Key{EventType: "1", OrderID: order}, State: pipeline.State(state)},
+					entryCol{created: 1, updated: 1})}},
 				after: func() { after(order) },
 				done:  make(chan error, 1),
 			})

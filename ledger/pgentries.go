@@ -15,19 +15,20 @@ import (
 )
 
 const pgEntryColumns = `event_type, order_id, state, payload_hash, sent_hash, attempts, http_status,
-	messages, submission_id, queued_uri, maybe_sent, refs, run_id, created, updated`
+	messages, submission_id, queued_uri, maybe_sent, refs, run_id, created, updated, ` + reconcileColumns
 
 const pgGetSQL = `SELECT ` + pgEntryColumns + ` FROM convpipe.conversions WHERE account = $1 AND event_type = $2 AND order_id = $3`
 
 // pgPutSQL replaces every column but created, as putSQL does.
 const pgPutSQL = `INSERT INTO convpipe.conversions (account, ` + pgEntryColumns + `)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+		$17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31)
 	ON CONFLICT (account, event_type, order_id) DO UPDATE SET
 		state = excluded.state, payload_hash = excluded.payload_hash, sent_hash = excluded.sent_hash,
 		attempts = excluded.attempts, http_status = excluded.http_status, messages = excluded.messages,
 		submission_id = excluded.submission_id, queued_uri = excluded.queued_uri,
 		maybe_sent = excluded.maybe_sent, refs = excluded.refs, run_id = excluded.run_id,
-		updated = excluded.updated`
+		updated = excluded.updated, ` + reconcileSet
 
 // Get returns the entry of key, and false when there is none.
 func (l *Postgres) Get(ctx context.Context, key pipeline.Key) (pipeline.Entry, bool, error) {
@@ -68,10 +69,7 @@ func (l *Postgres) PutAll(ctx context.Context, es []pipeline.Entry) error {
 	}
 	r := &pgWriteReq{stmts: make([]pgStmt, len(es))}
 	for i, e := range es {
-		c := cols[i]
-		r.stmts[i] = pgStmt{pgPutSQL, []any{l.account, []byte(e.Key.EventType), []byte(e.Key.OrderID), string(e.State),
-			e.PayloadHash, e.SentHash, e.Attempts, e.HTTPStatus, c.msgs, e.SubmissionID, e.QueuedURI,
-			e.MaybeSent, c.refs, e.RunID, c.created, c.updated}}
+		r.stmts[i] = pgStmt{pgPutSQL, pgPutArgs(l.account, e, cols[i])}
 	}
 	r.after = func() {
 		if ix := l.idx.Load(); ix != nil {
@@ -81,6 +79,13 @@ func (l *Postgres) PutAll(ctx context.Context, es []pipeline.Entry) error {
 		}
 	}
 	return l.write(ctx, putOp(es), r)
+}
+
+// pgPutArgs are the arguments of pgPutSQL for e.
+func pgPutArgs(account string, e pipeline.Entry, c entryCol) []any {
+	return append([]any{account, []byte(e.Key.EventType), []byte(e.Key.OrderID), string(e.State),
+		e.PayloadHash, e.SentHash, e.Attempts, e.HTTPStatus, c.msgs, e.SubmissionID, e.QueuedURI,
+		e.MaybeSent, c.refs, e.RunID, c.created, c.updated}, reconcileArgs(e)...)
 }
 
 // Entries calls fn for each entry that f selects, in key order, until fn
@@ -159,12 +164,14 @@ func pgScanEntry(row pgx.Row) (pipeline.Entry, error) {
 		msgs, refs    *string
 		attempts, hts int32
 		created, upd  int64
+		rc            pgReconcileScan
 	)
-	err := row.Scan(&et, &oid, &state, &e.PayloadHash, &e.SentHash, &attempts, &hts, &msgs,
-		&e.SubmissionID, &e.QueuedURI, &e.MaybeSent, &refs, &e.RunID, &created, &upd)
+	err := row.Scan(append([]any{&et, &oid, &state, &e.PayloadHash, &e.SentHash, &attempts, &hts, &msgs,
+		&e.SubmissionID, &e.QueuedURI, &e.MaybeSent, &refs, &e.RunID, &created, &upd}, rc.dests()...)...)
 	if err != nil {
 		return e, err
 	}
+	rc.apply(&e)
 	e.Key = pipeline.Key{EventType: string(et), OrderID: string(oid)}
 	e.State = pipeline.State(state)
 	e.Attempts, e.HTTPStatus = int(attempts), int(hts)

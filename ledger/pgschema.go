@@ -88,6 +88,8 @@ var pgMigrations = []string{
 	ALTER TABLE convpipe.objects ADD PRIMARY KEY (account, key);
 	ALTER TABLE convpipe.runs ADD COLUMN account text COLLATE "C" NOT NULL DEFAULT '';
 	CREATE INDEX runs_account ON convpipe.runs (account, started);`,
+	// 3: reconciling (see pgreconcile.go).
+	pgReconcileMigration,
 }
 
 // pgSchemaVersion is the version this code reads and writes.

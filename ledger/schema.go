@@ -108,6 +108,8 @@ var migrations = []string{
 	ALTER TABLE objects_v2 RENAME TO objects;
 	ALTER TABLE runs ADD COLUMN account TEXT NOT NULL DEFAULT '';
 	CREATE INDEX runs_account ON runs (account, started);`,
+	// 3: reconciling (see reconcile.go).
+	reconcileMigration,
 }
 
 // accountTables are the tables whose rows belong to an account.
@@ -164,6 +166,11 @@ func migrate(ctx context.Context, conn *sql.Conn, path, account string) error {
 		for i := version; i < schemaVersion; i++ {
 			if _, err := conn.ExecContext(ctx, migrations[i]); err != nil {
 				return fmt.Errorf("ledger %s: migrate to schema version %d: %w", path, i+1, sqlError(err))
+			}
+			if fix := migrationFixes[i]; fix != nil {
+				if err := fix(ctx, conn); err != nil {
+					return fmt.Errorf("ledger %s: migrate to schema version %d: %w", path, i+1, sqlError(err))
+				}
 			}
 		}
 		var adopt bool

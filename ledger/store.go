@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"convpipe/pipeline"
 )
@@ -40,6 +41,17 @@ type Store interface {
 	SetAccount(account string) error
 	// Accounts lists the accounts the ledger holds anything of.
 	Accounts(ctx context.Context) ([]string, error)
+	// PutReconciled writes entries whose Reconciled a reconcile has just
+	// set, and adds each one's reconciliation to its history.
+	PutReconciled(ctx context.Context, es []pipeline.Entry) error
+	// ReconcileHistory returns the reconciliations recorded of key,
+	// oldest first.
+	ReconcileHistory(ctx context.Context, key pipeline.Key) ([]pipeline.Reconciliation, error)
+	// Reconcilable calls fn for each entry a reconcile asks about that
+	// was accepted at or before acceptedBefore, in key order.
+	Reconcilable(ctx context.Context, acceptedBefore time.Time, fn func(pipeline.Entry) error) error
+	// Problems returns the open problems, by state (see ProblemStates).
+	Problems(ctx context.Context) ([]Problem, error)
 }
 
 // Name returns the ledger's path as given to Open.

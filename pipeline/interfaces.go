@@ -167,6 +167,14 @@ type Entry struct {
 	// Created and Updated are when the entry was first and last written.
 	Created time.Time `json:"created"`
 	Updated time.Time `json:"updated"`
+	// CampaignID and EventDate are the CampaignId and EventDate of the
+	// accepted send, and AcceptedAt when it was accepted (kept by later
+	// writes): what reconciling plans its listings by.
+	CampaignID string    `json:"campaign_id,omitempty"`
+	EventDate  time.Time `json:"event_date,omitzero"`
+	AcceptedAt time.Time `json:"accepted_at,omitzero"`
+	// Reconciled is what the last reconcile learned; nil before any.
+	Reconciled *Reconciliation `json:"reconciled,omitempty"`
 }
 
 // Filter selects ledger entries; zero fields select everything.

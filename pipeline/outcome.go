@@ -32,7 +32,7 @@ const (
 // Final reports whether the state needs no further sending as it stands.
 func (s State) Final() bool {
 	switch s {
-	case StateAccepted, StateRejected, StateInvalid, StateSkipped, StateChanged:
+	case StateAccepted, StateRejected, StateInvalid, StateSkipped, StateChanged, StateTracked, StateNotTracked:
 		return true
 	}
 	return false

@@ -92,6 +92,12 @@ type Summary struct {
 	FileErrors int64 `json:"file_errors"`
 	// Seconds is the run's duration.
 	Seconds float64 `json:"seconds"`
+	// Reconcile is what the run's reconcile step found; nil when it made
+	// none (a dry run, --no-reconcile).
+	Reconcile *ReconcileSummary `json:"reconcile,omitempty"`
+	// Open is what the ledger holds open after the run, by state: the
+	// problems of this run and of earlier ones.
+	Open []OpenProblem `json:"open,omitempty"`
 }
 
 // NotRead is what a run that stopped early left unread.

@@ -366,3 +366,21 @@ func parseSubmission(body []byte) (pipeline.Submission, error) {
 		ErrorType: scrub(string(j.ErrorType)), ErrorReason: scrub(string(j.ErrorReason)),
 	}, nil
 }
+
+// QuotaLeft returns how many requests the server's current rate-limit
+// window has left, less those in flight, as its last answers said, and
+// whether that is known (an answer of this window carried the headers).
+// Reconciling at the end of a run takes only this: what sending left.
+func (s *Impact) QuotaLeft() (n int, known bool) {
+	p := s.pacer
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := time.Now()
+	if now.Before(p.closedUntil) {
+		return 0, true
+	}
+	if !p.known || !now.Before(p.reset) {
+		return 0, false
+	}
+	return max(p.remaining-p.inflight, 0), true
+}

@@ -160,7 +160,7 @@ func newLedgerExportCmd(lf *ledgerFlags) *cobra.Command {
 func runLedgerExport(cmd *cobra.Command, lf *ledgerFlags, f *ledgerExportFlags) error {
 	filter := pipeline.Filter{State: pipeline.State(f.state), RunID: f.runID}
 	if f.state != "" && !validState(filter.State) {
-		return configError{fmt.Errorf("--state %q: one of pending, accepted, rejected, failed, invalid, skipped, changed", f.state)}
+		return configError{fmt.Errorf("--state %q: one of pending, accepted, rejected, failed, invalid, skipped, changed, tracked, not_tracked", f.state)}
 	}
 	l, err := lf.open(cmd)
 	if err != nil {
@@ -213,7 +213,11 @@ func runLedgerShow(cmd *cobra.Command, lf *ledgerFlags, arg string) error {
 	}
 	out := cmd.OutOrStdout()
 	for _, e := range es {
-		b, err := json.MarshalIndent(e, "", "  ")
+		shown, err := withHistory(cmd.Context(), l, e)
+		if err != nil {
+			return err
+		}
+		b, err := json.MarshalIndent(shown, "", "  ")
 		if err != nil {
 			return err
 		}
@@ -279,6 +283,9 @@ func runLine(r pipeline.RunInfo) string {
 	if r.Summary != nil {
 		t := r.Summary.Total
 		line += fmt.Sprintf("  accepted %d, rejected %d, failed %d, invalid %d, changed %d", t.Accepted, t.Rejected, t.Failed, t.Invalid, t.Changed)
+		if rs := r.Summary.Reconcile; rs != nil && rs.NotRun == "" {
+			line += fmt.Sprintf("; reconciled: %d tracked, %d not tracked, %d unknown", rs.Tracked, rs.NotTracked, rs.Unknown)
+		}
 		if r.Summary.Stopped != "" {
 			line += "  (stopped: " + r.Summary.Stopped + ")"
 		}
@@ -291,7 +298,7 @@ func runLine(r pipeline.RunInfo) string {
 func validState(s pipeline.State) bool {
 	switch s {
 	case pipeline.StatePending, pipeline.StateAccepted, pipeline.StateRejected, pipeline.StateFailed,
-		pipeline.StateInvalid, pipeline.StateSkipped, pipeline.StateChanged:
+		pipeline.StateInvalid, pipeline.StateSkipped, pipeline.StateChanged, pipeline.StateTracked, pipeline.StateNotTracked:
 		return true
 	}
 	return false

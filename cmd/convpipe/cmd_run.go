@@ -44,6 +44,8 @@ type runFlags struct {
 	report        string
 	progress      string
 	simulate      bool
+	noReconcile   bool
+	simCampaigns  []string
 }
 
 func newRunCmd() *cobra.Command {
@@ -60,10 +62,15 @@ It stops cleanly at --deadline, after --max-duration, or on SIGINT/SIGTERM:
 reading stops, in-flight requests get run.grace to finish, and the summary is
 printed; a second signal aborts in-flight requests. The next run resumes.
 
+At its end, run reconciles (see convpipe reconcile) with the quota sending
+left over; --no-reconcile skips it. The summary shows, beside the run's own
+figures, what the ledger holds open from every run.
+
 Exit codes: 0 all good; 1 fatal error; 2 usage or configuration error;
-3 finished, but some rows or conversions are invalid, rejected, failed or
-changed, the results file could not be written, or the source selected no
-object (see run.allow_empty); 4 another run holds the ledger's lock.`,
+3 finished, but some rows or conversions are invalid, rejected, failed,
+changed or found not tracked, the results file could not be written, or the
+source selected no object (see run.allow_empty); 4 another run holds the
+ledger's lock.`,
 		Example: `  # nightly, from cron: stop by 06:00, leave figures for node_exporter
   convpipe run --config /etc/convpipe.yaml --deadline 06:00 --metrics-file /var/lib/node_exporter/convpipe.prom
 
@@ -98,6 +105,8 @@ object (see run.allow_empty); 4 another run holds the ledger's lock.`,
 	fs.StringVar(&f.report, "report", "", "write the HTML report of the ledger's last 30 days to this file (as `convpipe report --out`)")
 	fs.StringVar(&f.progress, "progress", "", "progress display: auto, bar, log or off (overrides run.progress)")
 	fs.BoolVar(&f.simulate, "simulate", false, "send to a built-in impact.com API simulator on loopback instead of the real API (no credentials needed); for trying a configuration")
+	fs.BoolVar(&f.noReconcile, "no-reconcile", false, "do not reconcile at the end of the run (see convpipe reconcile)")
+	fs.StringSliceVar(&f.simCampaigns, "simulate-campaigns", nil, "with --simulate: the CampaignIds the simulated account has a contract for; conversions for others are not tracked (default: all)")
 	return cmd
 }
 
@@ -186,6 +195,8 @@ type runJob struct {
 	closers []func()
 
 	creds *sinks.Credentials // the simulator's; nil: from the configuration
+	sim   *sim.Server        // --simulate's simulator
+	imp   *sinks.Impact      // the impact.com client; nil on a dry run
 	opt   engine.Options
 	dry   *sinks.DryRun
 	led   ledger.Store
@@ -262,7 +273,8 @@ func (j *runJob) close() {
 func (j *runJob) open() error {
 	cfg, f := &j.cfg, j.f
 	if f.simulate {
-		simulator := sim.New(sim.Config{Quota: 1000, Window: time.Hour})
+		simulator := sim.New(sim.Config{Quota: 1000, Window: time.Hour, Processing: sim.Processing{Campaigns: f.simCampaigns}})
+		j.sim = simulator
 		url, err := simulator.Start("127.0.0.1:0")
 		if err != nil {
 			return fmt.Errorf("simulator: %w", err)
@@ -350,6 +362,7 @@ func (j *runJob) openSink() (pipeline.Sink, error) {
 		return nil, configError{fmt.Errorf("sink: %w", err)}
 	}
 	j.onClose(func() { imp.Close() })
+	j.imp = imp
 	return imp, nil
 }
 
@@ -411,6 +424,9 @@ func (j *runJob) finish(summary pipeline.Summary, runErr error) error {
 	notes := summaryNotes{source: describeSource(cfg.Source), allowEmpty: cfg.Run.AllowEmpty}
 	if !f.dryRun {
 		notes.ledger = cfg.Ledger.Name()
+		if runErr == nil {
+			runErr = j.reconcileStep(&summary)
+		}
 		j.info.Finished = time.Now().UTC()
 		j.info.Summary = &summary
 		// The run's records must be finished even when ctx has ended.

@@ -143,7 +143,8 @@ func promTokens(expr string) ([]string, error) {
 func knownMetrics(t *testing.T) map[string]bool {
 	t.Helper()
 	names := map[string]bool{}
-	mfs, err := runMetrics(pipeline.Summary{}, time.Now(), 0).Gather()
+	// metricsSummary has every figure, those of reconciling included.
+	mfs, err := runMetrics(metricsSummary, time.Now(), 0).Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +152,7 @@ func knownMetrics(t *testing.T) map[string]bool {
 		names[mf.GetName()] = true
 	}
 	gw := startPushgateway(t)
-	if err := pushMetrics(t.Context(), gw.url, "acme", runMetrics(pipeline.Summary{}, time.Now(), 0)); err != nil {
+	if err := pushMetrics(t.Context(), gw.url, "acme", runMetrics(metricsSummary, time.Now(), 0)); err != nil {
 		t.Fatal(err)
 	}
 	for name := range gw.metrics(t) {
@@ -181,7 +182,7 @@ func checkExpr(t *testing.T, where, expr string, known map[string]bool) {
 	}
 	outcomes := orderOutcomes(pipeline.Counts{})
 	for label, values := range ref.labels {
-		if !slices.Contains([]string{"account", "job", "instance", "outcome", "version"}, label) {
+		if !slices.Contains([]string{"account", "job", "instance", "outcome", "version", "verdict", "state"}, label) {
 			t.Errorf("%s: %q: label %s: convpipe's metrics have no such label", where, expr, label)
 		}
 		if label != "outcome" {

@@ -28,7 +28,7 @@ func exitCode(err error, s *pipeline.Summary) int {
 	default:
 		return exitFatal
 	}
-	if s != nil && (s.FileErrors > 0 || s.Total.NeedsAttention()) {
+	if s != nil && (s.FileErrors > 0 || s.Total.NeedsAttention() || (s.Reconcile != nil && s.Reconcile.NotTracked > 0)) {
 		return exitAttention
 	}
 	return exitOK

@@ -19,7 +19,9 @@ var reportStates = []struct {
 	state pipeline.State
 	color string
 }{
+	{pipeline.StateTracked, "#1b5e20"},
 	{pipeline.StateAccepted, "#2e7d32"},
+	{pipeline.StateNotTracked, "#880e4f"},
 	{pipeline.StateRejected, "#c62828"},
 	{pipeline.StateFailed, "#ef6c00"},
 	{pipeline.StateInvalid, "#6a1b9a"},
@@ -114,11 +116,13 @@ func buildReport(entries []pipeline.Entry, runs []pipeline.RunInfo, since, until
 // skipped (a skip is the mapping's decision, not a problem).
 func addProblem(problems map[string]*reportProblem, e pipeline.Entry) {
 	switch e.State {
-	case pipeline.StateAccepted, pipeline.StateSkipped, pipeline.StatePending:
+	case pipeline.StateAccepted, pipeline.StateSkipped, pipeline.StatePending, pipeline.StateTracked:
 		return
 	}
 	reason := "(no message)"
-	if len(e.Messages) > 0 {
+	if r := e.Reconciled; e.State == pipeline.StateNotTracked && r != nil {
+		reason = r.ErrorReason + ": " + r.Meaning
+	} else if len(e.Messages) > 0 {
 		m := e.Messages[0]
 		reason = m.Text
 		if m.Field != "" {

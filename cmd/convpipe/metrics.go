@@ -75,6 +75,7 @@ func runMetrics(s pipeline.Summary, finished time.Time, code int) *prometheus.Re
 		orders.WithLabelValues(k).Set(float64(n))
 	}
 	reg.MustRegister(orders)
+	addReconcileMetrics(reg, s)
 	info := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: metricBuildInfo, Help: "Always 1; the version of the convpipe that ran last."}, []string{"version"})
 	info.WithLabelValues(version).Set(1)
 	reg.MustRegister(info)

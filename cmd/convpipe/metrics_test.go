@@ -31,6 +31,9 @@ var metricsSummary = pipeline.Summary{
 		Rows: 101, RowErrors: 2, Orders: 40, ToSend: 30, AlreadySent: 3, Invalid: 4, Skipped: 3,
 		Accepted: 25, Rejected: 1, Failed: 2, Changed: 5, Unsent: 6, Requests: 33,
 	},
+	Reconcile: &pipeline.ReconcileSummary{Considered: 60, Tracked: 50, NotTracked: 7, Unknown: 3, Expired: 1, Requests: 9},
+	Open: []pipeline.OpenProblem{{State: pipeline.StateInvalid, Count: 11, Oldest: time.Unix(1794000000, 0)},
+		{State: pipeline.StateNotTracked, Count: 8, Oldest: time.Unix(1794500000, 0)}},
 }
 
 // wantMetrics are the samples runMetrics(metricsSummary, finished, 3)
@@ -51,6 +54,12 @@ func wantMetrics(finished time.Time) map[string]map[string]float64 {
 		metricRequests:   {"": 33},
 		metricOrders:     orders,
 		metricBuildInfo:  {version: 1},
+		// Reconciling, and what the ledger holds open (every problem
+		// state, 0 when none; the oldest only where there is one).
+		metricReconciled:        {"tracked": 50, "not_tracked": 7, "unknown": 3, "expired": 1},
+		metricReconcileRequests: {"": 9},
+		metricOpen:              {"invalid": 11, "rejected": 0, "failed": 0, "changed": 0, "not_tracked": 8},
+		metricOpenOldest:        {"invalid": 1794000000, "not_tracked": 1794500000},
 	}
 }
 

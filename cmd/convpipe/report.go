@@ -128,6 +128,7 @@ func printSummary(w io.Writer, s pipeline.Summary, n summaryNotes, v verdict) {
 		fmt.Fprintf(w, "  sent      %d accepted, %d rejected, %d failed, %d read but not sent (stopped); %d requests\n",
 			t.Accepted, t.Rejected, t.Failed, t.Unsent, t.Requests)
 	}
+	printReconcile(w, s, n.ledger)
 	if nr := s.NotRead; nr != nil {
 		fmt.Fprintf(w, "  not read  %d %s not read to the end (%s left): about %d more orders to send, estimated from what was read; the next run reads them\n",
 			nr.Objects, plural(nr.Objects, "object", "objects"), humanize.IBytes(uint64(nr.Bytes)), nr.EstimatedOrders)
@@ -185,6 +186,11 @@ func needsHuman(s pipeline.Summary, ledgerPath string) string {
 	add(t.Rejected, "rejected orders")
 	add(t.Failed, "failed orders (sent again next run)")
 	add(t.Changed, "orders changed after acceptance (need a correction)")
+	var notTracked int64
+	if s.Reconcile != nil {
+		notTracked = s.Reconcile.NotTracked
+	}
+	add(notTracked, "conversions impact did not track")
 	if len(parts) == 0 {
 		return ""
 	}
@@ -200,6 +206,7 @@ func needsHuman(s pipeline.Summary, ledgerPath string) string {
 		{t.Rejected, pipeline.StateRejected},
 		{t.Failed, pipeline.StateFailed},
 		{t.Changed, pipeline.StateChanged},
+		{notTracked, pipeline.StateNotTracked},
 	} {
 		if st.n > 0 {
 			states = append(states, "`"+ledgerCommand(ledgerPath, "export", "--state", string(st.state))+"`")

@@ -25,15 +25,16 @@ Credentials come from the environment only: IMPACT_ACCOUNT_SID and
 IMPACT_AUTH_TOKEN for the API, the AWS SDK's standard chain for S3.
 
 Exit codes: 0 all good; 1 fatal error; 2 usage or configuration error;
-3 finished, but some rows or conversions are invalid, rejected, failed or
-changed, the results file could not be written, or the source selected no
-object (see run.allow_empty); 4 another run holds the ledger's lock.`,
+3 finished, but some rows or conversions are invalid, rejected, failed,
+changed or found not tracked, the results file could not be written, or the
+source selected no object (see run.allow_empty); 4 another run holds the
+ledger's lock.`,
 		Version:       version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newRunCmd(), newValidateCmd(), newPlanCmd(), newLedgerCmd(), newReportCmd(), newSimCmd())
+	root.AddCommand(newRunCmd(), newValidateCmd(), newPlanCmd(), newLedgerCmd(), newReportCmd(), newSimCmd(), newReconcileCmd())
 	return root
 }
 

@@ -53,7 +53,7 @@ type verdict struct {
 // own: the order is final with this payload and needs nothing more.
 func answered(settled pipeline.State, pol policy) bool {
 	switch settled {
-	case pipeline.StateAccepted, pipeline.StateChanged:
+	case pipeline.StateAccepted, pipeline.StateChanged, pipeline.StateTracked, pipeline.StateNotTracked:
 		return true
 	case pipeline.StateRejected:
 		return !pol.RetryRejected
@@ -76,7 +76,7 @@ func decide(p prepared, k known, pol policy) verdict {
 	records := pol.Mode == Send
 	// Accepted (or changed since): the ledger's record of that is never
 	// overwritten by a later invalid or skipped copy.
-	final := prev != nil && (prev.State == pipeline.StateAccepted || prev.State == pipeline.StateChanged)
+	final := prev != nil && (prev.State.Sent() || prev.State == pipeline.StateChanged)
 	var v verdict
 	var e *pipeline.Entry
 	switch {
@@ -147,7 +147,7 @@ func decideValid(p prepared, prev *pipeline.Entry, pol policy) (verdict, *pipeli
 		}
 		// The payload is back to what was accepted.
 		e := base(p, prev)
-		e.State, e.PayloadHash = pipeline.StateAccepted, p.hash
+		e.State, e.PayloadHash = reconciledState(prev), p.hash
 		return v, e
 	case ActionChanged:
 		v := verdict{Action: ActionChanged, Counts: pipeline.Counts{Changed: 1}}
@@ -182,7 +182,7 @@ func decideSend(prev *pipeline.Entry, hash string, retryRejected bool) Action {
 		return ActionSend
 	}
 	switch prev.State {
-	case pipeline.StateAccepted:
+	case pipeline.StateAccepted, pipeline.StateTracked, pipeline.StateNotTracked:
 		if prev.PayloadHash == hash {
 			return ActionAlreadySent
 		}
@@ -199,6 +199,18 @@ func decideSend(prev *pipeline.Entry, hash string, retryRejected bool) Action {
 		return ActionSend
 	}
 	return ActionSend // pending, failed, invalid, skipped
+}
+
+// reconciledState is the state of an accepted conversion whose payload
+// is back to what was sent: what reconciling learned of it, if anything.
+func reconciledState(prev *pipeline.Entry) pipeline.State {
+	if r := prev.Reconciled; r != nil {
+		switch v := pipeline.State(r.Verdict); v {
+		case pipeline.StateTracked, pipeline.StateNotTracked:
+			return v
+		}
+	}
+	return pipeline.StateAccepted
 }
 
 // settle is the entry e of a sent conversion once its outcome is known,

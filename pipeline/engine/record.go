@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"convpipe/pipeline"
+	"convpipe/pipeline/rules"
 )
 
 // sendersPerWorker is how many conversions Run keeps in progress per
@@ -120,6 +121,9 @@ func (r *runner) send(j job) {
 	r.sent++
 	r.mu.Unlock()
 	e, unfinished := settle(e, out)
+	if out.State == pipeline.StateAccepted {
+		e = acceptedEntry(e, j.conv, time.Now().UTC())
+	}
 	r.put(e)
 	delta := outcomeCounts(out)
 	r.count(j.obj, func(c *pipeline.Counts) { c.Add(delta) })
@@ -127,6 +131,27 @@ func (r *runner) send(j job) {
 		r.setFatal(err)
 	}
 	r.release(j.obj, unfinished)
+}
+
+// acceptedEntry is e once the API accepted c at now: the CampaignId and
+// EventDate sent and the time, which reconciling plans by, and no
+// reconciliation of an earlier send.
+func acceptedEntry(e pipeline.Entry, c *pipeline.Conversion, now time.Time) pipeline.Entry {
+	e.CampaignID, _ = c.Get("CampaignId")
+	if e.CampaignID == "" {
+		e.CampaignID, _ = c.Get("ProgramId")
+	}
+	e.EventDate = time.Time{}
+	switch v, _ := c.Get("EventDate"); {
+	case v == "NOW":
+		e.EventDate = now
+	default:
+		if t, r := rules.ParseDate(v); r == rules.None && v != "" {
+			e.EventDate = t.UTC()
+		}
+	}
+	e.AcceptedAt, e.Reconciled = now, nil
+	return e
 }
 
 // errStopping refuses a conversion's first request once the run stops.
