@@ -6,7 +6,7 @@
 // or an S3 location (s3://bucket/prefix/, globs on keys) read through the
 // AWS SDK's standard credential chain; objects are streamed, and a body
 // cut mid-way is resumed with a Range request on the same ETag. Formats
-// are CSV (encoding/csv, plain or gzip) and Parquet (xitongsys/parquet-go,
+// are CSV (encoding/csv, plain or gzip) and Parquet (parquet-go/parquet-go,
 // over random access to the object: a local file or ranged GETs).
 // Reading takes bounded memory whatever the input: a CSV record is cut at
 // CSVConfig.MaxRecordBytes before the parser holds it (a row error), and
