@@ -216,14 +216,14 @@ func (r *parquetReader) Next() (row pipeline.Row, err error) {
 		} else {
 			s, null, err = c.leaf.nextFlat()
 		}
-		var ve *valueError
-		switch {
-		case errors.As(err, &ve):
+		if err != nil {
+			var ve *valueError
+			if !errors.As(err, &ve) {
+				return pipeline.Row{}, r.fail(fmt.Errorf("column %q: %w", c.name, err))
+			}
 			if rowErr == nil {
 				rowErr = &pipeline.RowError{Ref: pipeline.Ref{Object: r.obj.Key, Line: line}, Field: c.name, Err: ve.err}
 			}
-		case err != nil:
-			return pipeline.Row{}, r.fail(fmt.Errorf("column %q: %w", c.name, err))
 		}
 		vals[i], nulls[i] = s, null
 	}

@@ -229,6 +229,15 @@ type pqLeaf struct {
 	read, chunkValues int64
 	done              bool
 	pageNo            int // pages of the chunk read, the dictionary's included
+
+	// The render caches (see render).
+	last     string
+	lastNum  int64
+	lastKind parquet.Kind
+	lastOK   bool
+	lastRaw  string // the bytes last rendered, for byte arrays
+	interned map[string]string
+	noIntern bool
 }
 
 // open starts reading a row group's chunk of chunkValues values.
@@ -295,8 +304,72 @@ func (l *pqLeaf) take() {
 	l.read++
 }
 
-// render renders v; a value error is a *valueError.
+// render renders v; a value error is a *valueError. Exports repeat
+// values (an order's lines share its id, time and store; a column has a
+// few statuses): the last number rendered is kept, and byte arrays are
+// interned up to maxInterned per column, so that a repeated value costs
+// no allocation.
 func (l *pqLeaf) render(v *parquet.Value) (string, error) {
+	switch v.Kind() {
+	case parquet.Int64, parquet.Int32:
+		n := v.Int64()
+		if v.Kind() == parquet.Int32 {
+			n = int64(v.Int32())
+		}
+		if l.lastOK && l.lastKind == v.Kind() && l.lastNum == n {
+			return l.last, nil
+		}
+		s, err := l.renderNew(v)
+		if err == nil {
+			l.last, l.lastNum, l.lastKind, l.lastOK = s, n, v.Kind(), true
+		}
+		return s, err
+	case parquet.ByteArray, parquet.FixedLenByteArray:
+		b := v.ByteArray()
+		if l.lastOK && l.lastKind == v.Kind() && string(b) == l.lastRaw {
+			return l.last, nil
+		}
+		s, ok := "", false
+		if !l.noIntern {
+			s, ok = l.interned[string(b)]
+		}
+		if !ok {
+			var err error
+			if s, err = l.renderNew(v); err != nil {
+				return s, err
+			}
+			l.intern(b, s)
+		}
+		raw := s
+		if l.typ.kind != kindString {
+			raw = string(b)
+		}
+		l.last, l.lastRaw, l.lastKind, l.lastOK = s, raw, v.Kind(), true
+		return s, nil
+	}
+	return l.renderNew(v)
+}
+
+// maxInterned bounds the byte-array values a column keeps rendered.
+const maxInterned = 4096
+
+// intern keeps s, rendered from b, for the next time; a column of many
+// distinct values (ids, e-mails) stops interning when its map is full.
+func (l *pqLeaf) intern(b []byte, s string) {
+	if l.noIntern || len(b) > 64 {
+		return
+	}
+	if len(l.interned) >= maxInterned {
+		l.noIntern, l.interned = true, nil
+		return
+	}
+	if l.interned == nil {
+		l.interned = make(map[string]string)
+	}
+	l.interned[string(b)] = s
+}
+
+func (l *pqLeaf) renderNew(v *parquet.Value) (string, error) {
 	s, err := l.typ.render(*v)
 	if err != nil && !errors.Is(err, errWrongType) {
 		return "", &valueError{err}
