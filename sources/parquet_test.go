@@ -3,6 +3,7 @@ package sources
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"math"
 	"path/filepath"
 	"strings"
@@ -217,5 +218,38 @@ EOF
 	_, err = src.Open(t.Context(), pipeline.Object{Key: p})
 	if err == nil || !strings.Contains(err.Error(), `column "attrs" is a map: not supported`) {
 		t.Fatalf("Open = %v, want a map error", err)
+	}
+}
+
+// TestParquetPosition follows Position (the share of the file's rows
+// returned, for progress) through a file of several row groups: 0 before
+// the first row, the rows' share after each, 1 at the end.
+func TestParquetPosition(t *testing.T) {
+	const n = 1000
+	p := filepath.Join(t.TempDir(), "wide.parquet")
+	writeFile(t, p, parquetBytes(t, wideRows(n), 300))
+	src := newSource(t, Config{Location: p})
+	r, err := src.Open(t.Context(), pipeline.Object{Key: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	pos := r.(pipeline.Positioner)
+	if got := pos.Position(); got != 0 {
+		t.Fatalf("Position before reading = %v", got)
+	}
+	for i := 1; i <= n; i++ {
+		if _, err := r.Next(); err != nil {
+			t.Fatalf("row %d: %v", i, err)
+		}
+		if got, want := pos.Position(), float64(i)/n; got != want {
+			t.Fatalf("Position after %d rows = %v, want %v", i, got, want)
+		}
+	}
+	if _, err := r.Next(); err != io.EOF {
+		t.Fatalf("after the last row: %v", err)
+	}
+	if got := pos.Position(); got != 1 {
+		t.Fatalf("Position at the end = %v", got)
 	}
 }
