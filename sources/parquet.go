@@ -64,6 +64,7 @@ type parquetReader struct {
 	groupLen int64 // its rows
 	inGroup  int64 // rows of it returned
 	index    int64 // rows of the object returned
+	col      int   // the column being read, -1 between rows
 	vals     []string
 	nulls    []bool
 	err      error
@@ -182,10 +183,15 @@ func (r *parquetReader) Next() (row pipeline.Row, err error) {
 	}
 	defer func() {
 		if p := recover(); p != nil {
-			r.err = fmt.Errorf("%s: row %d: corrupt Parquet (decoder panicked: %v)", r.obj.Key, r.index+1, p)
+			col := ""
+			if r.col >= 0 && r.col < len(r.cols) {
+				col = fmt.Sprintf("column %q: ", r.cols[r.col].name)
+			}
+			r.err = fmt.Errorf("%s: row group %d: %srow %d: corrupt Parquet (decoder panicked: %v)", r.obj.Key, r.group, col, r.index+1, p)
 			row, err = pipeline.Row{}, r.err
 		}
 	}()
+	r.col = -1
 	for r.inGroup >= r.groupLen {
 		if r.group+1 >= len(r.meta.RowGroups) {
 			if err := r.finishGroup(); err != nil {
@@ -208,6 +214,7 @@ func (r *parquetReader) Next() (row pipeline.Row, err error) {
 	var rowErr *pipeline.RowError
 	line := r.index + 1
 	for i, c := range r.cols {
+		r.col = i
 		var s string
 		var null bool
 		var err error
@@ -227,6 +234,7 @@ func (r *parquetReader) Next() (row pipeline.Row, err error) {
 		}
 		vals[i], nulls[i] = s, null
 	}
+	r.col = -1
 	r.inGroup++
 	r.index++
 	if rowErr != nil {
