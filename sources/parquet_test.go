@@ -184,7 +184,8 @@ func TestParquetRowGroups(t *testing.T) {
 
 // TestParquetLists reads lists of scalars, as a LIST and as a bare
 // repeated field, as JSON arrays (an empty one is "[]"; the corpus has
-// null lists), and refuses a map naming its column.
+// null lists), and refuses a map and a list inside a list naming their
+// columns.
 func TestParquetLists(t *testing.T) {
 	type withList struct {
 		ID   int64    `parquet:"id"`
@@ -218,6 +219,21 @@ EOF
 	_, err = src.Open(t.Context(), pipeline.Object{Key: p})
 	if err == nil || !strings.Contains(err.Error(), `column "attrs" is a map: not supported`) {
 		t.Fatalf("Open = %v, want a map error", err)
+	}
+
+	type inner struct {
+		Tags []string `parquet:"tags,list"`
+	}
+	type withNested struct {
+		ID    int64   `parquet:"id"`
+		Items []inner `parquet:"items,list"`
+	}
+	p = filepath.Join(t.TempDir(), "nested.parquet")
+	writeFile(t, p, parquetBytes(t, []withNested{{ID: 1, Items: []inner{{Tags: []string{"a"}}}}}, 0))
+	src = newSource(t, Config{Location: p})
+	_, err = src.Open(t.Context(), pipeline.Object{Key: p})
+	if err == nil || !strings.Contains(err.Error(), `column "items" is a list inside a list: not supported`) {
+		t.Fatalf("Open = %v, want a list-inside-a-list error", err)
 	}
 }
 
