@@ -126,10 +126,16 @@ func (m *Mapping) fieldOf(column string) string {
 	return "Items"
 }
 
+// quoteNames quotes the first names (at most 20) for a message.
 func quoteNames(names []string) string {
-	q := make([]string, len(names))
+	const shown = 20
+	q := make([]string, 0, min(len(names), shown)+1)
 	for i, n := range names {
-		q[i] = fmt.Sprintf("%q", n)
+		if i == shown {
+			q = append(q, fmt.Sprintf("and %d more", len(names)-shown))
+			break
+		}
+		q = append(q, fmt.Sprintf("%q", display(n)))
 	}
 	return strings.Join(q, ", ")
 }
