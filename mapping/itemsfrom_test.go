@@ -107,3 +107,31 @@ func TestItemsFromConfig(t *testing.T) {
 		})
 	}
 }
+
+// FuzzItemsFrom maps arbitrary list cells with items.from: never a
+// panic; every problem names the line; an order without problems has
+// one item per element of a well-formed list.
+func FuzzItemsFrom(f *testing.F) {
+	f.Add(`[{"sku":"A-1","name":"x","qty":"2","price":{"amount":"9.5"}}]`)
+	f.Add(`[{"sku":null,"price":{"amount":{"x":[1]}}}]`)
+	f.Add(`[1, "a", null, {}]`)
+	f.Add(`{"sku": "A"} trailing`)
+	f.Add(`[{"a":{"b":{"c":{"d":{"e":{"f":{"g":{"h":{"i":{"j":1}}}}}}}}}}]`)
+	m := mustMapping(f, fromYAML)
+	f.Fuzz(func(t *testing.T, items string) {
+		md := m.Map(rowsOf("f.parquet", fromHeader, []string{"o1", "2024-05-01 10:00:00", "clk", items}))
+		for _, p := range md.Problems {
+			if p.Field == "Items" || strings.HasPrefix(p.Field, "Item") {
+				if len(p.Refs) == 0 || p.Refs[0].Line != 2 {
+					t.Fatalf("problem without its line: %+v", p)
+				}
+			}
+		}
+		if len(md.Problems) == 0 {
+			elems, err := parseItemList(items)
+			if err != nil || len(elems) != len(md.Conversion.Items) {
+				t.Fatalf("%d items from %q (%d elements, %v)", len(md.Conversion.Items), items, len(elems), err)
+			}
+		}
+	})
+}
