@@ -97,6 +97,7 @@ fuzz: ## run every fuzz target for 5 minutes each (corpus kept in testdata/fuzz)
 # `make test` runs the same tests of cmd/convpipe at a small size.
 reliability: ## the built binary under SIGKILLs, fault storms, bad input, storage faults, secrets search, full size; writes docs/reliability.md
 	CONVPIPE_RELIABILITY=full $(GO) test -count=1 -timeout 30m ./cmd/convpipe
+	CONVPIPE_RELIABILITY=full $(GO) test -count=1 -timeout 30m -run '^TestParquetCSVTwins$$' ./sources
 	@cat docs/reliability.md
 
 bench: build ## measure throughput, memory, quota use, rerun, ledger and reconcile cost beside their floors; writes docs/benchmarks.md (about 10 minutes)

@@ -35,6 +35,8 @@ type Mapping struct {
 	// splits are the item plans that split their cell into packed
 	// items, in wire order.
 	splits []*plan
+	// from, when set, takes the items from a list column (items.from).
+	from *itemsFrom
 
 	rowFilters   []*filter
 	orderFilters []*filter
@@ -206,7 +208,15 @@ func checkSettings(cfg Config) error {
 // the catalogue's wire order. Its error joins those of every bad field.
 func (m *Mapping) compileFields(cfg Config) error {
 	errs := m.compileLevel(cfg.Fields, false, "fields")
-	errs = append(errs, m.compileLevel(cfg.Items, true, "items")...)
+	items, from, err := splitItemsFrom(cfg.Items)
+	switch {
+	case err != nil:
+		errs = append(errs, err)
+	case from != "":
+		errs = append(errs, m.compileItemsFrom(items, from)...)
+	default:
+		errs = append(errs, m.compileLevel(items, true, "items")...)
+	}
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}

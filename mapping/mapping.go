@@ -805,6 +805,10 @@ func (m *Mapping) reportDisagreements(dis []disagreement, base *pipeline.Row, sr
 // there are at most max_items (checkRules checks the items as a whole).
 // backing has room for one item per line and is not shared.
 func (m *Mapping) buildItems(conv *pipeline.Conversion, backing []pipeline.Field, kept []pipeline.Row, cols *columns, probs *problems) {
+	if m.from != nil {
+		m.buildItemsFrom(conv, backing, kept, cols, probs)
+		return
+	}
 	if len(m.splits) == 0 && len(kept) > m.maxItems {
 		probs.add("Items", "", fmt.Sprintf("%d lines: at most %d items per conversion (mapping.max_items)", len(kept), m.maxItems),
 			[]pipeline.Ref{kept[0].Ref(), kept[len(kept)-1].Ref()})

@@ -163,8 +163,8 @@ func TestBigField(t *testing.T) {
 }
 
 // TestParquetCorruptionNeverPanics damages valid files (one of parquet-go,
-// and DuckDB's and arrow-rs's of the corpus, with data pages v2 and their
-// encodings) at many bytes, and truncates them at many lengths: every
+// DuckDB's and arrow-rs's of the corpus, with data pages v2 and their
+// encodings, and DuckDB's nested items) at many bytes, and truncates them at many lengths: every
 // read ends, with rows, row errors or a file error naming the object,
 // and never panics out of the reader.
 func TestParquetCorruptionNeverPanics(t *testing.T) {
@@ -175,6 +175,10 @@ func TestParquetCorruptionNeverPanics(t *testing.T) {
 		}
 		return b
 	}
+	nestedItems, err := os.ReadFile(filepath.Join("testdata", "cases", "parquet-nested-items", "input", "orders.parquet"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name  string
 		valid []byte
@@ -184,6 +188,8 @@ func TestParquetCorruptionNeverPanics(t *testing.T) {
 		{"parquet-go", parquetBytes(t, orderLines(0, 30), 10), 30, 2},
 		{"duckdb_tiny_v2", corpusFile("duckdb_tiny_v2.parquet"), 300, 7},
 		{"arrow_tiny_v2", corpusFile("arrow_tiny_v2.parquet"), 300, 23},
+		// DuckDB's nested items: LIST<STRUCT<…>>, 16-row row groups.
+		{"duckdb_nested_items", nestedItems, 40, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			step := tc.step
@@ -204,6 +210,9 @@ func corruptAndRead(t *testing.T, valid []byte, rows, step int) (opened, failed 
 		r, err := newParquetReader(obj, nopCloser{bytes.NewReader(b)}, int64(len(b)))
 		if err != nil {
 			failed++
+			if strings.Contains(err.Error(), "decoder panicked") {
+				t.Logf("%s: %v", name, err)
+			}
 			if !strings.HasPrefix(err.Error(), name+": ") {
 				t.Fatalf("open error does not name the object: %v", err)
 			}
@@ -223,6 +232,9 @@ func corruptAndRead(t *testing.T, valid []byte, rows, step int) (opened, failed 
 			if err != nil && !errors.As(err, &re) {
 				if !strings.HasPrefix(err.Error(), name+": ") {
 					t.Fatalf("file error does not name the object: %v", err)
+				}
+				if strings.Contains(err.Error(), "decoder panicked") {
+					t.Logf("%s: %v", name, err)
 				}
 				return
 			}

@@ -16,21 +16,21 @@ import (
 // benchLine is a 15-column order line, as in the measurements of
 // docs/dependencies.md.
 type benchLine struct {
-	OrderID   string  `parquet:"name=order_id, type=BYTE_ARRAY, convertedtype=UTF8"`
-	Line      int32   `parquet:"name=line, type=INT32"`
-	SKU       string  `parquet:"name=sku, type=BYTE_ARRAY, convertedtype=UTF8, encoding=PLAIN_DICTIONARY"`
-	Name      string  `parquet:"name=name, type=BYTE_ARRAY, convertedtype=UTF8"`
-	Quantity  int64   `parquet:"name=quantity, type=INT64"`
-	Price     int64   `parquet:"name=price, type=INT64, convertedtype=DECIMAL, scale=2, precision=12"`
-	Discount  int64   `parquet:"name=discount, type=INT64, convertedtype=DECIMAL, scale=2, precision=12"`
-	Currency  string  `parquet:"name=currency, type=BYTE_ARRAY, convertedtype=UTF8, encoding=PLAIN_DICTIONARY"`
-	Customer  string  `parquet:"name=customer_id, type=BYTE_ARRAY, convertedtype=UTF8"`
-	Promo     *string `parquet:"name=promo_code, type=BYTE_ARRAY, convertedtype=UTF8, repetitiontype=OPTIONAL"`
-	OrderedAt int64   `parquet:"name=ordered_at, type=INT64, convertedtype=TIMESTAMP_MILLIS, isadjustedtoutc=true"`
-	Shipped   bool    `parquet:"name=shipped, type=BOOLEAN"`
-	Country   string  `parquet:"name=country, type=BYTE_ARRAY, convertedtype=UTF8, encoding=PLAIN_DICTIONARY"`
-	Category  string  `parquet:"name=category, type=BYTE_ARRAY, convertedtype=UTF8, encoding=PLAIN_DICTIONARY"`
-	Weight    float64 `parquet:"name=weight, type=DOUBLE"`
+	OrderID   string  `parquet:"order_id"`
+	Line      int32   `parquet:"line"`
+	SKU       string  `parquet:"sku,dict"`
+	Name      string  `parquet:"name"`
+	Quantity  int64   `parquet:"quantity"`
+	Price     int64   `parquet:"price,decimal(2:12)"`
+	Discount  int64   `parquet:"discount,decimal(2:12)"`
+	Currency  string  `parquet:"currency,dict"`
+	Customer  string  `parquet:"customer_id"`
+	Promo     *string `parquet:"promo_code,optional"`
+	OrderedAt int64   `parquet:"ordered_at,timestamp(millisecond:utc)"`
+	Shipped   bool    `parquet:"shipped"`
+	Country   string  `parquet:"country,dict"`
+	Category  string  `parquet:"category,dict"`
+	Weight    float64 `parquet:"weight"`
 }
 
 func benchLines(n int) []benchLine {

@@ -25,14 +25,14 @@ func TestMain(m *testing.M) {
 
 // orderLine is the conformance data set's row, as Parquet.
 type orderLine struct {
-	OrderID   string  `parquet:"name=order_id, type=BYTE_ARRAY, convertedtype=UTF8"`
-	Line      int32   `parquet:"name=line, type=INT32"`
-	SKU       string  `parquet:"name=sku, type=BYTE_ARRAY, convertedtype=UTF8, encoding=PLAIN_DICTIONARY"`
-	Quantity  int64   `parquet:"name=quantity, type=INT64"`
-	Price     int64   `parquet:"name=price, type=INT64, convertedtype=DECIMAL, scale=2, precision=12"`
-	Paid      bool    `parquet:"name=paid, type=BOOLEAN"`
-	OrderedAt int64   `parquet:"name=ordered_at, type=INT64, convertedtype=TIMESTAMP_MILLIS, isadjustedtoutc=true"`
-	Note      *string `parquet:"name=note, type=BYTE_ARRAY, convertedtype=UTF8, repetitiontype=OPTIONAL"`
+	OrderID   string  `parquet:"order_id"`
+	Line      int32   `parquet:"line"`
+	SKU       string  `parquet:"sku,dict"`
+	Quantity  int64   `parquet:"quantity"`
+	Price     int64   `parquet:"price,decimal(2:12)"`
+	Paid      bool    `parquet:"paid"`
+	OrderedAt int64   `parquet:"ordered_at,timestamp(millisecond:utc)"`
+	Note      *string `parquet:"note,optional"`
 }
 
 var orderHeader = []string{"order_id", "line", "sku", "quantity", "price", "paid", "ordered_at", "note"}

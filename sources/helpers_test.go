@@ -13,57 +13,40 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/xitongsys/parquet-go/parquet"
-	"github.com/xitongsys/parquet-go/source"
-	"github.com/xitongsys/parquet-go/writer"
+	"github.com/parquet-go/parquet-go"
 
 	"convpipe/pipeline"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files and the generated inputs under testdata")
 
-// bufFile is a write-only source.ParquetFile over a buffer, for
-// parquet-go's writer.
-type bufFile struct{ buf *bytes.Buffer }
-
-var _ source.ParquetFile = (*bufFile)(nil)
-
-func (f *bufFile) Write(p []byte) (int, error)               { return f.buf.Write(p) }
-func (f *bufFile) Read([]byte) (int, error)                  { return 0, errors.New("write-only") }
-func (f *bufFile) Seek(int64, int) (int64, error)            { return 0, errors.New("write-only") }
-func (f *bufFile) Close() error                              { return nil }
-func (f *bufFile) Open(string) (source.ParquetFile, error)   { return f, nil }
-func (f *bufFile) Create(string) (source.ParquetFile, error) { return f, nil }
-
-// parquetBytes writes rows as a Parquet file with parquet-go's writer,
-// starting a new row group every groupRows rows (0: one row group).
+// parquetBytes writes rows as a Parquet file with parquet-go's writer
+// (Snappy, pages of about 4 KiB), starting a new row group every
+// groupRows rows (0: one row group).
 func parquetBytes[T any](tb testing.TB, rows []T, groupRows int) []byte {
 	tb.Helper()
 	return parquetBytesPaged(tb, rows, groupRows, 4<<10)
 }
 
 // parquetBytesPaged is parquetBytes with pages of about pageSize bytes.
-func parquetBytesPaged[T any](tb testing.TB, rows []T, groupRows int, pageSize int64) []byte {
+func parquetBytesPaged[T any](tb testing.TB, rows []T, groupRows int, pageSize int) []byte {
 	tb.Helper()
 	var buf bytes.Buffer
-	pw, err := writer.NewParquetWriter(&bufFile{&buf}, new(T), 1)
-	if err != nil {
-		tb.Fatalf("parquet writer: %v", err)
+	w := parquet.NewGenericWriter[T](&buf, parquet.Compression(&parquet.Snappy), parquet.PageBufferSize(pageSize))
+	step := len(rows)
+	if groupRows > 0 {
+		step = groupRows
 	}
-	pw.CompressionType = parquet.CompressionCodec_SNAPPY
-	pw.PageSize = pageSize
-	for i, r := range rows {
-		if err := pw.Write(r); err != nil {
+	for start := 0; start < len(rows); start += step {
+		if _, err := w.Write(rows[start:min(start+step, len(rows))]); err != nil {
 			tb.Fatalf("parquet write: %v", err)
 		}
-		if groupRows > 0 && (i+1)%groupRows == 0 {
-			if err := pw.Flush(true); err != nil {
-				tb.Fatalf("parquet flush: %v", err)
-			}
+		if err := w.Flush(); err != nil {
+			tb.Fatalf("parquet flush: %v", err)
 		}
 	}
-	if err := pw.WriteStop(); err != nil {
-		tb.Fatalf("parquet write stop: %v", err)
+	if err := w.Close(); err != nil {
+		tb.Fatalf("parquet close: %v", err)
 	}
 	return buf.Bytes()
 }

@@ -1,80 +1,93 @@
 package sources
 
 import (
-	"encoding/binary"
+	"bytes"
 	"fmt"
+	"io"
+	"math"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/parquet-go/parquet-go/deprecated"
 
 	"convpipe/pipeline"
 )
 
 // allTypes has a column of every common Parquet type.
 type allTypes struct {
-	Str    *string  `parquet:"name=str, type=BYTE_ARRAY, convertedtype=UTF8, repetitiontype=OPTIONAL"`
-	Dict   string   `parquet:"name=dict, type=BYTE_ARRAY, convertedtype=UTF8, encoding=PLAIN_DICTIONARY"`
-	JSON   string   `parquet:"name=json, type=BYTE_ARRAY, convertedtype=JSON"`
-	Bin    string   `parquet:"name=bin, type=BYTE_ARRAY"`
-	I32    *int32   `parquet:"name=i32, type=INT32, repetitiontype=OPTIONAL"`
-	I64    int64    `parquet:"name=i64, type=INT64"`
-	U32    int32    `parquet:"name=u32, type=INT32, convertedtype=UINT_32"`
-	U64    int64    `parquet:"name=u64, type=INT64, convertedtype=UINT_64"`
-	I8     int32    `parquet:"name=i8, type=INT32, convertedtype=INT_8"`
-	Dec32  int32    `parquet:"name=dec32, type=INT32, convertedtype=DECIMAL, scale=2, precision=9"`
-	Dec64  *int64   `parquet:"name=dec64, type=INT64, convertedtype=DECIMAL, scale=4, precision=18, repetitiontype=OPTIONAL"`
-	DecFix string   `parquet:"name=decfix, type=FIXED_LEN_BYTE_ARRAY, length=12, convertedtype=DECIMAL, scale=3, precision=27"`
-	DecBin string   `parquet:"name=decbin, type=BYTE_ARRAY, convertedtype=DECIMAL, scale=2, precision=30"`
-	F32    float32  `parquet:"name=f32, type=FLOAT"`
-	F64    *float64 `parquet:"name=f64, type=DOUBLE, repetitiontype=OPTIONAL"`
-	Bool   *bool    `parquet:"name=bool, type=BOOLEAN, repetitiontype=OPTIONAL"`
-	Date   int32    `parquet:"name=date, type=INT32, convertedtype=DATE"`
-	TimeMs int32    `parquet:"name=time_ms, type=INT32, convertedtype=TIME_MILLIS"`
-	TimeUs int64    `parquet:"name=time_us, type=INT64, convertedtype=TIME_MICROS"`
-	// The writer marks ts_ms not adjusted to UTC (its default): a wall time.
-	TsMs    int64  `parquet:"name=ts_ms, type=INT64, convertedtype=TIMESTAMP_MILLIS"`
-	TsUs    *int64 `parquet:"name=ts_us, type=INT64, convertedtype=TIMESTAMP_MICROS, isadjustedtoutc=true, repetitiontype=OPTIONAL"`
-	TsNs    int64  `parquet:"name=ts_ns, type=INT64, logicaltype=TIMESTAMP, logicaltype.isadjustedtoutc=true, logicaltype.unit=NANOS"`
-	TsLocal int64  `parquet:"name=ts_local, type=INT64, logicaltype=TIMESTAMP, logicaltype.isadjustedtoutc=false, logicaltype.unit=MICROS"`
-	I96     string `parquet:"name=i96, type=INT96"`
-	UUID    string `parquet:"name=uuid, type=FIXED_LEN_BYTE_ARRAY, length=16, logicaltype=UUID"`
+	Str    *string  `parquet:"str,optional"`
+	Dict   string   `parquet:"dict,dict"`
+	JSON   string   `parquet:"json,json"`
+	Bin    []byte   `parquet:"bin"`
+	I32    *int32   `parquet:"i32,optional"`
+	I64    int64    `parquet:"i64"`
+	U32    uint32   `parquet:"u32"`
+	U64    uint64   `parquet:"u64"`
+	I8     int8     `parquet:"i8"`
+	Dec32  int32    `parquet:"dec32,decimal(2:9)"`
+	Dec64  *int64   `parquet:"dec64,decimal(4:18),optional"`
+	DecFix [12]byte `parquet:"decfix,decimal(3:27)"`
+	DecBig [13]byte `parquet:"decbig,decimal(2:30)"`
+	F32    float32  `parquet:"f32"`
+	F64    *float64 `parquet:"f64,optional"`
+	Bool   *bool    `parquet:"bool,optional"`
+	Date   int32    `parquet:"date,date"`
+	TimeMs int32    `parquet:"time_ms,time(millisecond)"`
+	TimeUs int64    `parquet:"time_us,time(microsecond)"`
+	// ts_ms and ts_local are not adjusted to UTC: wall times.
+	TsMs    int64            `parquet:"ts_ms,timestamp(millisecond:local)"`
+	TsUs    *int64           `parquet:"ts_us,timestamp(microsecond:utc),optional"`
+	TsNs    int64            `parquet:"ts_ns,timestamp(nanosecond:utc)"`
+	TsLocal int64            `parquet:"ts_local,timestamp(microsecond:local)"`
+	I96     deprecated.Int96 `parquet:"i96"`
+	UUID    [16]byte         `parquet:"uuid,uuid"`
 	Addr    struct {
-		City *string `parquet:"name=city, type=BYTE_ARRAY, convertedtype=UTF8, repetitiontype=OPTIONAL"`
-	} `parquet:"name=addr"`
+		City *string `parquet:"city,optional"`
+	} `parquet:"addr"`
 }
 
 func ptr[T any](v T) *T { return &v }
 
-// int96 encodes t as a legacy INT96 timestamp.
-func int96(t time.Time) string {
+// int96 encodes t as a legacy INT96 timestamp: nanoseconds of the day
+// in the first two words, the Julian day in the third.
+func int96(t time.Time) deprecated.Int96 {
 	t = t.UTC()
 	day := t.Truncate(24 * time.Hour)
-	b := make([]byte, 12)
-	binary.LittleEndian.PutUint64(b, uint64(t.Sub(day)))
-	binary.LittleEndian.PutUint32(b[8:], uint32(day.Unix()/86400+julianUnixEpoch))
-	return string(b)
+	ns := uint64(t.Sub(day))
+	return deprecated.Int96{uint32(ns), uint32(ns >> 32), uint32(day.Unix()/86400 + julianUnixEpoch)}
+}
+
+// fixed is b right-aligned in n bytes, sign-extended.
+func fixed(n int, b string) []byte {
+	fill := byte(0)
+	if len(b) > 0 && b[0]&0x80 != 0 {
+		fill = 0xff
+	}
+	s := bytes.Repeat([]byte{fill}, n)
+	copy(s[n-len(b):], b)
+	return s
 }
 
 var allTypesHeader = []string{"str", "dict", "json", "bin", "i32", "i64", "u32", "u64", "i8", "dec32", "dec64",
-	"decfix", "decbin", "f32", "f64", "bool", "date", "time_ms", "time_us", "ts_ms", "ts_us", "ts_ns", "ts_local",
+	"decfix", "decbig", "f32", "f64", "bool", "date", "time_ms", "time_us", "ts_ms", "ts_us", "ts_ns", "ts_local",
 	"i96", "uuid", "addr.city"}
 
 func allTypesRows() ([]allTypes, []string) {
 	ts := time.Date(2026, 11, 22, 10, 15, 30, 123456789, time.UTC)
 	full := allTypes{
-		Str: ptr("Zoë"), Dict: "red", JSON: `{"a":1}`, Bin: "plain text", I32: ptr(int32(-42)), I64: 1 << 40,
-		U32: -1, U64: -1, I8: -8, Dec32: -1250, Dec64: ptr(int64(5)), DecFix: "\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\xe2\x40",
-		DecBin: "\xff\x85", F32: 1.5, F64: ptr(0.1), Bool: ptr(true),
+		Str: ptr("Zoë"), Dict: "red", JSON: `{"a":1}`, Bin: []byte("plain text"), I32: ptr(int32(-42)), I64: 1 << 40,
+		U32: math.MaxUint32, U64: math.MaxUint64, I8: -8, Dec32: -1250, Dec64: ptr(int64(5)), DecFix: [12]byte(fixed(12, "\x01\xe2\x40")),
+		DecBig: [13]byte(fixed(13, "\xff\x85")), F32: 1.5, F64: ptr(0.1), Bool: ptr(true),
 		Date: int32(ts.Unix() / 86400), TimeMs: int32((10*3600 + 15*60 + 30) * 1000), TimeUs: (10*3600+15*60+30)*1e6 + 250,
 		TsMs: ts.UnixMilli(), TsUs: ptr(ts.UnixMicro()), TsNs: ts.UnixNano(), TsLocal: ts.Truncate(time.Second).UnixMicro(),
-		I96: int96(ts), UUID: "\x12\x34\x56\x78\x9a\xbc\xde\xf0\x12\x34\x56\x78\x9a\xbc\xde\xf0",
+		I96: int96(ts), UUID: [16]byte(fixed(16, "\x12\x34\x56\x78\x9a\xbc\xde\xf0\x12\x34\x56\x78\x9a\xbc\xde\xf0")),
 	}
 	full.Addr.City = ptr("Köln")
 	nulls := allTypes{
-		Dict: "blue", JSON: "[]", Bin: "\xff\x00", I64: -1, DecFix: "\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff",
-		DecBin: "\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00", Date: -1, TsMs: 0, TsNs: 0, I96: int96(time.Unix(0, 0)),
-		UUID: strings.Repeat("\x00", 16),
+		Dict: "blue", JSON: "[]", Bin: []byte("\xff\x00"), I64: -1, DecFix: [12]byte(fixed(12, "\xff")),
+		DecBig: [13]byte(fixed(13, "\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00")), Date: -1, TsMs: 0, TsNs: 0, I96: int96(time.Unix(0, 0)),
 	}
 	want := []string{
 		`["Zoë","red","{\"a\":1}","plain text","-42","1099511627776","4294967295","18446744073709551615","-8","-12.50","0.0005",` +
@@ -115,10 +128,10 @@ func jsonList(s []string) string {
 
 // wide is a plain order line, for multi-row-group files.
 type wide struct {
-	ID    int64   `parquet:"name=id, type=INT64"`
-	Order string  `parquet:"name=order_id, type=BYTE_ARRAY, convertedtype=UTF8, encoding=PLAIN_DICTIONARY"`
-	Note  *string `parquet:"name=note, type=BYTE_ARRAY, convertedtype=UTF8, repetitiontype=OPTIONAL"`
-	Price int64   `parquet:"name=price, type=INT64, convertedtype=DECIMAL, scale=2, precision=12"`
+	ID    int64   `parquet:"id"`
+	Order string  `parquet:"order_id,dict"`
+	Note  *string `parquet:"note,optional"`
+	Price int64   `parquet:"price,decimal(2:12)"`
 }
 
 func wideRows(n int) []wide {
@@ -147,8 +160,8 @@ func TestParquetRowGroups(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if pr := r.(*parquetReader); groupRows > 0 && len(pr.footer.RowGroups) != (n+groupRows-1)/groupRows {
-				t.Fatalf("%d row groups, want %d", len(pr.footer.RowGroups), (n+groupRows-1)/groupRows)
+			if pr := r.(*parquetReader); groupRows > 0 && len(pr.meta.RowGroups) != (n+groupRows-1)/groupRows {
+				t.Fatalf("%d row groups, want %d", len(pr.meta.RowGroups), (n+groupRows-1)/groupRows)
 			}
 			res := readAll(t, r)
 			if res.fatal != nil || len(res.errs) > 0 || len(res.rows) != n {
@@ -169,16 +182,90 @@ func TestParquetRowGroups(t *testing.T) {
 	}
 }
 
-func TestParquetRefusesRepeatedColumns(t *testing.T) {
+// TestParquetLists reads lists of scalars, as a LIST and as a bare
+// repeated field, as JSON arrays (an empty one is "[]"; the corpus has
+// null lists), and refuses a map and a list inside a list naming their
+// columns.
+func TestParquetLists(t *testing.T) {
 	type withList struct {
-		ID   int64    `parquet:"name=id, type=INT64"`
-		Tags []string `parquet:"name=tags, type=BYTE_ARRAY, convertedtype=UTF8, repetitiontype=REPEATED"`
+		ID   int64    `parquet:"id"`
+		Tags []string `parquet:"tags,list"`
+		Bare []int32  `parquet:"bare"`
 	}
 	p := filepath.Join(t.TempDir(), "list.parquet")
-	writeFile(t, p, parquetBytes(t, []withList{{ID: 1, Tags: []string{"a", "b"}}}, 0))
+	writeFile(t, p, parquetBytes(t, []withList{
+		{ID: 1, Tags: []string{"a", `b "q"`}, Bare: []int32{3, 4}},
+		{ID: 2},
+	}, 0))
 	src := newSource(t, Config{Location: p})
-	_, err := src.Open(t.Context(), pipeline.Object{Key: p})
-	if err == nil || !strings.Contains(err.Error(), `column "tags" is repeated`) {
-		t.Fatalf("Open = %v, want a repeated-column error", err)
+	r, err := src.Open(t.Context(), pipeline.Object{Key: p})
+	got := transcript(r, err)
+	want := `header: ["id","tags","bare"]
+1 ["1","[\"a\",\"b \\\"q\\\"\"]","[\"3\",\"4\"]"]
+2 ["2","[]","[]"]
+EOF
+`
+	if got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+
+	type withMap struct {
+		ID    int64             `parquet:"id"`
+		Attrs map[string]string `parquet:"attrs"`
+	}
+	p = filepath.Join(t.TempDir(), "map.parquet")
+	writeFile(t, p, parquetBytes(t, []withMap{{ID: 1, Attrs: map[string]string{"a": "b"}}}, 0))
+	src = newSource(t, Config{Location: p})
+	_, err = src.Open(t.Context(), pipeline.Object{Key: p})
+	if err == nil || !strings.Contains(err.Error(), `column "attrs" is a map: not supported`) {
+		t.Fatalf("Open = %v, want a map error", err)
+	}
+
+	type inner struct {
+		Tags []string `parquet:"tags,list"`
+	}
+	type withNested struct {
+		ID    int64   `parquet:"id"`
+		Items []inner `parquet:"items,list"`
+	}
+	p = filepath.Join(t.TempDir(), "nested.parquet")
+	writeFile(t, p, parquetBytes(t, []withNested{{ID: 1, Items: []inner{{Tags: []string{"a"}}}}}, 0))
+	src = newSource(t, Config{Location: p})
+	_, err = src.Open(t.Context(), pipeline.Object{Key: p})
+	if err == nil || !strings.Contains(err.Error(), `column "items" is a list inside a list: not supported`) {
+		t.Fatalf("Open = %v, want a list-inside-a-list error", err)
+	}
+}
+
+// TestParquetPosition follows Position (the share of the file's rows
+// returned, for progress) through a file of several row groups: 0 before
+// the first row, the rows' share after each, 1 at the end.
+func TestParquetPosition(t *testing.T) {
+	const n = 1000
+	p := filepath.Join(t.TempDir(), "wide.parquet")
+	writeFile(t, p, parquetBytes(t, wideRows(n), 300))
+	src := newSource(t, Config{Location: p})
+	r, err := src.Open(t.Context(), pipeline.Object{Key: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	pos := r.(pipeline.Positioner)
+	if got := pos.Position(); got != 0 {
+		t.Fatalf("Position before reading = %v", got)
+	}
+	for i := 1; i <= n; i++ {
+		if _, err := r.Next(); err != nil {
+			t.Fatalf("row %d: %v", i, err)
+		}
+		if got, want := pos.Position(), float64(i)/n; got != want {
+			t.Fatalf("Position after %d rows = %v, want %v", i, got, want)
+		}
+	}
+	if _, err := r.Next(); err != io.EOF {
+		t.Fatalf("after the last row: %v", err)
+	}
+	if got := pos.Position(); got != 1 {
+		t.Fatalf("Position at the end = %v", got)
 	}
 }

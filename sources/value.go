@@ -1,7 +1,6 @@
 package sources
 
 import (
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -11,7 +10,9 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/xitongsys/parquet-go/parquet"
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/deprecated"
+	"github.com/parquet-go/parquet-go/format"
 )
 
 // valueKind is how a Parquet column's values become strings, from its
@@ -61,62 +62,61 @@ type valueType struct {
 
 // resolveType works out how the column se is rendered. A type it does not
 // know is an error naming it.
-func resolveType(se *parquet.SchemaElement) (valueType, error) {
-	lt := se.GetLogicalType()
-	ct := parquet.ConvertedType(-1)
-	if se.IsSetConvertedType() {
-		ct = se.GetConvertedType()
+func resolveType(se *format.SchemaElement) (valueType, error) {
+	lt := se.LogicalType.Value
+	ct := deprecated.ConvertedType(-1)
+	if se.ConvertedType.Valid {
+		ct = se.ConvertedType.V
 	}
-	if lt != nil && lt.DECIMAL != nil || ct == parquet.ConvertedType_DECIMAL {
-		return resolveDecimal(se, lt)
+	if _, ok := lt.(*format.DecimalType); ok || ct == deprecated.Decimal {
+		return resolveDecimal(se)
 	}
-	switch se.GetType() {
-	case parquet.Type_BOOLEAN:
+	switch se.Type.V {
+	case format.Boolean:
 		return valueType{kind: kindBool}, nil
-	case parquet.Type_INT32:
+	case format.Int32:
 		return resolveInt32(lt, ct)
-	case parquet.Type_INT64:
+	case format.Int64:
 		return resolveInt64(lt, ct)
-	case parquet.Type_INT96:
+	case format.Int96:
 		return valueType{kind: kindInt96}, nil
-	case parquet.Type_FLOAT:
+	case format.Float:
 		return valueType{kind: kindFloat}, nil
-	case parquet.Type_DOUBLE:
+	case format.Double:
 		return valueType{kind: kindDouble}, nil
-	case parquet.Type_BYTE_ARRAY:
+	case format.ByteArray:
 		return resolveByteArray(lt, ct), nil
-	case parquet.Type_FIXED_LEN_BYTE_ARRAY:
+	case format.FixedLenByteArray:
 		return resolveFixedLenByteArray(se, lt)
 	}
-	return valueType{}, fmt.Errorf("unknown physical type %d", se.GetType())
+	return valueType{}, fmt.Errorf("unknown physical type %d", se.Type.V)
 }
 
 // resolveDecimal resolves a DECIMAL column (logical or converted type),
 // whose scale the logical type gives when it is set.
-func resolveDecimal(se *parquet.SchemaElement, lt *parquet.LogicalType) (valueType, error) {
-	scale := se.GetScale()
-	if lt != nil && lt.DECIMAL != nil {
-		scale = lt.DECIMAL.Scale
+func resolveDecimal(se *format.SchemaElement) (valueType, error) {
+	scale := se.Scale.V
+	if d, ok := se.LogicalType.Value.(*format.DecimalType); ok {
+		scale = d.Scale
 	}
 	if scale < 0 || scale > 1000 {
 		return valueType{}, fmt.Errorf("decimal scale %d is out of range", scale)
 	}
-	switch se.GetType() {
-	case parquet.Type_INT32, parquet.Type_INT64, parquet.Type_BYTE_ARRAY, parquet.Type_FIXED_LEN_BYTE_ARRAY:
+	switch se.Type.V {
+	case format.Int32, format.Int64, format.ByteArray, format.FixedLenByteArray:
 		return valueType{kind: kindDecimal, scale: scale}, nil
 	}
-	return valueType{}, fmt.Errorf("decimal stored as %s", se.GetType())
+	return valueType{}, fmt.Errorf("decimal stored as %s", se.Type.V)
 }
 
 // resolveUnit picks millis, micros or nanos by the time unit tu.
-func resolveUnit(tu *parquet.TimeUnit, millis, micros, nanos valueKind) (valueType, error) {
-	switch {
-	case tu == nil:
-	case tu.MILLIS != nil:
+func resolveUnit(tu format.TimeUnit, millis, micros, nanos valueKind) (valueType, error) {
+	switch tu.Value.(type) {
+	case *format.MilliSeconds:
 		return valueType{kind: millis}, nil
-	case tu.MICROS != nil:
+	case *format.MicroSeconds:
 		return valueType{kind: micros}, nil
-	case tu.NANOS != nil:
+	case *format.NanoSeconds:
 		return valueType{kind: nanos}, nil
 	}
 	return valueType{}, errors.New("time unit missing")
@@ -124,57 +124,75 @@ func resolveUnit(tu *parquet.TimeUnit, millis, micros, nanos valueKind) (valueTy
 
 // resolveInt32 resolves an INT32 column that is not a decimal: a date, a
 // time of day in milliseconds, or a signed or unsigned integer.
-func resolveInt32(lt *parquet.LogicalType, ct parquet.ConvertedType) (valueType, error) {
-	switch {
-	case lt != nil && lt.DATE != nil, ct == parquet.ConvertedType_DATE:
+func resolveInt32(lt format.LogicalTypeValue, ct deprecated.ConvertedType) (valueType, error) {
+	switch l := lt.(type) {
+	case *format.DateType:
 		return valueType{kind: kindDate}, nil
-	case lt != nil && lt.TIME != nil:
-		t, err := resolveUnit(lt.TIME.Unit, kindTimeMillis, kindTimeMicros, kindTimeNanos)
+	case *format.TimeType:
+		t, err := resolveUnit(l.Unit, kindTimeMillis, kindTimeMicros, kindTimeNanos)
 		if err == nil && t.kind != kindTimeMillis {
 			err = errors.New("TIME in micro- or nanoseconds stored as INT32")
 		}
 		return t, err
-	case ct == parquet.ConvertedType_TIME_MILLIS:
-		return valueType{kind: kindTimeMillis}, nil
-	case lt != nil && lt.INTEGER != nil && !lt.INTEGER.IsSigned,
-		ct == parquet.ConvertedType_UINT_8, ct == parquet.ConvertedType_UINT_16, ct == parquet.ConvertedType_UINT_32:
-		return valueType{kind: kindUint32}, nil
-	case lt != nil && lt.TIMESTAMP != nil:
+	case *format.IntType:
+		if !l.IsSigned {
+			return valueType{kind: kindUint32}, nil
+		}
+		return valueType{kind: kindInt32}, nil
+	case *format.TimestampType:
 		return valueType{}, errors.New("TIMESTAMP stored as INT32")
+	}
+	switch ct {
+	case deprecated.Date:
+		return valueType{kind: kindDate}, nil
+	case deprecated.TimeMillis:
+		return valueType{kind: kindTimeMillis}, nil
+	case deprecated.Uint8, deprecated.Uint16, deprecated.Uint32:
+		return valueType{kind: kindUint32}, nil
 	}
 	return valueType{kind: kindInt32}, nil
 }
 
 // resolveInt64 resolves an INT64 column that is not a decimal: a
 // timestamp, a time of day, or a signed or unsigned integer.
-func resolveInt64(lt *parquet.LogicalType, ct parquet.ConvertedType) (valueType, error) {
-	switch {
-	case lt != nil && lt.TIMESTAMP != nil:
-		t, err := resolveUnit(lt.TIMESTAMP.Unit, kindTimestampMillis, kindTimestampMicros, kindTimestampNanos)
-		t.wall = !lt.TIMESTAMP.IsAdjustedToUTC
+func resolveInt64(lt format.LogicalTypeValue, ct deprecated.ConvertedType) (valueType, error) {
+	switch l := lt.(type) {
+	case *format.TimestampType:
+		t, err := resolveUnit(l.Unit, kindTimestampMillis, kindTimestampMicros, kindTimestampNanos)
+		t.wall = !l.IsAdjustedToUTC
 		return t, err
-	case ct == parquet.ConvertedType_TIMESTAMP_MILLIS: // the legacy types are instants
-		return valueType{kind: kindTimestampMillis}, nil
-	case ct == parquet.ConvertedType_TIMESTAMP_MICROS:
-		return valueType{kind: kindTimestampMicros}, nil
-	case lt != nil && lt.TIME != nil:
-		return resolveUnit(lt.TIME.Unit, kindTimeMillis, kindTimeMicros, kindTimeNanos)
-	case ct == parquet.ConvertedType_TIME_MICROS:
-		return valueType{kind: kindTimeMicros}, nil
-	case lt != nil && lt.INTEGER != nil && !lt.INTEGER.IsSigned, ct == parquet.ConvertedType_UINT_64:
-		return valueType{kind: kindUint64}, nil
-	case lt != nil && lt.DATE != nil:
+	case *format.TimeType:
+		return resolveUnit(l.Unit, kindTimeMillis, kindTimeMicros, kindTimeNanos)
+	case *format.IntType:
+		if !l.IsSigned {
+			return valueType{kind: kindUint64}, nil
+		}
+		return valueType{kind: kindInt64}, nil
+	case *format.DateType:
 		return valueType{}, errors.New("DATE stored as INT64")
+	}
+	switch ct {
+	case deprecated.TimestampMillis: // the legacy types are instants
+		return valueType{kind: kindTimestampMillis}, nil
+	case deprecated.TimestampMicros:
+		return valueType{kind: kindTimestampMicros}, nil
+	case deprecated.TimeMicros:
+		return valueType{kind: kindTimeMicros}, nil
+	case deprecated.Uint64:
+		return valueType{kind: kindUint64}, nil
 	}
 	return valueType{kind: kindInt64}, nil
 }
 
 // resolveByteArray resolves a BYTE_ARRAY column that is not a decimal:
 // UTF-8 text or binary.
-func resolveByteArray(lt *parquet.LogicalType, ct parquet.ConvertedType) valueType {
-	switch {
-	case lt != nil && (lt.STRING != nil || lt.ENUM != nil || lt.JSON != nil),
-		ct == parquet.ConvertedType_UTF8, ct == parquet.ConvertedType_ENUM, ct == parquet.ConvertedType_JSON:
+func resolveByteArray(lt format.LogicalTypeValue, ct deprecated.ConvertedType) valueType {
+	switch lt.(type) {
+	case *format.StringType, *format.EnumType, *format.JsonType:
+		return valueType{kind: kindString}
+	}
+	switch ct {
+	case deprecated.UTF8, deprecated.Enum, deprecated.Json:
 		return valueType{kind: kindString}
 	}
 	return valueType{kind: kindBytes}
@@ -182,17 +200,17 @@ func resolveByteArray(lt *parquet.LogicalType, ct parquet.ConvertedType) valueTy
 
 // resolveFixedLenByteArray resolves a FIXED_LEN_BYTE_ARRAY column that is
 // not a decimal: a UUID (of 16 bytes) or binary.
-func resolveFixedLenByteArray(se *parquet.SchemaElement, lt *parquet.LogicalType) (valueType, error) {
-	if lt != nil && lt.UUID != nil {
-		if se.GetTypeLength() != 16 {
-			return valueType{}, fmt.Errorf("UUID of %d bytes", se.GetTypeLength())
+func resolveFixedLenByteArray(se *format.SchemaElement, lt format.LogicalTypeValue) (valueType, error) {
+	if _, ok := lt.(*format.UUIDType); ok {
+		if se.TypeLength.V != 16 {
+			return valueType{}, fmt.Errorf("UUID of %d bytes", se.TypeLength.V)
 		}
 		return valueType{kind: kindUUID}, nil
 	}
 	return valueType{kind: kindBytes}, nil
 }
 
-// render returns the string form of one decoded value v (nil for a null)
+// render returns the string form of one decoded value v (a null is "")
 // as pipeline.Row documents it: integers and decimals in plain decimal
 // notation, floats with strconv 'g' formatting, booleans as true/false,
 // dates as 2006-01-02, times of day as 15:04:05 with as many fractional
@@ -203,8 +221,8 @@ func resolveFixedLenByteArray(se *parquet.SchemaElement, lt *parquet.LogicalType
 // lowercase hex. An error wrapping errWrongType means the file is corrupt;
 // any other error is a problem with this one value (invalid UTF-8 in a
 // string, a date beyond year 9999).
-func (t valueType) render(v any) (string, error) {
-	if v == nil {
+func (t valueType) render(v parquet.Value) (string, error) {
+	if v.IsNull() {
 		return "", nil
 	}
 	switch t.kind {
@@ -222,68 +240,61 @@ func (t valueType) render(v any) (string, error) {
 	return "", t.wrongType(v)
 }
 
-// wrongType is the error for a value v whose Go type does not fit t.
-func (t valueType) wrongType(v any) error {
-	return fmt.Errorf("%w: %T for kind %d", errWrongType, v, t.kind)
+// wrongType is the error for a value v whose physical type does not fit t.
+func (t valueType) wrongType(v parquet.Value) error {
+	return fmt.Errorf("%w: %s for kind %d", errWrongType, v.Kind(), t.kind)
 }
 
 // renderNumber renders a boolean, integer or floating-point value.
-func (t valueType) renderNumber(v any) (string, error) {
-	switch t.kind {
-	case kindBool:
-		if b, ok := v.(bool); ok {
-			return strconv.FormatBool(b), nil
-		}
-	case kindInt32:
-		if i, ok := v.(int32); ok {
-			return strconv.FormatInt(int64(i), 10), nil
-		}
-	case kindUint32:
-		if i, ok := v.(int32); ok {
-			return strconv.FormatUint(uint64(uint32(i)), 10), nil
-		}
-	case kindInt64:
-		if i, ok := v.(int64); ok {
-			return strconv.FormatInt(i, 10), nil
-		}
-	case kindUint64:
-		if i, ok := v.(int64); ok {
-			return strconv.FormatUint(uint64(i), 10), nil
-		}
-	case kindFloat:
-		if f, ok := v.(float32); ok {
-			return strconv.FormatFloat(float64(f), 'g', -1, 32), nil
-		}
-	case kindDouble:
-		if f, ok := v.(float64); ok {
-			return strconv.FormatFloat(f, 'g', -1, 64), nil
-		}
+func (t valueType) renderNumber(v parquet.Value) (string, error) {
+	k := v.Kind()
+	switch {
+	case t.kind == kindBool && k == parquet.Boolean:
+		return strconv.FormatBool(v.Boolean()), nil
+	case t.kind == kindInt32 && k == parquet.Int32:
+		return strconv.FormatInt(int64(v.Int32()), 10), nil
+	case t.kind == kindUint32 && k == parquet.Int32:
+		return strconv.FormatUint(uint64(uint32(v.Int32())), 10), nil
+	case t.kind == kindInt64 && k == parquet.Int64:
+		return strconv.FormatInt(v.Int64(), 10), nil
+	case t.kind == kindUint64 && k == parquet.Int64:
+		return strconv.FormatUint(uint64(v.Int64()), 10), nil
+	case t.kind == kindFloat && k == parquet.Float:
+		return strconv.FormatFloat(float64(v.Float()), 'g', -1, 32), nil
+	case t.kind == kindDouble && k == parquet.Double:
+		return strconv.FormatFloat(v.Double(), 'g', -1, 64), nil
 	}
 	return "", t.wrongType(v)
 }
 
-// renderBinary renders a value decoded as a Go string (a BYTE_ARRAY or
-// FIXED_LEN_BYTE_ARRAY column): UTF-8 text, binary (as is when valid
-// UTF-8, else lowercase hex) or a UUID.
-func (t valueType) renderBinary(v any) (string, error) {
-	s, ok := v.(string)
-	if !ok {
+// isBinary reports whether v holds bytes (BYTE_ARRAY or
+// FIXED_LEN_BYTE_ARRAY).
+func isBinary(v parquet.Value) bool {
+	k := v.Kind()
+	return k == parquet.ByteArray || k == parquet.FixedLenByteArray
+}
+
+// renderBinary renders a BYTE_ARRAY or FIXED_LEN_BYTE_ARRAY value: UTF-8
+// text, binary (as is when valid UTF-8, else lowercase hex) or a UUID.
+func (t valueType) renderBinary(v parquet.Value) (string, error) {
+	if !isBinary(v) {
 		return "", t.wrongType(v)
 	}
+	b := v.ByteArray()
 	switch t.kind {
 	case kindString:
-		if !utf8.ValidString(s) {
-			return "", fmt.Errorf("invalid UTF-8 at byte %d of the value", invalidAt(s))
+		if !utf8.Valid(b) {
+			return "", fmt.Errorf("invalid UTF-8 at byte %d of the value", invalidAt(string(b)))
 		}
-		return s, nil
+		return string(b), nil
 	case kindBytes:
-		if utf8.ValidString(s) {
-			return s, nil
+		if utf8.Valid(b) {
+			return string(b), nil
 		}
-		return hex.EncodeToString([]byte(s)), nil
+		return hex.EncodeToString(b), nil
 	case kindUUID:
-		if len(s) == 16 {
-			h := hex.EncodeToString([]byte(s))
+		if len(b) == 16 {
+			h := hex.EncodeToString(b)
 			return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:], nil
 		}
 	}
@@ -291,38 +302,31 @@ func (t valueType) renderBinary(v any) (string, error) {
 }
 
 // renderDecimal renders a decimal stored as INT32, INT64 or a byte array.
-func (t valueType) renderDecimal(v any) (string, error) {
-	switch d := v.(type) {
-	case int32:
-		return formatDecimalInt(int64(d), t.scale), nil
-	case int64:
-		return formatDecimalInt(d, t.scale), nil
-	case string:
-		return formatDecimalBytes(d, t.scale)
+func (t valueType) renderDecimal(v parquet.Value) (string, error) {
+	switch v.Kind() {
+	case parquet.Int32:
+		return formatDecimalInt(int64(v.Int32()), t.scale), nil
+	case parquet.Int64:
+		return formatDecimalInt(v.Int64(), t.scale), nil
+	case parquet.ByteArray, parquet.FixedLenByteArray:
+		return formatDecimalBytes(v.ByteArray(), t.scale)
 	}
 	return "", t.wrongType(v)
 }
 
 // renderDateOrTime renders a date (days since 1970-01-01) or a time of
 // day.
-func (t valueType) renderDateOrTime(v any) (string, error) {
-	switch t.kind {
-	case kindDate:
-		if d, ok := v.(int32); ok {
-			return formatTime(time.Unix(int64(d)*86400, 0), time.DateOnly)
-		}
-	case kindTimeMillis:
-		if d, ok := v.(int32); ok {
-			return formatTimeOfDay(int64(d), int64(time.Millisecond))
-		}
-	case kindTimeMicros:
-		if d, ok := v.(int64); ok {
-			return formatTimeOfDay(d, int64(time.Microsecond))
-		}
-	case kindTimeNanos:
-		if d, ok := v.(int64); ok {
-			return formatTimeOfDay(d, 1)
-		}
+func (t valueType) renderDateOrTime(v parquet.Value) (string, error) {
+	k := v.Kind()
+	switch {
+	case t.kind == kindDate && k == parquet.Int32:
+		return formatTime(time.Unix(int64(v.Int32())*86400, 0), time.DateOnly)
+	case t.kind == kindTimeMillis && k == parquet.Int32:
+		return formatTimeOfDay(int64(v.Int32()), int64(time.Millisecond))
+	case t.kind == kindTimeMicros && k == parquet.Int64:
+		return formatTimeOfDay(v.Int64(), int64(time.Microsecond))
+	case t.kind == kindTimeNanos && k == parquet.Int64:
+		return formatTimeOfDay(v.Int64(), 1)
 	}
 	return "", t.wrongType(v)
 }
@@ -331,28 +335,21 @@ func (t valueType) renderDateOrTime(v any) (string, error) {
 const wallLayout = "2006-01-02T15:04:05.999999999"
 
 // renderTimestamp renders an INT64 timestamp or a legacy INT96 one.
-func (t valueType) renderTimestamp(v any) (string, error) {
+func (t valueType) renderTimestamp(v parquet.Value) (string, error) {
 	layout := time.RFC3339Nano
 	if t.wall {
 		layout = wallLayout
 	}
-	switch t.kind {
-	case kindTimestampMillis:
-		if d, ok := v.(int64); ok {
-			return formatTime(time.UnixMilli(d), layout)
-		}
-	case kindTimestampMicros:
-		if d, ok := v.(int64); ok {
-			return formatTime(time.UnixMicro(d), layout)
-		}
-	case kindTimestampNanos:
-		if d, ok := v.(int64); ok {
-			return formatTime(time.Unix(0, d), layout)
-		}
-	case kindInt96:
-		if s, ok := v.(string); ok && len(s) == 12 {
-			return formatInt96(s)
-		}
+	k := v.Kind()
+	switch {
+	case t.kind == kindTimestampMillis && k == parquet.Int64:
+		return formatTime(time.UnixMilli(v.Int64()), layout)
+	case t.kind == kindTimestampMicros && k == parquet.Int64:
+		return formatTime(time.UnixMicro(v.Int64()), layout)
+	case t.kind == kindTimestampNanos && k == parquet.Int64:
+		return formatTime(time.Unix(0, v.Int64()), layout)
+	case t.kind == kindInt96 && k == parquet.Int96:
+		return formatInt96(v.Int96())
 	}
 	return "", t.wrongType(v)
 }
@@ -373,7 +370,7 @@ func formatDecimalInt(u int64, scale int32) string {
 
 // formatDecimalBytes renders a decimal stored as a big-endian two's
 // complement integer.
-func formatDecimalBytes(b string, scale int32) (string, error) {
+func formatDecimalBytes(b []byte, scale int32) (string, error) {
 	switch {
 	case len(b) == 0:
 		return "", errors.New("empty decimal value")
@@ -387,7 +384,7 @@ func formatDecimalBytes(b string, scale int32) (string, error) {
 		shift := 64 - 8*uint(len(b))
 		return formatDecimalInt(int64(u<<shift)>>shift, scale), nil // sign-extend
 	}
-	n := new(big.Int).SetBytes([]byte(b))
+	n := new(big.Int).SetBytes(b)
 	neg := b[0]&0x80 != 0
 	if neg {
 		n.Sub(n, new(big.Int).Lsh(big.NewInt(1), uint(8*len(b))))
@@ -446,11 +443,11 @@ func formatTimeOfDay(v, unit int64) (string, error) {
 const julianUnixEpoch = 2440588
 
 // formatInt96 renders a legacy INT96 timestamp: nanoseconds within the day
-// (8 bytes) then the Julian day (4 bytes), both little-endian.
-func formatInt96(s string) (string, error) {
-	b := []byte(s)
-	nanos := binary.LittleEndian.Uint64(b[:8])
-	jd := int64(binary.LittleEndian.Uint32(b[8:]))
+// (the first 8 bytes, little-endian, parquet-go's first two words) then
+// the Julian day.
+func formatInt96(i deprecated.Int96) (string, error) {
+	nanos := uint64(i[1])<<32 | uint64(i[0])
+	jd := int64(i[2])
 	if nanos >= uint64(24*time.Hour) {
 		return "", fmt.Errorf("INT96 time of day %d ns is out of range", nanos)
 	}

@@ -10,7 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xitongsys/parquet-go/parquet"
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/deprecated"
+	"github.com/parquet-go/parquet-go/encoding/thrift"
+	"github.com/parquet-go/parquet-go/format"
 )
 
 func TestRender(t *testing.T) {
@@ -42,7 +45,7 @@ func TestRender(t *testing.T) {
 		{"wall time ns", valueType{kind: kindTimestampNanos, wall: true}, int64(-1), "1969-12-31T23:59:59.999999999", false, false},
 		{"time of day out of range", valueType{kind: kindTimeMillis}, int32(86_400_000), "", true, false},
 		{"time of day negative", valueType{kind: kindTimeNanos}, int64(-1), "", true, false},
-		{"int96 bad nanos", valueType{kind: kindInt96}, strings.Repeat("\xff", 12), "", true, false},
+		{"int96 bad nanos", valueType{kind: kindInt96}, deprecated.Int96{0xffffffff, 0xffffffff, 0xffffffff}, "", true, false},
 		{"string invalid UTF-8", valueType{kind: kindString}, "a\xffb", "", true, false},
 		{"bytes invalid UTF-8 as hex", valueType{kind: kindBytes}, "\x00\xff", "00ff", false, false},
 		{"bytes text", valueType{kind: kindBytes}, "abc", "abc", false, false},
@@ -52,7 +55,7 @@ func TestRender(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := tc.typ.render(tc.v)
+			got, err := tc.typ.render(pv(tc.v))
 			switch {
 			case tc.wrong:
 				if !errors.Is(err, errWrongType) {
@@ -78,46 +81,71 @@ func be(size int, n *big.Int) []byte {
 	return v.FillBytes(make([]byte, size))
 }
 
-func ct(c parquet.ConvertedType) *parquet.ConvertedType { return &c }
-func pt(p parquet.Type) *parquet.Type                   { return &p }
+// pv is the parquet.Value of v (nil: a null; a string: a byte array).
+func pv(v any) parquet.Value {
+	switch x := v.(type) {
+	case nil:
+		return parquet.Value{}
+	case string:
+		return parquet.ByteArrayValue([]byte(x))
+	}
+	return parquet.ValueOf(v)
+}
+
+// el is a schema element of physical type t, with a logical type lt (nil
+// for none) and a converted type ct (-1 for none).
+func el(t format.Type, lt format.LogicalTypeValue, ct deprecated.ConvertedType) *format.SchemaElement {
+	e := &format.SchemaElement{Type: thrift.New(t), LogicalType: format.LogicalType{Value: lt}}
+	if ct >= 0 {
+		e.ConvertedType = thrift.New(ct)
+	}
+	return e
+}
 
 // unit is the time unit ms, us or ns.
-func unit(u string) *parquet.TimeUnit {
-	tu := parquet.NewTimeUnit()
+func unit(u string) format.TimeUnit {
 	switch u {
 	case "ms":
-		tu.MILLIS = parquet.NewMilliSeconds()
+		return format.TimeUnit{Value: &format.MilliSeconds{}}
 	case "us":
-		tu.MICROS = parquet.NewMicroSeconds()
+		return format.TimeUnit{Value: &format.MicroSeconds{}}
 	case "ns":
-		tu.NANOS = parquet.NewNanoSeconds()
+		return format.TimeUnit{Value: &format.NanoSeconds{}}
 	}
-	return tu
+	return format.TimeUnit{}
 }
 
 func TestResolveType(t *testing.T) {
+	negScale := el(format.Int32, nil, deprecated.Decimal)
+	negScale.Scale = thrift.New(int32(-1))
+	uuid8 := el(format.FixedLenByteArray, &format.UUIDType{}, -1)
+	uuid8.TypeLength = thrift.New(int32(8))
 	tests := []struct {
 		name string
-		se   *parquet.SchemaElement
+		se   *format.SchemaElement
 		want valueKind
 		err  string
 	}{
-		{"enum", &parquet.SchemaElement{Type: pt(parquet.Type_BYTE_ARRAY), ConvertedType: ct(parquet.ConvertedType_ENUM)}, kindString, ""},
-		{"logical string", &parquet.SchemaElement{Type: pt(parquet.Type_BYTE_ARRAY), LogicalType: &parquet.LogicalType{STRING: parquet.NewStringType()}}, kindString, ""},
-		{"bson", &parquet.SchemaElement{Type: pt(parquet.Type_BYTE_ARRAY), ConvertedType: ct(parquet.ConvertedType_BSON)}, kindBytes, ""},
-		{"logical decimal", &parquet.SchemaElement{Type: pt(parquet.Type_INT64), LogicalType: &parquet.LogicalType{DECIMAL: &parquet.DecimalType{Scale: 3}}}, kindDecimal, ""},
-		{"decimal on float", &parquet.SchemaElement{Type: pt(parquet.Type_DOUBLE), ConvertedType: ct(parquet.ConvertedType_DECIMAL)}, 0, "decimal stored as DOUBLE"},
-		{"negative scale", &parquet.SchemaElement{Type: pt(parquet.Type_INT32), ConvertedType: ct(parquet.ConvertedType_DECIMAL), Scale: new(int32(-1))}, 0, "scale -1"},
-		{"logical date", &parquet.SchemaElement{Type: pt(parquet.Type_INT32), LogicalType: &parquet.LogicalType{DATE: parquet.NewDateType()}}, kindDate, ""},
-		{"logical unsigned 16", &parquet.SchemaElement{Type: pt(parquet.Type_INT32), LogicalType: &parquet.LogicalType{INTEGER: &parquet.IntType{BitWidth: 16}}}, kindUint32, ""},
-		{"logical signed 64", &parquet.SchemaElement{Type: pt(parquet.Type_INT64), LogicalType: &parquet.LogicalType{INTEGER: &parquet.IntType{BitWidth: 64, IsSigned: true}}}, kindInt64, ""},
-		{"timestamp ms", &parquet.SchemaElement{Type: pt(parquet.Type_INT64), LogicalType: &parquet.LogicalType{TIMESTAMP: &parquet.TimestampType{Unit: unit("ms")}}}, kindTimestampMillis, ""},
-		{"timestamp no unit", &parquet.SchemaElement{Type: pt(parquet.Type_INT64), LogicalType: &parquet.LogicalType{TIMESTAMP: &parquet.TimestampType{}}}, 0, "unit"},
-		{"time ns", &parquet.SchemaElement{Type: pt(parquet.Type_INT64), LogicalType: &parquet.LogicalType{TIME: &parquet.TimeType{Unit: unit("ns")}}}, kindTimeNanos, ""},
-		{"time us on int32", &parquet.SchemaElement{Type: pt(parquet.Type_INT32), LogicalType: &parquet.LogicalType{TIME: &parquet.TimeType{Unit: unit("us")}}}, 0, "INT32"},
-		{"timestamp on int32", &parquet.SchemaElement{Type: pt(parquet.Type_INT32), LogicalType: &parquet.LogicalType{TIMESTAMP: &parquet.TimestampType{Unit: unit("ms")}}}, 0, "INT32"},
-		{"uuid bad length", &parquet.SchemaElement{Type: pt(parquet.Type_FIXED_LEN_BYTE_ARRAY), TypeLength: new(int32(8)), LogicalType: &parquet.LogicalType{UUID: parquet.NewUUIDType()}}, 0, "UUID of 8"},
-		{"interval as bytes", &parquet.SchemaElement{Type: pt(parquet.Type_FIXED_LEN_BYTE_ARRAY), ConvertedType: ct(parquet.ConvertedType_INTERVAL)}, kindBytes, ""},
+		{"enum", el(format.ByteArray, nil, deprecated.Enum), kindString, ""},
+		{"logical string", el(format.ByteArray, &format.StringType{}, -1), kindString, ""},
+		{"bson", el(format.ByteArray, nil, deprecated.Bson), kindBytes, ""},
+		{"logical decimal", el(format.Int64, &format.DecimalType{Scale: 3}, -1), kindDecimal, ""},
+		{"decimal on float", el(format.Double, nil, deprecated.Decimal), 0, "decimal stored as DOUBLE"},
+		{"negative scale", negScale, 0, "scale -1"},
+		{"logical date", el(format.Int32, &format.DateType{}, -1), kindDate, ""},
+		{"logical unsigned 16", el(format.Int32, &format.IntType{BitWidth: 16}, -1), kindUint32, ""},
+		{"legacy unsigned 32", el(format.Int32, nil, deprecated.Uint32), kindUint32, ""},
+		{"logical signed 64", el(format.Int64, &format.IntType{BitWidth: 64, IsSigned: true}, -1), kindInt64, ""},
+		{"timestamp ms", el(format.Int64, &format.TimestampType{Unit: unit("ms")}, -1), kindTimestampMillis, ""},
+		{"legacy timestamp micros", el(format.Int64, nil, deprecated.TimestampMicros), kindTimestampMicros, ""},
+		{"logical beats legacy", el(format.Int64, &format.TimestampType{Unit: unit("ns")}, deprecated.TimestampMicros), kindTimestampNanos, ""},
+		{"timestamp no unit", el(format.Int64, &format.TimestampType{}, -1), 0, "unit"},
+		{"time ns", el(format.Int64, &format.TimeType{Unit: unit("ns")}, -1), kindTimeNanos, ""},
+		{"legacy time millis", el(format.Int32, nil, deprecated.TimeMillis), kindTimeMillis, ""},
+		{"time us on int32", el(format.Int32, &format.TimeType{Unit: unit("us")}, -1), 0, "INT32"},
+		{"timestamp on int32", el(format.Int32, &format.TimestampType{Unit: unit("ms")}, -1), 0, "INT32"},
+		{"uuid bad length", uuid8, 0, "UUID of 8"},
+		{"interval as bytes", el(format.FixedLenByteArray, nil, deprecated.Interval), kindBytes, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -147,7 +175,7 @@ func FuzzParquetValue(f *testing.F) {
 	f.Fuzz(func(t *testing.T, kind, scale uint8, data []byte) {
 		typ := valueType{kind: valueKind(kind % uint8(numKinds)), scale: int32(scale % 60)}
 		v := valueFor(typ.kind, data)
-		s, err := typ.render(v)
+		s, err := typ.render(pv(v))
 		if err != nil {
 			if errors.Is(err, errWrongType) {
 				t.Fatalf("render(%T) of kind %d: %v", v, typ.kind, err)
@@ -215,7 +243,8 @@ func valueFor(kind valueKind, data []byte) any {
 	case kindDouble:
 		return math.Float64frombits(binary.LittleEndian.Uint64(pad(8)))
 	case kindInt96:
-		return string(pad(12))
+		b := pad(12)
+		return deprecated.Int96{binary.LittleEndian.Uint32(b), binary.LittleEndian.Uint32(b[4:]), binary.LittleEndian.Uint32(b[8:])}
 	case kindUUID:
 		return string(pad(16))
 	case kindDecimal:

@@ -19,8 +19,7 @@ import (
 
 	"convpipe/sim"
 
-	"github.com/xitongsys/parquet-go/reader"
-	"github.com/xitongsys/parquet-go/source"
+	"github.com/parquet-go/parquet-go"
 )
 
 // bareCSV is the CSV floor: encoding/csv with ReuseRecord over the file,
@@ -47,63 +46,67 @@ func bareCSV(path string) (int64, error) {
 	return n - 1, nil // the header
 }
 
-// bareParquetBatch is how many rows the Parquet floor reads per column
+// bareParquetBatch is how many values the Parquet floor reads per column
 // at a time, as the sources package does.
-const bareParquetBatch = 10000
+const bareParquetBatch = 256
 
-// bareParquet is the Parquet floor: xitongsys/parquet-go's column reader
-// over every column, in batches, the values left as parquet-go decodes
-// them (no rendering to strings, no rows built).
+// bareParquet is the Parquet floor: parquet-go/parquet-go (the library the
+// sources package reads with) decoding every page of every column, row
+// group by row group, the values left as parquet-go decodes them (no
+// rendering to strings, no rows built). It returns the rows read.
 func bareParquet(path string) (int64, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return 0, err
 	}
-	pf := &parquetFile{File: f, path: path}
-	defer pf.Close()
-	pr, err := reader.NewParquetColumnReader(pf, 1)
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	pf, err := parquet.OpenFile(f, st.Size(), parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true), parquet.ReadBufferSize(64<<10))
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", path, err)
 	}
-	defer pr.ReadStop()
-	total := pr.GetNumRows()
-	cols := pr.SchemaHandler.ValueColumns
+	buf := make([]parquet.Value, bareParquetBatch)
 	var n int64
-	for n < total {
-		batch := min(int64(bareParquetBatch), total-n)
-		for i, c := range cols {
-			vals, _, _, err := pr.ReadColumnByPath(c, batch)
-			if err != nil {
-				return n, fmt.Errorf("%s: column %s: %w", path, c, err)
-			}
-			if i == 0 && int64(len(vals)) != batch {
-				return n, fmt.Errorf("%s: column %s: %d values, want %d", path, c, len(vals), batch)
+	for _, rg := range pf.RowGroups() {
+		for _, cc := range rg.ColumnChunks() {
+			if err := readColumnChunk(cc, buf); err != nil {
+				return n, fmt.Errorf("%s: %w", path, err)
 			}
 		}
-		n += batch
+		n += rg.NumRows()
 	}
 	return n, nil
 }
 
-// parquetFile is parquet-go's source.ParquetFile over a local file.
-type parquetFile struct {
-	*os.File
-	path string
-}
-
-func (f *parquetFile) Open(name string) (source.ParquetFile, error) {
-	if name == "" {
-		name = f.path
+// readColumnChunk decodes every value of one column chunk into buf, a
+// batch at a time.
+func readColumnChunk(cc parquet.ColumnChunk, buf []parquet.Value) error {
+	pages := cc.Pages()
+	defer pages.Close()
+	for {
+		p, err := pages.ReadPage()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		vr := p.Values()
+		for {
+			_, err := vr.ReadValues(buf)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				parquet.Release(p)
+				return err
+			}
+		}
+		parquet.Release(p)
 	}
-	g, err := os.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	return &parquetFile{File: g, path: name}, nil
-}
-
-func (f *parquetFile) Create(string) (source.ParquetFile, error) {
-	return nil, errors.New("read-only")
 }
 
 // floorMain is the "floor" subcommand: one bare read of an export, as a

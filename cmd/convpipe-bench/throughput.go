@@ -123,7 +123,7 @@ const throughputIntro = "One export of 1,000,000 order lines (15 columns, 1–8 
 	"Each run reads it, groups the lines into orders, maps and checks every order, encodes the request body and hashes it (what a real run does before asking the ledger), and hands every valid conversion to a sink. " +
 	"*discard* is this pipeline (`engine.Run` wired as `convpipe run --dry-run` wires it) with `sinks.Discard`, run as `convpipe-bench discard` in a child process; " +
 	"*convpipe run --dry-run* is the real command, whose dry-run sink also formats every conversion as a JSON line (here to /dev/null). " +
-	"The floors are `convpipe-bench floor`, child processes too: a bare `encoding/csv` loop with ReuseRecord, and a bare xitongsys/parquet-go column read of every column in batches of 10,000 rows, the values left as parquet-go decodes them (no strings, no rows)."
+	"The floors are `convpipe-bench floor`, child processes too: a bare `encoding/csv` loop with ReuseRecord, and a bare parquet-go/parquet-go read of every page of every column in batches of 256 values, the values left as parquet-go decodes them (no strings, no rows)."
 
 // tpFormat is one export format of figure 1 and its floor.
 type tpFormat struct {
@@ -135,7 +135,7 @@ type tpFormat struct {
 
 var tpFormats = []tpFormat{
 	{"CSV", data1MCSV, "csv", "bare encoding/csv, ReuseRecord"},
-	{"Parquet", data1MParquet, "parquet", "bare parquet-go column reader"},
+	{"Parquet", data1MParquet, "parquet", "bare parquet-go/parquet-go page read"},
 }
 
 // tpVariant is one way figure 1 runs the pipeline over an export.

@@ -24,26 +24,26 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/xitongsys/parquet-go/writer"
+	"github.com/parquet-go/parquet-go"
 )
 
 // Line is one order line as the generator writes it to Parquet.
 type Line struct {
-	OrderID     string `parquet:"name=order_id, type=BYTE_ARRAY, convertedtype=UTF8"`
-	Store       string `parquet:"name=store, type=BYTE_ARRAY, convertedtype=UTF8"`
-	CreatedAt   int64  `parquet:"name=created_at, type=INT64, convertedtype=TIMESTAMP_MILLIS, isadjustedtoutc=true"`
-	Status      string `parquet:"name=status, type=BYTE_ARRAY, convertedtype=UTF8"`
-	CustomerID  string `parquet:"name=customer_id, type=BYTE_ARRAY, convertedtype=UTF8"`
-	Email       string `parquet:"name=email, type=BYTE_ARRAY, convertedtype=UTF8"`
-	ClickID     string `parquet:"name=click_id, type=BYTE_ARRAY, convertedtype=UTF8"`
-	PromoCode   string `parquet:"name=promo_code, type=BYTE_ARRAY, convertedtype=UTF8"`
-	Currency    string `parquet:"name=currency, type=BYTE_ARRAY, convertedtype=UTF8"`
-	SKU         string `parquet:"name=sku, type=BYTE_ARRAY, convertedtype=UTF8"`
-	ProductName string `parquet:"name=product_name, type=BYTE_ARRAY, convertedtype=UTF8"`
-	Category    string `parquet:"name=category, type=BYTE_ARRAY, convertedtype=UTF8"`
-	Quantity    int32  `parquet:"name=quantity, type=INT32"`
-	UnitPrice   int64  `parquet:"name=unit_price, type=INT64, convertedtype=DECIMAL, scale=2, precision=18"`
-	Discount    int64  `parquet:"name=discount, type=INT64, convertedtype=DECIMAL, scale=2, precision=18"`
+	OrderID     string `parquet:"order_id"`
+	Store       string `parquet:"store,dict"`
+	CreatedAt   int64  `parquet:"created_at,timestamp(millisecond:utc)"`
+	Status      string `parquet:"status,dict"`
+	CustomerID  string `parquet:"customer_id"`
+	Email       string `parquet:"email"`
+	ClickID     string `parquet:"click_id"`
+	PromoCode   string `parquet:"promo_code,dict"`
+	Currency    string `parquet:"currency,dict"`
+	SKU         string `parquet:"sku,dict"`
+	ProductName string `parquet:"product_name,dict"`
+	Category    string `parquet:"category,dict"`
+	Quantity    int32  `parquet:"quantity"`
+	UnitPrice   int64  `parquet:"unit_price,decimal(2:18)"`
+	Discount    int64  `parquet:"discount,decimal(2:18)"`
 }
 
 // Header is the CSV header, in the order of Line's fields.
@@ -66,7 +66,7 @@ func main() {
 	out := flag.String("out", "-", "output file, - for standard output (csv only)")
 	seed := flag.Uint64("seed", 1, "random seed: the same seed writes the same rows")
 	scatter := flag.Bool("scatter", false, "spread the lines of each order over the file")
-	rowGroup := flag.Int64("row-group", 128*1024*1024, "parquet row group size in bytes")
+	rowGroup := flag.Int64("row-group-rows", 1_000_000, "parquet rows per row group")
 	start := flag.String("start", "", "date of the first order (UTC), 2006-01-02; default 60 days ago. Orders follow a minute apart,\nor closer, so that the last is at most 45 days after the first (within impact's 88 days)")
 	firstID := flag.Int("first-id", 100001, "order id of the first order")
 	flag.Parse()
@@ -122,17 +122,20 @@ func run(rows int, format, out string, seed uint64, scatter bool, rowGroup int64
 		if out == "-" {
 			return fmt.Errorf("parquet needs -out FILE")
 		}
-		pw, err := writer.NewParquetWriterFromWriter(bw, new(Line), 1)
-		if err != nil {
-			return err
-		}
-		pw.RowGroupSize = rowGroup
+		pw := parquet.NewGenericWriter[Line](bw, parquet.Compression(&parquet.Snappy), parquet.MaxRowsPerRowGroup(rowGroup))
+		batch := make([]Line, 0, 1024)
 		for l := range lines {
-			if err := pw.Write(l); err != nil {
-				return err
+			if batch = append(batch, l); len(batch) == cap(batch) {
+				if _, err := pw.Write(batch); err != nil {
+					return err
+				}
+				batch = batch[:0]
 			}
 		}
-		return pw.WriteStop()
+		if _, err := pw.Write(batch); err != nil {
+			return err
+		}
+		return pw.Close()
 	}
 	return fmt.Errorf("unknown format %q (csv or parquet)", format)
 }
