@@ -61,6 +61,8 @@ type Postgres struct {
 	pool  *pgxpool.Pool // readers
 	wconn *pgx.Conn     // the writer's connection, holding the run lock
 
+	claims *pgClaims // with Options.Shared; see pgclaims.go
+
 	maxBatch   int
 	reqs       chan *pgWriteReq
 	quit       chan struct{}
@@ -121,6 +123,9 @@ func OpenPostgres(ctx context.Context, rawURL, passfile string, opts Options) (*
 	l.quit = make(chan struct{})
 	l.writerDone = make(chan struct{})
 	go l.writer()
+	if l.claims != nil {
+		go l.renew()
+	}
 	return l, nil
 }
 
@@ -196,6 +201,9 @@ func newPostgres(rawURL, passfile string, opts Options) (*Postgres, *pgxpool.Con
 		holder: Holder{PID: os.Getpid(), Host: host, Command: opts.Command, Since: time.Now().UTC()}}
 	if l.maxBatch <= 0 {
 		l.maxBatch = 1000
+	}
+	if opts.Shared {
+		l.claims = newPgClaims(opts, l.holderJSON())
 	}
 	return l, cfg, nil
 }
@@ -286,9 +294,13 @@ const pgLockGrace = 3 * time.Second
 // tryLock tries to take the run lock for up to pgLockGrace.
 func (l *Postgres) tryLock(ctx context.Context, conn *pgx.Conn) (bool, error) {
 	deadline := time.Now().Add(pgLockGrace)
+	try := `SELECT pg_try_advisory_lock($1)`
+	if l.claims != nil {
+		try = `SELECT pg_try_advisory_lock_shared($1)` // runs side by side, by claims
+	}
 	for {
 		var got bool
-		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, l.lockKey).Scan(&got); err != nil {
+		if err := conn.QueryRow(ctx, try, l.lockKey).Scan(&got); err != nil {
 			return false, fmt.Errorf("ledger %s: take the run lock: %w", l.name, err)
 		}
 		if got || time.Now().After(deadline) {
@@ -338,6 +350,7 @@ func (l *Postgres) Close() error {
 			close(l.quit)
 			<-l.writerDone
 		}
+		l.stopClaims()
 		l.closeErr = l.closeAll()
 	})
 	return l.closeErr

@@ -21,6 +21,7 @@ const URLEnv = "CONVPIPE_LEDGER_URL"
 type Store interface {
 	pipeline.Ledger
 	pipeline.Settler
+	pipeline.Claimer // see claims.go and pgclaims.go
 	// PutAll is Put for several entries, in one transaction.
 	PutAll(ctx context.Context, es []pipeline.Entry) error
 	// Counts returns the number of entries in each state that has any.
@@ -110,6 +111,7 @@ func (c Config) validateURL() error {
 // Open opens the ledger c names for a run: the PostgreSQL database of
 // c.URL when set, else the SQLite file at c.Path.
 func (c Config) Open(ctx context.Context, opts Options) (Store, error) {
+	opts.Shared, opts.Lease = opts.Shared || c.Shared, c.Lease
 	if c.URL != "" {
 		l, err := OpenPostgres(ctx, c.URL, c.Passfile, opts)
 		if err != nil {

@@ -307,6 +307,9 @@ func (j *runJob) open() error {
 	if j.led != nil {
 		j.opt.Ledger = j.led
 	}
+	if cfg.Ledger.Shared && !f.dryRun {
+		j.opt.Claims = j.led // runs side by side: claim what is read and sent
+	}
 	if cfg.Run.Progress != "off" {
 		j.opt.OnProgress = j.pr.report
 	}

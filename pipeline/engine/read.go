@@ -11,7 +11,9 @@ import (
 	"convpipe/pipeline/group"
 )
 
-func (r *runner) readObject(ctx context.Context, obj pipeline.Object, jobs chan<- job) {
+// readObject reads obj, unless it was processed before or another run
+// holds it (then it reports held: see claim.go).
+func (r *runner) readObject(ctx context.Context, obj pipeline.Object, jobs chan<- job) (held bool) {
 	o := &objectState{obj: obj, sum: pipeline.ObjectSummary{Key: obj.Key}}
 	if !r.opt.All && r.opt.Ledger != nil {
 		done, err := r.opt.Ledger.ObjectDone(ctx, obj)
@@ -27,8 +29,14 @@ func (r *runner) readObject(ctx context.Context, obj pipeline.Object, jobs chan<
 			r.objectsDone++
 			r.bytesDone += obj.Size
 			r.mu.Unlock()
-			return
+			return false
 		}
+	}
+	if r.claimObject(ctx, obj) {
+		return true
+	}
+	if r.fatalErr() != nil {
+		return false
 	}
 	r.mu.Lock()
 	r.objects = append(r.objects, o)
@@ -49,6 +57,7 @@ func (r *runner) readObject(ctx context.Context, obj pipeline.Object, jobs chan<
 	}
 	r.mu.Unlock()
 	r.release(o, false)
+	return false
 }
 
 // fileError records that obj could not be read (or read to its end).

@@ -85,10 +85,19 @@ func (r *runner) send(j job) {
 		return
 	}
 	e := pendingEntry(j)
-	announced := false
+	announced, claimed := false, false
+	defer func() {
+		if claimed {
+			r.releaseOrder(key)
+		}
+	}()
 	leaving := func() error {
 		if r.readCtx.Err() != nil {
 			return errStopping // no new request once the run stops
+		}
+		var err error
+		if claimed, err = r.claimOrder(j); err != nil {
+			return err
 		}
 		if !r.put(e) {
 			return ErrLedgerWrite
@@ -136,7 +145,7 @@ var errStopping = errors.New("the run is stopping")
 // none (the run is stopping anyway), the time is up, or a fatal error.
 func (r *runner) stopFor(err error) {
 	switch {
-	case err == nil, errors.Is(err, errStopping):
+	case err == nil, errors.Is(err, errStopping), errors.Is(err, errClaimed):
 	case errors.Is(err, pipeline.ErrOutOfTime), errors.Is(err, ErrLedgerWrite):
 		r.stop(err)
 	default:
@@ -160,12 +169,16 @@ func (r *runner) release(o *objectState, unfinished bool) {
 		o.unfinished = true
 	}
 	o.outstanding--
-	done := o.outstanding == 0 && o.readDone && !o.unfinished && r.fatal == nil
+	ended := o.outstanding == 0
+	done := ended && o.readDone && !o.unfinished && r.fatal == nil
 	r.mu.Unlock()
 	if done {
 		if err := r.w.MarkObjectDone(context.WithoutCancel(r.sendCtx), o.obj, r.opt.RunID); err != nil {
 			r.setFatal(fmt.Errorf("%w: mark %s processed: %w", ErrLedgerWrite, o.obj.Key, err))
 		}
+	}
+	if ended {
+		r.releaseObject(o.obj)
 	}
 }
 

@@ -1,0 +1,133 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"convpipe/pipeline"
+)
+
+// Runs that share a ledger (Options.Claims) split an export between
+// them by claims: a run claims an object before it reads it and leaves
+// alone the objects another live run holds, coming back to them once
+// every other object is read, until they are processed or their
+// holder's lease lapsed (it died) and they can be claimed. It claims an
+// order just before its first request and keeps the claim until the
+// outcome is recorded; the claim comes with the order's entry as the
+// ledger holds it then, and unless that is the entry the run decided on,
+// the order is not sent (another run recorded it since). So no order is
+// sent by two runs, and an order whose holder died while sending it is
+// pending in the ledger: the run that takes it over sends it as maybe
+// sent, as after a crash.
+
+// errClaimed refuses an order's first request when another run holds
+// the order, or recorded it after this run decided to send it.
+var errClaimed = errors.New("another run holds the order")
+
+// claimPoll is how often a run looks again at the objects other runs
+// hold.
+const claimPoll = 250 * time.Millisecond
+
+// claimsObjects reports whether the run claims what it reads.
+func (r *runner) claimsObjects() bool { return r.opt.Claims != nil && r.opt.Mode == Send }
+
+// claimObject claims obj when the run claims what it reads. It reports
+// whether another run holds obj; a ledger failure is fatal (and reported
+// as not held).
+func (r *runner) claimObject(ctx context.Context, obj pipeline.Object) (held bool) {
+	if !r.claimsObjects() {
+		return false
+	}
+	ok, err := r.opt.Claims.ClaimObject(ctx, obj)
+	if err != nil {
+		if ctx.Err() == nil {
+			r.setFatal(fmt.Errorf("%w: claim %s: %w", ErrLedgerWrite, obj.Key, err))
+		}
+		return false
+	}
+	if !ok {
+		r.log.Debug("another run holds the object; coming back to it later", "object", obj.Key)
+	}
+	return !ok
+}
+
+// releaseObject drops the run's claim of obj, once every order of it is
+// answered.
+func (r *runner) releaseObject(obj pipeline.Object) {
+	if !r.claimsObjects() {
+		return
+	}
+	if err := r.opt.Claims.ReleaseObject(context.WithoutCancel(r.sendCtx), obj); err != nil {
+		// The claim lapses with its lease; nothing is lost.
+		r.log.Warn("cannot release the claim of an object", "object", obj.Key, "err", err)
+	}
+}
+
+// readHeld reads the objects that other runs held when the run came to
+// them: it looks at them again every claimPoll until each was processed
+// by its holder or could be claimed and read, or ctx ends.
+func (r *runner) readHeld(ctx context.Context, held []pipeline.Object, jobs chan<- job) {
+	for len(held) > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(claimPoll):
+		}
+		left := held[:0]
+		for _, obj := range held {
+			if ctx.Err() != nil {
+				return
+			}
+			if r.readObject(ctx, obj, jobs) {
+				left = append(left, obj)
+			}
+		}
+		held = left
+	}
+}
+
+// claimOrder claims j's order just before its first request and checks
+// that the ledger still holds the entry the run decided on. It returns
+// whether the order is now claimed, and errClaimed or ErrLedgerWrite
+// when it may not be sent.
+func (r *runner) claimOrder(j job) (bool, error) {
+	if r.opt.Claims == nil {
+		return false, nil
+	}
+	key := j.conv.Key
+	e, found, granted, err := r.opt.Claims.ClaimOrder(context.WithoutCancel(r.sendCtx), key)
+	if err != nil {
+		r.setFatal(fmt.Errorf("%w: claim %s: %w", ErrLedgerWrite, key, err))
+		return false, ErrLedgerWrite
+	}
+	if !granted {
+		r.log.Debug("another run holds the order; not sent", "key", key.String())
+		return false, errClaimed
+	}
+	if !sameEntry(j.prev, e, found) {
+		r.log.Debug("another run recorded the order since; not sent", "key", key.String(), "state", e.State)
+		r.releaseOrder(key)
+		return false, errClaimed
+	}
+	return true, nil
+}
+
+// releaseOrder drops the run's claim of key, once its outcome is
+// recorded (or it was not sent).
+func (r *runner) releaseOrder(key pipeline.Key) {
+	if err := r.opt.Claims.ReleaseOrder(context.WithoutCancel(r.sendCtx), key); err != nil {
+		r.log.Warn("cannot release the claim of an order", "key", key.String(), "err", err)
+	}
+}
+
+// sameEntry reports whether the entry the ledger holds now (e, found) is
+// the one a decision was made on (prev, nil when there was none).
+func sameEntry(prev *pipeline.Entry, e pipeline.Entry, found bool) bool {
+	if prev == nil || !found {
+		return prev == nil && !found
+	}
+	return e.State == prev.State && e.PayloadHash == prev.PayloadHash && e.Attempts == prev.Attempts &&
+		e.RunID == prev.RunID && e.Updated.Equal(prev.Updated)
+}
