@@ -88,30 +88,54 @@ func (r *runner) readHeld(ctx context.Context, held []pipeline.Object, jobs chan
 	}
 }
 
-// claimOrder claims j's order just before its first request and checks
-// that the ledger still holds the entry the run decided on. It returns
-// whether the order is now claimed, and errClaimed or ErrLedgerWrite
-// when it may not be sent.
+// errSettled refuses an order's first request when another run recorded
+// it, since this run decided to send it, as final with this payload: it
+// counts as already sent.
+var errSettled = errors.New("another run sent the order")
+
+// claimOrder claims j's order just before its first request, waiting
+// while another run holds it (it is being sent: its holder records the
+// outcome, or dies and its lease lapses), and checks that the ledger
+// still holds the entry the run decided on. It returns whether the order
+// is now claimed, and errSettled, errClaimed, errStopping or
+// ErrLedgerWrite when it may not be sent.
 func (r *runner) claimOrder(j job) (bool, error) {
 	if r.opt.Claims == nil {
 		return false, nil
 	}
 	key := j.conv.Key
-	e, found, granted, err := r.opt.Claims.ClaimOrder(context.WithoutCancel(r.sendCtx), key)
-	if err != nil {
-		r.setFatal(fmt.Errorf("%w: claim %s: %w", ErrLedgerWrite, key, err))
-		return false, ErrLedgerWrite
+	for {
+		e, found, granted, err := r.opt.Claims.ClaimOrder(context.WithoutCancel(r.sendCtx), key)
+		if err != nil {
+			r.setFatal(fmt.Errorf("%w: claim %s: %w", ErrLedgerWrite, key, err))
+			return false, ErrLedgerWrite
+		}
+		if granted {
+			return r.checkClaimed(j, e, found)
+		}
+		select {
+		case <-r.readCtx.Done():
+			return false, errStopping
+		case <-time.After(claimPoll):
+		}
 	}
-	if !granted {
-		r.log.Debug("another run holds the order; not sent", "key", key.String())
-		return false, errClaimed
+}
+
+// checkClaimed keeps the claim of j's order when the entry the ledger
+// holds (e, found) is the one the run decided on; otherwise it lets the
+// order go, as sent by another run when that one recorded it final with
+// this payload.
+func (r *runner) checkClaimed(j job, e pipeline.Entry, found bool) (bool, error) {
+	if sameEntry(j.prev, e, found) {
+		return true, nil
 	}
-	if !sameEntry(j.prev, e, found) {
-		r.log.Debug("another run recorded the order since; not sent", "key", key.String(), "state", e.State)
-		r.releaseOrder(key)
-		return false, errClaimed
+	r.releaseOrder(j.conv.Key)
+	if found && decideSend(&e, j.hash, r.policy.RetryRejected) == ActionAlreadySent {
+		return false, errSettled
 	}
-	return true, nil
+	r.log.Warn("another run recorded the order since this run read it; not sent (the next run decides again)",
+		"key", j.conv.Key.String(), "state", e.State, "run", e.RunID)
+	return false, errClaimed
 }
 
 // releaseOrder drops the run's claim of key, once its outcome is

@@ -118,6 +118,11 @@ func (r *runner) send(j job) {
 		// credentials failed): the order keeps its entry, and the next
 		// run sends it.
 		r.stopFor(err)
+		if errors.Is(err, errSettled) {
+			r.count(j.obj, func(c *pipeline.Counts) { c.AlreadySent++ })
+			r.release(j.obj, false)
+			return
+		}
 		r.notSent(j)
 		return
 	}
@@ -145,7 +150,7 @@ var errStopping = errors.New("the run is stopping")
 // none (the run is stopping anyway), the time is up, or a fatal error.
 func (r *runner) stopFor(err error) {
 	switch {
-	case err == nil, errors.Is(err, errStopping), errors.Is(err, errClaimed):
+	case err == nil, errors.Is(err, errStopping), errors.Is(err, errClaimed), errors.Is(err, errSettled):
 	case errors.Is(err, pipeline.ErrOutOfTime), errors.Is(err, ErrLedgerWrite):
 		r.stop(err)
 	default:
