@@ -269,3 +269,64 @@ func pgConnT(t *testing.T, place string) *pgx.Conn {
 	t.Cleanup(func() { c.Close(context.Background()) })
 	return c
 }
+
+// TestQuota: the runs of one account take from one quota per window, each
+// up to its ceiling (the quota less its reserve), and a new window starts
+// afresh; another account has a quota of its own. On SQLite, whose one
+// run paces alone, every take is granted up to the ceiling.
+func TestQuota(t *testing.T) { forEachBackend(t, testQuota) }
+
+func testQuota(t *testing.T, b backend) {
+	place := b.place(t)
+	ctx := t.Context()
+	la := b.openShared(t, place, "IRA", 0)
+	const window = time.Hour
+	n, end, err := la.TakeQuota(ctx, 40, window, 100)
+	if err != nil || n != 40 {
+		t.Fatalf("TakeQuota(40 of 100) = %d, %v", n, err)
+	}
+	if want := time.Now().Truncate(window).Add(window); end.Sub(want).Abs() > time.Minute {
+		t.Errorf("window ends %s, want about %s", end, want)
+	}
+	if b.name == "sqlite" {
+		if n, _, err := la.TakeQuota(ctx, 200, window, 100); err != nil || n != 100 {
+			t.Errorf("SQLite TakeQuota(200 of 100) = %d, %v; want 100", n, err)
+		}
+		return
+	}
+	lb := b.openShared(t, place, "IRA", 0)
+	// B reserves 40 of 100: it may take while the window's total stays
+	// within 60.
+	if n, _, err := lb.TakeQuota(ctx, 50, window, 60); err != nil || n != 20 {
+		t.Errorf("B's TakeQuota(50, ceiling 60) after A took 40 = %d, %v; want 20", n, err)
+	}
+	if n, _, err := lb.TakeQuota(ctx, 5, window, 60); err != nil || n != 0 {
+		t.Errorf("B's TakeQuota at its ceiling = %d, %v; want 0", n, err)
+	}
+	if n, _, err := la.TakeQuota(ctx, 100, window, 100); err != nil || n != 40 {
+		t.Errorf("A's TakeQuota of the rest = %d, %v; want 40", n, err)
+	}
+	lc := b.openShared(t, place, "IRB", 0)
+	if n, _, err := lc.TakeQuota(ctx, 100, window, 100); err != nil || n != 100 {
+		t.Errorf("another account's TakeQuota = %d, %v; want 100", n, err)
+	}
+	// A new window: a window of a second, used up, then the next.
+	if n, _, err := la.TakeQuota(ctx, 1000, time.Second, 1000); err != nil || n == 0 {
+		t.Fatalf("TakeQuota in a window of a second = %d, %v", n, err)
+	}
+	waitFor(t, "the next window", func() bool {
+		n, _, err := la.TakeQuota(ctx, 1, time.Second, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n == 1
+	})
+	ro, err := b.openRO(ctx, place)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	if _, _, err := ro.TakeQuota(ctx, 1, window, 1); !errors.Is(err, ErrReadOnly) {
+		t.Errorf("TakeQuota on a read-only ledger = %v, want ErrReadOnly", err)
+	}
+}

@@ -1,6 +1,9 @@
 package pipeline
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Claimer is implemented by ledgers that several runs use at once (on
 // several machines): before a run reads an object or sends an order it
@@ -22,4 +25,18 @@ type Claimer interface {
 	// ReleaseOrder drops this run's claim of key, once its outcome is
 	// recorded.
 	ReleaseOrder(ctx context.Context, key Key) error
+}
+
+// Quota is an account's request quota kept where the runs of the account
+// meet (a shared ledger), so that runs side by side, each configured with
+// the account's whole quota, together stay within it. Windows are
+// aligned to multiples of their length in Unix time, as impact's are. A
+// Quota is safe for concurrent use.
+type Quota interface {
+	// TakeQuota takes up to n requests of the current window (of length
+	// window) for this run, as long as the requests taken in the window
+	// by all runs stay within ceiling; it returns how many it took
+	// (maybe 0) and when the window ends: what is taken is to be spent
+	// before then.
+	TakeQuota(ctx context.Context, n int, window time.Duration, ceiling int) (taken int, windowEnd time.Time, err error)
 }

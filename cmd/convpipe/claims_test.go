@@ -5,10 +5,12 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"convpipe/ledger"
 	"convpipe/sim"
 )
 
@@ -89,4 +91,133 @@ func testSharedRunners(t *testing.T, kill bool) {
 	note(t, "shared PostgreSQL ledger, two runs at once (%s): %d orders (%d valid) in 4 objects, each valid order accepted once; accepted by run: %v; %d duplicate refusals of ambiguous sends",
 		map[bool]string{false: "both finish", true: "one SIGKILLed mid-run, the other takes over after the 2s lease"}[kill],
 		want.total(), len(want.valid), byRun, w.sim.Duplicates())
+}
+
+// TestSharedQuota runs two runs of one account at once on a shared
+// PostgreSQL ledger, each configured with the account's whole quota (60
+// requests per 5 s window, the simulator's), the second with --reserve
+// 40%: together they stay within the quota (no 429, no window over 60
+// requests at the simulator), the second never takes more than 60% of a
+// window, and every valid order is accepted once.
+func TestSharedQuota(t *testing.T) {
+	const quota, window = 60, 5 * time.Second
+	w := newWorkspace(t, simOpts{cfg: sim.Config{Quota: quota, Window: window, Faults: sim.Faults{Latency: 2 * time.Millisecond}}},
+		cfgOpts{Rate: "60/5s", Workers: 4, LedgerExtra: "  shared: true\n  lease: 2s"})
+	w.usePostgres()
+	var files []string
+	for i := range 2 {
+		files = append(files, w.gen(fmt.Sprintf("in/part-%d.csv", i), "-rows", "800", "-seed", fmt.Sprint(21+i),
+			"-first-id", fmt.Sprint(100001+100000*i)))
+	}
+	want := expectCSV(t, files...)
+	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
+	defer cancel()
+	args := [][]string{{"--summary-json", "a.json"}, {"--summary-json", "b.json", "--reserve", "40%"}}
+	var runs []sharedRunner
+	for _, a := range args {
+		cmd, stdout, stderr := w.command(ctx, append([]string{"run", "--config", w.config}, a...)...)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		runs = append(runs, sharedRunner{cmd, stdout, stderr})
+	}
+	for i, r := range runs {
+		r.cmd.Wait()
+		noPanic(t, r.stdout.String()+r.stderr.String())
+		if code := r.cmd.ProcessState.ExitCode(); code != exitOK {
+			t.Fatalf("run %d: exit %d\n%s", i, code, clip(r.stderr.String(), 4000))
+		}
+	}
+	checkExactlyOnce(t, w.sim, want.valid)
+	reserving := readSummary(t, w.path("b.json")).RunID
+	runOf := map[string]string{}
+	for _, e := range w.export() {
+		runOf[e.Key.OrderID] = e.RunID
+	}
+	perWindow, reservingPer := map[int64]int{}, map[int64]int{}
+	tooMany := 0
+	var first, last time.Time
+	for _, q := range w.sim.Requests() {
+		if q.Method != "POST" {
+			continue
+		}
+		if q.Status == 429 {
+			tooMany++
+		}
+		win := q.Time.UnixNano() / int64(window)
+		perWindow[win]++
+		if runOf[q.OrderID] == reserving {
+			reservingPer[win]++
+		}
+		if first.IsZero() || q.Time.Before(first) {
+			first = q.Time
+		}
+		if q.Time.After(last) {
+			last = q.Time
+		}
+	}
+	if tooMany > 0 {
+		t.Errorf("the simulator answered %d requests with 429", tooMany)
+	}
+	for win, n := range perWindow {
+		if n > quota {
+			t.Errorf("window %s: %d requests, over the quota %d", time.Unix(0, win*int64(window)).UTC().Format(time.TimeOnly), n, quota)
+		}
+		if m := reservingPer[win]; m > quota*60/100 {
+			t.Errorf("window %s: the run with --reserve 40%% sent %d requests, over 60%% of %d", time.Unix(0, win*int64(window)).UTC().Format(time.TimeOnly), m, quota)
+		}
+	}
+	full := 0 // windows wholly inside the runs
+	sent := 0
+	for win, n := range perWindow {
+		start := time.Unix(0, win*int64(window))
+		if start.After(first) && start.Add(window).Before(last) {
+			full++
+			sent += n
+		}
+	}
+	rate := "no whole window"
+	if full > 0 {
+		rate = fmt.Sprintf("%.0f%% of the quota in the %d whole windows", 100*float64(sent)/float64(full*quota), full)
+	}
+	note(t, "shared quota, two runs of one account at once (each configured with the whole quota, 60 per 5 s window; one with --reserve 40%%): %d requests, %d with 429, most in one window %d, most of the reserving run in one window %d; %s; each of %d valid orders accepted once",
+		posts(w.sim), tooMany, maxOf(perWindow), maxOf(reservingPer), rate, len(want.valid))
+}
+
+func maxOf(m map[int64]int) int {
+	n := 0
+	for _, v := range m {
+		n = max(n, v)
+	}
+	return n
+}
+
+// TestParseReserve: --reserve takes a percentage or a fraction, needs a
+// shared PostgreSQL ledger, and names itself when it is wrong.
+func TestParseReserve(t *testing.T) {
+	shared := ledger.Config{URL: "postgres://u@127.0.0.1/l", Shared: true}
+	for _, tc := range []struct {
+		in   string
+		lc   ledger.Config
+		want float64
+		err  string
+	}{
+		{"", ledger.Config{}, 0, ""},
+		{"20%", shared, 0.2, ""},
+		{"0.25", shared, 0.25, ""},
+		{" 0 % ", shared, 0, ""},
+		{"100%", shared, 0, "less than all"},
+		{"-5%", shared, 0, "at least 0"},
+		{"lots", shared, 0, `"lots"`},
+		{"20%", ledger.Config{URL: "postgres://u@127.0.0.1/l"}, 0, "ledger.shared"},
+		{"20%", ledger.Config{Path: "l.db", Shared: true}, 0, "PostgreSQL"},
+	} {
+		got, err := parseReserve(tc.in, tc.lc)
+		switch {
+		case tc.err == "" && (err != nil || got != tc.want):
+			t.Errorf("parseReserve(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err) || !strings.Contains(err.Error(), "--reserve")):
+			t.Errorf("parseReserve(%q) = %v, %v; want an error about --reserve saying %q", tc.in, got, err, tc.err)
+		}
+	}
 }

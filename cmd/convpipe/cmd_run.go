@@ -44,6 +44,7 @@ type runFlags struct {
 	report        string
 	progress      string
 	simulate      bool
+	reserve       string // --reserve, see shared.go
 }
 
 func newRunCmd() *cobra.Command {
@@ -97,6 +98,7 @@ object (see run.allow_empty); 4 another run holds the ledger's lock.`,
 	fs.StringVar(&f.metricsAcct, "metrics-account", "", "the account label of --metrics-push (default: sid- and a hash of the account SID, which is not stored)")
 	fs.StringVar(&f.report, "report", "", "write the HTML report of the ledger's last 30 days to this file (as `convpipe report --out`)")
 	fs.StringVar(&f.progress, "progress", "", "progress display: auto, bar, log or off (overrides run.progress)")
+	fs.StringVar(&f.reserve, "reserve", "", "with ledger.shared: leave this part of each quota window to the account's other runs, e.g. 20% (a backfill beside the nightly run)")
 	fs.BoolVar(&f.simulate, "simulate", false, "send to a built-in impact.com API simulator on loopback instead of the real API (no credentials needed); for trying a configuration")
 	return cmd
 }
@@ -193,6 +195,8 @@ type runJob struct {
 	// account is the impact account the run sends for: whose entries
 	// the ledger reads and writes.
 	account string
+	// reserve is --reserve as a fraction.
+	reserve float64
 }
 
 // load reads the configuration, puts the flags over it and validates it.
@@ -225,6 +229,9 @@ func (j *runJob) load() error {
 		cfg.setByFlag("run.progress", "--progress")
 	}
 	if err := checkPushURL(f.metricsPush); err != nil {
+		return configError{err}
+	}
+	if j.reserve, err = parseReserve(f.reserve, cfg.Ledger); err != nil {
 		return configError{err}
 	}
 	if f.simulate && f.dryRun {
@@ -293,6 +300,9 @@ func (j *runJob) open() error {
 		return err
 	}
 	if err := j.openLedger(); err != nil {
+		return err
+	}
+	if err := j.shareQuota(sink); err != nil {
 		return err
 	}
 	j.opt = engine.Options{
