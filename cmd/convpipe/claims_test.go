@@ -22,33 +22,32 @@ type sharedRunner struct {
 
 // TestSharedLedgerRunners starts two runs at once on one export and one
 // PostgreSQL ledger (ledger.shared): they split its objects between them
-// and every valid order is accepted exactly once. In "kill", one of them
-// is SIGKILLed while both send: the other takes over the killed run's
-// object once its claim's lease lapses, sends again as maybe sent what the
-// killed run was sending (the simulator refuses a duplicate of what it
-// had accepted, and the sink settles it as accepted), and finishes the
-// export alone.
+// and every valid order is accepted exactly once. In the kill modes one
+// of them is SIGKILLed while both send (once 150 orders are accepted, as
+// the simulator answers a request, or as one arrives): the other takes
+// over the killed run's object once its claim's lease lapses, sends again
+// as maybe sent what the killed run was sending (the simulator refuses a
+// duplicate of what it had accepted, and the sink settles it as
+// accepted), and finishes the export alone.
 func TestSharedLedgerRunners(t *testing.T) {
-	for _, kill := range []bool{false, true} {
-		name := "both-finish"
-		if kill {
-			name = "one-killed"
-		}
-		t.Run(name, func(t *testing.T) { testSharedRunners(t, kill) })
+	for _, mode := range []string{"both-finish", "killed-on-a-timer", "killed-at-an-answer", "killed-at-an-arrival"} {
+		t.Run(mode, func(t *testing.T) { testSharedRunners(t, mode) })
 	}
 }
 
-func testSharedRunners(t *testing.T, kill bool) {
-	w := newWorkspace(t, simOpts{cfg: sim.Config{Faults: sim.Faults{Latency: 5 * time.Millisecond}}},
+func testSharedRunners(t *testing.T, mode string) {
+	start := time.Now()
+	k := &killer{}
+	w := newWorkspace(t, simOpts{cfg: sim.Config{Faults: sim.Faults{Latency: 5 * time.Millisecond}}, wrap: k.wrap},
 		cfgOpts{Rate: "100/s", Workers: 4, LedgerExtra: "  shared: true\n  lease: 2s"})
 	w.usePostgres()
 	var files []string
 	for i := range 4 {
-		files = append(files, w.gen(fmt.Sprintf("in/part-%d.csv", i), "-rows", "500", "-seed", fmt.Sprint(11+i),
+		files = append(files, w.gen(fmt.Sprintf("in/part-%d.csv", i), "-rows", fmt.Sprint(size(500, 2000)), "-seed", fmt.Sprint(11+i),
 			"-first-id", fmt.Sprint(100001+100000*i)))
 	}
 	want := expectCSV(t, files...)
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), size(3*time.Minute, 10*time.Minute))
 	defer cancel()
 	var runs [2]sharedRunner
 	for i := range runs {
@@ -58,13 +57,19 @@ func testSharedRunners(t *testing.T, kill bool) {
 		}
 		runs[i] = sharedRunner{cmd, stdout, stderr}
 	}
-	if kill {
+	kill := mode != "both-finish"
+	switch mode {
+	case "killed-on-a-timer":
 		if !waitFor(time.Minute, func() bool { return len(acceptedIDs(w.sim)) >= 150 }) {
 			t.Fatal("the runs accepted fewer than 150 orders in a minute")
 		}
 		if err := runs[0].cmd.Process.Kill(); err != nil {
 			t.Fatal(err)
 		}
+	case "killed-at-an-answer":
+		k.arm(runs[0].cmd.Process, 120, true, time.Millisecond)
+	case "killed-at-an-arrival":
+		k.arm(runs[0].cmd.Process, 120, false, 0)
 	}
 	for i, r := range runs {
 		err := r.cmd.Wait()
@@ -79,18 +84,29 @@ func testSharedRunners(t *testing.T, kill bool) {
 			t.Fatalf("run %d: exit %d, want %d\n%s", i, code, exitOK, clip(r.stderr.String(), 4000))
 		}
 	}
+	k.disarm()
 	checkExactlyOnce(t, w.sim, want.valid)
 	checkLedger(t, w, want)
 	byRun := map[string]int{}
+	maybe := 0
 	for _, e := range w.export("--state", "accepted") {
 		byRun[e.RunID]++
+		if e.MaybeSent {
+			maybe++
+		}
 	}
 	if len(byRun) != 2 {
 		t.Errorf("accepted orders by run: %v; want both runs to have sent some", byRun)
 	}
-	note(t, "shared PostgreSQL ledger, two runs at once (%s): %d orders (%d valid) in 4 objects, each valid order accepted once; accepted by run: %v; %d duplicate refusals of ambiguous sends",
-		map[bool]string{false: "both finish", true: "one SIGKILLed mid-run, the other takes over after the 2s lease"}[kill],
-		want.total(), len(want.valid), byRun, w.sim.Duplicates())
+	if dups := w.sim.Duplicates(); dups > maybe {
+		t.Errorf("%d duplicate refusals at the simulator; only %d orders were ambiguous", dups, maybe)
+	}
+	var counts []int
+	for _, n := range byRun {
+		counts = append(counts, n)
+	}
+	note(t, "shared PostgreSQL ledger, two runs at once, %s: %d orders (%d valid) in 4 objects, each valid order accepted once, none left pending; accepted by the two runs: %v; %d sent again as maybe sent, %d duplicate refusals; %s",
+		mode, want.total(), len(want.valid), counts, maybe, w.sim.Duplicates(), time.Since(start).Round(100*time.Millisecond))
 }
 
 // TestSharedQuota runs two runs of one account at once on a shared
