@@ -119,7 +119,8 @@ func (r *runner) send(j job) {
 		// run sends it.
 		r.stopFor(err)
 		if errors.Is(err, errSettled) {
-			r.count(j.obj, func(c *pipeline.Counts) { c.AlreadySent++ })
+			// Sent by another run since this one decided: not to send.
+			r.count(j.obj, func(c *pipeline.Counts) { c.ToSend--; c.AlreadySent++ })
 			r.release(j.obj, false)
 			return
 		}
