@@ -69,6 +69,10 @@ func (r *runner) releaseObject(obj pipeline.Object) {
 // them: it looks at them again every claimPoll until each was processed
 // by its holder or could be claimed and read, or ctx ends.
 func (r *runner) readHeld(ctx context.Context, held []pipeline.Object, jobs chan<- job) {
+	if len(held) > 0 {
+		r.log.Info("other runs hold objects of this export: waiting for them to be processed, or for their claims to lapse",
+			"objects", len(held), "first", held[0].Key)
+	}
 	for len(held) > 0 {
 		select {
 		case <-ctx.Done():
