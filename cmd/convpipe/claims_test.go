@@ -237,3 +237,56 @@ func TestParseReserve(t *testing.T) {
 		}
 	}
 }
+
+// TestSharedLedgerGoesAway stops the database server while two runs share
+// it: both stop sending and exit 1 naming the ledger; once the server is
+// back, a run finishes the work (the dead runs' claims lapse), and every
+// valid order is accepted exactly once.
+func TestSharedLedgerGoesAway(t *testing.T) {
+	w := newWorkspace(t, simOpts{cfg: sim.Config{Faults: sim.Faults{Latency: 5 * time.Millisecond}}},
+		cfgOpts{Rate: "100/s", Workers: 4, LedgerExtra: "  shared: true\n  lease: 2s"})
+	srv := w.usePostgres()
+	var files []string
+	for i := range 2 {
+		files = append(files, w.gen(fmt.Sprintf("in/part-%d.csv", i), "-rows", "800", "-seed", fmt.Sprint(31+i),
+			"-first-id", fmt.Sprint(100001+100000*i)))
+	}
+	want := expectCSV(t, files...)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	var runs []sharedRunner
+	for range 2 {
+		cmd, stdout, stderr := w.command(ctx, "run", "--config", w.config)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		runs = append(runs, sharedRunner{cmd, stdout, stderr})
+	}
+	if !waitFor(time.Minute, func() bool { return len(acceptedIDs(w.sim)) >= 40 }) {
+		t.Fatal("the runs accepted fewer than 40 orders in a minute")
+	}
+	srv.Stop()
+	for i, r := range runs {
+		r.cmd.Wait()
+		out := r.stdout.String() + r.stderr.String()
+		noPanic(t, out)
+		if code := r.cmd.ProcessState.ExitCode(); code != exitFatal || !strings.Contains(r.stderr.String(), "ledger postgres://") {
+			t.Fatalf("run %d, whose database went away: exit %d, want 1 naming the ledger\n%s", i, code, clip(r.stderr.String(), 3000))
+		}
+	}
+	if len(acceptedIDs(w.sim)) == len(want.valid) {
+		t.Fatal("the runs finished before the database went away")
+	}
+	sentAtStop := len(w.sim.Requests())
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	w.env = append(w.env, ledger.URLEnv+"="+srv.URL("ledger")) // the port may have changed
+	w.ledger = srv.URL("ledger")
+	w.mustRun(exitOK)
+	if len(w.sim.Requests()) <= sentAtStop {
+		t.Error("the run after the restart sent nothing")
+	}
+	checkExactlyOnce(t, w.sim, want.valid)
+	checkLedger(t, w, want)
+}
