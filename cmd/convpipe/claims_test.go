@@ -109,26 +109,49 @@ func testSharedRunners(t *testing.T, mode string) {
 		mode, want.total(), len(want.valid), counts, maybe, w.sim.Duplicates(), time.Since(start).Round(100*time.Millisecond))
 }
 
+// quotaCase is one run of TestSharedQuota: the simulator's quota per
+// window (which each run is configured with as sink.rate), the rows of
+// each of the two objects, and the second run's --reserve.
+type quotaCase struct {
+	quota   int
+	window  time.Duration
+	rows    int
+	reserve int // percent
+}
+
 // TestSharedQuota runs two runs of one account at once on a shared
-// PostgreSQL ledger, each configured with the account's whole quota (60
-// requests per 5 s window, the simulator's), the second with --reserve
-// 40%: together they stay within the quota (no 429, no window over 60
-// requests at the simulator), the second never takes more than 60% of a
-// window, and every valid order is accepted once.
+// PostgreSQL ledger, each configured with the account's whole quota (the
+// simulator's), the second with --reserve: together they stay within the
+// quota (no 429, no window over the quota at the simulator), the second
+// never takes more than the quota less its reserve in a window, and
+// every valid order is accepted once. Small: 60 requests per 5 s window,
+// --reserve 40%. Full: the 6,000 per minute for about two
+// minutes, without a reserve and then with 20%.
 func TestSharedQuota(t *testing.T) {
-	const quota, window = 60, 5 * time.Second
+	cases := size([]quotaCase{{60, 5 * time.Second, 800, 40}},
+		[]quotaCase{{6000, time.Minute, 30000, 0}, {6000, time.Minute, 30000, 20}})
+	for _, qc := range cases {
+		t.Run(fmt.Sprintf("%d-per-%s-reserve-%d", qc.quota, qc.window, qc.reserve), func(t *testing.T) { testSharedQuota(t, qc) })
+	}
+}
+
+func testSharedQuota(t *testing.T, qc quotaCase) {
+	quota, window := qc.quota, qc.window
 	w := newWorkspace(t, simOpts{cfg: sim.Config{Quota: quota, Window: window, Faults: sim.Faults{Latency: 2 * time.Millisecond}}},
-		cfgOpts{Rate: "60/5s", Workers: 4, LedgerExtra: "  shared: true\n  lease: 2s"})
+		cfgOpts{Rate: fmt.Sprintf("%d/%s", quota, window), Workers: 4, LedgerExtra: "  shared: true\n  lease: 2s"})
 	w.usePostgres()
 	var files []string
 	for i := range 2 {
-		files = append(files, w.gen(fmt.Sprintf("in/part-%d.csv", i), "-rows", "800", "-seed", fmt.Sprint(21+i),
+		files = append(files, w.gen(fmt.Sprintf("in/part-%d.csv", i), "-rows", fmt.Sprint(qc.rows), "-seed", fmt.Sprint(21+i),
 			"-first-id", fmt.Sprint(100001+100000*i)))
 	}
 	want := expectCSV(t, files...)
-	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), size(4*time.Minute, 10*time.Minute))
 	defer cancel()
-	args := [][]string{{"--summary-json", "a.json"}, {"--summary-json", "b.json", "--reserve", "40%"}}
+	args := [][]string{{"--summary-json", "a.json"}, {"--summary-json", "b.json"}}
+	if qc.reserve > 0 {
+		args[1] = append(args[1], "--reserve", fmt.Sprintf("%d%%", qc.reserve))
+	}
 	var runs []sharedRunner
 	for _, a := range args {
 		cmd, stdout, stderr := w.command(ctx, append([]string{"run", "--config", w.config}, a...)...)
@@ -175,16 +198,17 @@ func TestSharedQuota(t *testing.T) {
 	if tooMany > 0 {
 		t.Errorf("the simulator answered %d requests with 429", tooMany)
 	}
+	ceiling := quota * (100 - qc.reserve) / 100
 	for win, n := range perWindow {
+		at := time.Unix(0, win*int64(window)).UTC().Format(time.TimeOnly)
 		if n > quota {
-			t.Errorf("window %s: %d requests, over the quota %d", time.Unix(0, win*int64(window)).UTC().Format(time.TimeOnly), n, quota)
+			t.Errorf("window %s: %d requests, over the quota %d", at, n, quota)
 		}
-		if m := reservingPer[win]; m > quota*60/100 {
-			t.Errorf("window %s: the run with --reserve 40%% sent %d requests, over 60%% of %d", time.Unix(0, win*int64(window)).UTC().Format(time.TimeOnly), m, quota)
+		if m := reservingPer[win]; m > ceiling {
+			t.Errorf("window %s: the run with --reserve %d%% sent %d requests, over %d", at, qc.reserve, m, ceiling)
 		}
 	}
-	full := 0 // windows wholly inside the runs
-	sent := 0
+	full, sent := 0, 0 // the windows wholly inside the runs
 	for win, n := range perWindow {
 		start := time.Unix(0, win*int64(window))
 		if start.After(first) && start.Add(window).Before(last) {
@@ -196,8 +220,8 @@ func TestSharedQuota(t *testing.T) {
 	if full > 0 {
 		rate = fmt.Sprintf("%.0f%% of the quota in the %d whole windows", 100*float64(sent)/float64(full*quota), full)
 	}
-	note(t, "shared quota, two runs of one account at once (each configured with the whole quota, 60 per 5 s window; one with --reserve 40%%): %d requests, %d with 429, most in one window %d, most of the reserving run in one window %d; %s; each of %d valid orders accepted once",
-		posts(w.sim), tooMany, maxOf(perWindow), maxOf(reservingPer), rate, len(want.valid))
+	note(t, "shared quota, two runs of one account at once, each configured with the whole quota (%d per %s), the second with --reserve %d%%: %d requests, %d with 429, most in one window %d, most of the second run in one window %d; %s; each of %d valid orders accepted once",
+		quota, window, qc.reserve, posts(w.sim), tooMany, maxOf(perWindow), maxOf(reservingPer), rate, len(want.valid))
 }
 
 func maxOf(m map[int64]int) int {
