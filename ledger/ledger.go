@@ -144,7 +144,8 @@ type Config struct {
 	Passfile string `yaml:"passfile"`
 	// Shared lets runs of one account use a PostgreSQL ledger at once,
 	// on one machine or several: each claims the objects it reads and
-	// the orders it sends (see Options.Shared).
+	// the orders it sends (see Options.Shared, which `convpipe run` sets
+	// from it; the other commands that write hold the ledger alone).
 	Shared bool `yaml:"shared"`
 	// Lease is how long a shared ledger's claims outlive their run's
 	// last renewal: how soon another run takes over the work of one that

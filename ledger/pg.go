@@ -37,7 +37,9 @@ var (
 //     The server drops the lock when the holder's connection ends,
 //     however it ends. Every write goes through that connection: when it
 //     is lost, so is the lock, and every later write fails (no write is
-//     made without the lock); the run must stop.
+//     made without the lock); the run must stop. Opened with
+//     Options.Shared, runs of one account hold the lock shared and
+//     claim what they read and send instead (see pgClaims).
 //   - New and lost ledgers: Open brings an existing ledger's schema up to
 //     date, under an advisory lock so that two runners migrating at once
 //     are safe, but makes a new ledger only with Options.Create (`convpipe

@@ -182,6 +182,3 @@ func (l *Postgres) ClaimOrder(ctx context.Context, key pipeline.Key) (pipeline.E
 func (l *Postgres) ReleaseOrder(ctx context.Context, key pipeline.Key) error {
 	return l.release(ctx, "order", []byte(key.String()))
 }
-
-// Shared reports whether l was opened with Options.Shared.
-func (l *Postgres) Shared() bool { return l.claims != nil }

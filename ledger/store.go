@@ -112,7 +112,6 @@ func (c Config) validateURL() error {
 // Open opens the ledger c names for a run: the PostgreSQL database of
 // c.URL when set, else the SQLite file at c.Path.
 func (c Config) Open(ctx context.Context, opts Options) (Store, error) {
-	opts.Shared, opts.Lease = opts.Shared || c.Shared, c.Lease
 	if c.URL != "" {
 		l, err := OpenPostgres(ctx, c.URL, c.Passfile, opts)
 		if err != nil {

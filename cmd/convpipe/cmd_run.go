@@ -380,7 +380,9 @@ func (j *runJob) openLedger() error {
 			err = j.led.SetAccount(j.account)
 		}
 	} else {
-		j.led, err = lc.Open(j.ctx, ledger.Options{Command: redactedArgs(), Account: j.account})
+		// Only runs share a shared ledger; other commands that write
+		// (ledger init, reconcile) hold it alone.
+		j.led, err = lc.Open(j.ctx, ledger.Options{Command: redactedArgs(), Account: j.account, Shared: lc.Shared, Lease: lc.Lease})
 	}
 	if err != nil {
 		if errors.Is(err, pipeline.ErrLocked) {
