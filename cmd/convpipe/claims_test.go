@@ -28,9 +28,10 @@ type sharedRunner struct {
 // over the killed run's object once its claim's lease lapses, sends again
 // as maybe sent what the killed run was sending (the simulator refuses a
 // duplicate of what it had accepted, and the sink settles it as
-// accepted), and finishes the export alone.
+// accepted), and finishes the export alone. In "fault-storm" both finish
+// through TestFaultStorm's storm of 5xx, dropped connections and 429s.
 func TestSharedLedgerRunners(t *testing.T) {
-	for _, mode := range []string{"both-finish", "killed-on-a-timer", "killed-at-an-answer", "killed-at-an-arrival"} {
+	for _, mode := range []string{"both-finish", "killed-on-a-timer", "killed-at-an-answer", "killed-at-an-arrival", "fault-storm"} {
 		t.Run(mode, func(t *testing.T) { testSharedRunners(t, mode) })
 	}
 }
@@ -38,8 +39,19 @@ func TestSharedLedgerRunners(t *testing.T) {
 func testSharedRunners(t *testing.T, mode string) {
 	start := time.Now()
 	k := &killer{}
-	w := newWorkspace(t, simOpts{cfg: sim.Config{Faults: sim.Faults{Latency: 5 * time.Millisecond}}, wrap: k.wrap},
-		cfgOpts{Rate: "100/s", Workers: 4, LedgerExtra: "  shared: true\n  lease: 2s"})
+	faults := sim.Faults{Latency: 5 * time.Millisecond}
+	co := cfgOpts{Rate: "100/s", Workers: 4, LedgerExtra: "  shared: true\n  lease: 2s"}
+	if mode == "fault-storm" {
+		// TestFaultStorm's storm, under two runs at once.
+		faults = sim.Faults{
+			Latency: 2 * time.Millisecond, LatencyJitter: 2 * time.Millisecond,
+			ErrorRate: 0.30, DropRate: 0.05, DropAfterRate: 0.02,
+			TooManyRate: 0.01, TooManyBurst: 3, RetryAfter: time.Second,
+			SpikeRate: 0.03, Spike: 300 * time.Millisecond,
+		}
+		co.MaxAttempts, co.RequestTimeout, co.BackoffMax = 25, "10s", "100ms"
+	}
+	w := newWorkspace(t, simOpts{cfg: sim.Config{Seed: 42, Faults: faults}, wrap: k.wrap}, co)
 	w.usePostgres()
 	var files []string
 	for i := range 4 {
@@ -57,7 +69,7 @@ func testSharedRunners(t *testing.T, mode string) {
 		}
 		runs[i] = sharedRunner{cmd, stdout, stderr}
 	}
-	kill := mode != "both-finish"
+	kill := strings.HasPrefix(mode, "killed")
 	switch mode {
 	case "killed-on-a-timer":
 		if !waitFor(time.Minute, func() bool { return len(acceptedIDs(w.sim)) >= 150 }) {
