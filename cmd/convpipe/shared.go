@@ -36,6 +36,10 @@ func parseReserve(s string, lc ledger.Config) (float64, error) {
 // quota in a shared ledger, so that the account's runs side by side
 // together stay within it (and leave --reserve of it to the others).
 func (j *runJob) shareQuota(sink pipeline.Sink) error {
+	if j.cfg.Ledger.Shared && !j.cfg.Ledger.UsesURL() {
+		j.log.Warn("ledger.shared: a SQLite ledger is held by one run at a time (its file lock); share a PostgreSQL ledger (ledger.url) to run side by side",
+			"ledger", j.cfg.Ledger.Name())
+	}
 	imp, ok := sink.(*sinks.Impact)
 	if !ok || j.f.dryRun || !j.cfg.Ledger.Shared || !j.cfg.Ledger.UsesURL() {
 		return nil
