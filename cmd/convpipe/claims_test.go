@@ -326,3 +326,18 @@ func TestSharedLedgerGoesAway(t *testing.T) {
 	checkExactlyOnce(t, w.sim, want.valid)
 	checkLedger(t, w, want)
 }
+
+// TestSharedSQLiteLedger: ledger.shared on a SQLite ledger runs as
+// without it (the file lock is one claim of everything), and says so.
+func TestSharedSQLiteLedger(t *testing.T) {
+	w := newWorkspace(t, simOpts{}, cfgOpts{LedgerExtra: "  shared: true"})
+	want := expectCSV(t, w.gen("in/orders.csv", "-rows", "200", "-seed", "5"))
+	r := w.mustRun(exitOK)
+	if !strings.Contains(r.stderr, "ledger.shared: a SQLite ledger is held by one run at a time") {
+		t.Errorf("no warning about ledger.shared on SQLite:\n%s", r)
+	}
+	checkExactlyOnce(t, w.sim, want.valid)
+	if r := w.run("--reserve", "20%"); r.code != exitUsage || !strings.Contains(r.stderr, "--reserve: needs a shared PostgreSQL ledger") {
+		t.Errorf("--reserve on a SQLite ledger: want exit 2 naming --reserve\n%s", r)
+	}
+}
