@@ -142,12 +142,24 @@ type Config struct {
 	// Passfile is a PostgreSQL password file (see libpq's .pgpass) to
 	// read the password from.
 	Passfile string `yaml:"passfile"`
+	// Shared lets runs of one account use a PostgreSQL ledger at once,
+	// on one machine or several: each claims the objects it reads and
+	// the orders it sends (see Options.Shared, which `convpipe run` sets
+	// from it; the other commands that write hold the ledger alone).
+	Shared bool `yaml:"shared"`
+	// Lease is how long a shared ledger's claims outlive their run's
+	// last renewal: how soon another run takes over the work of one that
+	// died. Default DefaultLease.
+	Lease time.Duration `yaml:"lease"`
 
 	urlFromEnv bool
 }
 
 // Validate reports the first bad field of c.
 func (c Config) Validate() error {
+	if c.Lease < 0 || (c.Lease > 0 && c.Lease < time.Second) {
+		return fmt.Errorf("ledger.lease: %s: must be at least 1s", c.Lease)
+	}
 	if c.URL != "" {
 		return c.validateURL()
 	}
@@ -180,6 +192,13 @@ type Options struct {
 	// error: the URL may name the wrong one. (Open makes a SQLite ledger
 	// where there is nothing, and its marker file tells a lost one.)
 	Create bool
+	// Shared opens a PostgreSQL ledger for a run beside others of the
+	// same account: it holds the account's run lock shared, and the run
+	// claims what it reads and sends (pipeline.Claimer, see pgClaims).
+	// A SQLite ledger stays locked by one run at a time (see claims.go).
+	Shared bool
+	// Lease is the claims' lease (Config.Lease); 0 means DefaultLease.
+	Lease time.Duration
 }
 
 // Ledger is a pipeline.Ledger on a SQLite file. It is safe for concurrent

@@ -37,7 +37,9 @@ var (
 //     The server drops the lock when the holder's connection ends,
 //     however it ends. Every write goes through that connection: when it
 //     is lost, so is the lock, and every later write fails (no write is
-//     made without the lock); the run must stop.
+//     made without the lock); the run must stop. Opened with
+//     Options.Shared, runs of one account hold the lock shared and
+//     claim what they read and send instead (see pgClaims).
 //   - New and lost ledgers: Open brings an existing ledger's schema up to
 //     date, under an advisory lock so that two runners migrating at once
 //     are safe, but makes a new ledger only with Options.Create (`convpipe
@@ -60,6 +62,8 @@ type Postgres struct {
 
 	pool  *pgxpool.Pool // readers
 	wconn *pgx.Conn     // the writer's connection, holding the run lock
+
+	claims *pgClaims // with Options.Shared; see pgclaims.go
 
 	maxBatch   int
 	reqs       chan *pgWriteReq
@@ -121,6 +125,9 @@ func OpenPostgres(ctx context.Context, rawURL, passfile string, opts Options) (*
 	l.quit = make(chan struct{})
 	l.writerDone = make(chan struct{})
 	go l.writer()
+	if l.claims != nil {
+		go l.renew()
+	}
 	return l, nil
 }
 
@@ -196,6 +203,9 @@ func newPostgres(rawURL, passfile string, opts Options) (*Postgres, *pgxpool.Con
 		holder: Holder{PID: os.Getpid(), Host: host, Command: opts.Command, Since: time.Now().UTC()}}
 	if l.maxBatch <= 0 {
 		l.maxBatch = 1000
+	}
+	if opts.Shared {
+		l.claims = newPgClaims(opts, l.holderJSON())
 	}
 	return l, cfg, nil
 }
@@ -286,9 +296,13 @@ const pgLockGrace = 3 * time.Second
 // tryLock tries to take the run lock for up to pgLockGrace.
 func (l *Postgres) tryLock(ctx context.Context, conn *pgx.Conn) (bool, error) {
 	deadline := time.Now().Add(pgLockGrace)
+	try := `SELECT pg_try_advisory_lock($1)`
+	if l.claims != nil {
+		try = `SELECT pg_try_advisory_lock_shared($1)` // runs side by side, by claims
+	}
 	for {
 		var got bool
-		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, l.lockKey).Scan(&got); err != nil {
+		if err := conn.QueryRow(ctx, try, l.lockKey).Scan(&got); err != nil {
 			return false, fmt.Errorf("ledger %s: take the run lock: %w", l.name, err)
 		}
 		if got || time.Now().After(deadline) {
@@ -338,6 +352,7 @@ func (l *Postgres) Close() error {
 			close(l.quit)
 			<-l.writerDone
 		}
+		l.stopClaims()
 		l.closeErr = l.closeAll()
 	})
 	return l.closeErr

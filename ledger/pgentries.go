@@ -36,7 +36,7 @@ func (l *Postgres) Get(ctx context.Context, key pipeline.Key) (pipeline.Entry, b
 	if err := l.readable(op); err != nil {
 		return pipeline.Entry{}, false, err
 	}
-	if ix := l.idx.Load(); ix != nil && !l.readOnly {
+	if ix := l.idx.Load(); ix != nil && !l.readOnly && l.claims == nil {
 		if _, ok := ix.lookup(ix.hash(key)); !ok {
 			return pipeline.Entry{}, false, nil
 		}

@@ -90,6 +90,24 @@ var pgMigrations = []string{
 	CREATE INDEX runs_account ON convpipe.runs (account, started);`,
 	// 3: reconciling (see pgreconcile.go).
 	pgReconcileMigration,
+	// 4: runs side by side: the claims of the runs of a shared ledger
+	// (see pgClaims), and each account's shared quota (see pgQuota).
+	// expires and window_start are in the server's clock.
+	`CREATE TABLE convpipe.claims (
+		account text COLLATE "C" NOT NULL,
+		kind    text NOT NULL CHECK (kind IN ('object','order')),
+		key     bytea NOT NULL,
+		owner   text NOT NULL,
+		holder  text NOT NULL,
+		expires timestamptz NOT NULL,
+		PRIMARY KEY (account, kind, key)
+	);
+	CREATE INDEX claims_owner ON convpipe.claims (owner);
+	CREATE TABLE convpipe.quota (
+		account      text COLLATE "C" PRIMARY KEY,
+		window_start timestamptz NOT NULL,
+		used         bigint NOT NULL DEFAULT 0
+	);`,
 }
 
 // pgSchemaVersion is the version this code reads and writes.

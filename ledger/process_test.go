@@ -15,6 +15,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"convpipe/pipeline"
 )
@@ -96,6 +97,21 @@ func childMain(mode string) int {
 		}
 		wg.Wait()
 		return 1
+	case "claim":
+		// Open the ledger shared with a lease of arg ms, claim the object
+		// a.csv and the order 1/O-1, say so, and keep them until killed.
+		l, err := b.open(ctx, path, Options{Shared: true, Lease: time.Duration(arg) * time.Millisecond})
+		if err != nil {
+			say("error: %v", err)
+			return 1
+		}
+		if err := claimBoth(ctx, l.(pipeline.Claimer)); err != nil {
+			say("error: %v", err)
+			return 1
+		}
+		say("claimed")
+		io.Copy(io.Discard, os.Stdin)
+		return 0
 	case "fsize":
 		// Open, then limit file sizes to arg bytes (a full disk, as far
 		// as SQLite can tell) and Put until a Put fails.

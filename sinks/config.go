@@ -296,13 +296,23 @@ func (c Config) MarshalYAML() (any, error) {
 // ParseRate parses a rate as people write it: "1000/h", "20/s", "50/min",
 // "1/hour", "100/15m". The count may be a decimal number.
 func ParseRate(s string) (rate.Limit, error) {
+	n, d, err := ParseQuota(s)
+	if err != nil {
+		return 0, err
+	}
+	return rate.Limit(n / d.Seconds()), nil
+}
+
+// ParseQuota parses a rate as ParseRate does, into its count and its
+// window ("6000/min": 6000 and a minute).
+func ParseQuota(s string) (float64, time.Duration, error) {
 	num, per, ok := strings.Cut(strings.TrimSpace(s), "/")
 	if !ok {
-		return 0, fmt.Errorf("%q: want N/unit, such as 1000/h, 20/s or 50/min", s)
+		return 0, 0, fmt.Errorf("%q: want N/unit, such as 1000/h, 20/s or 50/min", s)
 	}
 	n, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
 	if err != nil || n <= 0 || n > 1e9 {
-		return 0, fmt.Errorf("%q: the count must be a number > 0", s)
+		return 0, 0, fmt.Errorf("%q: the count must be a number > 0", s)
 	}
 	var d time.Duration
 	switch strings.ToLower(strings.TrimSpace(per)) {
@@ -317,10 +327,10 @@ func ParseRate(s string) (rate.Limit, error) {
 	default:
 		d, err = time.ParseDuration(strings.TrimSpace(per))
 		if err != nil || d <= 0 {
-			return 0, fmt.Errorf("%q: unknown unit %q: use s, min, h, day or a duration such as 15m", s, per)
+			return 0, 0, fmt.Errorf("%q: unknown unit %q: use s, min, h, day or a duration such as 15m", s, per)
 		}
 	}
-	return rate.Limit(n / d.Seconds()), nil
+	return n, d, nil
 }
 
 var errURLCredentials = errors.New("must not contain credentials: they come from the environment")

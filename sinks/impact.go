@@ -256,6 +256,10 @@ func (s *Impact) attempt(ctx context.Context, st *sendState, body string, leavin
 // ctx ended, or the quota allows no request before its deadline, which,
 // when no request was made yet, is the caller's ErrOutOfTime.
 func (s *Impact) notAllowed(st *sendState, err error) (pipeline.Outcome, error) {
+	if errors.Is(err, pipeline.ErrFatal) { // the shared quota cannot be read
+		out, _ := st.stop("stopped before an answer: " + err.Error())
+		return out, fmt.Errorf("sink: %w", err)
+	}
 	if !errors.Is(err, errQuotaDeadline) {
 		return st.stop("stopped before an answer")
 	}

@@ -32,6 +32,9 @@ type pacer struct {
 	// limit may lower the limiter's rate, never raise it above this.
 	configured rate.Limit
 	log        *slog.Logger
+	// shared, when set, is the account's quota shared with other runs
+	// (see shared.go): each request spends one of it too.
+	shared *sharedQuota
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced when the state changes
@@ -101,6 +104,9 @@ func (p *pacer) acquire(ctx context.Context) (release func(limits, time.Time), e
 				return nil, ctx.Err()
 			}
 			return nil, errQuotaDeadline
+		}
+		if err := p.shared.take(ctx); err != nil {
+			return nil, err
 		}
 		p.mu.Lock()
 		if b, _, _ := p.blocked(time.Now()); b {

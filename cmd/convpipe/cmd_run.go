@@ -46,6 +46,7 @@ type runFlags struct {
 	simulate      bool
 	noReconcile   bool
 	simCampaigns  []string
+	reserve       string // --reserve, see shared.go
 }
 
 func newRunCmd() *cobra.Command {
@@ -104,6 +105,7 @@ ledger's lock.`,
 	fs.StringVar(&f.metricsAcct, "metrics-account", "", "the account label of --metrics-push (default: sid- and a hash of the account SID, which is not stored)")
 	fs.StringVar(&f.report, "report", "", "write the HTML report of the ledger's last 30 days to this file (as `convpipe report --out`)")
 	fs.StringVar(&f.progress, "progress", "", "progress display: auto, bar, log or off (overrides run.progress)")
+	fs.StringVar(&f.reserve, "reserve", "", "with ledger.shared: leave this part of each quota window to the account's other runs, e.g. 20% (a backfill beside the nightly run)")
 	fs.BoolVar(&f.simulate, "simulate", false, "send to a built-in impact.com API simulator on loopback instead of the real API (no credentials needed); for trying a configuration")
 	fs.BoolVar(&f.noReconcile, "no-reconcile", false, "do not reconcile at the end of the run (see convpipe reconcile)")
 	fs.StringSliceVar(&f.simCampaigns, "simulate-campaigns", nil, "with --simulate: the CampaignIds the simulated account has a contract for; conversions for others are not tracked (default: all)")
@@ -204,6 +206,8 @@ type runJob struct {
 	// account is the impact account the run sends for: whose entries
 	// the ledger reads and writes.
 	account string
+	// reserve is --reserve as a fraction.
+	reserve float64
 }
 
 // load reads the configuration, puts the flags over it and validates it.
@@ -236,6 +240,9 @@ func (j *runJob) load() error {
 		cfg.setByFlag("run.progress", "--progress")
 	}
 	if err := checkPushURL(f.metricsPush); err != nil {
+		return configError{err}
+	}
+	if j.reserve, err = parseReserve(f.reserve, cfg.Ledger); err != nil {
 		return configError{err}
 	}
 	if f.simulate && f.dryRun {
@@ -307,6 +314,9 @@ func (j *runJob) open() error {
 	if err := j.openLedger(); err != nil {
 		return err
 	}
+	if err := j.shareQuota(sink); err != nil {
+		return err
+	}
 	j.opt = engine.Options{
 		Mode: engine.Send, Source: src, Mapper: mapper, Sink: sink,
 		Group: cfg.Group, Workers: cfg.Sink.Workers, Queue: cfg.Run.Queue,
@@ -318,6 +328,9 @@ func (j *runJob) open() error {
 	}
 	if j.led != nil {
 		j.opt.Ledger = j.led
+	}
+	if cfg.Ledger.Shared && !f.dryRun {
+		j.opt.Claims = j.led // runs side by side: claim what is read and sent
 	}
 	if cfg.Run.Progress != "off" {
 		j.opt.OnProgress = j.pr.report
@@ -380,7 +393,9 @@ func (j *runJob) openLedger() error {
 			err = j.led.SetAccount(j.account)
 		}
 	} else {
-		j.led, err = lc.Open(j.ctx, ledger.Options{Command: redactedArgs(), Account: j.account})
+		// Only runs share a shared ledger; other commands that write
+		// (ledger init, reconcile) hold it alone.
+		j.led, err = lc.Open(j.ctx, ledger.Options{Command: redactedArgs(), Account: j.account, Shared: lc.Shared, Lease: lc.Lease})
 	}
 	if err != nil {
 		if errors.Is(err, pipeline.ErrLocked) {

@@ -152,6 +152,7 @@ type cfgOpts struct {
 	URL            string // sink.base_url; default the simulator's
 	Extra          string // appended to the sink section verbatim
 	RunExtra       string // appended to the run section verbatim
+	LedgerExtra    string // appended to the ledger section verbatim
 }
 
 func (o cfgOpts) withDefaults() cfgOpts {
@@ -226,6 +227,7 @@ sink:
 {{.Extra}}
 ledger:
   path: {{.Ledger}}
+{{.LedgerExtra}}
 run:
   grace: {{.Grace}}
   progress: "{{.Progress}}"

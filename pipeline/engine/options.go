@@ -25,6 +25,11 @@ type Options struct {
 	// before and after every send (required there). Nil in Check or
 	// DryRun: no ledger, everything is new.
 	Ledger pipeline.Ledger
+	// Claims, when set (a ledger that several runs use at once), is where
+	// a run that sends claims each object before it reads it and each
+	// order before its first request (see claim.go); nil when the run
+	// has its ledger to itself.
+	Claims pipeline.Claimer
 	// Group configures the grouping of rows into orders.
 	Group group.Config
 	// Workers is the number of requests the sink keeps in flight (default

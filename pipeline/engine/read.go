@@ -11,24 +11,23 @@ import (
 	"convpipe/pipeline/group"
 )
 
-func (r *runner) readObject(ctx context.Context, obj pipeline.Object, jobs chan<- job) {
+// readObject reads obj, unless it was processed before or another run
+// holds it (then it reports held: see claim.go).
+func (r *runner) readObject(ctx context.Context, obj pipeline.Object, jobs chan<- job) (held bool) {
 	o := &objectState{obj: obj, sum: pipeline.ObjectSummary{Key: obj.Key}}
-	if !r.opt.All && r.opt.Ledger != nil {
-		done, err := r.opt.Ledger.ObjectDone(ctx, obj)
-		if err != nil {
-			r.setFatal(fmt.Errorf("ledger: %s: %w", obj.Key, err))
-			return
-		}
-		if done {
-			o.sum.Unchanged = true
-			r.mu.Lock()
-			r.bytesSkipped += obj.Size
-			r.objects = append(r.objects, o)
-			r.objectsDone++
-			r.bytesDone += obj.Size
-			r.mu.Unlock()
-			return
-		}
+	if r.unchanged(ctx, o) || r.fatalErr() != nil {
+		return false
+	}
+	if r.claimObject(ctx, obj) {
+		return true
+	}
+	if r.fatalErr() != nil {
+		return false
+	}
+	if r.claimsObjects() && (r.unchanged(ctx, o) || r.fatalErr() != nil) {
+		// Processed by the run that held it until a moment ago.
+		r.releaseObject(obj)
+		return false
 	}
 	r.mu.Lock()
 	r.objects = append(r.objects, o)
@@ -49,6 +48,32 @@ func (r *runner) readObject(ctx context.Context, obj pipeline.Object, jobs chan<
 	}
 	r.mu.Unlock()
 	r.release(o, false)
+	return false
+}
+
+// unchanged reports whether the ledger has o's object as processed before
+// (unless the run reads everything), and then counts it as unchanged. A
+// ledger failure is fatal.
+func (r *runner) unchanged(ctx context.Context, o *objectState) bool {
+	if r.opt.All || r.opt.Ledger == nil {
+		return false
+	}
+	done, err := r.opt.Ledger.ObjectDone(ctx, o.obj)
+	if err != nil {
+		r.setFatal(fmt.Errorf("ledger: %s: %w", o.obj.Key, err))
+		return false
+	}
+	if !done {
+		return false
+	}
+	o.sum.Unchanged = true
+	r.mu.Lock()
+	r.bytesSkipped += o.obj.Size
+	r.objects = append(r.objects, o)
+	r.objectsDone++
+	r.bytesDone += o.obj.Size
+	r.mu.Unlock()
+	return true
 }
 
 // fileError records that obj could not be read (or read to its end).

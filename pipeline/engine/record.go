@@ -86,10 +86,19 @@ func (r *runner) send(j job) {
 		return
 	}
 	e := pendingEntry(j)
-	announced := false
+	announced, claimed := false, false
+	defer func() {
+		if claimed {
+			r.releaseOrder(key)
+		}
+	}()
 	leaving := func() error {
 		if r.readCtx.Err() != nil {
 			return errStopping // no new request once the run stops
+		}
+		var err error
+		if claimed, err = r.claimOrder(j); err != nil {
+			return err
 		}
 		if !r.put(e) {
 			return ErrLedgerWrite
@@ -110,6 +119,12 @@ func (r *runner) send(j job) {
 		// credentials failed): the order keeps its entry, and the next
 		// run sends it.
 		r.stopFor(err)
+		if errors.Is(err, errSettled) {
+			// Sent by another run since this one decided: not to send.
+			r.count(j.obj, func(c *pipeline.Counts) { c.ToSend--; c.AlreadySent++ })
+			r.release(j.obj, false)
+			return
+		}
 		r.notSent(j)
 		return
 	}
@@ -161,7 +176,7 @@ var errStopping = errors.New("the run is stopping")
 // none (the run is stopping anyway), the time is up, or a fatal error.
 func (r *runner) stopFor(err error) {
 	switch {
-	case err == nil, errors.Is(err, errStopping):
+	case err == nil, errors.Is(err, errStopping), errors.Is(err, errClaimed), errors.Is(err, errSettled):
 	case errors.Is(err, pipeline.ErrOutOfTime), errors.Is(err, ErrLedgerWrite):
 		r.stop(err)
 	default:
@@ -185,12 +200,16 @@ func (r *runner) release(o *objectState, unfinished bool) {
 		o.unfinished = true
 	}
 	o.outstanding--
-	done := o.outstanding == 0 && o.readDone && !o.unfinished && r.fatal == nil
+	ended := o.outstanding == 0
+	done := ended && o.readDone && !o.unfinished && r.fatal == nil
 	r.mu.Unlock()
 	if done {
 		if err := r.w.MarkObjectDone(context.WithoutCancel(r.sendCtx), o.obj, r.opt.RunID); err != nil {
 			r.setFatal(fmt.Errorf("%w: mark %s processed: %w", ErrLedgerWrite, o.obj.Key, err))
 		}
+	}
+	if ended {
+		r.releaseObject(o.obj)
 	}
 }
 

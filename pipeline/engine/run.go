@@ -139,12 +139,16 @@ func Run(ctx context.Context, opt Options) (pipeline.Summary, error) {
 	jobs := make(chan job, r.opt.Queue)
 	senders := r.startSenders(jobs)
 	stopProgress := r.startProgress()
+	var held []pipeline.Object // held by other runs when the run came to them
 	for i := range objs {
 		if readCtx.Err() != nil {
 			break
 		}
-		r.readObject(readCtx, objs[i], jobs)
+		if r.readObject(readCtx, objs[i], jobs) {
+			held = append(held, objs[i])
+		}
 	}
+	r.readHeld(readCtx, held, jobs)
 	r.mu.Lock()
 	r.readDone = true
 	r.readAll = readCtx.Err() == nil && r.fatal == nil
