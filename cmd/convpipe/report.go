@@ -121,6 +121,9 @@ func printSummary(w io.Writer, s pipeline.Summary, n summaryNotes, v verdict) {
 	fmt.Fprintf(w, "  rows      %d read, %d malformed, %d skipped by a filter\n", t.Rows, t.RowErrors, t.SkippedRows)
 	fmt.Fprintf(w, "  orders    %d grouped: %d to send, %d already sent, %d invalid, %d skipped, %d changed after acceptance\n",
 		t.Orders, t.ToSend, t.AlreadySent, t.Invalid, t.Skipped, t.Changed)
+	if t.Reversals > 0 {
+		fmt.Fprintf(w, "  reversals %d accepted orders now left out by a filter marked as a reversal: not skipped, to be reversed\n", t.Reversals)
+	}
 	if t.OutsideWindow > 0 {
 		fmt.Fprintf(w, "  window    %d orders dated outside --events-since/--events-until: not sent, not recorded\n", t.OutsideWindow)
 	}
@@ -185,6 +188,7 @@ func needsHuman(s pipeline.Summary, ledgerPath string) string {
 	add(t.Rejected, "rejected orders")
 	add(t.Failed, "failed orders (sent again next run)")
 	add(t.Changed, "orders changed after acceptance (need a correction)")
+	add(t.Reversals, "accepted orders now cancelled, returned, a test or a fraud (need a reversal)")
 	if len(parts) == 0 {
 		return ""
 	}
@@ -204,6 +208,9 @@ func needsHuman(s pipeline.Summary, ledgerPath string) string {
 		if st.n > 0 {
 			states = append(states, "`"+ledgerCommand(ledgerPath, "export", "--state", string(st.state))+"`")
 		}
+	}
+	if t.Changed+t.Reversals > 0 {
+		states = append(states, "`convpipe corrections plan`")
 	}
 	return strings.Join(parts, ", ") + ": see " + strings.Join(states, ", ")
 }
