@@ -195,3 +195,31 @@ type CorrectionFilter struct {
 	OrderID string
 	State   CorrectionState
 }
+
+// Modifier sends corrections to the API: PUT or DELETE /Actions with the
+// correction's form, through the same pacer and quota as conversions. It
+// is safe for concurrent use.
+type Modifier interface {
+	// Modify makes c's request (c.Method, c.Form), with attempts until an
+	// answer is final, calling leaving just before the first request
+	// leaves (after any wait for the quota); when leaving fails, no
+	// request is made. Every answer is a ModifyOutcome with a nil error;
+	// an error means the run must stop (ErrFatal, ErrOutOfTime: no
+	// request was made then).
+	Modify(ctx context.Context, c *Correction, leaving func() error) (ModifyOutcome, error)
+}
+
+// ModifyOutcome is what one correction's requests got.
+type ModifyOutcome struct {
+	// State is Applied (QUEUED), TooLate (locked, reversed, or the
+	// modifications spent), Rejected (refused otherwise) or Failed (no
+	// final answer).
+	State      CorrectionState
+	HTTPStatus int
+	Attempts   int
+	// MaybeSent is set when a request may have reached impact without
+	// its answer reaching us.
+	MaybeSent    bool
+	SubmissionID string
+	Messages     []Message
+}
