@@ -282,4 +282,3 @@ func PaidInError(c pipeline.Correction) string {
 	}
 	return formatCents(b - a)
 }
-
