@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -204,4 +205,48 @@ func eachCorrection(name string, data []string, fn func(pipeline.Correction) err
 		}
 	}
 	return nil
+}
+
+// CorrectionResult is the results line of a correction: its key, its
+// order, the state "correction KIND: STATE", and in messages the change,
+// the amounts and what impact or convpipe said.
+func CorrectionResult(c pipeline.Correction) Result {
+	r := Result{Key: c.Key.String(), Order: c.Key.OrderID, State: fmt.Sprintf("correction %s: %s", c.Kind, c.State), SubmissionID: c.SubmissionID}
+	if c.HTTPStatus != 0 {
+		r.HTTPStatus = strconv.Itoa(c.HTTPStatus)
+	}
+	var parts []string
+	for _, ch := range c.Changes {
+		what := ch.What
+		if ch.Sku != "" {
+			what += " of " + ch.Sku
+		}
+		parts = append(parts, fmt.Sprintf("%s %s → %s", what, ch.From, ch.To))
+	}
+	if c.Before != "" || c.After != "" {
+		parts = append(parts, fmt.Sprintf("amount %s → %s %s", c.Before, c.After, c.Currency))
+	}
+	if c.PaidInError != "" {
+		parts = append(parts, fmt.Sprintf("paid in error %s %s", c.PaidInError, c.Currency))
+	}
+	for _, m := range c.Messages {
+		parts = append(parts, FormatMessage(m))
+	}
+	r.Messages = strings.Join(parts, "; ")
+	return r
+}
+
+// writeCorrections adds to cw a line per correction the run f selects
+// last wrote, when l keeps corrections.
+func writeCorrections(ctx context.Context, cw *CSVWriter, l pipeline.Ledger, f pipeline.Filter) error {
+	cl, ok := l.(pipeline.CorrectionLedger)
+	if !ok || f.RunID == "" {
+		return nil
+	}
+	return cl.Corrections(ctx, pipeline.CorrectionFilter{OrderID: f.OrderID}, func(c pipeline.Correction) error {
+		if c.RunID != f.RunID {
+			return nil
+		}
+		return cw.WriteResult(CorrectionResult(c))
+	})
 }

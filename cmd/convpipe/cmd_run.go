@@ -20,6 +20,7 @@ import (
 
 	"convpipe/ledger"
 	"convpipe/pipeline"
+	"convpipe/pipeline/correct"
 	"convpipe/pipeline/engine"
 	"convpipe/sim"
 	"convpipe/sinks"
@@ -44,6 +45,7 @@ type runFlags struct {
 	report        string
 	progress      string
 	simulate      bool
+	corrections   bool
 }
 
 func newRunCmd() *cobra.Command {
@@ -97,6 +99,7 @@ object (see run.allow_empty); 4 another run holds the ledger's lock.`,
 	fs.StringVar(&f.metricsAcct, "metrics-account", "", "the account label of --metrics-push (default: sid- and a hash of the account SID, which is not stored)")
 	fs.StringVar(&f.report, "report", "", "write the HTML report of the ledger's last 30 days to this file (as `convpipe report --out`)")
 	fs.StringVar(&f.progress, "progress", "", "progress display: auto, bar, log or off (overrides run.progress)")
+	fs.BoolVar(&f.corrections, "corrections", false, "after sending, apply the corrections of accepted orders that changed or were cancelled (PUT/DELETE Actions; see `convpipe corrections`), under the mass-change guard")
 	fs.BoolVar(&f.simulate, "simulate", false, "send to a built-in impact.com API simulator on loopback instead of the real API (no credentials needed); for trying a configuration")
 	return cmd
 }
@@ -193,6 +196,11 @@ type runJob struct {
 	// account is the impact account the run sends for: whose entries
 	// the ledger reads and writes.
 	account string
+	// imp is the impact client (nil on a dry run); rec records the
+	// corrections the run finds, applied what --corrections applied.
+	imp     *sinks.Impact
+	rec     *correct.Recorder
+	applied *correct.Result
 }
 
 // load reads the configuration, puts the flags over it and validates it.
@@ -310,6 +318,7 @@ func (j *runJob) open() error {
 	if cfg.Run.Progress != "off" {
 		j.opt.OnProgress = j.pr.report
 	}
+	j.hookCorrections()
 	j.info = pipeline.RunInfo{ID: j.opt.RunID, Started: time.Now().UTC(), Args: redactedArgs()}
 	if !f.dryRun {
 		if err := j.led.BeginRun(ctx, j.info); err != nil {
@@ -350,6 +359,7 @@ func (j *runJob) openSink() (pipeline.Sink, error) {
 		return nil, configError{fmt.Errorf("sink: %w", err)}
 	}
 	j.onClose(func() { imp.Close() })
+	j.imp = imp
 	return imp, nil
 }
 
@@ -386,6 +396,9 @@ func (j *runJob) run() (pipeline.Summary, error) {
 		"rate", cfg.Sink.Rate, "workers", cfg.Sink.Workers, "dry_run", j.f.dryRun)
 	summary, runErr := engine.Run(j.ctx, j.opt)
 	j.pr.done()
+	if err := j.runCorrections(&summary); err != nil && runErr == nil {
+		runErr = err
+	}
 	if j.dry != nil {
 		if err := j.dry.Flush(); err != nil && runErr == nil {
 			runErr = err
@@ -424,6 +437,7 @@ func (j *runJob) finish(summary pipeline.Summary, runErr error) error {
 		}
 	}
 	v := judge(summary, runErr, notes)
+	v.attention = append(v.attention, j.correctionAttention()...)
 	code := runExitCode(runErr, &summary, v)
 	if f.metricsPush != "" {
 		// Pushed before the summary is printed, which says if it failed.
@@ -434,6 +448,7 @@ func (j *runJob) finish(summary pipeline.Summary, runErr error) error {
 		}
 	}
 	printSummary(j.summaryOut(), summary, notes, v)
+	j.printCorrections(j.summaryOut())
 	if f.summaryJSON != "" {
 		if err := writeJSONFile(f.summaryJSON, summary); err != nil {
 			log.Error("cannot write --summary-json", "err", err)

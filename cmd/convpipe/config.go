@@ -14,6 +14,7 @@ import (
 
 	"convpipe/ledger"
 	"convpipe/mapping"
+	"convpipe/pipeline/correct"
 	"convpipe/pipeline/engine"
 	"convpipe/pipeline/group"
 	"convpipe/sinks"
@@ -29,6 +30,8 @@ type Config struct {
 	Sink    sinks.Config   `yaml:"sink"`
 	Ledger  ledger.Config  `yaml:"ledger"`
 	Run     RunConfig      `yaml:"run"`
+	// Corrections configures `corrections apply` and run --corrections.
+	Corrections correct.Config `yaml:"corrections"`
 
 	// sink is Sink resolved by validate: the run opens its sink from it,
 	// without parsing or defaulting anything again.
@@ -174,7 +177,7 @@ func (c *Config) setByFlag(key, flag string) {
 // naming the bad field and its line, and resolves the sink's settings
 // into c.sink.
 func (c *Config) validate() error {
-	checks := []func() error{c.Source.Validate, c.Mapping.Validate, c.Group.Validate, c.Ledger.Validate, c.Run.Validate,
+	checks := []func() error{c.Source.Validate, c.Mapping.Validate, c.Group.Validate, c.Ledger.Validate, c.Run.Validate, c.Corrections.Validate,
 		func() (err error) {
 			c.sink, err = c.Sink.Resolve()
 			return err

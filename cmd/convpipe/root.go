@@ -33,7 +33,7 @@ object (see run.allow_empty); 4 another run holds the ledger's lock.`,
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newRunCmd(), newValidateCmd(), newPlanCmd(), newLedgerCmd(), newReportCmd(), newSimCmd())
+	root.AddCommand(newRunCmd(), newValidateCmd(), newPlanCmd(), newLedgerCmd(), newReportCmd(), newSimCmd(), newCorrectionsCmd())
 	return root
 }
 
