@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -179,11 +180,11 @@ func linesText(l pipeline.Lines) string {
 		default:
 			parts = append(parts, fmt.Sprintf("%s %s × %s", it.Sku, q, it.Price))
 		}
-		if it.Discount != "" {
+		if d, err := strconv.ParseFloat(it.Discount, 64); err == nil && d != 0 {
 			parts[len(parts)-1] += " less " + it.Discount
 		}
 	}
-	if l.OrderDiscount != "" {
+	if d, err := strconv.ParseFloat(l.OrderDiscount, 64); err == nil && d != 0 {
 		parts = append(parts, "order discount "+l.OrderDiscount)
 	}
 	return strings.Join(parts, ", ")
@@ -418,7 +419,9 @@ func (j *runJob) correctionAttention() []string {
 // run found to correct.
 func (j *runJob) printCorrections(w io.Writer) {
 	if j.applied != nil {
-		printApplied(w, *j.applied)
+		if len(j.applied.Corrections) > 0 {
+			printApplied(w, *j.applied)
+		}
 		return
 	}
 	if j.rec != nil {
