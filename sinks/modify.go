@@ -57,7 +57,10 @@ func classifyModify(a answer, now time.Time, p policy) modifyVerdict {
 // Modify sends one correction (PUT or DELETE /Advertisers/{SID}/Actions
 // with c.Form), with attempts as Send makes them: each holding a request
 // slot and let through by the pacer, retried on 429, 5xx and network
-// errors, leaving called before the first. See pipeline.Modifier.
+// errors that cannot have reached impact, leaving called before the
+// first. An attempt that may have reached impact unanswered ends Modify,
+// failed and MaybeSent: a correction is settled, not resent blindly. See
+// pipeline.Modifier.
 func (s *Impact) Modify(ctx context.Context, c *pipeline.Correction, leaving func() error) (pipeline.ModifyOutcome, error) {
 	out := pipeline.ModifyOutcome{State: pipeline.CorrectionFailed}
 	if c.Method != http.MethodPut && c.Method != http.MethodDelete {
@@ -85,6 +88,12 @@ func (s *Impact) Modify(ctx context.Context, c *pipeline.Correction, leaving fun
 		}
 		if !v.retry || v.stopped {
 			out.State, out.SubmissionID = v.state, v.submissionID
+			return out, nil
+		}
+		if v.maybeSent {
+			// The change may have been taken: a resend would change the
+			// action twice. The caller settles it first (GET /Actions).
+			out.Messages = append(msgs("no answer after the request may have reached impact: to be settled before it is sent again"), out.Messages...)
 			return out, nil
 		}
 		if out.Attempts >= s.cfg.MaxAttempts {

@@ -176,9 +176,26 @@ func (a *Applier) one(ctx context.Context, c pipeline.Correction) (pipeline.Corr
 		c = a.tooLate(ctx, c, why)
 		return c, requests, a.write(ctx, c, nil)
 	}
-	out, n, err := a.send(ctx, c, e)
-	return out, requests + n, err
+	// An answer lost after the request may have reached impact is
+	// settled against GET /Actions before the correction is sent again.
+	for try := 1; ; try++ {
+		out, n, err := a.send(ctx, c, e)
+		requests += n
+		if err != nil || out.State != pipeline.CorrectionFailed || !out.MaybeSent || try >= maxSends {
+			return out, requests, err
+		}
+		settled, n, err := a.settle(ctx, out, e)
+		requests += n
+		if err != nil || settled.State != pipeline.CorrectionPlanned {
+			return settled, requests, err
+		}
+		c = settled
+	}
 }
+
+// maxSends is how many times one Apply sends a correction whose answers
+// were lost, settling it between sends.
+const maxSends = 3
 
 // tooLate is c when impact can no longer take it.
 func (a *Applier) tooLate(_ context.Context, c pipeline.Correction, why string) pipeline.Correction {
