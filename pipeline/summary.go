@@ -35,6 +35,10 @@ type Counts struct {
 	// reversal (cancelled, returned, test, fraud) now leaves out: they
 	// need a reversal, not a skip.
 	Reversals int64 `json:"reversals,omitempty"`
+	// Corrected counts the changed and reversed orders whose correction
+	// the run made in impact (run --corrections): no longer counted in
+	// Changed or Reversals.
+	Corrected int64 `json:"corrected,omitempty"`
 	// Unsent counts orders read but not sent because the run stopped
 	// (deadline, signal, fatal error); the next run sends them.
 	Unsent int64 `json:"unsent"`
@@ -58,6 +62,7 @@ func (c *Counts) Add(o Counts) {
 	c.Failed += o.Failed
 	c.Changed += o.Changed
 	c.Reversals += o.Reversals
+	c.Corrected += o.Corrected
 	c.Unsent += o.Unsent
 	c.Requests += o.Requests
 }

@@ -320,3 +320,26 @@ func (a *action) reset() {
 	}
 	a.amount = a.amount0
 }
+
+// Seed gives the simulator the action of a conversion impact tracked
+// before it started (the account's history, such as what an earlier
+// simulated run sent): v holds the conversion's fields (CampaignId,
+// EventTypeId, OrderId, EventDate, CurrencyCode, the items' ItemSku,
+// ItemQuantity, ItemPrice or ItemSubTotal, ItemDiscount). The action is
+// listed at once; its OrderId is taken.
+func (s *Server) Seed(v url.Values) error {
+	_, tracker := first(v, "EventTypeId", "ActionTrackerId")
+	_, camp := first(v, "CampaignId", "ProgramId")
+	if tracker == "" || camp == "" || v.Get("OrderId") == "" {
+		return fmt.Errorf("sim: seed: CampaignId, EventTypeId and OrderId are required")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.Now()
+	s.nsub++
+	sub := &submission{id: fmt.Sprintf("SIM%08d", s.nsub), created: now, completeAt: now, campaign: camp, eventType: tracker, orderID: v.Get("OrderId")}
+	s.subs[sub.id] = sub
+	s.seen[tracker+"\x00"+sub.orderID] = now
+	s.newAction(sub, v)
+	return nil
+}

@@ -182,3 +182,21 @@ func TestModificationLimit(t *testing.T) {
 		t.Fatalf("PATCH: %d", r.status)
 	}
 }
+
+func TestSeed(t *testing.T) {
+	s := NewTestServer(t, Config{})
+	v := valid()
+	v.Set("EventDate", s.Now().Add(-time.Hour).UTC().Format(time.RFC3339))
+	if err := s.Seed(v); err != nil {
+		t.Fatal(err)
+	}
+	if a := listed(t, s); a["Amount"] != "28.84" || a["Oid"] != "O-1" || a["State"] != "PENDING" {
+		t.Fatalf("seeded action %v", a)
+	}
+	if r := post(t, s, DefaultAuthToken, v); r.status != 200 || s.Duplicates() != 1 {
+		t.Fatalf("the seeded OrderId is not taken: %d, %d duplicates", r.status, s.Duplicates())
+	}
+	if err := s.Seed(url.Values{"OrderId": {"x"}}); err == nil {
+		t.Fatal("a seed without its campaign")
+	}
+}

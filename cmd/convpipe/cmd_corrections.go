@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"convpipe/pipeline"
 	"convpipe/pipeline/correct"
 	"convpipe/pipeline/engine"
+	"convpipe/sim"
 	"convpipe/sinks"
 )
 
@@ -388,10 +390,13 @@ func (j *runJob) runCorrections(summary *pipeline.Summary) error {
 		if c.State != pipeline.CorrectionApplied {
 			continue
 		}
-		if c.Kind == pipeline.CorrectReversal && summary.Total.Reversals > 0 {
+		switch {
+		case c.Kind == pipeline.CorrectReversal && summary.Total.Reversals > 0:
 			summary.Total.Reversals--
-		} else if c.Kind != pipeline.CorrectReversal && summary.Total.Changed > 0 {
+			summary.Total.Corrected++
+		case c.Kind != pipeline.CorrectReversal && summary.Total.Changed > 0:
 			summary.Total.Changed--
+			summary.Total.Corrected++
 		}
 	}
 	return err
@@ -448,11 +453,6 @@ func printHistory(ctx context.Context, w io.Writer, l ledger.Store, es []pipelin
 			line += " (submission " + e.SubmissionID + ")"
 		}
 		fmt.Fprintln(w, line)
-		if ln, ok, err := l.Lines(ctx, e.Key, acceptedHashOf(e)); err != nil {
-			return fmt.Errorf("ledger: %w", err)
-		} else if ok {
-			fmt.Fprintf(w, "  accepted  %s\n", linesText(ln))
-		}
 		err := l.Corrections(ctx, pipeline.CorrectionFilter{OrderID: e.Key.OrderID}, func(c pipeline.Correction) error {
 			if c.Key != e.Key {
 				return nil
@@ -473,6 +473,13 @@ func printHistory(ctx context.Context, w io.Writer, l ledger.Store, es []pipelin
 		if err != nil {
 			return fmt.Errorf("ledger: %w", err)
 		}
+		if ln, ok, err := l.Lines(ctx, e.Key, acceptedHashOf(e)); err != nil {
+			return fmt.Errorf("ledger: %w", err)
+		} else if ok {
+			fmt.Fprintf(w, "  in impact (as far as the ledger knows)  %s\n", linesText(ln))
+		} else if e.State == pipeline.StateAccepted || e.State == pipeline.StateChanged {
+			fmt.Fprintln(w, "  in impact  unknown amounts (accepted before convpipe kept them)")
+		}
 	}
 	return nil
 }
@@ -483,4 +490,65 @@ func acceptedHashOf(e pipeline.Entry) string {
 		return e.SentHash
 	}
 	return e.PayloadHash
+}
+
+// seedSimulator gives the --simulate simulator an action for every order
+// the ledger has as accepted with its lines kept: the simulator stands
+// for the account the ledger has been sending to, so that corrections of
+// what an earlier simulated run sent find their actions.
+func seedSimulator(ctx context.Context, s *sim.Server, l ledger.Store) (int, error) {
+	n := 0
+	err := l.Entries(ctx, pipeline.Filter{}, func(e pipeline.Entry) error {
+		if e.State != pipeline.StateAccepted && e.State != pipeline.StateChanged {
+			return nil
+		}
+		ln, ok, err := l.Lines(ctx, e.Key, acceptedHashOf(e))
+		if err != nil || !ok {
+			return err
+		}
+		if err := s.Seed(linesForm(e.Key, ln)); err != nil {
+			return err
+		}
+		n++
+		return nil
+	})
+	return n, err
+}
+
+// linesForm is the conversion form of key's lines, as Seed takes it.
+func linesForm(key pipeline.Key, ln pipeline.Lines) url.Values {
+	v := url.Values{"EventTypeId": {key.EventType}, "OrderId": {key.OrderID}, "CampaignId": {ln.CampaignID},
+		"EventDate": {ln.EventDate}, "CurrencyCode": {ln.Currency}}
+	set := func(name, value string) {
+		if value != "" {
+			v.Set(name, value)
+		}
+	}
+	set("OrderSubTotalPostDiscount", ln.Amount)
+	set("OrderDiscount", ln.OrderDiscount)
+	for i, it := range ln.Items {
+		n := strconv.Itoa(i + 1)
+		set("ItemSku"+n, it.Sku)
+		set("ItemQuantity"+n, it.Quantity)
+		set("ItemPrice"+n, it.Price)
+		set("ItemSubTotal"+n, it.SubTotal)
+		set("ItemDiscount"+n, it.Discount)
+	}
+	return v
+}
+
+// seedSimulator seeds the --simulate simulator from the ledger (see
+// seedSimulator).
+func (j *runJob) seedSimulator() error {
+	if j.sim == nil || j.led == nil {
+		return nil
+	}
+	n, err := seedSimulator(j.ctx, j.sim, j.led)
+	if err != nil {
+		return fmt.Errorf("simulator: seed from the ledger: %w", err)
+	}
+	if n > 0 {
+		j.log.Info("the simulator starts with the actions of the orders the ledger has as accepted", "actions", n)
+	}
+	return nil
 }

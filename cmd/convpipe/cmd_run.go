@@ -199,6 +199,7 @@ type runJob struct {
 	// imp is the impact client (nil on a dry run); rec records the
 	// corrections the run finds, applied what --corrections applied.
 	imp     *sinks.Impact
+	sim     *sim.Server // --simulate's
 	rec     *correct.Recorder
 	applied *correct.Result
 }
@@ -270,7 +271,10 @@ func (j *runJob) close() {
 func (j *runJob) open() error {
 	cfg, f := &j.cfg, j.f
 	if f.simulate {
-		simulator := sim.New(sim.Config{Quota: 1000, Window: time.Hour})
+		// Actions lock ten years after their event: a trial shows its
+		// corrections applied whatever the sample's dates.
+		simulator := sim.New(sim.Config{Quota: 1000, Window: time.Hour, LockAfter: 10 * 365 * 24 * time.Hour})
+		j.sim = simulator
 		url, err := simulator.Start("127.0.0.1:0")
 		if err != nil {
 			return fmt.Errorf("simulator: %w", err)
@@ -301,6 +305,9 @@ func (j *runJob) open() error {
 		return err
 	}
 	if err := j.openLedger(); err != nil {
+		return err
+	}
+	if err := j.seedSimulator(); err != nil {
 		return err
 	}
 	j.opt = engine.Options{

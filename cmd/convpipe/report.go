@@ -121,6 +121,9 @@ func printSummary(w io.Writer, s pipeline.Summary, n summaryNotes, v verdict) {
 	fmt.Fprintf(w, "  rows      %d read, %d malformed, %d skipped by a filter\n", t.Rows, t.RowErrors, t.SkippedRows)
 	fmt.Fprintf(w, "  orders    %d grouped: %d to send, %d already sent, %d invalid, %d skipped, %d changed after acceptance\n",
 		t.Orders, t.ToSend, t.AlreadySent, t.Invalid, t.Skipped, t.Changed)
+	if t.Corrected > 0 {
+		fmt.Fprintf(w, "  corrected %d accepted orders changed or cancelled since: corrected in impact (--corrections)\n", t.Corrected)
+	}
 	if t.Reversals > 0 {
 		fmt.Fprintf(w, "  reversals %d accepted orders now left out by a filter marked as a reversal: not skipped, to be reversed\n", t.Reversals)
 	}
