@@ -37,7 +37,9 @@ func TestDetect(t *testing.T) {
 			url.Values{"ItemSku1": {"S1"}, "ItemQuantity1": {"0"}, "ItemSku2": {"S2"}, "ItemQuantity2": {"2"}}},
 		{"price changed", func(l *pipeline.Lines) { l.Items[0].Price = "8.00" }, pipeline.CorrectAmount, pipeline.CorrectionPlanned, "21.50",
 			url.Values{"Amount": {"21.50"}}},
-		{"item added", func(l *pipeline.Lines) { l.Items = append(l.Items, pipeline.LineItem{Sku: "S3", Quantity: "1", Price: "1.00"}) },
+		{"item added", func(l *pipeline.Lines) {
+			l.Items = append(l.Items, pipeline.LineItem{Sku: "S3", Quantity: "1", Price: "1.00"})
+		},
 			pipeline.CorrectAmount, pipeline.CorrectionPlanned, "26.50", url.Values{"Amount": {"26.50"}}},
 		{"order discount", func(l *pipeline.Lines) { l.OrderDiscount = "5" }, pipeline.CorrectAmount, pipeline.CorrectionPlanned, "20.50",
 			url.Values{"Amount": {"20.50"}}},
@@ -92,7 +94,6 @@ func TestReverseAndUnknown(t *testing.T) {
 		}
 	}
 }
-
 
 func TestPlan(t *testing.T) {
 	planned := pipeline.Correction{Key: key, Seq: 1, Kind: pipeline.CorrectItems, State: pipeline.CorrectionPlanned, ToHash: "h2"}
