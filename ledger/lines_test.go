@@ -3,6 +3,7 @@ package ledger
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"convpipe/pipeline"
@@ -119,6 +120,36 @@ func TestMigrateToLines(t *testing.T) {
 		}
 		if err := l.PutLines(ctx, key, sampleLines("cd")); err != nil {
 			t.Fatal(err)
+		}
+	})
+}
+
+// TestResultsFileHasCorrections: the results file of a run has a line per
+// correction the run wrote, after its entries' lines.
+func TestResultsFileHasCorrections(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		l := b.temp(t)
+		ctx := t.Context()
+		key := pipeline.Key{EventType: "1", OrderID: "O-1"}
+		if err := l.Put(ctx, pipeline.Entry{Key: key, State: pipeline.StateAccepted, PayloadHash: "h2", RunID: "r2"}); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []pipeline.Correction{
+			{Key: key, Seq: 1, Kind: pipeline.CorrectItems, State: pipeline.CorrectionApplied, Before: "25.00", After: "15.00", Currency: "EUR",
+				Changes: []pipeline.Change{{Sku: "S1", What: "quantity", From: "2", To: "1"}}, RunID: "r2", HTTPStatus: 200, SubmissionID: "S9"},
+			{Key: pipeline.Key{EventType: "1", OrderID: "O-2"}, Seq: 1, Kind: pipeline.CorrectReversal, State: pipeline.CorrectionPlanned, RunID: "r1"},
+		} {
+			if err := l.PutCorrection(ctx, c, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var buf strings.Builder
+		if err := WriteCSV(ctx, &buf, l, pipeline.Filter{RunID: "r2"}); err != nil {
+			t.Fatal(err)
+		}
+		want := "1/O-1,O-1,,correction items: applied,200,quantity of S1 2 → 1; amount 25.00 → 15.00 EUR,S9\n"
+		if lines := strings.Split(buf.String(), "\n"); len(lines) != 4 || lines[2]+"\n" != want {
+			t.Fatalf("results file:\n%s\nwant its third line %q", buf.String(), want)
 		}
 	})
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -277,5 +278,42 @@ func TestMassChangeGuard(t *testing.T) {
 	}
 	if a := action(t, w, "berlin-4003"); a["Amount"] != "9.00" {
 		t.Fatalf("action after the override: %v", a)
+	}
+}
+
+// TestCorrectionOfAnOrderWithoutLines: an order accepted before the
+// ledger kept what impact accepted (its lines removed here, as in a
+// ledger migrated from schema version 2) that changes later is a manual
+// correction with what is known; nothing is sent.
+func TestCorrectionOfAnOrderWithoutLines(t *testing.T) {
+	w := corrWorkspace(t, sim.Config{})
+	writeExport(t, w, "orders_1.csv", order3001("paid"))
+	w.mustRun(0)
+	db, err := sql.Open("sqlite", w.ledger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`DELETE FROM order_lines`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	w.sim.Advance(time.Minute)
+	writeExport(t, w, "orders_2.csv", []orderLine{{"3001", "paid", "SKU-A", "1", "10.00"}, {"3001", "paid", "SKU-B", "1", "5.50"}})
+	r := w.mustRun(exitAttention, "--corrections")
+	if n := len(w.sim.Modifications()); n != 0 {
+		t.Fatalf("%d corrections sent for an order whose accepted values are unknown", n)
+	}
+	cs, e := ledgerCorrections(t, w, "berlin-3001")
+	if len(cs) != 1 || cs[0].State != pipeline.CorrectionManual || e.State != pipeline.StateChanged || cs[0].After != "15.50" {
+		t.Fatalf("ledger: %+v, entry %s\n%s", cs, e.State, r)
+	}
+	p := w.exec("corrections", "plan", "--ledger", w.ledger)
+	for _, want := range []string{"needs a manual correction", "unknown (accepted before convpipe kept amounts)", "the order's amount is now 15.50 EUR", "1 need a person"} {
+		if !strings.Contains(p.stdout, want) {
+			t.Errorf("corrections plan lacks %q:\n%s", want, p)
+		}
+	}
+	if p.code != exitAttention {
+		t.Errorf("corrections plan: exit %d, want %d", p.code, exitAttention)
 	}
 }
