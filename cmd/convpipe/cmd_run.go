@@ -64,7 +64,8 @@ printed; a second signal aborts in-flight requests. The next run resumes.
 
 Exit codes: 0 all good; 1 fatal error; 2 usage or configuration error;
 3 finished, but some rows or conversions are invalid, rejected, failed or
-changed, the results file could not be written, or the source selected no
+changed, accepted orders are now cancelled (to reverse), corrections need a
+person, the results file could not be written, or the source selected no
 object (see run.allow_empty); 4 another run holds the ledger's lock.`,
 		Example: `  # nightly, from cron: stop by 06:00, leave figures for node_exporter
   convpipe run --config /etc/convpipe.yaml --deadline 06:00 --metrics-file /var/lib/node_exporter/convpipe.prom
