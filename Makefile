@@ -32,10 +32,16 @@ run: build ## the main job on the bundled sample export, against the built-in AP
 	@$(BIN) run --config configs/sample.yaml --simulate --simulate-campaigns 1000 --rate 20/s --ledger out/demo/ledger.db --summary-json out/demo/summary.json --metrics-file out/demo/convpipe.prom; \
 	  code=$$?; echo "exit code $$code (3: the sample's bad rows and the order impact did not track need a human; see README, Exit codes)"; [ $$code -le 3 ]
 	@echo
-	@echo "== the same run again, as cron would: nothing is read again or resent; what is open in the ledger is shown"
-	@echo "   (--no-reconcile: this run's new simulator knows nothing of the first one's conversions)"
-	@$(BIN) run --config configs/sample.yaml --simulate --simulate-campaigns 1000 --no-reconcile --rate 20/s --ledger out/demo/ledger.db; \
+	@echo "== the next night's export (samples/returns/): a return of two packs of order online-2009 and the cancelled order online-2010, both accepted last night: corrected in impact (--corrections: PUT and DELETE /Actions)"
+	@$(BIN) run --config configs/sample.yaml --simulate --simulate-campaigns 1000 --rate 20/s --ledger out/demo/ledger.db --source samples/returns/ --corrections; \
 	  code=$$?; echo "exit code $$code"; [ $$code -le 3 ]
+	@echo
+	@echo "== the same run again, as cron would: nothing is read again, resent or corrected twice; what is open in the ledger is shown"
+	@$(BIN) run --config configs/sample.yaml --simulate --simulate-campaigns 1000 --rate 20/s --ledger out/demo/ledger.db --source samples/returns/ --corrections; \
+	  code=$$?; echo "exit code $$code"; [ $$code -le 3 ]
+	@echo
+	@echo "== one order's story: convpipe ledger show --ledger out/demo/ledger.db online-2009"
+	@$(BIN) ledger show --ledger out/demo/ledger.db online-2009 | sed -n '/^history/,$$p'
 	@echo
 	@echo "== what needs a human: convpipe ledger export --ledger out/demo/ledger.db --state invalid"
 	@$(BIN) ledger export --ledger out/demo/ledger.db --state invalid

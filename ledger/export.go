@@ -181,12 +181,16 @@ func (cw *CSVWriter) flushChunk() error {
 }
 
 // WriteCSV writes the entries of l that f selects as a results file (the
-// CSV of `ledger export`), through a CSVWriter: cells that a spreadsheet
+// CSV of `ledger export`), and, when f selects a run, a line per
+// correction the run wrote (see CorrectionResult), through a CSVWriter: cells that a spreadsheet
 // would evaluate as a formula get a leading "'". WriteJSONL writes the
 // same entries unchanged.
 func WriteCSV(ctx context.Context, w io.Writer, l pipeline.Ledger, f pipeline.Filter) error {
 	cw := NewCSVWriter(w)
 	if err := l.Entries(ctx, f, cw.Write); err != nil {
+		return err
+	}
+	if err := writeCorrections(ctx, cw, l, f); err != nil {
 		return err
 	}
 	return cw.Flush()

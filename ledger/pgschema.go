@@ -108,6 +108,31 @@ var pgMigrations = []string{
 		window_start timestamptz NOT NULL,
 		used         bigint NOT NULL DEFAULT 0
 	);`,
+	// 5: what impact accepted and the corrections since, as in the
+	// SQLite ledger's step 4 (pglines.go).
+	`CREATE TABLE convpipe.order_lines (
+		account      text COLLATE "C" NOT NULL DEFAULT '',
+		event_type   bytea NOT NULL,
+		order_id     bytea NOT NULL,
+		payload_hash text NOT NULL,
+		lines        text NOT NULL,
+		created      bigint NOT NULL,
+		PRIMARY KEY (account, event_type, order_id, payload_hash)
+	);
+	CREATE TABLE convpipe.corrections (
+		account    text COLLATE "C" NOT NULL DEFAULT '',
+		event_type bytea NOT NULL,
+		order_id   bytea NOT NULL,
+		seq        integer NOT NULL,
+		state      text NOT NULL,
+		data       text NOT NULL,
+		run_id     text COLLATE "C" NOT NULL DEFAULT '',
+		created    bigint NOT NULL,
+		updated    bigint NOT NULL,
+		PRIMARY KEY (account, event_type, order_id, seq)
+	);
+	CREATE INDEX corrections_state ON convpipe.corrections (account, state);
+	CREATE INDEX corrections_order ON convpipe.corrections (account, order_id);`,
 }
 
 // pgSchemaVersion is the version this code reads and writes.

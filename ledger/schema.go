@@ -110,6 +110,34 @@ var migrations = []string{
 	CREATE INDEX runs_account ON runs (account, started);`,
 	// 3: reconciling (see reconcile.go).
 	reconcileMigration,
+	// 4: what impact accepted and the corrections since (lines.go):
+	// order_lines keeps, per payload sent, its amounts, SKUs and
+	// quantities as JSON (never a customer's data); corrections keeps
+	// each correction as JSON, its state and run beside it. Entries
+	// made before this step have no lines.
+	`CREATE TABLE order_lines (
+		account      TEXT NOT NULL DEFAULT '',
+		event_type   TEXT NOT NULL,
+		order_id     TEXT NOT NULL,
+		payload_hash TEXT NOT NULL,
+		lines        TEXT NOT NULL,
+		created      INTEGER NOT NULL,
+		PRIMARY KEY (account, event_type, order_id, payload_hash)
+	);
+	CREATE TABLE corrections (
+		account    TEXT NOT NULL DEFAULT '',
+		event_type TEXT NOT NULL,
+		order_id   TEXT NOT NULL,
+		seq        INTEGER NOT NULL,
+		state      TEXT NOT NULL,
+		data       TEXT NOT NULL,
+		run_id     TEXT NOT NULL DEFAULT '',
+		created    INTEGER NOT NULL,
+		updated    INTEGER NOT NULL,
+		PRIMARY KEY (account, event_type, order_id, seq)
+	);
+	CREATE INDEX corrections_state ON corrections (account, state);
+	CREATE INDEX corrections_order ON corrections (account, order_id);`,
 }
 
 // accountTables are the tables whose rows belong to an account.

@@ -24,6 +24,7 @@ type Store interface {
 	pipeline.Settler
 	pipeline.Claimer // see claims.go and pgclaims.go
 	pipeline.Quota   // see pgquota.go
+	pipeline.CorrectionLedger
 	// PutAll is Put for several entries, in one transaction.
 	PutAll(ctx context.Context, es []pipeline.Entry) error
 	// Counts returns the number of entries in each state that has any.

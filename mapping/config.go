@@ -271,6 +271,12 @@ type Filter struct {
 	// Reason says why, in the skip's message; by default a description of
 	// the condition.
 	Reason string `yaml:"reason,omitempty"`
+	// Reversal marks an order filter whose orders, once accepted, must be
+	// reversed: cancelled, returned, test or fraud (see reversal.go).
+	Reversal string `yaml:"reversal,omitempty"`
+	// Disposition is the DispositionCode of that reversal; by default
+	// the Reversal's (ORDER_ERROR, ITEM_RETURNED, TEST_ACTION, CONS_FRAUD).
+	Disposition string `yaml:"disposition,omitempty"`
 }
 
 // Condition tests one subject, exactly one of Column (the raw source

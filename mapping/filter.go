@@ -37,6 +37,9 @@ type filter struct {
 	test   func(string) bool
 	// name is the column or field tested, for the skip message.
 	name string
+	// disposition, for an order filter marked as a reversal, is the
+	// DispositionCode that reverses an accepted order it now leaves out.
+	disposition string
 }
 
 // compileFilter compiles the filter f at key, resolving its column or
@@ -72,7 +75,9 @@ func compileFilter(key string, f Filter, m *Mapping) (*filter, error) {
 	if out.reason == "" {
 		out.reason = t.desc
 	}
-	return out, nil
+	d, err := reversalOf(key, f)
+	out.disposition = d
+	return out, err
 }
 
 // compileSubject sets what the condition c of out tests: exactly one of

@@ -352,7 +352,9 @@ func (m *Mapping) Map(lines []pipeline.Row) pipeline.Mapped {
 	// Order filters on columns come first: a test order is left out
 	// whole, whatever its lines hold.
 	if f := m.columnOrderSkip(lines, &cols); f != nil {
-		return m.skipOrder(out, lines, &cols, f.reason)
+		out = m.skipOrder(out, lines, &cols, f.reason)
+		out.Reversal = f.disposition
+		return out
 	}
 	kept := m.applyRowFilters(lines, &cols, &out)
 	if len(kept) == 0 {
@@ -390,7 +392,9 @@ func (m *Mapping) Map(lines []pipeline.Row) pipeline.Mapped {
 	// Order filters on mapped values.
 	if f := m.valueOrderSkip(conv, vals); f != nil {
 		out.SkippedRows = nil
-		return m.skipOrder(out, lines, &cols, f.reason)
+		out = m.skipOrder(out, lines, &cols, f.reason)
+		out.Reversal = f.disposition
+		return out
 	}
 
 	m.checkStructure(conv, cols.miss, orderRefs, &probs)

@@ -70,6 +70,11 @@ type Mapped struct {
 	Conversion *Conversion
 	// Skip, when not empty, is why a filter left the whole order out.
 	Skip string
+	// Reversal, when not empty, is the DispositionCode of the filter that
+	// left the order out: the mapping marks it as a reversal (cancelled,
+	// returned, test, fraud), so an accepted order it leaves out now is
+	// to be reversed.
+	Reversal string
 	// SkippedRows lists the lines a row filter left out, each with its
 	// reason in Text; the rest of the order goes on.
 	SkippedRows []Message

@@ -31,6 +31,14 @@ type Counts struct {
 	Failed   int64 `json:"failed"`
 	// Changed counts accepted orders whose payload has changed since.
 	Changed int64 `json:"changed"`
+	// Reversals counts accepted orders that an order filter marked as a
+	// reversal (cancelled, returned, test, fraud) now leaves out: they
+	// need a reversal, not a skip.
+	Reversals int64 `json:"reversals,omitempty"`
+	// Corrected counts the changed and reversed orders whose correction
+	// the run made in impact (run --corrections): no longer counted in
+	// Changed or Reversals.
+	Corrected int64 `json:"corrected,omitempty"`
 	// Unsent counts orders read but not sent because the run stopped
 	// (deadline, signal, fatal error); the next run sends them.
 	Unsent int64 `json:"unsent"`
@@ -53,16 +61,18 @@ func (c *Counts) Add(o Counts) {
 	c.Rejected += o.Rejected
 	c.Failed += o.Failed
 	c.Changed += o.Changed
+	c.Reversals += o.Reversals
+	c.Corrected += o.Corrected
 	c.Unsent += o.Unsent
 	c.Requests += o.Requests
 }
 
 // NeedsAttention reports whether anything in c needs a human: bad rows,
-// invalid, rejected, failed or changed orders. Orders left unsent by a
+// invalid, rejected, failed, changed or reversed orders. Orders left unsent by a
 // run that stopped at its deadline are not among them: the next run sends
 // them.
 func (c Counts) NeedsAttention() bool {
-	return c.RowErrors+c.Invalid+c.Rejected+c.Failed+c.Changed > 0
+	return c.RowErrors+c.Invalid+c.Rejected+c.Failed+c.Changed+c.Reversals > 0
 }
 
 // ObjectSummary is the part of a summary for one object.

@@ -166,7 +166,7 @@ func (r dateRange) contains(t time.Time) bool {
 func (q actionQuery) matches(a *action, now time.Time) bool {
 	return a.campaign == q.campaign && !now.Before(a.created) &&
 		(q.state == "" || a.state(now) == q.state) &&
-		q.updated.contains(a.created) && q.event.contains(a.eventDate) && q.locking.contains(a.locking)
+		q.updated.contains(a.lastUpdate()) && q.event.contains(a.eventDate) && q.locking.contains(a.locking)
 }
 
 // actionPage is the answer of one page, in impact's list envelope.
@@ -205,5 +205,15 @@ func (s *Server) actionJSON(a *action, now time.Time) map[string]string {
 		"State": a.state(now), "Amount": a.amount, "IntendedAmount": a.amount, "Currency": a.currency,
 		"EventDate": f(a.eventDate), "CreationDate": f(a.created), "LockingDate": f(a.locking),
 		"Oid": a.orderID, "Uri": "/Advertisers/" + s.cfg.AccountSID + "/Actions/" + a.id,
+		"DispositionCode": a.disposition, "Modifications": strconv.Itoa(a.mods),
 	}
+}
+
+// lastUpdate is when the action was created or last changed (a state
+// change by its locking date is no update).
+func (a *action) lastUpdate() time.Time {
+	if a.updated.After(a.created) {
+		return a.updated
+	}
+	return a.created
 }

@@ -37,6 +37,16 @@ type action struct {
 	eventDate, created, locking time.Time
 	reversed                    bool
 	sub                         *submission
+	// The modifications' state (modify.go): the items, the order-level
+	// part of the amount and the amount at creation, in cents and as
+	// created; how many changes were taken, the last one's time and a
+	// reversal's disposition code.
+	items       []actionItem
+	orderCents  int64
+	amount0     string
+	mods        int
+	updated     time.Time
+	disposition string
 }
 
 // The processing errors drawn at random, as impact names them.
@@ -175,6 +185,8 @@ func (s *Server) newAction(sub *submission, v url.Values) {
 		orderID: sub.orderID, amount: amountOf(v), currency: v.Get("CurrencyCode"),
 		eventDate: ed, created: sub.completeAt, locking: ed.Add(s.cfg.LockAfter), sub: sub,
 	}
+	a.items, a.orderCents = newItems(v)
+	a.amount0 = a.amount
 	sub.action = a
 	s.actions = append(s.actions, a)
 }

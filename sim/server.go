@@ -96,6 +96,7 @@ type Server struct {
 	nsub     int
 	actions  []*action
 	nact     int
+	mods     []Modification
 	requests []Request
 	// offset is how far Advance moved the simulated clock.
 	offset atomic.Int64
@@ -461,7 +462,8 @@ func (s *Server) route(ex *exchange) func(*exchange, plan) {
 	case len(parts) == 4 && parts[2] == "APISubmissions":
 		handle, method = s.submission, http.MethodGet
 	case len(parts) == 3 && parts[2] == "Actions":
-		handle, method = s.actionsList, http.MethodGet
+		// GET lists, PUT modifies, DELETE reverses (modify.go).
+		handle, method = s.actionsResource, ex.r.Method
 	default:
 		s.fail(ex, http.StatusNotFound, "Not found", nil)
 		return nil

@@ -223,7 +223,7 @@ func runLedgerShow(cmd *cobra.Command, lf *ledgerFlags, arg string) error {
 		}
 		fmt.Fprintln(out, string(b))
 	}
-	return nil
+	return printHistory(cmd.Context(), out, l, es)
 }
 
 // findEntries returns the entries of the OrderId arg, of every event

@@ -20,6 +20,7 @@ import (
 
 	"convpipe/ledger"
 	"convpipe/pipeline"
+	"convpipe/pipeline/correct"
 	"convpipe/pipeline/engine"
 	"convpipe/sim"
 	"convpipe/sinks"
@@ -47,6 +48,7 @@ type runFlags struct {
 	noReconcile   bool
 	simCampaigns  []string
 	reserve       string // --reserve, see shared.go
+	corrections   bool
 }
 
 func newRunCmd() *cobra.Command {
@@ -69,9 +71,10 @@ figures, what the ledger holds open from every run.
 
 Exit codes: 0 all good; 1 fatal error; 2 usage or configuration error;
 3 finished, but some rows or conversions are invalid, rejected, failed,
-changed or found not tracked, the results file could not be written, or the
-source selected no object (see run.allow_empty); 4 another run holds the
-ledger's lock.`,
+changed or found not tracked, accepted orders are now cancelled (to
+reverse), corrections need a person, the results file could not be written,
+or the source selected no object (see run.allow_empty); 4 another run holds
+the ledger's lock.`,
 		Example: `  # nightly, from cron: stop by 06:00, leave figures for node_exporter
   convpipe run --config /etc/convpipe.yaml --deadline 06:00 --metrics-file /var/lib/node_exporter/convpipe.prom
 
@@ -106,6 +109,7 @@ ledger's lock.`,
 	fs.StringVar(&f.report, "report", "", "write the HTML report of the ledger's last 30 days to this file (as `convpipe report --out`)")
 	fs.StringVar(&f.progress, "progress", "", "progress display: auto, bar, log or off (overrides run.progress)")
 	fs.StringVar(&f.reserve, "reserve", "", "with ledger.shared: leave this part of each quota window to the account's other runs, e.g. 20% (a backfill beside the nightly run)")
+	fs.BoolVar(&f.corrections, "corrections", false, "after sending, apply the corrections of accepted orders that changed or were cancelled (PUT/DELETE Actions; see `convpipe corrections`), under the mass-change guard")
 	fs.BoolVar(&f.simulate, "simulate", false, "send to a built-in impact.com API simulator on loopback instead of the real API (no credentials needed); for trying a configuration")
 	fs.BoolVar(&f.noReconcile, "no-reconcile", false, "do not reconcile at the end of the run (see convpipe reconcile)")
 	fs.StringSliceVar(&f.simCampaigns, "simulate-campaigns", nil, "with --simulate: the CampaignIds the simulated account has a contract for; conversions for others are not tracked (default: all)")
@@ -208,6 +212,10 @@ type runJob struct {
 	account string
 	// reserve is --reserve as a fraction.
 	reserve float64
+	// rec records the corrections the run finds, applied what
+	// --corrections applied.
+	rec     *correct.Recorder
+	applied *correct.Result
 }
 
 // load reads the configuration, puts the flags over it and validates it.
@@ -280,7 +288,10 @@ func (j *runJob) close() {
 func (j *runJob) open() error {
 	cfg, f := &j.cfg, j.f
 	if f.simulate {
-		simulator := sim.New(sim.Config{Quota: 1000, Window: time.Hour, Processing: sim.Processing{Campaigns: f.simCampaigns}})
+		// Actions lock ten years after their event: a trial shows its
+		// corrections applied whatever the sample's dates.
+		simulator := sim.New(sim.Config{Quota: 1000, Window: time.Hour, LockAfter: 10 * 365 * 24 * time.Hour,
+			Processing: sim.Processing{Campaigns: f.simCampaigns}})
 		j.sim = simulator
 		url, err := simulator.Start("127.0.0.1:0")
 		if err != nil {
@@ -317,6 +328,9 @@ func (j *runJob) open() error {
 	if err := j.shareQuota(sink); err != nil {
 		return err
 	}
+	if err := j.seedSimulator(); err != nil {
+		return err
+	}
 	j.opt = engine.Options{
 		Mode: engine.Send, Source: src, Mapper: mapper, Sink: sink,
 		Group: cfg.Group, Workers: cfg.Sink.Workers, Queue: cfg.Run.Queue,
@@ -335,6 +349,7 @@ func (j *runJob) open() error {
 	if cfg.Run.Progress != "off" {
 		j.opt.OnProgress = j.pr.report
 	}
+	j.hookCorrections()
 	j.info = pipeline.RunInfo{ID: j.opt.RunID, Started: time.Now().UTC(), Args: redactedArgs()}
 	if !f.dryRun {
 		if err := j.led.BeginRun(ctx, j.info); err != nil {
@@ -414,6 +429,9 @@ func (j *runJob) run() (pipeline.Summary, error) {
 		"rate", cfg.Sink.Rate, "workers", cfg.Sink.Workers, "dry_run", j.f.dryRun)
 	summary, runErr := engine.Run(j.ctx, j.opt)
 	j.pr.done()
+	if err := j.runCorrections(&summary); err != nil && runErr == nil {
+		runErr = err
+	}
 	if j.dry != nil {
 		if err := j.dry.Flush(); err != nil && runErr == nil {
 			runErr = err
@@ -455,6 +473,7 @@ func (j *runJob) finish(summary pipeline.Summary, runErr error) error {
 		}
 	}
 	v := judge(summary, runErr, notes)
+	v.attention = append(v.attention, j.correctionAttention()...)
 	code := runExitCode(runErr, &summary, v)
 	if f.metricsPush != "" {
 		// Pushed before the summary is printed, which says if it failed.
@@ -465,6 +484,7 @@ func (j *runJob) finish(summary pipeline.Summary, runErr error) error {
 		}
 	}
 	printSummary(j.summaryOut(), summary, notes, v)
+	j.printCorrections(j.summaryOut())
 	if f.summaryJSON != "" {
 		if err := writeJSONFile(f.summaryJSON, summary); err != nil {
 			log.Error("cannot write --summary-json", "err", err)

@@ -14,6 +14,7 @@ import (
 
 	"convpipe/ledger"
 	"convpipe/mapping"
+	"convpipe/pipeline/correct"
 	"convpipe/pipeline/engine"
 	"convpipe/pipeline/group"
 	"convpipe/pipeline/reconcile"
@@ -32,6 +33,8 @@ type Config struct {
 	Run     RunConfig      `yaml:"run"`
 	// Reconcile is when and how much reconciling asks impact.
 	Reconcile reconcile.Config `yaml:"reconcile"`
+	// Corrections configures `corrections apply` and run --corrections.
+	Corrections correct.Config `yaml:"corrections"`
 
 	// sink is Sink resolved by validate: the run opens its sink from it,
 	// without parsing or defaulting anything again.
@@ -177,7 +180,7 @@ func (c *Config) setByFlag(key, flag string) {
 // naming the bad field and its line, and resolves the sink's settings
 // into c.sink.
 func (c *Config) validate() error {
-	checks := []func() error{c.Source.Validate, c.Mapping.Validate, c.Group.Validate, c.Ledger.Validate, c.Run.Validate, c.Reconcile.Validate,
+	checks := []func() error{c.Source.Validate, c.Mapping.Validate, c.Group.Validate, c.Ledger.Validate, c.Run.Validate, c.Reconcile.Validate, c.Corrections.Validate,
 		func() (err error) {
 			c.sink, err = c.Sink.Resolve()
 			return err

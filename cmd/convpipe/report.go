@@ -121,6 +121,12 @@ func printSummary(w io.Writer, s pipeline.Summary, n summaryNotes, v verdict) {
 	fmt.Fprintf(w, "  rows      %d read, %d malformed, %d skipped by a filter\n", t.Rows, t.RowErrors, t.SkippedRows)
 	fmt.Fprintf(w, "  orders    %d grouped: %d to send, %d already sent, %d invalid, %d skipped, %d changed after acceptance\n",
 		t.Orders, t.ToSend, t.AlreadySent, t.Invalid, t.Skipped, t.Changed)
+	if t.Corrected > 0 {
+		fmt.Fprintf(w, "  corrected %d accepted orders changed or cancelled since: corrected in impact (--corrections)\n", t.Corrected)
+	}
+	if t.Reversals > 0 {
+		fmt.Fprintf(w, "  reversals %d accepted orders now left out by a filter marked as a reversal: not skipped, to be reversed\n", t.Reversals)
+	}
 	if t.OutsideWindow > 0 {
 		fmt.Fprintf(w, "  window    %d orders dated outside --events-since/--events-until: not sent, not recorded\n", t.OutsideWindow)
 	}
@@ -191,6 +197,7 @@ func needsHuman(s pipeline.Summary, ledgerPath string) string {
 		notTracked = s.Reconcile.NotTracked
 	}
 	add(notTracked, "conversions impact did not track")
+	add(t.Reversals, "accepted orders now cancelled, returned, a test or a fraud (need a reversal)")
 	if len(parts) == 0 {
 		return ""
 	}
@@ -211,6 +218,9 @@ func needsHuman(s pipeline.Summary, ledgerPath string) string {
 		if st.n > 0 {
 			states = append(states, "`"+ledgerCommand(ledgerPath, "export", "--state", string(st.state))+"`")
 		}
+	}
+	if t.Changed+t.Reversals > 0 {
+		states = append(states, "`convpipe corrections plan`")
 	}
 	return strings.Join(parts, ", ") + ": see " + strings.Join(states, ", ")
 }

@@ -34,7 +34,7 @@ ledger's lock.`,
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newRunCmd(), newValidateCmd(), newPlanCmd(), newLedgerCmd(), newReportCmd(), newSimCmd(), newReconcileCmd())
+	root.AddCommand(newRunCmd(), newValidateCmd(), newPlanCmd(), newLedgerCmd(), newReportCmd(), newSimCmd(), newReconcileCmd(), newCorrectionsCmd())
 	return root
 }
 

@@ -91,6 +91,11 @@ func decide(p prepared, k known, pol policy) verdict {
 	case m.Skip != "":
 		v = verdict{Action: ActionSkip, Counts: pipeline.Counts{Skipped: 1}}
 		if final {
+			if m.Reversal != "" {
+				// Accepted, now cancelled (returned, a test, a fraud):
+				// a reversal to make (pipeline/correct), not a skip.
+				v.Counts = pipeline.Counts{Reversals: 1}
+			}
 			return v
 		}
 		e = base(p, prev)
