@@ -317,3 +317,65 @@ func TestCorrectionOfAnOrderWithoutLines(t *testing.T) {
 		t.Errorf("corrections plan: exit %d, want %d", p.code, exitAttention)
 	}
 }
+
+// TestCorrectionOfATrackedOrder: an order a reconcile found tracked, then
+// returned in part and later cancelled, is corrected and reversed like an
+// accepted one; and where the locking date the reconcile learned has
+// passed, a correction is too late without a request being spent.
+func TestCorrectionOfATrackedOrder(t *testing.T) {
+	// tracked runs the first night and a reconcile; the simulator's
+	// actions lock lockAfter after their event date (a day ago).
+	tracked := func(t *testing.T, lockAfter time.Duration) *workspace {
+		w := corrWorkspace(t, sim.Config{LockAfter: lockAfter})
+		writeExport(t, w, "orders_1.csv", order3001("paid"))
+		w.mustRun(0)
+		w.sim.Advance(2 * time.Hour)
+		if r := w.exec("reconcile", "--config", w.config, "--settle", "1ns"); r.code != 0 {
+			t.Fatalf("reconcile:\n%s", r)
+		}
+		if _, e := ledgerCorrections(t, w, "berlin-3001"); e.State != pipeline.StateTracked || e.Reconciled == nil || e.Reconciled.LockingDate.IsZero() {
+			t.Fatalf("after reconcile: %s %+v, want tracked with a locking date", e.State, e.Reconciled)
+		}
+		return w
+	}
+	partial := []orderLine{{"3001", "paid", "SKU-A", "1", "10.00"}, {"3001", "paid", "SKU-B", "1", "5.50"}}
+
+	t.Run("corrected, then reversed", func(t *testing.T) {
+		w := tracked(t, 20*24*time.Hour)
+		writeExport(t, w, "orders_2.csv", partial)
+		r := w.mustRun(0, "--corrections", "--no-reconcile")
+		if a := action(t, w, "berlin-3001"); a["Amount"] != "15.50" || a["State"] != "PENDING" {
+			t.Fatalf("impact's action after the partial return of a tracked order: %v\n%s", a, r)
+		}
+		writeExport(t, w, "orders_3.csv", order3001("cancelled"))
+		r = w.mustRun(0, "--corrections", "--no-reconcile")
+		cs, _ := ledgerCorrections(t, w, "berlin-3001")
+		if a := action(t, w, "berlin-3001"); a["State"] != "REVERSED" || len(cs) != 2 || cs[1].State != pipeline.CorrectionApplied {
+			t.Fatalf("the cancellation of a tracked order: action %v, corrections %+v\n%s", a, cs, r)
+		}
+	})
+	t.Run("cancelled while tracked", func(t *testing.T) {
+		w := tracked(t, 20*24*time.Hour)
+		writeExport(t, w, "orders_2.csv", order3001("cancelled"))
+		r := w.mustRun(0, "--corrections", "--no-reconcile")
+		cs, _ := ledgerCorrections(t, w, "berlin-3001")
+		if a := action(t, w, "berlin-3001"); a["State"] != "REVERSED" || len(cs) != 1 || cs[0].Kind != pipeline.CorrectReversal {
+			t.Fatalf("the cancellation of a tracked order: action %v, corrections %+v\n%s", a, cs, r)
+		}
+	})
+	t.Run("past the locking date", func(t *testing.T) {
+		w := tracked(t, 12*time.Hour) // locked 12 hours ago
+		writeExport(t, w, "orders_2.csv", partial)
+		before := len(w.sim.Requests())
+		r := w.mustRun(exitAttention, "--corrections", "--no-reconcile")
+		cs, _ := ledgerCorrections(t, w, "berlin-3001")
+		if len(cs) != 1 || cs[0].State != pipeline.CorrectionTooLate || cs[0].PaidInError != "10.00" {
+			t.Fatalf("a correction past the locking date: %+v\n%s", cs, r)
+		}
+		for _, q := range w.sim.Requests()[before:] {
+			if q.Method == http.MethodPut || q.Method == http.MethodDelete {
+				t.Fatalf("a %s was sent past the locking date the reconcile learned", q.Method)
+			}
+		}
+	})
+}
