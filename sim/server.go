@@ -97,6 +97,9 @@ type Server struct {
 	actions  []*action
 	nact     int
 	requests []Request
+	// batch holds the batch files taken from a drop (sim/batch.go).
+	batch     *batches
+	batchOnce sync.Once
 	// offset is how far Advance moved the simulated clock.
 	offset atomic.Int64
 
@@ -462,6 +465,8 @@ func (s *Server) route(ex *exchange) func(*exchange, plan) {
 		handle, method = s.submission, http.MethodGet
 	case len(parts) == 3 && parts[2] == "Actions":
 		handle, method = s.actionsList, http.MethodGet
+	case len(parts) >= 3 && len(parts) <= 5 && parts[2] == "FTPFileSubmissions":
+		handle, method = s.ftpSubmissions, http.MethodGet
 	default:
 		s.fail(ex, http.StatusNotFound, "Not found", nil)
 		return nil

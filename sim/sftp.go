@@ -39,6 +39,9 @@ type Drop struct {
 	opened    int
 	delivered []string
 	wg        sync.WaitGroup
+	// taken, when set, is called with each file delivered (its name and
+	// its path on disk), outside the lock.
+	taken func(name, path string)
 }
 
 // NewDrop returns a drop folder serving dir.
@@ -283,8 +286,19 @@ func (fs *dropFS) Filelist(r *sftp.Request) (sftp.ListerAt, error) {
 
 func (d *Drop) deliver(name string) {
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	d.delivered = append(d.delivered, name)
+	taken := d.taken
+	d.mu.Unlock()
+	if taken != nil {
+		taken(name, filepath.Join(d.dir, name))
+	}
+}
+
+// onDeliver sets the function called with each file delivered.
+func (d *Drop) onDeliver(fn func(name, path string)) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.taken = fn
 }
 
 type listing []os.FileInfo
