@@ -88,6 +88,8 @@ var pgMigrations = []string{
 	ALTER TABLE convpipe.objects ADD PRIMARY KEY (account, key);
 	ALTER TABLE convpipe.runs ADD COLUMN account text COLLATE "C" NOT NULL DEFAULT '';
 	CREATE INDEX runs_account ON convpipe.runs (account, started);`,
+	// 3: batch files and the place of each order in them (pgbatch.go).
+	pgBatchTablesSQL,
 }
 
 // pgSchemaVersion is the version this code reads and writes.

@@ -108,6 +108,8 @@ var migrations = []string{
 	ALTER TABLE objects_v2 RENAME TO objects;
 	ALTER TABLE runs ADD COLUMN account TEXT NOT NULL DEFAULT '';
 	CREATE INDEX runs_account ON runs (account, started);`,
+	// 3: batch files and the place of each order in them (batch.go).
+	batchTablesSQL,
 }
 
 // accountTables are the tables whose rows belong to an account.

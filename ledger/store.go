@@ -21,6 +21,7 @@ const URLEnv = "CONVPIPE_LEDGER_URL"
 type Store interface {
 	pipeline.Ledger
 	pipeline.Settler
+	pipeline.BatchLedger
 	// PutAll is Put for several entries, in one transaction.
 	PutAll(ctx context.Context, es []pipeline.Entry) error
 	// Counts returns the number of entries in each state that has any.

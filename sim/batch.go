@@ -90,14 +90,34 @@ func (s *Server) takeFile(name, path string) {
 	now := s.Now()
 	b := &ftpBatch{id: fmt.Sprintf("FTP%08d", len(bs.order)+1), file: name, created: now, completeAt: now.Add(s.cfg.CompleteAfter)}
 	data, err := os.ReadFile(path)
-	if err != nil {
+	refuse := s.takeRefusal()
+	switch {
+	case refuse != "":
+		b.failed = refuse
+	case err != nil:
 		b.failed = "the file cannot be read: " + err.Error()
-	} else {
+	default:
 		b.records, b.errors, b.failed = s.processBatch(data, now)
 	}
 	bs.byID[b.id], bs.byFile[name] = b, b
 	bs.order = append(bs.order, b)
 	_ = os.WriteFile(filepath.Join(filepath.Dir(path), "result_"+name), resultFile(b), 0o644)
+}
+
+// RefuseNextFile makes the server refuse the next batch file it takes as
+// a whole, with reason, as impact does with a file it cannot read.
+func (s *Server) RefuseNextFile(reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refuseNext = reason
+}
+
+func (s *Server) takeRefusal() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.refuseNext
+	s.refuseNext = ""
+	return r
 }
 
 // Batches returns how many batch files the server took.

@@ -98,8 +98,9 @@ type Server struct {
 	nact     int
 	requests []Request
 	// batch holds the batch files taken from a drop (sim/batch.go).
-	batch     *batches
-	batchOnce sync.Once
+	batch      *batches
+	batchOnce  sync.Once
+	refuseNext string
 	// offset is how far Advance moved the simulated clock.
 	offset atomic.Int64
 
