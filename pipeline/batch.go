@@ -55,6 +55,7 @@ type BatchSink interface {
 	// may be there under a temporary name, which impact does not take,
 	// never under its own name half written. An error wrapping ErrFatal
 	// means no upload can succeed (a wrong host key, bad credentials).
+	// Upload(ctx, nil) only connects and checks the folder.
 	Upload(ctx context.Context, f *BatchFile) (already bool, err error)
 }
 

@@ -95,10 +95,15 @@ func (b *Batch) Encode(convs []*pipeline.Conversion) (*pipeline.BatchFile, []pip
 }
 
 // Upload puts f into the drop folder unless it, or impact's answer to
-// it, is there. A wrong host key is fatal (pipeline.ErrFatal): no upload
+// it, is there; with a nil f it only connects and lists the folder. A
+// wrong host key is fatal (pipeline.ErrFatal): no upload
 // can succeed, and so are credentials the server refuses.
 func (b *Batch) Upload(ctx context.Context, f *pipeline.BatchFile) (bool, error) {
-	done, err := b.up.Upload(ctx, []*BatchFile{f})
+	files := []*BatchFile{f}
+	if f == nil {
+		files = nil
+	}
+	done, err := b.up.Upload(ctx, files)
 	if err != nil {
 		if errors.Is(err, ErrHostKey) || strings.Contains(err.Error(), "unable to authenticate") {
 			return false, fmt.Errorf("%w: %w", pipeline.ErrFatal, err)

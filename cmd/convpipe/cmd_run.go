@@ -44,6 +44,7 @@ type runFlags struct {
 	report        string
 	progress      string
 	simulate      bool
+	via           string
 }
 
 func newRunCmd() *cobra.Command {
@@ -97,6 +98,7 @@ object (see run.allow_empty); 4 another run holds the ledger's lock.`,
 	fs.StringVar(&f.metricsAcct, "metrics-account", "", "the account label of --metrics-push (default: sid- and a hash of the account SID, which is not stored)")
 	fs.StringVar(&f.report, "report", "", "write the HTML report of the ledger's last 30 days to this file (as `convpipe report --out`)")
 	fs.StringVar(&f.progress, "progress", "", "progress display: auto, bar, log or off (overrides run.progress)")
+	fs.StringVar(&f.via, "via", "", "the way of sending: api (one request per order) or batch (impact's batch files over SFTP; see sink.batch) (overrides sink.kind)")
 	fs.BoolVar(&f.simulate, "simulate", false, "send to a built-in impact.com API simulator on loopback instead of the real API (no credentials needed); for trying a configuration")
 	return cmd
 }
@@ -185,11 +187,12 @@ type runJob struct {
 	abort   <-chan struct{}
 	closers []func()
 
-	creds *sinks.Credentials // the simulator's; nil: from the configuration
-	opt   engine.Options
-	dry   *sinks.DryRun
-	led   ledger.Store
-	info  pipeline.RunInfo
+	creds     *sinks.Credentials // the simulator's; nil: from the configuration
+	simulator *sim.Server        // --simulate's
+	opt       engine.Options
+	dry       *sinks.DryRun
+	led       ledger.Store
+	info      pipeline.RunInfo
 	// account is the impact account the run sends for: whose entries
 	// the ledger reads and writes.
 	account string
@@ -227,6 +230,9 @@ func (j *runJob) load() error {
 	if err := checkPushURL(f.metricsPush); err != nil {
 		return configError{err}
 	}
+	if f.via != "" && f.via != sinks.KindAPI && f.via != sinks.KindBatch {
+		return configError{fmt.Errorf("--via: %s or %s, not %q", sinks.KindAPI, sinks.KindBatch, f.via)}
+	}
 	if f.simulate && f.dryRun {
 		return configError{errors.New("--simulate and --dry-run: choose one")}
 	}
@@ -238,6 +244,7 @@ func (j *runJob) load() error {
 		// The simulator's address is known once it runs; validate as if
 		// it were set.
 		cfg.Sink.BaseURL, cfg.Sink.AccountSID, cfg.Sink.AuthToken = "http://127.0.0.1", "", ""
+		cfg.Sink.Batch.SFTP = simulatedSFTP
 	}
 	if err := cfg.validate(); err != nil {
 		return err
@@ -268,6 +275,7 @@ func (j *runJob) open() error {
 			return fmt.Errorf("simulator: %w", err)
 		}
 		j.onClose(func() { simulator.Close() })
+		j.simulator = simulator
 		if cfg.sink, err = cfg.sink.WithBaseURL(url); err != nil {
 			return fmt.Errorf("simulator: %w", err)
 		}
@@ -306,6 +314,9 @@ func (j *runJob) open() error {
 	}
 	if j.led != nil {
 		j.opt.Ledger = j.led
+	}
+	if err := j.useBatch(); err != nil {
+		return err
 	}
 	if cfg.Run.Progress != "off" {
 		j.opt.OnProgress = j.pr.report

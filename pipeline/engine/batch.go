@@ -383,6 +383,11 @@ func (r *runner) startBatches(ctx context.Context) error {
 	if r.opt.Batch == nil {
 		return nil
 	}
+	// A wrong host key or credentials are found before any file is
+	// recorded.
+	if _, err := r.opt.Batch.Upload(ctx, nil); err != nil {
+		return fmt.Errorf("batch: nothing recorded, nothing sent: %w", err)
+	}
 	if err := r.resumeBatches(ctx); err != nil {
 		return err
 	}
