@@ -110,4 +110,3 @@ func (j *runJob) simulateDrop(cfg sinks.BatchConfig) (sinks.BatchConfig, func(st
 		return ""
 	}, nil
 }
-
