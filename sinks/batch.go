@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
+
+	"convpipe/pipeline/rules"
 
 	"convpipe/pipeline"
 )
@@ -62,6 +65,7 @@ func (c BatchConfig) Validate() error {
 type Batch struct {
 	perFile int
 	up      *Uploader
+	now     func() time.Time
 }
 
 var _ pipeline.BatchSink = (*Batch)(nil)
@@ -77,21 +81,52 @@ func NewBatch(cfg BatchConfig, getenv func(string) string) (*Batch, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Batch{perFile: cfg.PerFile, up: up}, nil
+	return &Batch{perFile: cfg.PerFile, up: up, now: time.Now}, nil
 }
 
 // PerFile is how many orders one file takes at most.
 func (b *Batch) PerFile() int { return b.perFile }
 
-// Encode writes convs into one batch file (EncodeBatch); a conversion the
-// file cannot carry gets an invalid outcome with the reason.
+// Encode writes convs into one batch file (EncodeBatch). A conversion the
+// file cannot carry (dated further back than impact processes batch
+// lines, 88 days or 398 with MediaId; a value with a line break) gets a
+// failed outcome with the reason: it is left to send through the API.
 func (b *Batch) Encode(convs []*pipeline.Conversion) (*pipeline.BatchFile, []pipeline.Outcome) {
-	f, problems := EncodeBatch(convs)
-	outs := make([]pipeline.Outcome, len(problems))
-	for i, p := range problems {
-		outs[i] = pipeline.Outcome{Key: p.Key, State: pipeline.StateInvalid, Messages: []pipeline.Message{p.Message}}
+	var outs []pipeline.Outcome
+	fail := func(k pipeline.Key, m pipeline.Message) {
+		m.Text += " (send it with --via api)"
+		outs = append(outs, pipeline.Outcome{Key: k, State: pipeline.StateFailed, Messages: []pipeline.Message{m}})
+	}
+	now := b.now()
+	carried := make([]*pipeline.Conversion, 0, len(convs))
+	for _, c := range convs {
+		if m, old := tooOldForBatch(c, now); old {
+			fail(c.Key, m)
+			continue
+		}
+		carried = append(carried, c)
+	}
+	f, problems := EncodeBatch(carried)
+	for _, p := range problems {
+		fail(p.Key, p.Message)
 	}
 	return f, outs
+}
+
+// tooOldForBatch says whether impact would not process c's batch line for
+// its age.
+func tooOldForBatch(c *pipeline.Conversion, now time.Time) (pipeline.Message, bool) {
+	v, _ := c.Get("EventDate")
+	t, r := rules.ParseDate(v)
+	media, _ := c.Get("MediaId")
+	if r != rules.None || !rules.BatchTooOld(t, now, media != "") {
+		return pipeline.Message{}, false
+	}
+	limit := "88"
+	if media != "" {
+		limit = "398"
+	}
+	return pipeline.Message{Field: "EventDate", Value: v, Text: fmt.Sprintf("dated %d days ago: impact does not process a batch line older than %s days", int(now.Sub(t).Hours()/24), limit)}, true
 }
 
 // Upload puts f into the drop folder unless it, or impact's answer to

@@ -59,10 +59,17 @@ func TestBatchStatus(t *testing.T) {
 	h.sim.ServeDrop(d)
 	b := newTestBatch(t, d, addr, 10)
 
-	f, outs := b.Encode([]*pipeline.Conversion{recentConv("B-1", 2, "1"), recentConv("B-2", 100, "1"), recentConv("B-3", 2, "1.5"), recentConv("B-4", 2, "3")})
-	if len(outs) != 1 || outs[0].Key.OrderID != "B-3" || outs[0].State != pipeline.StateInvalid {
-		// 1.5 × 9.99 has three decimals: no batch line can carry it.
+	convs := []*pipeline.Conversion{recentConv("B-1", 2, "1"), recentConv("B-2", 100, "1"), recentConv("B-3", 2, "1.5"), recentConv("B-4", 2, "3")}
+	// The batch way keeps back what impact would not take from a file:
+	// an order 100 days old, and 1.5 × 9.99, which has three decimals.
+	if _, outs := b.Encode(convs); len(outs) != 2 || outs[0].Key.OrderID != "B-2" || outs[1].Key.OrderID != "B-3" ||
+		outs[0].State != pipeline.StateFailed || !strings.Contains(outs[0].Messages[0].Text, "older than 88 days") {
 		t.Fatalf("outcomes of Encode: %+v", outs)
+	}
+	// A file that holds the old order anyway: impact refuses its line.
+	f, problems := EncodeBatch(convs)
+	if len(problems) != 1 {
+		t.Fatalf("problems %+v", problems)
 	}
 	st, err := h.sink.BatchStatus(t.Context(), f.Name)
 	if err != nil || st.Found {
