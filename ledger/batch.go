@@ -61,7 +61,9 @@ const (
 		ON CONFLICT (account, file, event_type, order_id) DO UPDATE SET first_line = excluded.first_line, last_line = excluded.last_line`
 	// batchTakenSQL finds the file not processed yet, other than the one
 	// being recorded, that holds an order.
-	batchTakenSQL = `SELECT l.file FROM batch_lines l JOIN batch_files f ON f.account = l.account AND f.name = l.file
+	// It goes by the order's key: the primary key would read every line
+	// of the account.
+	batchTakenSQL = `SELECT l.file FROM batch_lines l INDEXED BY batch_lines_key JOIN batch_files f ON f.account = l.account AND f.name = l.file
 		WHERE l.account = ? AND l.event_type = ? AND l.order_id = ? AND l.file <> ? AND f.state IN ('written','uploaded') LIMIT 1`
 	batchFileColumns = `name, state, batch_id, orders, lines, total_records, total_errors, message, data, run_id, created, updated`
 )

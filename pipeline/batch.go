@@ -157,8 +157,10 @@ type BatchLineError struct {
 // BatchStatusReader learns what impact made of uploaded batch files; each
 // call is paced and retried like a send. It is safe for concurrent use.
 type BatchStatusReader interface {
-	// BatchStatus returns the status of the file named file.
-	BatchStatus(ctx context.Context, file string) (BatchStatus, error)
+	// BatchStatuses returns the status of each file named, by name (a
+	// file impact has not taken is there with Found false), in as few
+	// requests as it can.
+	BatchStatuses(ctx context.Context, files []string) (map[string]BatchStatus, error)
 	// BatchErrors returns the lines in error of a processed file.
 	BatchErrors(ctx context.Context, batchID string) ([]BatchLineError, error)
 }

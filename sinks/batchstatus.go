@@ -33,33 +33,57 @@ func (r ftpRecord) status() pipeline.BatchStatus {
 	}
 }
 
-// BatchStatus returns the status of the batch file named file: the list of
-// FTPFileSubmissions (asked for that FileName, and matched by name, page by
-// page), then the record of its BatchId. Found is false while impact has
-// not taken the file.
+// BatchStatus returns the status of the batch file named file (see
+// BatchStatuses).
 func (s *Impact) BatchStatus(ctx context.Context, file string) (pipeline.BatchStatus, error) {
-	what := "batch file " + scrub(file)
-	for page, pages := 1, 1; page <= pages; page++ {
-		v := url.Values{"FileName": {file}, "Page": {strconv.Itoa(page)}}
+	m, err := s.BatchStatuses(ctx, []string{file})
+	return m[file], err
+}
+
+// BatchStatuses returns the status of each batch file named: the list of
+// FTPFileSubmissions, page by page (asked for the FileName when there is
+// one file), matched by name; a file's own record
+// (/FTPFileSubmissions/{BatchId}) is read only when the list does not say
+// its Status. A file impact has not taken is Found false.
+func (s *Impact) BatchStatuses(ctx context.Context, files []string) (map[string]pipeline.BatchStatus, error) {
+	out := make(map[string]pipeline.BatchStatus, len(files))
+	for _, f := range files {
+		out[f] = pipeline.BatchStatus{File: f}
+	}
+	what := fmt.Sprintf("status of %d batch files", len(files))
+	if len(files) == 1 {
+		what = "batch file " + scrub(files[0])
+	}
+	for page, pages := 1, 1; page <= pages && len(files) > 0; page++ {
+		v := url.Values{"Page": {strconv.Itoa(page)}}
+		if len(files) == 1 {
+			v.Set("FileName", files[0])
+		}
 		body, _, err := s.read(ctx, what, "/Advertisers/"+s.sid+"/FTPFileSubmissions?"+v.Encode())
 		if err != nil {
-			return pipeline.BatchStatus{File: file}, err
+			return out, err
 		}
 		var env struct {
 			Pages flex        `json:"@numpages"`
 			List  []ftpRecord `json:"FTPFileSubmissions"`
 		}
 		if err := json.Unmarshal(body, &env); err != nil || (env.List == nil && !strings.Contains(string(body), `"FTPFileSubmissions"`)) {
-			return pipeline.BatchStatus{File: file}, fmt.Errorf("impact: %s: the answer is not a list of FTPFileSubmissions", what)
+			return out, fmt.Errorf("impact: %s: the answer is not a list of FTPFileSubmissions", what)
 		}
 		pages = max(env.Pages.int(), 1)
 		for _, r := range env.List {
-			if string(r.FileName) == file {
-				return s.batchRecord(ctx, what, r)
+			name := string(r.FileName)
+			if st, ok := out[name]; !ok || st.Found {
+				continue
 			}
+			st, err := s.batchRecord(ctx, "batch file "+scrub(name), r)
+			if err != nil {
+				return out, err
+			}
+			out[name] = st
 		}
 	}
-	return pipeline.BatchStatus{File: file}, nil
+	return out, nil
 }
 
 // batchRecord reads the record of the submission r lists.
@@ -67,6 +91,9 @@ func (s *Impact) batchRecord(ctx context.Context, what string, r ftpRecord) (pip
 	st := r.status()
 	if !batchIDRe.MatchString(st.BatchID) {
 		return st, fmt.Errorf("impact: %s: the list gives no usable BatchId (%q)", what, st.BatchID)
+	}
+	if st.Status != "" {
+		return st, nil
 	}
 	body, notFound, err := s.read(ctx, what, "/Advertisers/"+s.sid+"/FTPFileSubmissions/"+url.PathEscape(st.BatchID))
 	if err != nil || notFound {

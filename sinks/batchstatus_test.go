@@ -99,8 +99,13 @@ func TestBatchStatus(t *testing.T) {
 			t.Errorf("request %+v", r)
 		}
 	}
-	if n := len(h.sim.Requests()); n != 6 {
-		t.Errorf("%d requests, want 6 (a list before, a list and a record, twice, then the details)", n)
+	if n := len(h.sim.Requests()); n != 4 {
+		t.Errorf("%d requests, want 4 (a list before, two after, then the details)", n)
+	}
+	// Several files: one listing for all.
+	sts, err := h.sink.BatchStatuses(t.Context(), []string{f.Name, "convpipe_none.csv"})
+	if err != nil || !sts[f.Name].Found || sts[f.Name].TotalErrors != 1 || sts["convpipe_none.csv"].Found || len(h.sim.Requests()) != 5 {
+		t.Errorf("statuses %+v, %v, %d requests", sts, err, len(h.sim.Requests()))
 	}
 }
 

@@ -255,15 +255,26 @@ func (r *runner) pollBatches(ctx context.Context) error {
 	if err := bl.BatchFiles(ctx, func(rec pipeline.BatchRecord) error { recs = append(recs, rec); return nil }, pipeline.BatchUploaded); err != nil {
 		return fmt.Errorf("%w: %w", ErrLedgerWrite, err)
 	}
+	if len(recs) == 0 {
+		return nil
+	}
+	names := make([]string, len(recs))
+	for i, rec := range recs {
+		names[i] = rec.Name
+	}
+	sts, err := r.opt.BatchStatus.BatchStatuses(ctx, names)
+	if err != nil {
+		r.log.Warn("cannot learn the outcome of the batch files now; a later run asks again", "files", len(recs), "err", err)
+		return nil
+	}
 	for _, rec := range recs {
-		st, err := r.opt.BatchStatus.BatchStatus(ctx, rec.Name)
+		st := sts[rec.Name]
 		var lineErrs []pipeline.BatchLineError
-		if err == nil && batchProcessed(st) == batchDone && st.TotalErrors > 0 {
-			lineErrs, err = r.opt.BatchStatus.BatchErrors(ctx, st.BatchID)
-		}
-		if err != nil {
-			r.log.Warn("cannot learn the outcome of the batch files now; a later run asks again", "file", rec.Name, "err", err)
-			return nil
+		if batchProcessed(st) == batchDone && st.TotalErrors > 0 {
+			if lineErrs, err = r.opt.BatchStatus.BatchErrors(ctx, st.BatchID); err != nil {
+				r.log.Warn("cannot learn the outcome of the batch files now; a later run asks again", "file", rec.Name, "err", err)
+				return nil
+			}
 		}
 		if batchProcessed(st) == batchWaiting {
 			r.log.Info("batch file not processed by impact yet (typically within 24 hours)", "file", rec.Name, "status", st.Status)
