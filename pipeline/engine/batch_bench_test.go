@@ -12,8 +12,8 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"convpipe/ledger"
-	"convpipe/pipeline"
 	"convpipe/mapping"
+	"convpipe/pipeline"
 	"convpipe/pipeline/engine"
 	"convpipe/sim"
 	"convpipe/sinks"
