@@ -83,7 +83,14 @@ func (r *runner) sendFile(group []job) {
 	}
 	already, err := r.opt.Batch.Upload(r.sendCtx, f)
 	if err != nil {
-		r.setFatal(fmt.Errorf("batch file %s (%d orders) is recorded and not uploaded; the next run uploads it: %w", f.Name, len(f.Orders), err))
+		err = fmt.Errorf("batch file %s (%d orders) is recorded and not uploaded; the next run uploads it: %w", f.Name, len(f.Orders), err)
+		if r.sendCtx.Err() != nil && !errors.Is(err, pipeline.ErrFatal) {
+			// The run was stopped (signal, deadline) during the upload: a
+			// stop, not a failure.
+			r.stop(err)
+		} else {
+			r.setFatal(err)
+		}
 		r.notSentFile(f, byKey)
 		return
 	}
