@@ -79,7 +79,11 @@ func (p wayPlan) print(w io.Writer) {
 		return
 	}
 	fmt.Fprintf(w, "  the API        about %s (one request per order, no retries)\n", humanDuration(p.API))
-	fmt.Fprintf(w, "  batch files    %d files: upload in minutes, then impact's processing, typically within 24 hours; orders older than 88 days: API only\n", p.Files)
+	files := "files"
+	if p.Files == 1 {
+		files = "file"
+	}
+	fmt.Fprintf(w, "  batch files    %d %s: upload in minutes, then impact's processing, typically within 24 hours; orders older than 88 days: API only\n", p.Files, files)
 	fmt.Fprintf(w, "  recommended    --via %s: %s\n", p.Way, p.Why)
 	if p.Also != "" {
 		fmt.Fprintf(w, "  also           %s\n", p.Also)
