@@ -108,6 +108,21 @@ func testBatchLedger(t *testing.T, b backend) {
 	if e := mustGet(t, l, esA[1].Key); e.State != pipeline.StatePending || e.SubmissionID != "b.csv" {
 		t.Errorf("O-2 in b.csv: %+v", e)
 	}
+	// A file of the size a run writes, in one transaction.
+	ids := make([]string, 5000)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("BIG-%05d", i)
+	}
+	recC, linesC, esC := batchOf("c.csv", pipeline.StatePending, ids...)
+	if err := l.RecordBatch(ctx, recC, linesC, esC); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := l.BatchLines(ctx, "c.csv"); err != nil || len(got) != 5000 || got[4999] != linesC[4999] {
+		t.Errorf("lines of c.csv: %d, %v", len(got), err)
+	}
+	if n, err := l.Counts(ctx); err != nil || n[pipeline.StatePending] != 5002 {
+		t.Errorf("counts %v, %v", n, err)
+	}
 	bad := recA
 	bad.State = "lost"
 	if err := l.UpdateBatch(ctx, bad, nil); !errors.Is(err, ErrInvalidEntry) {
