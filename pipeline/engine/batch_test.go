@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"context"
 	"database/sql"
 	"encoding/pem"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -56,7 +58,10 @@ func newBatchHarness(t *testing.T, cfg sim.Config, perFile int) *batchHarness {
 	return b
 }
 
-func (b *batchHarness) run() (pipeline.Summary, error) {
+func (b *batchHarness) run() (pipeline.Summary, error) { return b.runCtx(b.t.Context(), 5*time.Second) }
+
+// runCtx runs with ctx and the grace period.
+func (b *batchHarness) runCtx(ctx context.Context, grace time.Duration) (pipeline.Summary, error) {
 	t := b.t
 	t.Helper()
 	t.Setenv(sinks.EnvAccountSID, b.sim.AccountSID())
@@ -89,12 +94,12 @@ func (b *batchHarness) run() (pipeline.Summary, error) {
 	defer led.Close()
 	opt := engine.Options{
 		Mode: engine.Send, Source: src, Mapper: b.mapper, Batch: batch, BatchStatus: api, Ledger: led,
-		RunID: fmt.Sprintf("run-%d", time.Now().UnixNano()), Grace: 5 * time.Second,
+		RunID: fmt.Sprintf("run-%d", time.Now().UnixNano()), Grace: grace,
 	}
 	if b.noStatus {
 		opt.BatchStatus = nil
 	}
-	return engine.Run(t.Context(), opt)
+	return engine.Run(ctx, opt)
 }
 
 // files reads the ledger's batch files as name: state, and how many files
@@ -274,4 +279,39 @@ func TestBatchRefusedFile(t *testing.T) {
 		t.Errorf("states after the rerun %v", got)
 	}
 	b.acceptedOnce(ids(1, 3)...)
+}
+
+// TestBatchStoppedDuringUpload: a run stopped (a signal, a deadline) while
+// a file goes up, its grace period over, stops without an error; the file
+// stays recorded with its orders pending, and the next run uploads it.
+func TestBatchStoppedDuringUpload(t *testing.T) {
+	b := newBatchHarness(t, sim.Config{CompleteAfter: -1}, 10)
+	b.write("a.csv", recentOrders(1, 15))
+	ctx, cancel := context.WithCancelCause(t.Context())
+	held, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	b.drop.OnEvent(func(what, _ string) {
+		if what == "open" {
+			once.Do(func() {
+				cancel(errors.New("stopped by the test"))
+				close(held)
+				<-release // the server holds the upload until the run ended
+			})
+		}
+	})
+	sum, err := b.runCtx(ctx, time.Millisecond)
+	close(release)
+	<-held
+	if err != nil || !strings.Contains(sum.Stopped, "recorded and not uploaded") {
+		t.Fatalf("stopped run: %v, stopped %q", err, sum.Stopped)
+	}
+	files, _ := b.files()
+	if len(files) != 1 || b.states()[pipeline.StatePending] != 10 || b.sim.Batches() != 0 {
+		t.Fatalf("after the stop: files %v, states %v, %d taken", files, b.states(), b.sim.Batches())
+	}
+	if _, err := b.run(); err != nil {
+		t.Fatal(err)
+	}
+	b.oneFileEach(ids(1, 15))
+	b.acceptedOnce(ids(1, 15)...)
 }
