@@ -133,6 +133,8 @@ var pgMigrations = []string{
 	);
 	CREATE INDEX corrections_state ON convpipe.corrections (account, state);
 	CREATE INDEX corrections_order ON convpipe.corrections (account, order_id);`,
+	// 6: batch files and the place of each order in them (pgbatch.go).
+	pgBatchTablesSQL,
 }
 
 // pgSchemaVersion is the version this code reads and writes.

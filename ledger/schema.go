@@ -138,6 +138,8 @@ var migrations = []string{
 	);
 	CREATE INDEX corrections_state ON corrections (account, state);
 	CREATE INDEX corrections_order ON corrections (account, order_id);`,
+	// 5: batch files and the place of each order in them (batch.go).
+	batchTablesSQL,
 }
 
 // accountTables are the tables whose rows belong to an account.

@@ -25,6 +25,7 @@ type Store interface {
 	pipeline.Claimer // see claims.go and pgclaims.go
 	pipeline.Quota   // see pgquota.go
 	pipeline.CorrectionLedger
+	pipeline.BatchLedger
 	// PutAll is Put for several entries, in one transaction.
 	PutAll(ctx context.Context, es []pipeline.Entry) error
 	// Counts returns the number of entries in each state that has any.

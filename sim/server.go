@@ -98,6 +98,10 @@ type Server struct {
 	nact     int
 	mods     []Modification
 	requests []Request
+	// batch holds the batch files taken from a drop (sim/batch.go).
+	batch      *batches
+	batchOnce  sync.Once
+	refuseNext string
 	// offset is how far Advance moved the simulated clock.
 	offset atomic.Int64
 
@@ -464,6 +468,8 @@ func (s *Server) route(ex *exchange) func(*exchange, plan) {
 	case len(parts) == 3 && parts[2] == "Actions":
 		// GET lists, PUT modifies, DELETE reverses (modify.go).
 		handle, method = s.actionsResource, ex.r.Method
+	case len(parts) >= 3 && len(parts) <= 5 && parts[2] == "FTPFileSubmissions":
+		handle, method = s.ftpSubmissions, http.MethodGet
 	default:
 		s.fail(ex, http.StatusNotFound, "Not found", nil)
 		return nil

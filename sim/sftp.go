@@ -39,6 +39,12 @@ type Drop struct {
 	opened    int
 	delivered []string
 	wg        sync.WaitGroup
+	// taken, when set, is called with each file delivered (its name and
+	// its path on disk), outside the lock.
+	taken func(name, path string)
+	// event, when set, is told of each file opened for writing ("open")
+	// and delivered ("delivered"), outside the lock.
+	event func(what, name string)
 }
 
 // NewDrop returns a drop folder serving dir.
@@ -211,7 +217,11 @@ func (fs *dropFS) Filewrite(r *sftp.Request) (io.WriterAt, error) {
 	fs.d.opened++
 	cut := fs.d.cutAfter
 	fs.d.cutAfter = 0
+	event := fs.d.event
 	fs.d.mu.Unlock()
+	if event != nil {
+		event("open", filepath.Base(p))
+	}
 	return &dropWriter{fs: fs, f: f, name: filepath.Base(p), cut: cut}, nil
 }
 
@@ -283,8 +293,31 @@ func (fs *dropFS) Filelist(r *sftp.Request) (sftp.ListerAt, error) {
 
 func (d *Drop) deliver(name string) {
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	d.delivered = append(d.delivered, name)
+	taken, event := d.taken, d.event
+	d.mu.Unlock()
+	if event != nil {
+		event("delivered", name)
+	}
+	if taken != nil {
+		taken(name, filepath.Join(d.dir, name))
+	}
+}
+
+// OnEvent makes the drop call fn with "open" and a file's name when a
+// file is opened for writing, and "delivered" when a file is delivered
+// (before impact takes it): for tests that stop a client at those points.
+func (d *Drop) OnEvent(fn func(what, name string)) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.event = fn
+}
+
+// onDeliver sets the function called with each file delivered.
+func (d *Drop) onDeliver(fn func(name, path string)) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.taken = fn
 }
 
 type listing []os.FileInfo

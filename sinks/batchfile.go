@@ -14,36 +14,13 @@ import (
 	"convpipe/pipeline/rules"
 )
 
-// BatchFile is one batch file of conversions in impact's CSV form, ready
-// to upload. Its name follows from its content: the same orders in the
-// same order make the same file under the same name.
-type BatchFile struct {
-	// Name is "convpipe_<first 24 hex digits of the content's
-	// SHA-256>.csv": never one of impact's reserved receipt_ and result_
-	// names.
-	Name string
-	// Data is the file's content: a header line, then one line per item
-	// (one line for an order without items).
-	Data []byte
-	// Orders are the file's orders, in file order.
-	Orders []BatchOrder
-}
+// BatchFile is one batch file of conversions in impact's CSV form (see
+// pipeline.BatchFile). EncodeBatch names it "convpipe_<first 24 hex
+// digits of the content's SHA-256>.csv".
+type BatchFile = pipeline.BatchFile
 
-// Lines returns the number of data lines (the header not counted).
-func (f *BatchFile) Lines() int {
-	if len(f.Orders) == 0 {
-		return 0
-	}
-	return f.Orders[len(f.Orders)-1].Last - 1
-}
-
-// BatchOrder is one order of a batch file and the lines it is on, as
-// file line numbers counted from 1: the header is line 1, the first
-// order's first line is line 2.
-type BatchOrder struct {
-	Key         pipeline.Key
-	First, Last int
-}
+// BatchOrder is one order of a batch file and its lines.
+type BatchOrder = pipeline.BatchOrder
 
 // BatchProblem is a conversion that a batch file cannot carry as it is
 // (a value with a line break, an item whose line total cannot be

@@ -49,7 +49,7 @@ func TestEncodeBatch(t *testing.T) {
 	if got := strings.Split(strings.TrimSpace(string(f.Data)), "\n"); strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("file:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	if len(recs) != 4 || len(f.Orders) != 2 || f.Orders[0] != (BatchOrder{a.Key, 2, 3}) || f.Orders[1] != (BatchOrder{b.Key, 4, 4}) || f.Lines() != 3 {
+	if len(recs) != 4 || len(f.Orders) != 2 || f.Orders[0] != (BatchOrder{Key: a.Key, First: 2, Last: 3}) || f.Orders[1] != (BatchOrder{Key: b.Key, First: 4, Last: 4}) || f.Lines() != 3 {
 		t.Errorf("orders = %+v, lines %d", f.Orders, f.Lines())
 	}
 	if !strings.HasPrefix(f.Name, "convpipe_") || !strings.HasSuffix(f.Name, ".csv") {

@@ -233,7 +233,9 @@ func (u *Uploader) connect(ctx context.Context) (*sftp.Client, func(), error) {
 		_ = client.Close()
 		return nil, nil, fmt.Errorf("batch: sftp %s: start sftp: %w", u.cfg.Address, err)
 	}
-	return c, func() { _ = c.Close(); _ = client.Close() }, nil
+	// The connection first: closing the SFTP session waits for the
+	// server, which may be the one that hangs.
+	return c, func() { _ = client.Close(); _ = c.Close() }, nil
 }
 
 func (u *Uploader) remoteNames(c *sftp.Client) (map[string]int64, error) {

@@ -66,6 +66,11 @@ type Config struct {
 	// ListPageSize is the page size of action listings (reconcile):
 	// impact's default and largest, 20,000, down to its minimum, 2,000.
 	ListPageSize int `yaml:"list_page_size"`
+	// Kind is the way of sending: "api" (one request per conversion, the
+	// default) or "batch" (batch files over SFTP, see Batch).
+	Kind string `yaml:"kind"`
+	// Batch configures the batch way (kind: batch, or run --via batch).
+	Batch BatchConfig `yaml:"batch"`
 }
 
 // DefaultConfig returns the defaults: the public API, 1000 requests an
@@ -219,6 +224,15 @@ func (c Config) Resolve() (Settings, error) {
 	}
 	if c.BackoffMax < c.BackoffInitial {
 		bad("backoff_max", "must be >= backoff_initial (%s)", c.BackoffInitial)
+	}
+	switch c.Kind {
+	case "", KindAPI:
+	case KindBatch:
+		if err := c.Batch.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	default:
+		bad("kind", "must be %s or %s, not %q", KindAPI, KindBatch, c.Kind)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return Settings{}, err

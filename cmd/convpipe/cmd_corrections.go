@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -175,7 +176,7 @@ func kindName(k pipeline.CorrectionKind) string {
 func linesText(l pipeline.Lines) string {
 	var parts []string
 	for _, it := range l.Items {
-		q := cmpOr(it.Quantity, "1")
+		q := cmp.Or(it.Quantity, "1")
 		switch {
 		case it.SubTotal != "":
 			parts = append(parts, fmt.Sprintf("%s %s for %s", it.Sku, q, it.SubTotal))
@@ -190,13 +191,6 @@ func linesText(l pipeline.Lines) string {
 		parts = append(parts, "order discount "+l.OrderDiscount)
 	}
 	return strings.Join(parts, ", ")
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // applyJob is one `convpipe corrections apply`.

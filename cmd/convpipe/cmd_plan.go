@@ -126,6 +126,7 @@ func runPlan(cmd *cobra.Command, f *planFlags) error {
 		d := time.Duration(float64(t.ToSend) / float64(perSecond) * float64(time.Second))
 		fmt.Fprintf(out, "  sending takes  about %s at %s (one request per conversion, no retries)\n", humanDuration(d), cfg.Sink.Rate)
 	}
+	chooseWay(ages.wayInput(t.ToSend, float64(perSecond), cfg)).print(out)
 	return nil
 }
 

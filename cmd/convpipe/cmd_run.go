@@ -49,6 +49,7 @@ type runFlags struct {
 	simCampaigns  []string
 	reserve       string // --reserve, see shared.go
 	corrections   bool
+	via           string
 }
 
 func newRunCmd() *cobra.Command {
@@ -110,6 +111,7 @@ the ledger's lock.`,
 	fs.StringVar(&f.progress, "progress", "", "progress display: auto, bar, log or off (overrides run.progress)")
 	fs.StringVar(&f.reserve, "reserve", "", "with ledger.shared: leave this part of each quota window to the account's other runs, e.g. 20% (a backfill beside the nightly run)")
 	fs.BoolVar(&f.corrections, "corrections", false, "after sending, apply the corrections of accepted orders that changed or were cancelled (PUT/DELETE Actions; see `convpipe corrections`), under the mass-change guard")
+	fs.StringVar(&f.via, "via", "", "the way of sending: api (one request per order) or batch (impact's batch files over SFTP; see sink.batch) (overrides sink.kind)")
 	fs.BoolVar(&f.simulate, "simulate", false, "send to a built-in impact.com API simulator on loopback instead of the real API (no credentials needed); for trying a configuration")
 	fs.BoolVar(&f.noReconcile, "no-reconcile", false, "do not reconcile at the end of the run (see convpipe reconcile)")
 	fs.StringSliceVar(&f.simCampaigns, "simulate-campaigns", nil, "with --simulate: the CampaignIds the simulated account has a contract for; conversions for others are not tracked (default: all)")
@@ -253,6 +255,9 @@ func (j *runJob) load() error {
 	if j.reserve, err = parseReserve(f.reserve, cfg.Ledger); err != nil {
 		return configError{err}
 	}
+	if f.via != "" && f.via != sinks.KindAPI && f.via != sinks.KindBatch {
+		return configError{fmt.Errorf("--via: %s or %s, not %q", sinks.KindAPI, sinks.KindBatch, f.via)}
+	}
 	if f.simulate && f.dryRun {
 		return configError{errors.New("--simulate and --dry-run: choose one")}
 	}
@@ -264,6 +269,7 @@ func (j *runJob) load() error {
 		// The simulator's address is known once it runs; validate as if
 		// it were set.
 		cfg.Sink.BaseURL, cfg.Sink.AccountSID, cfg.Sink.AuthToken = "http://127.0.0.1", "", ""
+		cfg.Sink.Batch.SFTP = simulatedSFTP
 	}
 	if err := cfg.validate(); err != nil {
 		return err
@@ -345,6 +351,9 @@ func (j *runJob) open() error {
 	}
 	if cfg.Ledger.Shared && !f.dryRun {
 		j.opt.Claims = j.led // runs side by side: claim what is read and sent
+	}
+	if err := j.useBatch(); err != nil {
+		return err
 	}
 	if cfg.Run.Progress != "off" {
 		j.opt.OnProgress = j.pr.report

@@ -21,6 +21,12 @@ type Options struct {
 	// Sink receives the conversions to send; required by DryRun and Send,
 	// and nil in Check.
 	Sink pipeline.Sink
+	// Batch, when set instead of Sink, sends by batch files (see
+	// batch.go): Mode must be Send, and Ledger a pipeline.BatchLedger.
+	// BatchStatus, if set, learns impact's outcome of the files uploaded,
+	// at the start and the end of the run.
+	Batch       pipeline.BatchSink
+	BatchStatus pipeline.BatchStatusReader
 	// Ledger is consulted for what was sent before and, in Send, written
 	// before and after every send (required there). Nil in Check or
 	// DryRun: no ledger, everything is new.

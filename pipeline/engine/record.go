@@ -24,6 +24,10 @@ func (r *runner) startSenders(jobs <-chan job) *sync.WaitGroup {
 	if r.opt.Mode == Check {
 		return &wg
 	}
+	if r.opt.Batch != nil {
+		wg.Go(func() { r.batcher(jobs) })
+		return &wg
+	}
 	for range r.opt.Workers * sendersPerWorker {
 		wg.Go(func() {
 			for j := range jobs {

@@ -136,6 +136,10 @@ func Run(ctx context.Context, opt Options) (pipeline.Summary, error) {
 	}
 	r.mu.Unlock()
 
+	if err := r.startBatches(readCtx); err != nil {
+		r.setFatal(err)
+		return r.summary(ctx), err
+	}
 	jobs := make(chan job, r.opt.Queue)
 	senders := r.startSenders(jobs)
 	stopProgress := r.startProgress()
@@ -155,6 +159,7 @@ func Run(ctx context.Context, opt Options) (pipeline.Summary, error) {
 	r.mu.Unlock()
 	close(jobs)
 	senders.Wait()
+	r.endBatches(ctx)
 	stopProgress()
 	return r.summary(ctx), r.fatalErr()
 }
@@ -257,6 +262,12 @@ func newRunner(opt Options) (*runner, error) {
 		return nil, errors.New("engine: a source and a mapper are required")
 	case opt.Mode == Check && opt.Sink != nil:
 		return nil, errors.New("engine: a check sends nothing: it takes no sink")
+	case opt.Batch != nil && (opt.Mode != Send || opt.Sink != nil):
+		return nil, errors.New("engine: batch files are sent in mode send, without a sink")
+	case opt.Batch != nil:
+		if _, ok := opt.Ledger.(pipeline.BatchLedger); !ok {
+			return nil, errNoBatchLedger
+		}
 	case opt.Mode != Check && opt.Sink == nil:
 		return nil, fmt.Errorf("engine: mode %s needs a sink", opt.Mode)
 	case opt.Mode == Send && opt.Ledger == nil:
