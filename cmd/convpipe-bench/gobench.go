@@ -23,6 +23,8 @@ var goBenches = []goBench{
 	{"./mapping", "^BenchmarkMap$", "1s", "mapping an order of three lines"},
 	{"./sources", "^BenchmarkCSVRead$", "1x", "the CSV reader beside bare encoding/csv"},
 	{"./ledger", "^Benchmark(Put|PutSerial|Get|Settled)$", "1s", "a ledger write (durable Put) and lookups (Get through SQL, Settled from the index)"},
+	{"./sources", "^BenchmarkParquetParseMap$", "1x", "10M Parquet rows: parse+map beside parquet-go's bare page and row reads, with peak RSS (issue 13)"},
+	{"./pipeline/engine", "^BenchmarkBatchBackfill$", "1x", "a 100,000-order backfill through batch files over SFTP beside its read+map floor and the API's pace (issue 16)"},
 }
 
 // goBenchmarks runs the packages' Go benchmarks with -benchmem.
