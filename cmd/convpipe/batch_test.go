@@ -6,7 +6,9 @@ import (
 	"crypto/rand"
 	"encoding/pem"
 	"fmt"
+	mrand "math/rand/v2"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -155,36 +157,135 @@ func TestRunViaBatchKilled(t *testing.T) {
 				t.Fatalf("the first run was not killed at %s: %v\n%s", point, err, stderr)
 			}
 			w.mustRun(0)
-			checkExactlyOnce(t, w.sim, want.valid)
-			held := map[string]int{}
-			l, err := ledger.OpenReadOnly(t.Context(), w.ledger)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer l.Close()
-			err = l.BatchFiles(t.Context(), func(r pipeline.BatchRecord) error {
-				if r.State != pipeline.BatchProcessed {
-					t.Errorf("file %s is %s", r.Name, r.State)
-				}
-				lines, err := l.BatchLines(t.Context(), r.Name)
-				for _, ln := range lines {
-					held[ln.Key.OrderID]++
-				}
-				return err
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for id := range want.valid {
-				if held[id] != 1 {
-					t.Errorf("order %s is in %d files", id, held[id])
-				}
-			}
-			for _, e := range w.export() {
-				if want.valid[e.Key.OrderID] && e.State != pipeline.StateAccepted {
-					t.Errorf("%s is %s", e.Key, e.State)
-				}
-			}
+			checkOneFileEach(t, w, want)
 		})
 	}
+}
+
+// checkOneFileEach checks a batch ledger after its last run: every valid
+// order taken once by impact, in exactly one file, accepted, and every
+// file processed.
+func checkOneFileEach(t *testing.T, w *workspace, want orders) {
+	t.Helper()
+	checkExactlyOnce(t, w.sim, want.valid)
+	held := map[string]int{}
+	l, err := ledger.OpenReadOnly(t.Context(), w.ledger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	err = l.BatchFiles(t.Context(), func(r pipeline.BatchRecord) error {
+		if r.State != pipeline.BatchProcessed {
+			t.Errorf("file %s is %s", r.Name, r.State)
+		}
+		lines, err := l.BatchLines(t.Context(), r.Name)
+		for _, ln := range lines {
+			held[ln.Key.OrderID]++
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id := range want.valid {
+		if held[id] != 1 {
+			t.Errorf("order %s is in %d files", id, held[id])
+		}
+	}
+	for _, e := range w.export() {
+		if want.valid[e.Key.OrderID] && e.State != pipeline.StateAccepted {
+			t.Errorf("%s is %s", e.Key, e.State)
+		}
+	}
+}
+
+// batchKiller kills the armed run at the countdown-th time its point
+// comes: a file opened on the server (before the upload), delivered
+// (after it, before the run records it), or a status read.
+type batchKiller struct {
+	mu        sync.Mutex
+	point     string
+	countdown int
+	proc      *os.Process
+	fired     bool
+}
+
+// at is called at each point; it kills the run when the point is armed
+// and its countdown ends, and holds the caller until the run is dead.
+func (k *batchKiller) at(point string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.proc == nil || k.fired || point != k.point {
+		return
+	}
+	if k.countdown--; k.countdown > 0 {
+		return
+	}
+	k.fired = true
+	_ = k.proc.Kill()
+	_, _ = k.proc.Wait() // dead before the server answers anything more
+}
+
+// TestBatchCrashChain: a backfill through batch files killed again and
+// again at random points (a file opened on the server, before the upload;
+// delivered, before the run records it; a status read), each run resuming the last, then a
+// final run; every order ends in exactly one file and one outcome. 4
+// kills here, 10 under `make reliability`.
+func TestBatchCrashChain(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := mrand.New(mrand.NewPCG(seed, seed^0x5eed))
+	k := &batchKiller{}
+	wrap := func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+			if strings.Contains(r.URL.Path, "/FTPFileSubmissions") {
+				k.at("status")
+			}
+			h.ServeHTTP(rw, r)
+		})
+	}
+	w, d := batchWorkspace(t, 25, "", wrap)
+	d.OnEvent(func(what, _ string) { k.at(what) })
+	want := expectCSV(t, w.gen("in/orders.csv", "-orders", fmt.Sprint(size(300, 800)), "-seed", fmt.Sprint(seed%1000)))
+	kills, moments := 0, map[string]int{}
+	for i := 0; i < size(4, 10); i++ {
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+		c, _, stderr := w.command(ctx, "run", "--config", w.config)
+		// Each point comes in every run while files are left to upload
+		// (there are more than three for each kill), and statuses are
+		// read once every file is up: each kill comes. After a kill in
+		// the status reads, no file is left to upload.
+		point := []string{"open", "delivered"}[rng.IntN(2)]
+		if rng.IntN(8) == 0 || i == size(4, 10)-1 || moments["status"] > 0 {
+			point = "status"
+		}
+		if err := c.Start(); err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		k.mu.Lock()
+		k.point, k.countdown, k.proc, k.fired = point, 1+rng.IntN(3), c.Process, false
+		if point == "status" {
+			k.countdown = 1
+		}
+		k.mu.Unlock()
+		err := c.Wait()
+		k.mu.Lock()
+		fired := k.fired
+		k.proc = nil
+		k.mu.Unlock()
+		cancel()
+		noPanic(t, stderr.String())
+		if !fired {
+			if err != nil && c.ProcessState.ExitCode() != exitOK {
+				t.Fatalf("run %d: %v\n%s", i, err, clip(stderr.String(), 4000))
+			}
+			t.Fatalf("run %d finished before its kill (%s, countdown %d)", i, point, k.countdown)
+		}
+		kills++
+		moments[point]++
+	}
+	w.mustRun(0, "--all")
+	checkOneFileEach(t, w, want)
+	note(t, "batch path: %d orders (%d valid) in files of 25; %d runs SIGKILLed (%v), then a final run: every order in exactly one file, taken once, accepted", want.total(), len(want.valid), kills, moments)
 }
