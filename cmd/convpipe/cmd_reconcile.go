@@ -170,21 +170,6 @@ func finishReconcile(w io.Writer, f *reconcileFlags, ledgerName string, s pipeli
 	} else if code == exitOK {
 		fmt.Fprintln(w, "  OK        nothing found not tracked")
 	}
-	if f.summaryJSON != "" {
-		if err := writeJSONFile(f.summaryJSON, s); err != nil {
-			log.Error("cannot write --summary-json", "err", err)
-		}
-	}
-	if f.metricsFile != "" {
-		if err := writeMetricsFile(f.metricsFile, runMetrics(s, time.Now(), code)); err != nil {
-			log.Error("cannot write --metrics-file", "err", err)
-		}
-	}
-	if runErr != nil {
-		return &codeError{code: code, err: runErr}
-	}
-	if code != exitOK {
-		return &codeError{code: code}
-	}
-	return nil
+	writeSummaryFiles(log, f.summaryJSON, f.metricsFile, s, code)
+	return exitResult(code, runErr)
 }

@@ -494,28 +494,13 @@ func (j *runJob) finish(summary pipeline.Summary, runErr error) error {
 	}
 	printSummary(j.summaryOut(), summary, notes, v)
 	j.printCorrections(j.summaryOut())
-	if f.summaryJSON != "" {
-		if err := writeJSONFile(f.summaryJSON, summary); err != nil {
-			log.Error("cannot write --summary-json", "err", err)
-		}
-	}
+	writeSummaryFiles(log, f.summaryJSON, f.metricsFile, summary, code)
 	if f.report != "" && !f.dryRun {
 		if err := j.writeReport(context.WithoutCancel(j.ctx)); err != nil {
 			log.Error("cannot write --report", "err", err)
 		}
 	}
-	if f.metricsFile != "" {
-		if err := writeMetricsFile(f.metricsFile, runMetrics(summary, time.Now(), code)); err != nil {
-			log.Error("cannot write --metrics-file", "err", err)
-		}
-	}
-	if runErr != nil {
-		return &codeError{code: code, err: runErr}
-	}
-	if code != exitOK {
-		return &codeError{code: code}
-	}
-	return nil
+	return exitResult(code, runErr)
 }
 
 // writeReport writes --report: the HTML report of the ledger's last 30

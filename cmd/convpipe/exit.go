@@ -44,3 +44,15 @@ func runExitCode(err error, s *pipeline.Summary, v verdict) int {
 	}
 	return code
 }
+
+// exitResult is a command's error for its exit code and the error that
+// ended it, if any: nil for exitOK without one.
+func exitResult(code int, runErr error) error {
+	if runErr != nil {
+		return &codeError{code: code, err: runErr}
+	}
+	if code != exitOK {
+		return &codeError{code: code}
+	}
+	return nil
+}

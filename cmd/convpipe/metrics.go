@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"time"
@@ -157,4 +158,20 @@ func checkPushURL(raw string) error {
 		return errors.New("--metrics-push: must be the Pushgateway's http:// or https:// URL")
 	}
 	return nil
+}
+
+// writeSummaryFiles writes --summary-json and --metrics-file (where set)
+// for the summary s of a run or reconcile that ends with code; a file
+// that cannot be written is logged, the command's outcome stands.
+func writeSummaryFiles(log *slog.Logger, summaryJSON, metricsFile string, s pipeline.Summary, code int) {
+	if summaryJSON != "" {
+		if err := writeJSONFile(summaryJSON, s); err != nil {
+			log.Error("cannot write --summary-json", "err", err)
+		}
+	}
+	if metricsFile != "" {
+		if err := writeMetricsFile(metricsFile, runMetrics(s, time.Now(), code)); err != nil {
+			log.Error("cannot write --metrics-file", "err", err)
+		}
+	}
 }
