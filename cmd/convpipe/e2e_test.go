@@ -139,6 +139,7 @@ type workspace struct {
 type cfgOpts struct {
 	Location       string // source.location, relative to the workspace
 	Rate           string
+	Burst          int // sink.burst; default 1
 	Workers        int
 	MaxAttempts    int
 	RequestTimeout string
@@ -172,6 +173,9 @@ func (o cfgOpts) withDefaults() cfgOpts {
 	def(&o.LogFormat, "text")
 	if o.Workers == 0 {
 		o.Workers = 4
+	}
+	if o.Burst == 0 {
+		o.Burst = 1
 	}
 	if o.MaxAttempts == 0 {
 		o.MaxAttempts = 10
@@ -218,7 +222,7 @@ group:
 sink:
   base_url: {{.URL}}
   rate: {{.Rate}}
-  burst: 1
+  burst: {{.Burst}}
   workers: {{.Workers}}
   max_attempts: {{.MaxAttempts}}
   request_timeout: {{.RequestTimeout}}

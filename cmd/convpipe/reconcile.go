@@ -7,6 +7,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -39,9 +40,10 @@ type reconciler struct {
 // putChunk is how many entries one ledger write of a reconcile holds.
 const putChunk = 1000
 
-// run reconciles and returns what it found. An error that stopped the
-// requests is returned with what was learned before it, which is
-// recorded.
+// run reconciles and returns what it found. A fatal answer that stopped
+// the requests is returned with what was learned before it, which is
+// recorded; a stop at the deadline or by a signal is not an error but
+// rs.Stopped.
 func (r reconciler) run(ctx context.Context) (pipeline.ReconcileSummary, error) {
 	// Only what has settled is read: what a run just sent is not.
 	now := r.now()
@@ -85,7 +87,13 @@ func (r reconciler) run(ctx context.Context) (pipeline.ReconcileSummary, error) 
 	for _, s := range rep.Skipped {
 		r.log.Info("reconcile: listing not made", "what", s)
 	}
-	return rs, stop
+	// Running out of time or being stopped ends a reconcile early, as it
+	// ends a run: rs.Stopped says so and the next reconcile goes on. Only
+	// an answer that stops every request (ErrFatal) is an error.
+	if errors.Is(stop, pipeline.ErrFatal) {
+		return rs, stop
+	}
+	return rs, nil
 }
 
 // count adds one result to rs, and warns of a conversion found not

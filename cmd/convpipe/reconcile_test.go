@@ -379,3 +379,62 @@ func TestReconcilePostgres(t *testing.T) {
 		t.Fatal("no order of the store online")
 	}
 }
+
+// TestReconcileStopsAtTheDeadline: a reconcile for which the quota allows
+// no further request before the deadline stops early, as sending does: it
+// records what it learned, says that it stopped, and exits 0, both as the
+// step at the end of `convpipe run` (whose sending had finished) and as
+// `convpipe reconcile`. At one request a minute, the bucket holds exactly
+// the run's sends: the step's first request would come after the
+// deadline; then `convpipe reconcile`'s full bucket lasts for the
+// listings and some of the lookups, never all.
+func TestReconcileStopsAtTheDeadline(t *testing.T) {
+	probe := filepath.Join(t.TempDir(), "o.csv")
+	if b, err := exec.Command(genPath, "-orders", "6", "-seed", "5", "-start", genStart, "-out", probe).CombinedOutput(); err != nil {
+		t.Fatalf("gen: %v\n%s", err, b)
+	}
+	valid := len(expectCSV(t, probe).valid)
+	// Submissions stay queued: listing finds no action, so every
+	// conversion is looked up.
+	w := newWorkspace(t, simOpts{cfg: sim.Config{CompleteAfter: 10 * time.Minute}},
+		cfgOpts{Rate: "1/m", Burst: valid, RunExtra: "reconcile:\n  settle: 1ns\n"})
+	w.gen("in/orders.csv", "-orders", "6", "-seed", "5")
+	const outOfTime = "the quota allows no request before the deadline"
+
+	sum := filepath.Join(w.dir, "run.json")
+	r := w.run("--max-duration", "30s", "--summary-json", sum)
+	if r.code != exitOK {
+		t.Fatalf("run: want exit 0 (sending finished; reconcile stopped at the deadline)\n%s", r)
+	}
+	s := readSummary(t, sum)
+	if s.Total.Accepted != int64(valid) || s.Stopped != "" {
+		t.Fatalf("sending: %d of %d accepted, stopped %q", s.Total.Accepted, valid, s.Stopped)
+	}
+	if rs := s.Reconcile; rs == nil || !strings.Contains(rs.Stopped, outOfTime) || rs.Requests != 0 || rs.Considered != int64(valid) {
+		t.Fatalf("the run's reconcile: %+v", s.Reconcile)
+	}
+	if !strings.Contains(r.stdout, "reconcile stopped early: ") || strings.Contains(r.stdout, "FAILED") {
+		t.Errorf("the summary does not say the reconcile stopped early:\n%s", r.stdout)
+	}
+
+	sum = filepath.Join(w.dir, "reconcile.json")
+	rr := w.exec("reconcile", "--config", w.config, "--max-duration", "30s", "--summary-json", sum)
+	if rr.code != exitOK {
+		t.Fatalf("reconcile: want exit 0 (stopped at the deadline)\n%s", rr)
+	}
+	rs := readSummary(t, sum).Reconcile
+	if rs == nil || !strings.Contains(rs.Stopped, outOfTime) || rs.Requests != int64(valid) || rs.Lookups >= int64(valid) || rs.Unknown != int64(valid) {
+		t.Fatalf("convpipe reconcile: want %d requests (the bucket), fewer lookups than conversions, stopped, all unknown: %+v", valid, rs)
+	}
+	if n := getsAt(w.sim); n != valid {
+		t.Errorf("the simulator saw %d reads, the summary says %d", n, valid)
+	}
+	if !strings.Contains(rr.stdout, "reconcile stopped early: ") {
+		t.Errorf("the summary does not say the reconcile stopped early:\n%s", rr.stdout)
+	}
+	// Nothing was learned: every conversion stays accepted, for the next
+	// reconcile.
+	if n := countState(w.export(), pipeline.StateAccepted); n != valid {
+		t.Errorf("%d entries accepted after the stopped reconcile, want %d (still unknown)", n, valid)
+	}
+}

@@ -112,8 +112,10 @@ func listWindow(ctx context.Context, rd pipeline.OutcomeReader, w Window, l *Lis
 			return nil
 		}
 		p, err := rd.ListActions(ctx, w.ActionQuery, page)
-		rep.Requests++
-		rep.ListRequests++
+		if made(err) {
+			rep.Requests++
+			rep.ListRequests++
+		}
 		if err != nil {
 			return err
 		}
@@ -128,8 +130,10 @@ func listWindow(ctx context.Context, rd pipeline.OutcomeReader, w Window, l *Lis
 func lookUp(ctx context.Context, rd pipeline.OutcomeReader, todo []Lookup, subs map[string]pipeline.Submission, rep *Report) error {
 	for _, lk := range todo {
 		sub, err := rd.LookupSubmission(ctx, lk.Ref)
-		rep.Requests++
-		rep.Lookups++
+		if made(err) {
+			rep.Requests++
+			rep.Lookups++
+		}
 		if err != nil {
 			if stops(ctx, err) {
 				return err
@@ -139,6 +143,12 @@ func lookUp(ctx context.Context, rd pipeline.OutcomeReader, todo []Lookup, subs 
 		subs[lk.Key.String()] = sub
 	}
 	return nil
+}
+
+// made reports whether a call that returned err made a request: one that
+// the quota allowed none before the deadline (ErrOutOfTime) made none.
+func made(err error) bool {
+	return !errors.Is(err, pipeline.ErrOutOfTime)
 }
 
 // stops reports whether err ends every further request.
