@@ -90,8 +90,9 @@ func fillSQLite(tb testing.TB, l *Ledger, n int) {
 				e := benchEntry(i)
 				refs, _ := marshalList(e.Refs)
 				now := time.Now().UnixNano()
-				if _, err := l.putStmt.ExecContext(ctx, l.account, e.Key.EventType, e.Key.OrderID, string(e.State), e.PayloadHash, e.SentHash,
-					e.Attempts, e.HTTPStatus, nil, e.SubmissionID, e.QueuedURI, false, refs, e.RunID, now, now); err != nil {
+				// The same arguments as a Put's, whatever columns the
+				// schema has.
+				if _, err := l.putStmt.ExecContext(ctx, putArgs(l.account, e, entryCol{refs: refs, created: now, updated: now})...); err != nil {
 					return err
 				}
 			}
@@ -139,6 +140,9 @@ func bigPlace(b *testing.B, be backend, n int) string {
 	if err != nil {
 		b.Fatal(err)
 	}
+	// A fill that fails must not leave the ledger locked for the next
+	// benchmark, whose error would hide this one.
+	b.Cleanup(func() { l.Close() })
 	start := time.Now()
 	fill(b, l, n)
 	b.Logf("built a %s ledger of %d entries in %v", be.name, n, time.Since(start).Round(time.Millisecond))
