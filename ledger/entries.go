@@ -170,21 +170,7 @@ func (l *Ledger) Entries(ctx context.Context, f pipeline.Filter, fn func(pipelin
 	if err := l.readable("entries"); err != nil {
 		return err
 	}
-	where := []string{"account = ?"}
-	args := []any{l.account}
-	if f.State != "" {
-		where = append(where, "state = ?")
-		args = append(args, string(f.State))
-	}
-	if f.RunID != "" {
-		where = append(where, "run_id = ?")
-		args = append(args, f.RunID)
-	}
-	if f.OrderID != "" {
-		where = append(where, "order_id = ?")
-		args = append(args, f.OrderID)
-	}
-	q := `SELECT ` + entryColumns + ` FROM conversions WHERE ` + strings.Join(where, " AND ") + ` ORDER BY event_type, order_id`
+	q, args := entriesQuery(l.account, f)
 	rows, err := l.rdb.QueryContext(ctx, q, args...)
 	if err != nil {
 		return fmt.Errorf("ledger %s: entries: %w", l.name, sqlError(err))
@@ -203,6 +189,30 @@ func (l *Ledger) Entries(ctx context.Context, f pipeline.Filter, fn func(pipelin
 		return fmt.Errorf("ledger %s: entries: %w", l.name, sqlError(err))
 	}
 	return nil
+}
+
+// entriesQuery is Entries' query of the account's entries that f selects,
+// in key order, with its arguments.
+func entriesQuery(account string, f pipeline.Filter) (string, []any) {
+	where := []string{"account = ?"}
+	args := []any{account}
+	if f.State != "" {
+		where = append(where, "state = ?")
+		args = append(args, string(f.State))
+	}
+	if f.RunID != "" {
+		// By the run's index: without statistics, SQLite would rather
+		// walk the account's whole key index (for its order) than sort
+		// the few entries of one run; "+account" is not indexable.
+		where[0] = "+account = ?"
+		where = append(where, "run_id = ?")
+		args = append(args, f.RunID)
+	}
+	if f.OrderID != "" {
+		where = append(where, "order_id = ?")
+		args = append(args, f.OrderID)
+	}
+	return `SELECT ` + entryColumns + ` FROM conversions WHERE ` + strings.Join(where, " AND ") + ` ORDER BY event_type, order_id`, args
 }
 
 // Counts returns the number of entries in each state that has any.
