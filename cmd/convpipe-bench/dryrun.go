@@ -147,6 +147,7 @@ func sendMain(args []string) error {
 	cfgPath := fs.String("config", "", "convpipe configuration file")
 	dur := fs.Duration("max-duration", 10*time.Second, "stop reading after this long")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file")
+	all := fs.Bool("all", false, "read objects the ledger has as processed too (convpipe run --all)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -165,7 +166,9 @@ func sendMain(args []string) error {
 		return err
 	}
 	defer sink.Close()
-	led, err := ledger.Open(ctx, cfg.Ledger.Path, ledger.Options{})
+	// The account whose entries the run reads, as convpipe run's: the
+	// credentials' (IMPACT_ACCOUNT_SID).
+	led, err := ledger.Open(ctx, cfg.Ledger.Path, ledger.Options{Account: os.Getenv("IMPACT_ACCOUNT_SID")})
 	if err != nil {
 		return err
 	}
@@ -175,7 +178,7 @@ func sendMain(args []string) error {
 		return err
 	}
 	defer stop()
-	sum, err := engine.Run(ctx, engine.Options{Mode: engine.Send, Source: src, Mapper: m, Sink: sink, Ledger: led, Group: cfg.Group, Workers: cfg.Sink.Workers, RunID: "bench-send"})
+	sum, err := engine.Run(ctx, engine.Options{Mode: engine.Send, Source: src, Mapper: m, Sink: sink, Ledger: led, Group: cfg.Group, Workers: cfg.Sink.Workers, RunID: "bench-send", All: *all})
 	fmt.Printf("requests=%d accepted=%d\n", sum.Total.Requests, sum.Total.Accepted)
 	return err
 }
