@@ -302,6 +302,9 @@ var limitInputs = []string{
 	"a,b\n1,2\r",
 	"a¦b\n1¦\"2¦\xc2\"\xc2¦\n\"3\"¦\xc2\xc2¦4\n",
 	"a,b\n1,caf\xe9\n\"2\n\xe9\",ok\n3,4",
+	// Unquoted runs longer than plainRun's window, before a quoted
+	// field with a line break and a quote in an unquoted field.
+	"a,b\n" + strings.Repeat("x", 1300) + ",\"q\nq\"\n" + strings.Repeat("y,", 700) + "z\"w\n1,2\n",
 }
 
 // FuzzRecordLimit checks the framing of records against encoding/csv's
