@@ -391,7 +391,13 @@ func countFiles(t *testing.T, dir string) int {
 // accepted once, the run ends within its retry budget (sink.max_attempts
 // 25) and the summary, the ledger and the simulator agree on the counts.
 func TestFaultStorm(t *testing.T) {
-	start := time.Now()
+	for _, backend := range []string{"sqlite", "postgres"} {
+		t.Run(backend+"-ledger", func(t *testing.T) { testFaultStorm(t, backend) })
+	}
+}
+
+// testFaultStorm is TestFaultStorm with the ledger on backend.
+func testFaultStorm(t *testing.T, backend string) {
 	faults := sim.Faults{
 		Latency: 2 * time.Millisecond, LatencyJitter: 2 * time.Millisecond,
 		ErrorRate: 0.30, DropRate: 0.05, DropAfterRate: 0.02,
@@ -400,6 +406,9 @@ func TestFaultStorm(t *testing.T) {
 	}
 	w := newWorkspace(t, simOpts{cfg: sim.Config{Seed: 42, Faults: faults}},
 		cfgOpts{Rate: "300/s", Workers: 4, MaxAttempts: 25, RequestTimeout: "10s", BackoffMax: "100ms"})
+	if backend == "postgres" {
+		w.usePostgres()
+	}
 	want := expectCSV(t, w.gen("in/orders.csv", "-rows", fmt.Sprint(size(700, 4500)), "-seed", "99"))
 
 	r := w.mustRun(exitOK, "--summary-json", "s.json", "--metrics-file", "m.prom")
@@ -445,10 +454,9 @@ func TestFaultStorm(t *testing.T) {
 	if counts[http.StatusTooManyRequests] == 0 || fivexx == 0 || counts[sim.StatusDropped] == 0 {
 		t.Errorf("the storm did not happen: %v", counts)
 	}
-	note(t, "%d orders (%d valid): %d requests: %d answered 5xx, %d dropped (%d of them after recording), %d answered 429; %d duplicate refusals settled as accepted; every valid order accepted once; at most %d attempts for one order (budget 25); summary, ledger attempts and simulator agree on %d requests; %s (spikes %s, Retry-After 1s)",
-		want.total(), len(want.valid), posts(w.sim), fivexx, counts[sim.StatusDropped], ambiguous, counts[http.StatusTooManyRequests],
+	note(t, "%s ledger: %d orders (%d valid): %d requests: %d answered 5xx, %d dropped (%d of them after recording), %d answered 429; %d duplicate refusals settled as accepted; every valid order accepted once; at most %d attempts for one order (budget 25); summary, ledger attempts and simulator agree on %d requests; %s (spikes %s, Retry-After 1s)",
+		map[string]string{"sqlite": "SQLite", "postgres": "PostgreSQL"}[backend], want.total(), len(want.valid), posts(w.sim), fivexx, counts[sim.StatusDropped], ambiguous, counts[http.StatusTooManyRequests],
 		w.sim.Duplicates(), maxAttempts, s.Total.Requests, r.elapsed.Round(100*time.Millisecond), faults.Spike)
-	_ = start
 }
 
 // badCase is one file of the bad input corpus.
@@ -1071,6 +1079,10 @@ func writeReliabilityReport(path string, started time.Time, code int) error {
 	sections := []struct{ prefix, title, what string }{
 		{"TestCrashSafety", "Crash safety", "Runs killed with SIGKILL at seeded random moments, each followed by a resume; after every kill the ledger must know every order the simulator accepted; at the end every valid order accepted exactly once, nothing pending, the final run's counts adding up to the export."},
 		{"TestFaultStorm", "Fault storm", "30% 5xx, 5% connections dropped before and 2% after recording, 429 bursts with Retry-After, latency spikes; sink.max_attempts 25."},
+		{"TestSharedLedgerRunners", "Two runs at once on one export (shared ledger)", "Two `convpipe run` processes started together on the same four objects with `ledger.shared: true` (claims with a 2 s lease): both finish; or one is SIGKILLed while both send (on a timer, as the simulator answers, as a request arrives) and the other takes over its claims once their lease lapses; or both run through the fault storm above."},
+		{"TestSharedQuota", "One quota shared by two runs", ""},
+		{"TestBatchCrashChain", "Batch files under SIGKILL", ""},
+		{"TestCorrectionCrashSafety", "Corrections under SIGKILL", ""},
 		{"TestBadInput", "Bad input", "The corpus in cmd/convpipe/testdata/bad plus a 10 MB field, a 10,000-line order and truncated and corrupt Parquet generated at test time."},
 		{"TestSecretsAndPersonalData", "Secrets and personal data", ""},
 		{"TestStorageFaults", "Storage faults", "An unwritable ledger (parent is a file; read-only tmpfs; remounted read-only) fails before the first request with exit 1."},
