@@ -148,6 +148,13 @@ func TestSharedSQLiteProcesses(t *testing.T) {
 		t.Fatalf("Open without Shared beside shared children = %v, want a *LockedError naming one of them", err)
 	}
 	t.Logf("message: %v", err)
+	// Without the lock file, the lock on the ledger file keeps it out.
+	if err := os.Remove(path + ".lock"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(t.Context(), path, Options{}); !errors.Is(err, pipeline.ErrLocked) {
+		t.Fatalf("Open without Shared beside shared children, the lock file deleted = %v, want ErrLocked", err)
+	}
 	for _, k := range kids {
 		fmt.Fprintln(k.stdin, "go")
 	}
@@ -253,5 +260,37 @@ func TestSQLiteMigrateToClaims(t *testing.T) {
 	defer db.Close()
 	if err := db.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil || v != schemaVersion {
 		t.Errorf("user_version = %d, %v; want %d", v, err, schemaVersion)
+	}
+}
+
+// TestSharedBesideLoneProcess: while a process holds a SQLite ledger
+// alone, an Open with Shared fails with a *LockedError naming it, also
+// once the lock file is deleted; once it is killed, shared Opens go in.
+func TestSharedBesideLoneProcess(t *testing.T) {
+	path := sqliteBackend.place(t)
+	cmd, lines, _ := child(t, "hold", path, 0)
+	if !lines.Scan() || lines.Text() != "locked" {
+		t.Fatalf("child: %q, %v", lines.Text(), lines.Err())
+	}
+	_, err := Open(t.Context(), path, Options{Shared: true})
+	var le *LockedError
+	if !errors.As(err, &le) || le.Holder.PID != cmd.Process.Pid || le.Holder.Shared {
+		t.Fatalf("a shared Open beside a lone process = %v, want a *LockedError naming pid %d", err, cmd.Process.Pid)
+	}
+	if err := os.Remove(path + ".lock"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(t.Context(), path, Options{Shared: true}); !errors.Is(err, pipeline.ErrLocked) {
+		t.Fatalf("a shared Open beside a lone process, the lock file deleted = %v, want ErrLocked", err)
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	a := sqliteBackend.openShared(t, path, "", 0)
+	b := sqliteBackend.openShared(t, path, "", 0)
+	mustPut(t, a, sample("O-1", pipeline.StateAccepted))
+	if e := mustGet(t, b, sample("O-1", "").Key); e.State != pipeline.StateAccepted {
+		t.Errorf("B reads what A wrote: %+v", e)
 	}
 }
