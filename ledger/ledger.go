@@ -59,10 +59,11 @@
 // init`, `reconcile`) still holds the ledger alone, and fails with a
 // *LockedError beside shared runs, as they do beside it. Their writes
 // take turns, each waiting for the other processes' commit in progress,
-// and each durable as before. The WAL's shared memory is the machine's:
-// a ledger on a network file system is shared by no two machines (use
-// PostgreSQL, see OpenPostgres), and none is shared at all on one that
-// SQLite's locks do not reach (see checkSharedFS).
+// and each durable as before. The WAL's index is in memory that only the
+// processes of one machine share, so a SQLite ledger is shared by the
+// runs of one machine, on its own disk: Open with Shared refuses a
+// ledger on a network file system (see checkSharedFS), and runs on
+// several machines share a PostgreSQL ledger (see OpenPostgres).
 //
 // # New and lost ledgers
 //
@@ -99,7 +100,6 @@
 package ledger
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -507,7 +507,7 @@ func (l *Ledger) probe(ctx context.Context) error {
 
 func (l *Ledger) openReaders(ctx context.Context, abs string, readOnly bool) error {
 	p := url.Values{}
-	p.Add("_pragma", "busy_timeout("+cmp.Or(l.busyMS, busyTimeoutMS)+")")
+	p.Add("_pragma", "busy_timeout("+l.busyMS+")")
 	p.Add("_pragma", "cache_size(-4096)")
 	if readOnly {
 		p.Set("mode", "ro")
