@@ -7,31 +7,50 @@ import (
 	"convpipe/pipeline"
 )
 
-// The SQLite ledger implements pipeline.Claimer trivially: its file lock
-// (see Locking in the package documentation) is a claim of the whole
-// ledger, held by one run at a time and dropped by the kernel when that
-// run dies, however it dies; so every claim of the run holding it is
-// granted, and no other run can hold one. A SQLite ledger opened with
-// Options.Shared behaves as one opened without: runs on one machine take
-// turns. Sharing a ledger between runs that run at once, on one machine
-// or several, takes a PostgreSQL ledger (see pgClaims).
+// The SQLite ledger implements pipeline.Claimer in two ways. Opened
+// without Options.Shared, trivially: its file lock (see Locking in the
+// package documentation) is a claim of the whole ledger, held by one run
+// at a time and dropped by the kernel when that run dies, however it
+// dies; so every claim of the run holding it is granted, and no other
+// run can hold one. Opened with Options.Shared, by the rows of its
+// claims table, with leases, as on PostgreSQL (see sqliteClaims): runs
+// on one machine share the ledger file (a WAL database) at once. Runs on
+// several machines share a PostgreSQL ledger (see pgClaims): a SQLite
+// file on a network file system is no ledger to share (WAL needs the
+// shared memory of one machine).
 
-// ClaimObject grants obj: the run holding the file lock holds everything.
+// ClaimObject claims obj for this run: granted at once to a run that
+// holds the ledger alone (its file lock holds everything).
 func (l *Ledger) ClaimObject(ctx context.Context, obj pipeline.Object) (bool, error) {
+	if l.claims != nil {
+		return l.claim(ctx, "object", obj.Key)
+	}
 	if err := l.claimable("claim object " + obj.Key); err != nil {
 		return false, err
 	}
 	return true, nil
 }
 
-// ReleaseObject does nothing: the file lock is released by Close.
+// ReleaseObject drops this run's claim of obj. A run that holds the
+// ledger alone has nothing to drop: Close releases its file lock.
 func (l *Ledger) ReleaseObject(ctx context.Context, obj pipeline.Object) error {
+	if l.claims != nil {
+		return l.release(ctx, "object", obj.Key)
+	}
 	return l.claimable("release object " + obj.Key)
 }
 
-// ClaimOrder grants key and returns its entry as Get does.
+// ClaimOrder claims key and, when granted, returns its entry as Get
+// does: for a shared Ledger, read from the database after the claim
+// (never from the index: other runs write it), so that it sees every
+// write that the claim's last holder committed before it let go.
 func (l *Ledger) ClaimOrder(ctx context.Context, key pipeline.Key) (pipeline.Entry, bool, bool, error) {
-	if err := l.claimable("claim order " + key.String()); err != nil {
+	if l.claims != nil {
+		ok, err := l.claim(ctx, "order", key.String())
+		if err != nil || !ok {
+			return pipeline.Entry{}, false, ok, err
+		}
+	} else if err := l.claimable("claim order " + key.String()); err != nil {
 		return pipeline.Entry{}, false, false, err
 	}
 	e, found, err := l.Get(ctx, key)
@@ -41,8 +60,12 @@ func (l *Ledger) ClaimOrder(ctx context.Context, key pipeline.Key) (pipeline.Ent
 	return e, found, true, nil
 }
 
-// ReleaseOrder does nothing: the file lock is released by Close.
+// ReleaseOrder drops this run's claim of key. A run that holds the
+// ledger alone has nothing to drop: Close releases its file lock.
 func (l *Ledger) ReleaseOrder(ctx context.Context, key pipeline.Key) error {
+	if l.claims != nil {
+		return l.release(ctx, "order", key.String())
+	}
 	return l.claimable("release order " + key.String())
 }
 

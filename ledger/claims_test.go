@@ -2,8 +2,10 @@ package ledger
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -94,25 +96,19 @@ func testClaimsOneRun(t *testing.T, b backend) {
 	}
 }
 
-// TestClaimsTwoRuns: two runs of one account share a PostgreSQL ledger:
-// what one claimed the other is refused until it is released (and sees
-// what the first recorded before); runs of another account claim the
-// same keys freely; a run that does not share cannot open the account
-// while shared runs hold it, nor they while it does. On SQLite the
-// second run cannot open the ledger at all: its file lock is the claim
-// of everything.
+// TestClaimsTwoRuns: two runs of one account share a ledger: what one
+// claimed the other is refused until it is released (and sees what the
+// first recorded before); runs of another account claim the same keys
+// freely; a run that does not share cannot open the account while shared
+// runs hold it, nor they while it does. On SQLite, whose locks are the
+// file's, a run that does not share cannot open the ledger while shared
+// runs of any account hold it.
 func TestClaimsTwoRuns(t *testing.T) { forEachBackend(t, testClaimsTwoRuns) }
 
 func testClaimsTwoRuns(t *testing.T, b backend) {
 	place := b.place(t)
 	ctx := t.Context()
 	la := b.openShared(t, place, "IRA", 0)
-	if b.name == "sqlite" {
-		if _, err := b.open(ctx, place, Options{Shared: true, Account: "IRA"}); !errors.Is(err, pipeline.ErrLocked) {
-			t.Fatalf("a second shared run on SQLite = %v, want ErrLocked", err)
-		}
-		return
-	}
 	lb := b.openShared(t, place, "IRA", 0)
 	a, bc := claimer(la), claimer(lb)
 	if err := claimBoth(ctx, a); err != nil {
@@ -147,6 +143,10 @@ func testClaimsTwoRuns(t *testing.T, b backend) {
 		t.Errorf("a run of IRA that does not share, beside shared ones = %v, want ErrLocked", err)
 	}
 	lc.Close()
+	if b.name == "sqlite" {
+		testSQLiteLoneRun(t, place, la, lb)
+		return
+	}
 	lone, err := b.open(ctx, place, Options{Account: "IRB"})
 	if err != nil {
 		t.Fatalf("a lone run of IRB: %v", err)
@@ -162,10 +162,37 @@ func testClaimsTwoRuns(t *testing.T, b backend) {
 	}
 }
 
+// testSQLiteLoneRun goes on with TestClaimsTwoRuns on SQLite, where the
+// shared runs A and B of IRA hold the ledger file: a lone run of another
+// account cannot open it beside them, and names who holds it; Close drops
+// a run's claims at once; once both are closed a lone run opens it, and
+// a shared run cannot beside it.
+func testSQLiteLoneRun(t *testing.T, place string, la, lb Store) {
+	ctx := t.Context()
+	_, err := Open(ctx, place, Options{Account: "IRB"})
+	var le *LockedError
+	if !errors.As(err, &le) || !le.Holder.Shared || le.Holder.PID != os.Getpid() {
+		t.Errorf("a lone run of IRB beside shared runs of IRA = %v, want a *LockedError naming a shared holder", err)
+	}
+	la.Close()
+	if ok, err := claimer(lb).ClaimObject(ctx, claimObj); err != nil || !ok {
+		t.Errorf("B claims the object of A, closed: %v, %v", ok, err)
+	}
+	lb.Close()
+	lone, err := Open(ctx, place, Options{Account: "IRB"})
+	if err != nil {
+		t.Fatalf("a lone run of IRB once the shared runs closed: %v", err)
+	}
+	defer lone.Close()
+	_, err = Open(ctx, place, Options{Shared: true, Account: "IRA"})
+	if !errors.As(err, &le) || le.Holder.Shared || le.Holder.PID != os.Getpid() {
+		t.Errorf("a shared run beside a lone one = %v, want a *LockedError naming the lone one", err)
+	}
+}
+
 // TestClaimsLapse: the claims of a run that was killed lapse after its
 // lease and go to the next run that claims them; those of a live run
-// are renewed. On SQLite the kernel drops the killed run's file lock:
-// the next run opens the ledger and holds everything.
+// are renewed.
 func TestClaimsLapse(t *testing.T) { forEachBackend(t, testClaimsLapse) }
 
 func testClaimsLapse(t *testing.T, b backend) {
@@ -176,18 +203,13 @@ func testClaimsLapse(t *testing.T, b backend) {
 	if !out.Scan() || out.Text() != "claimed" {
 		t.Fatalf("child: %q", out.Text())
 	}
-	if b.name == "postgres" {
-		// Alive, the child renews its leases: they move on.
-		first := pgClaimExpiry(t, place)
-		waitFor(t, "the child's lease renewed", func() bool { return pgClaimExpiry(t, place).After(first) })
-	}
+	// Alive, the child renews its leases: they move on.
+	first := claimExpiry(t, b, place)
+	waitFor(t, "the child's lease renewed", func() bool { return claimExpiry(t, b, place).After(first) })
 	if err := cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	cmd.Wait()
-	if b.name == "sqlite" {
-		b.waitUnlocked(t, place)
-	}
 	l := b.openShared(t, place, "", lease)
 	c := claimer(l)
 	waitFor(t, "the killed run's claims lapse", func() bool {
@@ -202,9 +224,23 @@ func testClaimsLapse(t *testing.T, b backend) {
 	}
 }
 
-// pgClaimExpiry returns when the claim of claimObj ends.
-func pgClaimExpiry(t *testing.T, place string) time.Time {
+// claimExpiry returns when the claim of claimObj ends.
+func claimExpiry(t *testing.T, b backend, place string) time.Time {
 	t.Helper()
+	if b.name == "sqlite" {
+		// No ledger of this process has the file open: closing db drops
+		// no lock of theirs.
+		db, err := sql.Open("sqlite", place)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		var ns int64
+		if err := db.QueryRowContext(t.Context(), `SELECT expires FROM claims WHERE kind = 'object' AND key = ?`, claimObj.Key).Scan(&ns); err != nil {
+			t.Fatal(err)
+		}
+		return time.Unix(0, ns)
+	}
 	var exp time.Time
 	c := pgConnT(t, place)
 	if err := c.QueryRow(t.Context(), `SELECT expires FROM convpipe.claims WHERE kind = 'object' AND key = $1`, []byte(claimObj.Key)).Scan(&exp); err != nil {
@@ -272,8 +308,7 @@ func pgConnT(t *testing.T, place string) *pgx.Conn {
 
 // TestQuota: the runs of one account take from one quota per window, each
 // up to its ceiling (the quota less its reserve), and a new window starts
-// afresh; another account has a quota of its own. On SQLite, whose one
-// run paces alone, every take is granted up to the ceiling.
+// afresh; another account has a quota of its own.
 func TestQuota(t *testing.T) { forEachBackend(t, testQuota) }
 
 func testQuota(t *testing.T, b backend) {
@@ -287,12 +322,6 @@ func testQuota(t *testing.T, b backend) {
 	}
 	if want := time.Now().Truncate(window).Add(window); end.Sub(want).Abs() > time.Minute {
 		t.Errorf("window ends %s, want about %s", end, want)
-	}
-	if b.name == "sqlite" {
-		if n, _, err := la.TakeQuota(ctx, 200, window, 100); err != nil || n != 100 {
-			t.Errorf("SQLite TakeQuota(200 of 100) = %d, %v; want 100", n, err)
-		}
-		return
 	}
 	lb := b.openShared(t, place, "IRA", 0)
 	// B reserves 40 of 100: it may take while the window's total stays

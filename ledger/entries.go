@@ -43,7 +43,7 @@ func (l *Ledger) Get(ctx context.Context, key pipeline.Key) (pipeline.Entry, boo
 	if err := l.readable("get " + key.String()); err != nil {
 		return pipeline.Entry{}, false, err
 	}
-	if ix := l.idx.Load(); ix != nil && !l.readOnly {
+	if ix := l.idx.Load(); ix != nil && !l.readOnly && l.claims == nil {
 		if _, ok := ix.lookup(ix.hash(key)); !ok {
 			return pipeline.Entry{}, false, nil
 		}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"slices"
 	"sync"
 	"syscall"
 )
@@ -28,9 +29,22 @@ type fileID struct{ dev, ino uint64 }
 
 // fileUse is what this process does with one ledger file.
 type fileUse struct {
-	holder *flock     // the Open that holds the file's lock, nil when none
-	users  int        // Ledgers of this process with connections on it
-	idle   []*os.File // descriptors to close once users is 0
+	holder  *flock     // the Open that holds the file's lock, nil when none
+	sharers []*flock   // the Opens that hold it shared (Options.Shared)
+	users   int        // Ledgers of this process with connections on it
+	idle    []*os.File // descriptors to close once users is 0
+}
+
+// inTheWay returns an Open of this process whose lock of the file keeps
+// an Open that wants it shared (or not) out, nil when there is none.
+func (u *fileUse) inTheWay(shared bool) *flock {
+	switch {
+	case u.holder != nil:
+		return u.holder
+	case !shared && len(u.sharers) > 0:
+		return u.sharers[len(u.sharers)-1]
+	}
+	return nil
 }
 
 // files are the ledger files this process uses. Closing any descriptor
@@ -49,10 +63,12 @@ var files = struct {
 type fileLock struct {
 	id fileID
 	f  *os.File // nil for a reader's use
+	lk *flock   // the Open's lock file, nil for a reader's use
 }
 
-// lockLedgerFile takes an exclusive lock on the ledger file abs itself,
-// beside lk's on the lock file, so that deleting the lock file lets no
+// lockLedgerFile takes a lock on the ledger file abs itself, beside lk's
+// on the lock file and like it exclusive or shared (a read lock, which
+// other shared Opens share), so that deleting the lock file lets no
 // second Open in: it fails with a *LockedError (whose Holder is known
 // when the holder is in this process). It returns a nil *fileLock, and
 // no lock, for a file this process may not write (nor then change: the
@@ -74,11 +90,15 @@ func lockLedgerFile(abs string, lk *flock) (*fileLock, error) {
 	files.Lock()
 	defer files.Unlock()
 	u := useOf(id)
-	if u.holder != nil {
+	if h := u.inTheWay(lk.shared); h != nil {
 		u.idle = append(u.idle, f)
-		return nil, &LockedError{Holder: u.holder.current()}
+		return nil, &LockedError{Holder: h.current()}
 	}
-	if err := setLock(f, syscall.F_WRLCK); err != nil {
+	typ := int16(syscall.F_WRLCK)
+	if lk.shared {
+		typ = syscall.F_RDLCK
+	}
+	if err := setLock(f, typ); err != nil {
 		u.idle = append(u.idle, f)
 		cerr := sweep(id)
 		switch {
@@ -89,9 +109,13 @@ func lockLedgerFile(abs string, lk *flock) (*fileLock, error) {
 		}
 		return nil, errors.Join(fmt.Errorf("lock %s: %w", abs, err), cerr)
 	}
-	u.holder = lk
+	if lk.shared {
+		u.sharers = append(u.sharers, lk)
+	} else {
+		u.holder = lk
+	}
 	u.users++
-	return &fileLock{id: id, f: f}, nil
+	return &fileLock{id: id, f: f, lk: lk}, nil
 }
 
 // useLedgerFile records a reader's use of the ledger file abs, so that no
@@ -138,7 +162,11 @@ func (fl *fileLock) release() error {
 	var err error
 	if fl.f != nil {
 		err = setLock(fl.f, syscall.F_UNLCK)
-		u.holder = nil
+		if fl.lk.shared {
+			u.sharers = slices.DeleteFunc(u.sharers, func(lk *flock) bool { return lk == fl.lk })
+		} else {
+			u.holder = nil
+		}
 		u.idle = append(u.idle, fl.f)
 		fl.f = nil
 	}
@@ -150,7 +178,7 @@ func (fl *fileLock) release() error {
 // process uses any more, and forgets the file. files must be locked.
 func sweep(id fileID) error {
 	u := files.m[id]
-	if u.users > 0 || u.holder != nil {
+	if u.users > 0 || u.holder != nil || len(u.sharers) > 0 {
 		return nil
 	}
 	var errs []error

@@ -9,6 +9,6 @@ import (
 
 var errNoFlock = errors.New("advisory file locks are not supported on this platform")
 
-func flockNB(*os.File) error { return errNoFlock }
+func flockNB(*os.File, bool) error { return errNoFlock }
 
 func funlock(*os.File) error { return errNoFlock }

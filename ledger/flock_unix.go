@@ -7,9 +7,15 @@ import (
 	"syscall"
 )
 
-func flockNB(f *os.File) error {
+// flockNB takes f's flock at once, or fails with EWOULDBLOCK: a shared
+// one (LOCK_SH) when shared, else an exclusive one.
+func flockNB(f *os.File, shared bool) error {
+	how := syscall.LOCK_EX
+	if shared {
+		how = syscall.LOCK_SH
+	}
 	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		err := syscall.Flock(int(f.Fd()), how|syscall.LOCK_NB)
 		if err != syscall.EINTR {
 			return err
 		}

@@ -52,6 +52,19 @@
 // holds on it, SQLite's included, so the ledger's descriptor is closed
 // only once no connection of the process uses the file any more.
 //
+// Open with Options.Shared takes both locks shared instead (flock's
+// LOCK_SH, a read lock on the byte): runs of one machine that share the
+// ledger open it at once, each claiming what it reads and sends (see
+// sqliteClaims), while an Open without Shared (a run alone, `ledger
+// init`, `reconcile`) still holds the ledger alone, and fails with a
+// *LockedError beside shared runs, as they do beside it. Their writes
+// take turns, each waiting for the other processes' commit in progress,
+// and each durable as before. The WAL's index is in memory that only the
+// processes of one machine share, so a SQLite ledger is shared by the
+// runs of one machine, on its own disk: Open with Shared refuses a
+// ledger on a network file system (see checkSharedFS), and runs on
+// several machines share a PostgreSQL ledger (see OpenPostgres).
+//
 // # New and lost ledgers
 //
 // Open makes a new ledger only where there is nothing: no ledger file (or
@@ -142,10 +155,11 @@ type Config struct {
 	// Passfile is a PostgreSQL password file (see libpq's .pgpass) to
 	// read the password from.
 	Passfile string `yaml:"passfile"`
-	// Shared lets runs of one account use a PostgreSQL ledger at once,
-	// on one machine or several: each claims the objects it reads and
-	// the orders it sends (see Options.Shared, which `convpipe run` sets
-	// from it; the other commands that write hold the ledger alone).
+	// Shared lets runs of one account use the ledger at once (a
+	// PostgreSQL ledger on one machine or several, a SQLite one on one
+	// machine): each claims the objects it reads and the orders it sends
+	// (see Options.Shared, which `convpipe run` sets from it; the other
+	// commands that write hold the ledger alone).
 	Shared bool `yaml:"shared"`
 	// Lease is how long a shared ledger's claims outlive their run's
 	// last renewal: how soon another run takes over the work of one that
@@ -192,10 +206,12 @@ type Options struct {
 	// error: the URL may name the wrong one. (Open makes a SQLite ledger
 	// where there is nothing, and its marker file tells a lost one.)
 	Create bool
-	// Shared opens a PostgreSQL ledger for a run beside others of the
-	// same account: it holds the account's run lock shared, and the run
-	// claims what it reads and sends (pipeline.Claimer, see pgClaims).
-	// A SQLite ledger stays locked by one run at a time (see claims.go).
+	// Shared opens the ledger for a run beside others of the same
+	// account: it holds the ledger's lock shared (on PostgreSQL the
+	// account's run lock; on SQLite the lock file and the file itself,
+	// see Locking), and the run claims what it reads and sends
+	// (pipeline.Claimer, see pgClaims and sqliteClaims) and takes its
+	// requests from the account's quota (pipeline.Quota).
 	Shared bool
 	// Lease is the claims' lease (Config.Lease); 0 means DefaultLease.
 	Lease time.Duration
@@ -226,6 +242,9 @@ type Ledger struct {
 	beginStmt *sql.Stmt
 	endStmt   *sql.Stmt
 
+	busyMS string        // its connections' busy_timeout (see busyTimeoutMS)
+	claims *sqliteClaims // with Options.Shared; see sqliteclaims.go
+
 	maxBatch   int
 	reqs       chan *writeReq
 	quit       chan struct{}
@@ -243,8 +262,10 @@ type Ledger struct {
 // when there is nothing there, and bringing its schema up to date. It
 // takes the ledger's lock: when another process or another Open holds it,
 // Open fails at once with a *LockedError (errors.Is(err,
-// pipeline.ErrLocked)). A ledger that its marker file says was made but
-// that is missing or empty is not made anew: Open fails with a *LostError.
+// pipeline.ErrLocked)). With opts.Shared it takes the lock shared with
+// other shared Opens (see Locking), and refuses a ledger on a network
+// file system. A ledger that its marker file says was made but that is
+// missing or empty is not made anew: Open fails with a *LostError.
 func Open(ctx context.Context, path string, opts Options) (*Ledger, error) {
 	if strings.TrimSpace(path) == "" {
 		return nil, errors.New("ledger: open: empty path")
@@ -259,7 +280,12 @@ func Open(ctx context.Context, path string, opts Options) (*Ledger, error) {
 	if fi, err := os.Stat(abs); err == nil && fi.IsDir() {
 		return nil, fmt.Errorf("ledger %s: is a directory; name the database file", path)
 	}
-	lk, err := lockFile(abs, opts.Command)
+	if opts.Shared {
+		if err := checkSharedFS(path, filepath.Dir(abs)); err != nil {
+			return nil, err
+		}
+	}
+	lk, err := lockFile(abs, opts.Command, opts.Shared)
 	if err != nil {
 		var le *LockedError
 		if errors.As(err, &le) {
@@ -267,9 +293,12 @@ func Open(ctx context.Context, path string, opts Options) (*Ledger, error) {
 		}
 		return nil, err
 	}
-	l := &Ledger{name: path, abs: abs, lock: lk, maxBatch: opts.MaxBatch, account: opts.Account}
+	l := &Ledger{name: path, abs: abs, lock: lk, maxBatch: opts.MaxBatch, account: opts.Account, busyMS: busyTimeoutMS}
 	if l.maxBatch <= 0 {
 		l.maxBatch = 1000
+	}
+	if opts.Shared {
+		l.busyMS = sharedBusyTimeoutMS
 	}
 	if err := l.openFiles(ctx); err != nil {
 		l.closeAll()
@@ -279,6 +308,9 @@ func Open(ctx context.Context, path string, opts Options) (*Ledger, error) {
 	l.quit = make(chan struct{})
 	l.writerDone = make(chan struct{})
 	go l.writer()
+	if opts.Shared {
+		l.startClaims(opts)
+	}
 	return l, nil
 }
 
@@ -295,7 +327,7 @@ func OpenReadOnly(ctx context.Context, path string) (*Ledger, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ledger %s: %w", path, err)
 	}
-	l := &Ledger{name: path, abs: abs, readOnly: true}
+	l := &Ledger{name: path, abs: abs, readOnly: true, busyMS: busyTimeoutMS}
 	if err := l.checkFile(abs); err != nil {
 		return nil, err
 	}
@@ -382,13 +414,21 @@ func dsn(path string, params url.Values) string {
 	return "file:" + r.Replace(filepath.ToSlash(path)) + "?" + params.Encode()
 }
 
-const busyTimeoutMS = "10000"
+// busyTimeoutMS is how long a statement waits for a lock of the database
+// that another connection holds: a reader's for the writer's checkpoint,
+// the writer's for a reader of another process (`ledger export`).
+// sharedBusyTimeoutMS is a shared ledger's, whose writes also wait for
+// those of the other runs of the machine (see sqliteclaims.go).
+const (
+	busyTimeoutMS       = "10000"
+	sharedBusyTimeoutMS = "120000"
+)
 
 // openWriter opens the write connection and brings the schema up to date;
 // it returns whether the database was new (it had no schema).
 func (l *Ledger) openWriter(ctx context.Context, abs string) (bool, error) {
 	p := url.Values{}
-	p.Add("_pragma", "busy_timeout("+busyTimeoutMS+")")
+	p.Add("_pragma", "busy_timeout("+l.busyMS+")")
 	p.Add("_pragma", "journal_mode(WAL)")
 	p.Add("_pragma", "synchronous(FULL)")
 	// On macOS, sync with F_FULLFSYNC, which reaches the platter; no
@@ -467,7 +507,7 @@ func (l *Ledger) probe(ctx context.Context) error {
 
 func (l *Ledger) openReaders(ctx context.Context, abs string, readOnly bool) error {
 	p := url.Values{}
-	p.Add("_pragma", "busy_timeout("+busyTimeoutMS+")")
+	p.Add("_pragma", "busy_timeout("+l.busyMS+")")
 	p.Add("_pragma", "cache_size(-4096)")
 	if readOnly {
 		p.Set("mode", "ro")
@@ -511,10 +551,13 @@ func (l *Ledger) openReaders(ctx context.Context, abs string, readOnly bool) err
 func (l *Ledger) Close() error {
 	l.closeOnce.Do(func() {
 		l.closed.Store(true)
+		l.stopRenewing()
 		if l.quit != nil {
 			close(l.quit)
 			<-l.writerDone
 		}
+		// The writer is done: its connection is free for the last write.
+		l.dropClaims()
 		l.closeErr = l.closeAll()
 	})
 	return l.closeErr

@@ -22,6 +22,9 @@ type Holder struct {
 	RunID   string    `json:"run_id,omitempty"`
 	Command string    `json:"command,omitempty"`
 	Since   time.Time `json:"since"`
+	// Shared is true for a run that holds the lock shared with other
+	// runs (Options.Shared): the holder named is the latest of them.
+	Shared bool `json:"shared,omitempty"`
 }
 
 // String returns "pid 123 on host h, run R, since T" with the parts known.
@@ -42,6 +45,9 @@ func (h Holder) String() string {
 	}
 	if !h.Since.IsZero() {
 		fmt.Fprintf(&b, ", since %s", h.Since.Format(time.RFC3339))
+	}
+	if h.Shared {
+		b.WriteString(", sharing it with runs of ledger.shared (the latest of them to open)")
 	}
 	return b.String()
 }
@@ -64,25 +70,29 @@ func (e *LockedError) Error() string {
 // Unwrap returns pipeline.ErrLocked.
 func (e *LockedError) Unwrap() error { return pipeline.ErrLocked }
 
-// flock is an exclusive advisory lock on "<ledger>.lock", held through an
-// open file: the kernel releases it when the process ends, however it ends
-// (a SIGKILLed run leaves no stale lock behind). flock locks belong to the
+// flock is an advisory lock on "<ledger>.lock", held through an open
+// file: the kernel releases it when the process ends, however it ends (a
+// SIGKILLed run leaves no stale lock behind). flock locks belong to the
 // open file description, so two Opens in one process exclude each other
-// as well.
+// as well. It is exclusive, or shared for an Open with Options.Shared:
+// shared holders coexist, and exclude (and are excluded by) an exclusive
+// one.
 type flock struct {
 	mu     sync.Mutex
 	f      *os.File
 	holder Holder
+	shared bool // held shared (Options.Shared)
 }
 
-// lockFile takes the lock at once or fails with a *LockedError.
-func lockFile(dbPath, command string) (*flock, error) {
+// lockFile takes the lock, shared or exclusive, at once or fails with a
+// *LockedError.
+func lockFile(dbPath, command string, shared bool) (*flock, error) {
 	name := dbPath + ".lock"
 	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("ledger %s: create lock file: %w", dbPath, err)
 	}
-	if err := flockNB(f); err != nil {
+	if err := flockNB(f, shared); err != nil {
 		h := readHolder(f)
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) || errors.Is(err, syscall.EAGAIN) {
@@ -91,7 +101,7 @@ func lockFile(dbPath, command string) (*flock, error) {
 		return nil, fmt.Errorf("ledger %s: lock %s: %w", dbPath, name, err)
 	}
 	host, _ := os.Hostname()
-	l := &flock{f: f, holder: Holder{PID: os.Getpid(), Host: host, Command: command, Since: time.Now().UTC()}}
+	l := &flock{f: f, holder: Holder{PID: os.Getpid(), Host: host, Command: command, Since: time.Now().UTC(), Shared: shared}, shared: shared}
 	if err := l.write(); err != nil {
 		l.release()
 		return nil, fmt.Errorf("ledger %s: write lock file: %w", dbPath, err)

@@ -2,7 +2,6 @@ package ledger
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"convpipe/pipeline"
@@ -50,18 +49,4 @@ func (l *Postgres) TakeQuota(ctx context.Context, n int, window time.Duration, c
 		return 0, time.Time{}, l.readErr(op, err)
 	}
 	return int(taken), cur.Add(window), nil
-}
-
-// TakeQuota grants n: a SQLite ledger has one run at a time (its file
-// lock), whose own pacing keeps the account's quota. The window ends as
-// the Unix-aligned window of length window that holds now.
-func (l *Ledger) TakeQuota(ctx context.Context, n int, window time.Duration, ceiling int) (int, time.Time, error) {
-	if err := l.claimable("take quota"); err != nil {
-		return 0, time.Time{}, err
-	}
-	if window <= 0 {
-		return 0, time.Time{}, fmt.Errorf("ledger %s: take quota: window %s", l.name, window)
-	}
-	end := time.Now().Truncate(window).Add(window)
-	return max(min(n, ceiling), 0), end, nil
 }

@@ -112,6 +112,9 @@ func childMain(mode string) int {
 		say("claimed")
 		io.Copy(io.Discard, os.Stdin)
 		return 0
+	case "shared-put":
+		// See sharedPutChild: arg is the child's number.
+		return sharedPutChild(ctx, path, arg, say)
 	case "fsize":
 		// Open, then limit file sizes to arg bytes (a full disk, as far
 		// as SQLite can tell) and Put until a Put fails.

@@ -140,6 +140,8 @@ var migrations = []string{
 	CREATE INDEX corrections_order ON corrections (account, order_id);`,
 	// 5: batch files and the place of each order in them (batch.go).
 	batchTablesSQL,
+	// 6: the claims and the quota of a shared ledger (sqliteclaims.go).
+	sharedTablesSQL,
 }
 
 // accountTables are the tables whose rows belong to an account.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -20,8 +21,30 @@ type sharedRunner struct {
 	stdout, stderr *bytes.Buffer
 }
 
+// sharedBackends are the ledgers that runs share: a SQLite file on this
+// machine, and a PostgreSQL database.
+var sharedBackends = []string{"sqlite", "postgres"}
+
+// useBackend makes w's runs use a ledger of backend, which is "sqlite"
+// (the workspace's ledger file) or "postgres" (a new database).
+func (w *workspace) useBackend(backend string) {
+	w.t.Helper()
+	if backend == "postgres" {
+		w.usePostgres()
+	}
+}
+
+// backendName is what the notes call a shared ledger of backend.
+func backendName(backend string) string {
+	if backend == "postgres" {
+		return "PostgreSQL"
+	}
+	return "SQLite"
+}
+
 // TestSharedLedgerRunners starts two runs at once on one export and one
-// PostgreSQL ledger (ledger.shared): they split its objects between them
+// ledger (ledger.shared), a SQLite file and a PostgreSQL database in
+// turn: they split its objects between them
 // and every valid order is accepted exactly once. In the kill modes one
 // of them is SIGKILLed while both send (once 150 orders are accepted, as
 // the simulator answers a request, or as one arrives): the other takes
@@ -31,12 +54,16 @@ type sharedRunner struct {
 // accepted), and finishes the export alone. In "fault-storm" both finish
 // through TestFaultStorm's storm of 5xx, dropped connections and 429s.
 func TestSharedLedgerRunners(t *testing.T) {
-	for _, mode := range []string{"both-finish", "killed-on-a-timer", "killed-at-an-answer", "killed-at-an-arrival", "fault-storm"} {
-		t.Run(mode, func(t *testing.T) { testSharedRunners(t, mode) })
+	for _, backend := range sharedBackends {
+		t.Run(backend, func(t *testing.T) {
+			for _, mode := range []string{"both-finish", "killed-on-a-timer", "killed-at-an-answer", "killed-at-an-arrival", "fault-storm"} {
+				t.Run(mode, func(t *testing.T) { testSharedRunners(t, backend, mode) })
+			}
+		})
 	}
 }
 
-func testSharedRunners(t *testing.T, mode string) {
+func testSharedRunners(t *testing.T, backend, mode string) {
 	start := time.Now()
 	k := &killer{}
 	faults := sim.Faults{Latency: 5 * time.Millisecond}
@@ -52,7 +79,7 @@ func testSharedRunners(t *testing.T, mode string) {
 		co.MaxAttempts, co.RequestTimeout, co.BackoffMax = 25, "10s", "100ms"
 	}
 	w := newWorkspace(t, simOpts{cfg: sim.Config{Seed: 42, Faults: faults}, wrap: k.wrap}, co)
-	w.usePostgres()
+	w.useBackend(backend)
 	var files []string
 	for i := range 4 {
 		files = append(files, w.gen(fmt.Sprintf("in/part-%d.csv", i), "-rows", fmt.Sprint(size(500, 2000)), "-seed", fmt.Sprint(11+i),
@@ -117,8 +144,8 @@ func testSharedRunners(t *testing.T, mode string) {
 	for _, n := range byRun {
 		counts = append(counts, n)
 	}
-	note(t, "shared PostgreSQL ledger, two runs at once, %s: %d orders (%d valid) in 4 objects, each valid order accepted once, none left pending; accepted by the two runs: %v; %d sent again as maybe sent, %d duplicate refusals; %s",
-		mode, want.total(), len(want.valid), counts, maybe, w.sim.Duplicates(), time.Since(start).Round(100*time.Millisecond))
+	note(t, "shared %s ledger, two runs at once, %s: %d orders (%d valid) in 4 objects, each valid order accepted once, none left pending; accepted by the two runs: %v; %d sent again as maybe sent, %d duplicate refusals; %s",
+		backendName(backend), mode, want.total(), len(want.valid), counts, maybe, w.sim.Duplicates(), time.Since(start).Round(100*time.Millisecond))
 }
 
 // quotaCase is one run of TestSharedQuota: the simulator's quota per
@@ -132,7 +159,7 @@ type quotaCase struct {
 }
 
 // TestSharedQuota runs two runs of one account at once on a shared
-// PostgreSQL ledger, each configured with the account's whole quota (the
+// ledger, SQLite and PostgreSQL in turn, each configured with the account's whole quota (the
 // simulator's), the second with --reserve: together they stay within the
 // quota (no 429, no window over the quota at the simulator), the second
 // never takes more than the quota less its reserve in a window, and
@@ -142,16 +169,20 @@ type quotaCase struct {
 func TestSharedQuota(t *testing.T) {
 	cases := size([]quotaCase{{60, 5 * time.Second, 800, 40}},
 		[]quotaCase{{6000, time.Minute, 30000, 0}, {6000, time.Minute, 30000, 20}})
-	for _, qc := range cases {
-		t.Run(fmt.Sprintf("%d-per-%s-reserve-%d", qc.quota, qc.window, qc.reserve), func(t *testing.T) { testSharedQuota(t, qc) })
+	for _, backend := range sharedBackends {
+		t.Run(backend, func(t *testing.T) {
+			for _, qc := range cases {
+				t.Run(fmt.Sprintf("%d-per-%s-reserve-%d", qc.quota, qc.window, qc.reserve), func(t *testing.T) { testSharedQuota(t, backend, qc) })
+			}
+		})
 	}
 }
 
-func testSharedQuota(t *testing.T, qc quotaCase) {
+func testSharedQuota(t *testing.T, backend string, qc quotaCase) {
 	quota, window := qc.quota, qc.window
 	w := newWorkspace(t, simOpts{cfg: sim.Config{Quota: quota, Window: window, Faults: sim.Faults{Latency: 2 * time.Millisecond}}},
 		cfgOpts{Rate: fmt.Sprintf("%d/%s", quota, window), Workers: 4, LedgerExtra: "  shared: true\n  lease: 2s"})
-	w.usePostgres()
+	w.useBackend(backend)
 	var files []string
 	for i := range 2 {
 		files = append(files, w.gen(fmt.Sprintf("in/part-%d.csv", i), "-rows", fmt.Sprint(qc.rows), "-seed", fmt.Sprint(21+i),
@@ -232,8 +263,8 @@ func testSharedQuota(t *testing.T, qc quotaCase) {
 	if full > 0 {
 		rate = fmt.Sprintf("%.0f%% of the quota in the %d whole windows", 100*float64(sent)/float64(full*quota), full)
 	}
-	note(t, "shared quota, two runs of one account at once, each configured with the whole quota (%d per %s), the second with --reserve %d%%: %d requests, %d with 429, most in one window %d, most of the second run in one window %d; %s; each of %d valid orders accepted once",
-		quota, window, qc.reserve, posts(w.sim), tooMany, maxOf(perWindow), maxOf(reservingPer), rate, len(want.valid))
+	note(t, "shared quota (%s ledger), two runs of one account at once, each configured with the whole quota (%d per %s), the second with --reserve %d%%: %d requests, %d with 429, most in one window %d, most of the second run in one window %d; %s; each of %d valid orders accepted once",
+		backendName(backend), quota, window, qc.reserve, posts(w.sim), tooMany, maxOf(perWindow), maxOf(reservingPer), rate, len(want.valid))
 }
 
 func maxOf(m map[int64]int) int {
@@ -245,7 +276,8 @@ func maxOf(m map[int64]int) int {
 }
 
 // TestParseReserve: --reserve takes a percentage or a fraction, needs a
-// shared PostgreSQL ledger, and names itself when it is wrong.
+// shared ledger (PostgreSQL or SQLite), and names itself when it is
+// wrong.
 func TestParseReserve(t *testing.T) {
 	shared := ledger.Config{URL: "postgres://u@127.0.0.1/l", Shared: true}
 	for _, tc := range []struct {
@@ -262,7 +294,8 @@ func TestParseReserve(t *testing.T) {
 		{"-5%", shared, 0, "at least 0"},
 		{"lots", shared, 0, `"lots"`},
 		{"20%", ledger.Config{URL: "postgres://u@127.0.0.1/l"}, 0, "ledger.shared"},
-		{"20%", ledger.Config{Path: "l.db", Shared: true}, 0, "PostgreSQL"},
+		{"20%", ledger.Config{Path: "l.db", Shared: true}, 0.2, ""},
+		{"20%", ledger.Config{Path: "l.db"}, 0, "ledger.shared"},
 	} {
 		got, err := parseReserve(tc.in, tc.lc)
 		switch {
@@ -327,17 +360,51 @@ func TestSharedLedgerGoesAway(t *testing.T) {
 	checkLedger(t, w, want)
 }
 
-// TestSharedSQLiteLedger: ledger.shared on a SQLite ledger runs as
-// without it (the file lock is one claim of everything), and says so.
+// TestSharedSQLiteLedger: while a run shares a SQLite ledger
+// (ledger.shared, here with --reserve, which a SQLite ledger takes), a
+// run of the same ledger that does not share exits 4 naming the shared
+// run; the shared run says nothing against SQLite and finishes the
+// export, every valid order accepted once.
 func TestSharedSQLiteLedger(t *testing.T) {
-	w := newWorkspace(t, simOpts{}, cfgOpts{LedgerExtra: "  shared: true"})
-	want := expectCSV(t, w.gen("in/orders.csv", "-rows", "200", "-seed", "5"))
-	r := w.mustRun(exitOK)
-	if !strings.Contains(r.stderr, "ledger.shared: a SQLite ledger is held by one run at a time") {
-		t.Errorf("no warning about ledger.shared on SQLite:\n%s", r)
+	w := newWorkspace(t, simOpts{cfg: sim.Config{Faults: sim.Faults{Latency: 5 * time.Millisecond}}},
+		cfgOpts{Rate: "10/s", Workers: 2, LedgerExtra: "  shared: true"})
+	want := expectCSV(t, w.gen("in/orders.csv", "-rows", "300", "-seed", "5"))
+	b, err := os.ReadFile(w.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alone := w.path("alone.yaml") // the same without ledger.shared
+	unshared := strings.Replace(string(b), "  shared: true\n", "", 1)
+	if unshared == string(b) {
+		t.Fatalf("no ledger.shared in the configuration:\n%s", b)
+	}
+	if err := os.WriteFile(alone, []byte(unshared), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	cmd, _, stderr := w.command(ctx, "run", "--config", w.config, "--reserve", "20%")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Some 55 orders at 8 a second (10/s less the reserve): the run alone
+	// starts seconds before the shared one ends.
+	if !waitFor(time.Minute, func() bool { return len(acceptedIDs(w.sim)) >= 5 }) {
+		t.Fatal("the shared run accepted fewer than 5 orders in a minute")
+	}
+	r := w.exec("run", "--config", alone)
+	if r.code != exitLocked || !strings.Contains(r.stderr, "sharing it with runs of ledger.shared") {
+		t.Errorf("a run alone beside a shared one: want exit 4 naming the shared run\n%s", r)
+	}
+	cmd.Wait()
+	noPanic(t, stderr.String())
+	if code := cmd.ProcessState.ExitCode(); code != exitOK {
+		t.Fatalf("the shared run: exit %d\n%s", code, clip(stderr.String(), 4000))
+	}
+	for _, s := range []string{"PostgreSQL", "one run at a time", "level=WARN"} {
+		if strings.Contains(stderr.String(), s) {
+			t.Errorf("the shared run on SQLite says %q:\n%s", s, clip(stderr.String(), 4000))
+		}
 	}
 	checkExactlyOnce(t, w.sim, want.valid)
-	if r := w.run("--reserve", "20%"); r.code != exitUsage || !strings.Contains(r.stderr, "--reserve: needs a shared PostgreSQL ledger") {
-		t.Errorf("--reserve on a SQLite ledger: want exit 2 naming --reserve\n%s", r)
-	}
 }

@@ -13,13 +13,14 @@ import (
 
 // parseReserve parses --reserve: a percentage ("20%") or a fraction
 // ("0.2") of each quota window, from 0 to less than all of it. It needs
-// a shared ledger, where the account's quota is kept.
+// a shared ledger (PostgreSQL, or SQLite on one machine), where the
+// account's quota is kept.
 func parseReserve(s string, lc ledger.Config) (float64, error) {
 	if s == "" {
 		return 0, nil
 	}
-	if !lc.Shared || !lc.UsesURL() {
-		return 0, errors.New("--reserve: needs a shared PostgreSQL ledger (ledger.url and ledger.shared: true), where runs of the account share its quota")
+	if !lc.Shared {
+		return 0, errors.New("--reserve: needs a shared ledger (ledger.shared: true), where runs of the account share its quota")
 	}
 	num, pct := strings.CutSuffix(strings.TrimSpace(s), "%")
 	v, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
@@ -36,12 +37,8 @@ func parseReserve(s string, lc ledger.Config) (float64, error) {
 // quota in a shared ledger, so that the account's runs side by side
 // together stay within it (and leave --reserve of it to the others).
 func (j *runJob) shareQuota(sink pipeline.Sink) error {
-	if j.cfg.Ledger.Shared && !j.cfg.Ledger.UsesURL() {
-		j.log.Warn("ledger.shared: a SQLite ledger is held by one run at a time (its file lock); share a PostgreSQL ledger (ledger.url) to run side by side",
-			"ledger", j.cfg.Ledger.Name())
-	}
 	imp, ok := sink.(*sinks.Impact)
-	if !ok || j.f.dryRun || !j.cfg.Ledger.Shared || !j.cfg.Ledger.UsesURL() {
+	if !ok || j.f.dryRun || !j.cfg.Ledger.Shared {
 		return nil
 	}
 	if err := imp.ShareQuota(j.led, j.reserve); err != nil {
