@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"convpipe/pipeline"
 )
@@ -246,6 +247,12 @@ func (m *Mapping) keyCell(r *pipeline.Row, idx []int, slot int) string {
 // order key's, then those of the order-level and item fields in wire
 // order, then the filters'.
 func (m *Mapping) Columns() []string { return append([]string(nil), m.columns...) }
+
+// SetClock sets the clock that the EventDate checks (max_event_age, the
+// future tolerance) measure against, time.Now unless set: a test whose
+// export has fixed dates checks them as of a fixed day. Call it before
+// the first Map.
+func (m *Mapping) SetClock(now func() time.Time) { m.now = now }
 
 // HeaderError reports that an object's header does not fit the mapping.
 type HeaderError struct {

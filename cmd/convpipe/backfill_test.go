@@ -34,7 +34,7 @@ func agedExport(t *testing.T, path string, daysAgo ...int) {
 // default) is recorded invalid with its date and age and not sent; plan
 // shows the ages and warns; --allow-old sends them for one run.
 func TestAgeGuard(t *testing.T) {
-	w := newWorkspace(t, simOpts{}, cfgOpts{})
+	w := newWorkspace(t, simOpts{}, cfgOpts{MaxEventAge: "88d"})
 	agedExport(t, w.path("in/orders.csv"), 2, 40, 87, 100, 400, 12000)
 
 	r := w.exec("plan", "--config", w.config)
@@ -73,7 +73,7 @@ func TestAgeGuard(t *testing.T) {
 // EventDate; the others are counted, neither sent nor recorded nor a
 // problem, and a later run without the window sends them.
 func TestEventWindow(t *testing.T) {
-	w := newWorkspace(t, simOpts{}, cfgOpts{})
+	w := newWorkspace(t, simOpts{}, cfgOpts{MaxEventAge: "88d"})
 	agedExport(t, w.path("in/orders.csv"), 2, 35, 40, 60, 400)
 	day := func(d int) string { return time.Now().UTC().AddDate(0, 0, -d).Format(time.DateOnly) }
 

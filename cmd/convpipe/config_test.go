@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // baseConfig is a complete, valid configuration; the cases of
@@ -124,7 +125,8 @@ func TestValidateChecksTheSink(t *testing.T) {
 		if err := os.WriteFile(p, []byte(strings.Replace(text, tc.old, tc.new, 1)), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		csv := "order_id,created_at,click_id,sku,qty,price\nA1,2026-11-20T10:00:00Z,c1,S1,1,9.99\n"
+		// Dated yesterday: inside max_event_age whenever the test runs.
+		csv := "order_id,created_at,click_id,sku,qty,price\nA1," + time.Now().UTC().AddDate(0, 0, -1).Format(time.DateOnly) + "T10:00:00Z,c1,S1,1,9.99\n"
 		if err := os.WriteFile(filepath.Join(dir, "in.csv"), []byte(csv), 0o644); err != nil {
 			t.Fatal(err)
 		}

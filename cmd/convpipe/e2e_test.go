@@ -137,9 +137,14 @@ type workspace struct {
 
 // cfgOpts are the parts of the configuration a test varies.
 type cfgOpts struct {
-	Location       string // source.location, relative to the workspace
-	Rate           string
-	Burst          int // sink.burst; default 1
+	Location string // source.location, relative to the workspace
+	Rate     string
+	Burst    int // sink.burst; default 1
+	// MaxEventAge is mapping.max_event_age; default 3650d, so that the
+	// test exports with fixed dates (testdata/bad, the rows written in
+	// the tests) stay inside it whatever the date. The tests of the age
+	// guard set impact's 88d.
+	MaxEventAge    string
 	Workers        int
 	MaxAttempts    int
 	RequestTimeout string
@@ -171,6 +176,7 @@ func (o cfgOpts) withDefaults() cfgOpts {
 	def(&o.MemoryBudget, "64MiB")
 	def(&o.Progress, "off")
 	def(&o.LogFormat, "text")
+	def(&o.MaxEventAge, "3650d")
 	if o.Workers == 0 {
 		o.Workers = 4
 	}
@@ -190,6 +196,7 @@ source:
   location: {{.Location}}
 mapping:
   order_key: [store, order_id]
+  max_event_age: {{.MaxEventAge}}
   fields:
     EventTypeId: {const: "12345"}
     CampaignId: {const: "1000"}

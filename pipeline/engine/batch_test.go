@@ -27,7 +27,7 @@ import (
 // from first on.
 func recentOrders(first, n int) string {
 	day := time.Now().AddDate(0, 0, -2).UTC().Format(time.RFC3339)
-	return strings.ReplaceAll(orders(first, n), "2026-11-20T10:00:00Z", day)
+	return strings.ReplaceAll(orders(first, n), testDate, day)
 }
 
 // batchHarness is a harness whose simulator takes batch files from an

@@ -11,12 +11,12 @@ import (
 
 // emptyKeyExport writes the order key on each order's first line only,
 // as Shopify writes its Id.
-const emptyKeyExport = header +
-	"K-1,2026-11-20T10:00:00Z,clk1,SKU-1,1,10.00,paid\n" +
-	",2026-11-20T10:00:00Z,clk1,SKU-2,2,20.00,paid\n" +
-	"K-2,2026-11-20T11:00:00Z,clk2,SKU-1,1,10.00,paid\n" +
-	",2026-11-20T11:00:00Z,clk2,SKU-3,1,30.00,paid\n" +
-	",2026-11-20T11:00:00Z,clk2,SKU-4,1,40.00,paid\n"
+var emptyKeyExport = header +
+	"K-1," + testDay + "T10:00:00Z,clk1,SKU-1,1,10.00,paid\n" +
+	"," + testDay + "T10:00:00Z,clk1,SKU-2,2,20.00,paid\n" +
+	"K-2," + testDay + "T11:00:00Z,clk2,SKU-1,1,10.00,paid\n" +
+	"," + testDay + "T11:00:00Z,clk2,SKU-3,1,30.00,paid\n" +
+	"," + testDay + "T11:00:00Z,clk2,SKU-4,1,40.00,paid\n"
 
 // TestRunEmptyOrderKey runs an export whose later lines leave the order
 // key empty: with group.fill_down every order is sent whole; without it

@@ -30,7 +30,7 @@ func mixedOrders(first, n int) string {
 			status = "cancelled"
 		}
 		for l := 1; l <= 1+i%3; l++ {
-			fmt.Fprintf(&b, "A-%d,2026-11-20T10:00:00Z,clk%d,SKU-%d,%s,%d.50,%s\n", i, i, l, qty, 10+l, status)
+			fmt.Fprintf(&b, "A-%d,%s,clk%d,SKU-%d,%s,%d.50,%s\n", i, testDate, i, l, qty, 10+l, status)
 		}
 	}
 	return b.String()

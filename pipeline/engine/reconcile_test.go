@@ -23,9 +23,13 @@ func TestRunRecordsWhatReconcileNeeds(t *testing.T) {
 	}
 	after := time.Now().UTC()
 	es := h.entries()
+	eventDate, err := time.Parse(time.RFC3339, testDate)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, id := range ids(1, 3) {
 		e := es[id]
-		if e.State != pipeline.StateAccepted || e.CampaignID != "1000" || !e.EventDate.Equal(time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)) ||
+		if e.State != pipeline.StateAccepted || e.CampaignID != "1000" || !e.EventDate.Equal(eventDate) ||
 			e.AcceptedAt.Before(before) || e.AcceptedAt.After(after) || e.Reconciled != nil {
 			t.Fatalf("%s: %+v", id, e)
 		}
@@ -47,7 +51,7 @@ func TestRunRecordsWhatReconcileNeeds(t *testing.T) {
 	if err != nil || s.Total.AlreadySent != 3 || len(h.sim.Requests()) != requests {
 		t.Fatalf("rerun: %+v, %v, %d requests", s.Total, err, len(h.sim.Requests())-requests)
 	}
-	changed := strings.Replace(orders(1, 3), "A-1,2026-11-20T10:00:00Z,clk1,SKU-1,1,11.50", "A-1,2026-11-20T10:00:00Z,clk1,SKU-1,1,9.99", 1)
+	changed := strings.Replace(orders(1, 3), "A-1,"+testDate+",clk1,SKU-1,1,11.50", "A-1,"+testDate+",clk1,SKU-1,1,9.99", 1)
 	h.write("a.csv", changed)
 	if s, err := h.run(runOpts{}); err != nil || s.Total.Changed != 1 || s.Total.AlreadySent != 2 {
 		t.Fatalf("changed: %+v, %v", s.Total, err)

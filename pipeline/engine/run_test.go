@@ -25,6 +25,14 @@ import (
 	"convpipe/sources"
 )
 
+// testDay is the day the test orders are dated: ten days ago, so that
+// they stay inside the age guards (mapping.max_event_age, 88 days for
+// batch files) whenever the tests run; testDate is a time on it.
+var (
+	testDay  = time.Now().UTC().AddDate(0, 0, -10).Format(time.DateOnly)
+	testDate = testDay + "T10:00:00Z"
+)
+
 // These tests run engine.Run with the real parts around it: CSV files on
 // disk, the YAML mapping, the HTTP sink against the simulator on loopback,
 // and a SQLite ledger.
@@ -55,7 +63,7 @@ func orders(first, n int) string {
 	b.WriteString(header)
 	for i := first; i < first+n; i++ {
 		for l := 1; l <= 2; l++ {
-			fmt.Fprintf(&b, "A-%d,2026-11-20T10:00:00Z,clk%d,SKU-%d,%d,%d.50,paid\n", i, i, l, l, 10+l)
+			fmt.Fprintf(&b, "A-%d,%s,clk%d,SKU-%d,%d,%d.50,paid\n", i, testDate, i, l, l, 10+l)
 		}
 	}
 	return b.String()
@@ -217,7 +225,7 @@ func TestRunRerunChangedAndNew(t *testing.T) {
 	// A corrected amount on an accepted order, and new orders in the same
 	// file: the new ones are sent, the changed one is reported.
 	content := orders(1, 25)
-	content = strings.Replace(content, "A-3,2026-11-20T10:00:00Z,clk3,SKU-1,1,11.50", "A-3,2026-11-20T10:00:00Z,clk3,SKU-1,1,9.99", 1)
+	content = strings.Replace(content, "A-3,"+testDate+",clk3,SKU-1,1,11.50", "A-3,"+testDate+",clk3,SKU-1,1,9.99", 1)
 	h.write("a.csv", content)
 	s, err = h.run(runOpts{})
 	if err != nil {
@@ -292,8 +300,8 @@ func TestRunDuplicateOrderAcrossFiles(t *testing.T) {
 // and its lines were lost without a trace).
 func TestRunOrderSplitAcrossObjectsIsRecorded(t *testing.T) {
 	h := newHarness(t)
-	h.write("a.csv", header+"SP2,2026-11-20T10:00:00Z,clk,SKU1,1,10.00,paid\n")
-	h.write("b.csv", header+"SP2,2026-11-20T10:00:00Z,clk,SKU2,1,99.00,paid\n")
+	h.write("a.csv", header+"SP2,"+testDate+",clk,SKU1,1,10.00,paid\n")
+	h.write("b.csv", header+"SP2,"+testDate+",clk,SKU2,1,99.00,paid\n")
 	s, err := h.run(runOpts{})
 	if err != nil {
 		t.Fatal(err)
