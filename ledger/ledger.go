@@ -106,6 +106,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -377,14 +378,50 @@ func (l *Ledger) openFiles(ctx context.Context) error {
 		return fmt.Errorf("ledger %s: lock the ledger file: %w", l.name, err)
 	}
 	l.file = fl
-	created, err := l.openWriter(ctx, l.abs)
+	created, err := l.openDBs(ctx)
 	if err != nil {
 		return err
 	}
-	if err := l.openReaders(ctx, l.abs, false); err != nil {
-		return err
-	}
 	return l.markOpen(ctx, l.abs, created)
+}
+
+// sharedOpenWait is how long a shared Open tries again when the database
+// is busy: while another run of the machine opens, migrates or
+// checkpoints it, a new connection's first statements can be refused at
+// once (SQLite calls no busy handler for some of its locks).
+const sharedOpenWait = time.Minute
+
+// openDBs opens the write connection and the readers; a shared ledger
+// tries again, with new connections, while the database is busy.
+func (l *Ledger) openDBs(ctx context.Context) (bool, error) {
+	deadline := time.Now().Add(sharedOpenWait)
+	for wait := 10 * time.Millisecond; ; wait = min(2*wait, 500*time.Millisecond) {
+		created, err := l.openWriter(ctx, l.abs)
+		if err == nil {
+			err = l.openReaders(ctx, l.abs, false)
+		}
+		if err == nil || l.busyMS != sharedBusyTimeoutMS || !isBusy(err) || time.Now().After(deadline) {
+			return created, err
+		}
+		if cerr := l.closeDBs(); cerr != nil {
+			return false, errors.Join(err, cerr)
+		}
+		select {
+		case <-ctx.Done():
+			return false, errors.Join(err, ctx.Err())
+		case <-time.After(wait + time.Duration(rand.Int64N(int64(wait)))):
+		}
+	}
+}
+
+// isBusy reports whether err is SQLite's "database is busy" or "locked".
+func isBusy(err error) bool {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	c := se.Code() & 0xff
+	return c == sqlite3.SQLITE_BUSY || c == sqlite3.SQLITE_LOCKED
 }
 
 // createPrivate creates the database file, empty and readable and
@@ -564,21 +601,7 @@ func (l *Ledger) Close() error {
 }
 
 func (l *Ledger) closeAll() error {
-	var errs []error
-	for _, st := range []*sql.Stmt{l.getStmt, l.objStmt, l.putStmt, l.markStmt, l.beginStmt, l.endStmt} {
-		if st != nil {
-			errs = append(errs, st.Close())
-		}
-	}
-	if l.wconn != nil {
-		errs = append(errs, l.wconn.Close())
-	}
-	if l.wdb != nil {
-		errs = append(errs, l.wdb.Close())
-	}
-	if l.rdb != nil {
-		errs = append(errs, l.rdb.Close())
-	}
+	errs := []error{l.closeDBs()}
 	// After every connection of this Ledger is closed.
 	errs = append(errs, l.file.release())
 	if l.lock != nil {
@@ -588,6 +611,31 @@ func (l *Ledger) closeAll() error {
 		return fmt.Errorf("ledger %s: close: %w", l.name, err)
 	}
 	return nil
+}
+
+// closeDBs closes the Ledger's statements and connections, and forgets
+// them.
+func (l *Ledger) closeDBs() error {
+	var errs []error
+	for _, st := range []**sql.Stmt{&l.getStmt, &l.objStmt, &l.putStmt, &l.markStmt, &l.beginStmt, &l.endStmt} {
+		if *st != nil {
+			errs = append(errs, (*st).Close())
+			*st = nil
+		}
+	}
+	if l.wconn != nil {
+		errs = append(errs, l.wconn.Close())
+		l.wconn = nil
+	}
+	if l.wdb != nil {
+		errs = append(errs, l.wdb.Close())
+		l.wdb = nil
+	}
+	if l.rdb != nil {
+		errs = append(errs, l.rdb.Close())
+		l.rdb = nil
+	}
+	return errors.Join(errs...)
 }
 
 // readable returns ErrClosed, wrapped, once the ledger is closed.

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -292,5 +294,36 @@ func TestSharedBesideLoneProcess(t *testing.T) {
 	mustPut(t, a, sample("O-1", pipeline.StateAccepted))
 	if e := mustGet(t, b, sample("O-1", "").Key); e.State != pipeline.StateAccepted {
 		t.Errorf("B reads what A wrote: %+v", e)
+	}
+}
+
+// TestIsBusy: the error a shared Open tries again on is what SQLite
+// returns for a database another connection holds, as sqlError words it.
+func TestIsBusy(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "b.db")
+	a, err := sql.Open("sqlite", dsn(p, url.Values{"_pragma": {"journal_mode(WAL)"}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	ca, err := a.Conn(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ca.Close()
+	if _, err := ca.ExecContext(t.Context(), "CREATE TABLE t (x); BEGIN IMMEDIATE; INSERT INTO t VALUES (1)"); err != nil {
+		t.Fatal(err)
+	}
+	b, err := sql.Open("sqlite", dsn(p, url.Values{"_pragma": {"busy_timeout(0)"}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	_, err = b.ExecContext(t.Context(), "BEGIN IMMEDIATE")
+	if err == nil || !isBusy(fmt.Errorf("ledger x: open: %w", sqlError(err))) {
+		t.Fatalf("a write beside another's: %v; isBusy false", err)
+	}
+	if isBusy(errors.New("database is busy")) || isBusy(sqlError(fmt.Errorf("x: %w", os.ErrPermission))) {
+		t.Error("isBusy of errors that are not SQLite's busy")
 	}
 }
