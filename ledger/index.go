@@ -271,8 +271,10 @@ type queryFunc func(ctx context.Context, query string, args ...any) (*sql.Rows, 
 
 // indexSQL reads what the index holds of account's entries. It scans the
 // table in its order ("+account" is not indexable): through an index,
-// each row would be a seek into the table: a million entries took 4 s
-// that way and 1.8 s by the scan, measured here. A ledger of many accounts is
+// each row would be a seek into the table, in random order, where the
+// scan reads its pages one after the other (the index load is part of
+// the rerun with --all that make bench measures, docs/benchmarks.md
+// part 5). A ledger of many accounts is
 // scanned whole, which stays the faster way up to a score of accounts
 // of the same size (PostgreSQL serves many more).
 const indexSQL = `SELECT event_type, order_id, state, payload_hash FROM conversions WHERE +account = ?`

@@ -243,6 +243,7 @@ type Ledger struct {
 	beginStmt *sql.Stmt
 	endStmt   *sql.Stmt
 
+	shared bool          // opened with Options.Shared
 	busyMS string        // its connections' busy_timeout (see busyTimeoutMS)
 	claims *sqliteClaims // with Options.Shared; see sqliteclaims.go
 
@@ -299,7 +300,7 @@ func Open(ctx context.Context, path string, opts Options) (*Ledger, error) {
 		l.maxBatch = 1000
 	}
 	if opts.Shared {
-		l.busyMS = sharedBusyTimeoutMS
+		l.shared, l.busyMS = true, sharedBusyTimeoutMS
 	}
 	if err := l.openFiles(ctx); err != nil {
 		l.closeAll()
@@ -400,7 +401,7 @@ func (l *Ledger) openDBs(ctx context.Context) (bool, error) {
 		if err == nil {
 			err = l.openReaders(ctx, l.abs, false)
 		}
-		if err == nil || l.busyMS != sharedBusyTimeoutMS || !isBusy(err) || time.Now().After(deadline) {
+		if err == nil || !l.shared || !isBusy(err) || time.Now().After(deadline) {
 			return created, err
 		}
 		if cerr := l.closeDBs(); cerr != nil {

@@ -1062,7 +1062,8 @@ func testCloseWhileWriting(t *testing.T, b backend) {
 // file) are found by the run's index, not by walking every entry of the
 // account: SQLite, without statistics, preferred the account's key index
 // for its order, which made the results file of a run that sent nothing
-// take 20 s on a ledger of a million entries.
+// read the whole ledger (make bench's nightly rerun, docs/benchmarks.md
+// part 5).
 func TestEntriesOfARunUseItsIndex(t *testing.T) {
 	l := sqliteBackend.temp(t).(*Ledger)
 	for _, f := range []pipeline.Filter{{RunID: "r1"}, {RunID: "r1", State: pipeline.StateAccepted}, {RunID: "r1", OrderID: "A-1"}} {
@@ -1075,7 +1076,7 @@ func TestEntriesOfARunUseItsIndex(t *testing.T) {
 
 // TestIndexLoadScansTheTable: the rerun index is loaded by one scan of
 // the table, not by a seek into it for each entry through an index,
-// which took 4 s for a million entries against 1.8 s.
+// which reads the table's pages in random order.
 func TestIndexLoadScansTheTable(t *testing.T) {
 	l := sqliteBackend.temp(t).(*Ledger)
 	if got := queryPlan(t, l, indexSQL, l.account); got != "SCAN conversions" {

@@ -73,20 +73,29 @@ func newPgClaims(opts Options, holder string) *pgClaims {
 // renew renews the leases of l's claims every lease/3 until stopClaims.
 func (l *Postgres) renew() {
 	c := l.claims
-	defer close(c.done)
-	t := time.NewTicker(c.lease / 3)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.stop:
-			return
-		case <-t.C:
-		}
+	renewLeases(c.lease, c.stop, c.done, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), c.lease/3)
+		defer cancel()
 		// A renewal that fails is tried again at the next tick; a
 		// database gone for longer than the lease fails the writes too.
 		_, _ = l.pool.Exec(ctx, pgRenewSQL, c.owner, c.lease.Seconds())
-		cancel()
+	})
+}
+
+// renewLeases calls renew every lease/3 until stop is closed, then
+// closes done: the renewals of a shared ledger's claims, on both
+// backends.
+func renewLeases(lease time.Duration, stop <-chan struct{}, done chan<- struct{}, renew func()) {
+	defer close(done)
+	t := time.NewTicker(lease / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		renew()
 	}
 }
 

@@ -89,22 +89,14 @@ func (l *Ledger) startClaims(opts Options) {
 // stopRenewing.
 func (l *Ledger) renew() {
 	c := l.claims
-	defer close(c.done)
-	t := time.NewTicker(c.lease / 3)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.stop:
-			return
-		case <-t.C:
-		}
+	renewLeases(c.lease, c.stop, c.done, func() {
 		// A renewal that fails is tried again at the next tick; a ledger
 		// that cannot be written fails the run's writes too.
 		_ = l.write(context.Background(), "renew claims", func(ctx context.Context) error {
 			_, err := l.wconn.ExecContext(ctx, sqliteRenewSQL, time.Now().Add(c.lease).UnixNano(), c.owner)
 			return err
 		})
-	}
+	})
 }
 
 // stopRenewing stops the renewals of a shared Ledger.
