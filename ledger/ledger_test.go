@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -1081,6 +1083,68 @@ func TestIndexLoadScansTheTable(t *testing.T) {
 	l := sqliteBackend.temp(t).(*Ledger)
 	if got := queryPlan(t, l, indexSQL, l.account); got != "SCAN conversions" {
 		t.Errorf("plan %q, want SCAN conversions", got)
+	}
+	// Each part seeks to its first rowid and scans from there.
+	if got, want := queryPlan(t, l, indexPartSQL, 1, 2, l.account), "SEARCH conversions USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)"; got != want {
+		t.Errorf("plan of a part %q, want %q", got, want)
+	}
+}
+
+// TestIndexLoadInParts loads the index of a ledger in several parts at
+// once and checks that it holds what one scan reads: every entry once,
+// with its state and payload (one account's entries among another's).
+func TestIndexLoadInParts(t *testing.T) {
+	old := minPartRows
+	minPartRows = 50
+	t.Cleanup(func() { minPartRows = old })
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	ctx := t.Context()
+	var es, other []pipeline.Entry
+	states := []pipeline.State{pipeline.StateAccepted, pipeline.StateRejected, pipeline.StateFailed, pipeline.StateInvalid}
+	for i := range 1000 {
+		o := strconv.Itoa(i)
+		es = append(es, pipeline.Entry{Key: pipeline.Key{EventType: "1", OrderID: o}, State: states[i%len(states)], PayloadHash: pipeline.PayloadHash(o)})
+		other = append(other, pipeline.Entry{Key: pipeline.Key{EventType: "1", OrderID: "x" + o}, State: pipeline.StateAccepted, PayloadHash: pipeline.PayloadHash(o)})
+	}
+	for _, w := range []struct {
+		account string
+		es      []pipeline.Entry
+	}{{"A", es[:500]}, {"B", other}, {"A", es[500:]}} {
+		l, err := Open(ctx, path, Options{Account: w.account})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := l.PutAll(ctx, w.es); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := Open(ctx, path, Options{Account: "A"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ix := newIndex()
+	if err := scanIndexParts(ctx, ix, l.rdb, "A", 4); err != nil {
+		t.Fatal(err)
+	}
+	one := &index{seed: ix.seed, delta: map[uint64]uint64{}}
+	if err := scanIndex(ctx, one, l.rdb.QueryContext, "A"); err != nil {
+		t.Fatal(err)
+	}
+	if len(ix.base) != len(es) || !slices.Equal(ix.base, one.base) {
+		t.Fatalf("index in parts: %d slots, one scan: %d; want %d, the same", len(ix.base), len(one.base), len(es))
+	}
+	for _, e := range es {
+		st, ok, err := l.Settled(ctx, e.Key, e.PayloadHash)
+		if err != nil || ok != e.State.Final() || ok && st != e.State {
+			t.Fatalf("Settled(%s) = %q, %v, %v; want %q", e.Key, st, ok, err, e.State)
+		}
+	}
+	if _, ok, _ := l.Settled(ctx, other[0].Key, other[0].PayloadHash); ok {
+		t.Errorf("Settled found account B's entry in account A's index")
 	}
 }
 
