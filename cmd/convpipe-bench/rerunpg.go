@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"convpipe/ledger"
+	"convpipe/ledger/pgtest"
+	"convpipe/pipeline"
+	"convpipe/sim"
+)
+
+// pgRerun is what rerunPG measured.
+type pgRerun struct {
+	All     tpRun             // the median run with --all
+	Sum     *pipeline.Summary // the last run's summary
+	Fill    time.Duration     // filling the database
+	Entries int64             // the entries it holds
+	Size    int64             // its pg_database_size
+	Version string            // the server's
+	Index   time.Duration     // loading Settled's index, in this process
+}
+
+// rerunPGDatabase is the database of the PostgreSQL rerun ledger.
+const rerunPGDatabase = "rerun"
+
+// rerunPG is figure 5 on a PostgreSQL ledger: a server started on
+// loopback for it (ledger/pgtest, as the tests and part 6 start one), a
+// database filled as the SQLite ledger is (fill -ledger-url), and
+// `convpipe run --all` over it with ledger.url, b.repeat times. The
+// server is temporary, so the ledger is filled again every time.
+func (b *bench) rerunPG(dataPath, apiURL string) (pgRerun, error) {
+	var r pgRerun
+	dir := filepath.Join(b.work, "rerun-pg")
+	if err := os.RemoveAll(dir); err != nil {
+		return r, err
+	}
+	srv, err := pgtest.Start()
+	if err != nil {
+		return r, err
+	}
+	defer srv.Close()
+	ctx := context.Background()
+	if err := srv.CreateDatabase(ctx, rerunPGDatabase); err != nil {
+		return r, err
+	}
+	cfg := filepath.Join(dir, "config.yaml")
+	if err := writeRerunConfig(cfg, dir, dataPath, apiURL, srv.URL(rerunPGDatabase)); err != nil {
+		return r, err
+	}
+	env := []string{"PGPASSWORD=" + pgtest.Password}
+	if r.Fill, err = b.fillPG(cfg, srv.URL(rerunPGDatabase), env); err != nil {
+		return r, err
+	}
+	if r.All, r.Sum, err = b.rerunOnce(cfg, dir, env, "--all"); err != nil {
+		return r, err
+	}
+	if err := rerunAllOK(r.Sum, rerunOrders); err != nil {
+		return r, fmt.Errorf("rerun --all, PostgreSQL ledger: %w", err)
+	}
+	os.RemoveAll(filepath.Join(dir, "results"))
+	if err := r.facts(ctx, srv); err != nil {
+		return r, err
+	}
+	b.logf("rerun, PostgreSQL ledger: --all %.2fs (%d orders), index load %.2fs", r.All.U.Wall.Seconds(), r.Sum.Total.Orders, r.Index.Seconds())
+	return r, nil
+}
+
+// fillPG fills the PostgreSQL ledger at ledgerURL (the password in env)
+// from the rerun configuration cfg, in a child as the SQLite one is.
+func (b *bench) fillPG(cfg, ledgerURL string, env []string) (time.Duration, error) {
+	start := time.Now()
+	c := child{Args: []string{b.self, "fill", "-config", cfg, "-ledger-url", ledgerURL}, Env: env}
+	res, err := c.run()
+	if err != nil {
+		return 0, err
+	}
+	took := time.Since(start)
+	b.logf("%s in %s", strings.TrimSpace(res.Stdout), took.Round(100*time.Millisecond))
+	return took, nil
+}
+
+// facts reads the filled database's size and entries, and times the load
+// of the index that answers Settled (ledger.OpenPostgresReadOnly's is
+// the same query and sort as a run's).
+func (r *pgRerun) facts(ctx context.Context, srv *pgtest.Server) error {
+	u, err := url.Parse(srv.URL(rerunPGDatabase))
+	if err != nil {
+		return err
+	}
+	u.User = url.UserPassword(pgtest.User, pgtest.Password)
+	conn, err := pgx.Connect(ctx, u.String())
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	err = conn.QueryRow(ctx, `SELECT pg_database_size(current_database()), current_setting('server_version'),
+		(SELECT count(*) FROM convpipe.conversions)`).Scan(&r.Size, &r.Version, &r.Entries)
+	if err != nil {
+		return fmt.Errorf("rerun ledger facts: %w", err)
+	}
+	if f := strings.Fields(r.Version); len(f) > 0 {
+		r.Version = f[0]
+	}
+	led, err := ledger.OpenPostgresReadOnly(ctx, u.String(), "")
+	if err != nil {
+		return err
+	}
+	defer led.Close()
+	if err := led.SetAccount(sim.DefaultAccountSID); err != nil {
+		return err
+	}
+	start := time.Now()
+	_, _, err = led.Settled(ctx, pipeline.Key{EventType: "0", OrderID: "0"}, pipeline.PayloadHash(""))
+	r.Index = time.Since(start)
+	return err
+}
+
+// text describes the PostgreSQL ledger and how it was filled.
+func (r pgRerun) text() string {
+	return fmt.Sprintf(
+		"The PostgreSQL ledger: a database on a PostgreSQL %s started on loopback for this part (`ledger/pgtest`, as the tests start one: initdb in a temporary folder, `fsync=on`, `shared_buffers=32MB`), "+
+			"filled by the same fill from the same export and configuration, with `ledger.OpenPostgres` instead of `ledger.Open` behind the same batching wrapper (`convpipe-bench fill -ledger-url`, the password in PGPASSWORD): "+
+			"%s entries, %s (`pg_database_size`). The server is temporary, so this ledger is filled again in every run of the suite: in %s this time. "+
+			"The runs name it by `ledger.url` in their configuration, without the password (PGPASSWORD is in their environment). "+
+			"Loading the in-memory index a run answers `Settled` from (one binary-format `SELECT event_type, order_id, state, payload_hash` of the account's rows, then a sort) took %s, timed on its own in the suite's process after the runs.",
+		r.Version, fmtInt(r.Entries), fmtBytes(r.Size), r.Fill.Round(100*time.Millisecond), fmtSec(r.Index))
+}
+
+// verdict is the verdict of the PostgreSQL rerun with --all.
+func (r pgRerun) verdict() verdict {
+	return verdict{
+		Figure:   "Rerun over 1M accepted orders with `--all`, PostgreSQL ledger",
+		Measured: fmt.Sprintf("%s (%s rows, %s orders looked up)", fmtSec(r.All.U.Wall), fmtInt(r.Sum.Total.Rows), fmtInt(r.Sum.Total.Orders)),
+		Target:   "< 10 s",
+		Met:      met(r.All.U.Wall < 10*time.Second),
+		Why: fmt.Sprintf("as on SQLite, every order is read, mapped, encoded and hashed, then answered from the ledger's in-memory index without a query per order: "+
+			"`Settled` loads the index once, by one binary-format SELECT of the account's (event type, order id, state, payload hash) on the writer's connection (%s on its own).", fmtSec(r.Index)),
+	}
+}
