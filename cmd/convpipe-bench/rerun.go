@@ -259,7 +259,7 @@ func (b *bench) rerun() error {
 		rerunRow("SQLite", all, s2),
 	}
 	b.rerunVerdicts(nightly, all, s2)
-	pg, err := b.rerunPG(dataPath, url)
+	pg, err := b.rerunPG(dataPath, url, rerunOrders)
 	if err != nil {
 		// The SQLite figures stand; the report names the failure.
 		b.logf("rerun, PostgreSQL ledger: %v", err)
