@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -28,6 +29,7 @@ type pgRerun struct {
 	Size     int64             // its pg_database_size
 	Version  string            // the server's
 	Index    time.Duration     // loading Settled's index, in this process
+	Server   time.Duration     // the server's CPU time per run with --all
 }
 
 // rerunPGDatabase is the database of the PostgreSQL rerun ledger.
@@ -65,9 +67,11 @@ func (b *bench) rerunPG(dataPath, apiURL string, orders int64) (pgRerun, error) 
 	if r.Vacuum, err = b.settlePG(ctx, srv); err != nil {
 		return r, err
 	}
+	before := serverCPU(srv)
 	if r.All, r.Sum, err = b.rerunOnce(cfg, dir, env, "--all"); err != nil {
 		return r, err
 	}
+	r.Server = (serverCPU(srv) - before) / time.Duration(b.repeat)
 	if err := rerunAllOK(r.Sum, orders); err != nil {
 		return r, fmt.Errorf("rerun --all, PostgreSQL ledger: %w", err)
 	}
@@ -75,7 +79,7 @@ func (b *bench) rerunPG(dataPath, apiURL string, orders int64) (pgRerun, error) 
 	if err := r.facts(ctx, srv); err != nil {
 		return r, err
 	}
-	b.logf("rerun, PostgreSQL ledger: --all %.2fs (%d orders), index load %.2fs", r.All.U.Wall.Seconds(), r.Sum.Total.Orders, r.Index.Seconds())
+	b.logf("rerun, PostgreSQL ledger: --all %.2fs (%d orders; CPU %.2fs, the server's %.2fs), index load %.2fs", r.All.U.Wall.Seconds(), r.Sum.Total.Orders, r.All.U.CPU().Seconds(), r.Server.Seconds(), r.Index.Seconds())
 	return r, nil
 }
 
@@ -109,6 +113,31 @@ func (b *bench) settlePG(ctx context.Context, srv *pgtest.Server) (time.Duration
 	took := time.Since(start)
 	b.logf("rerun, PostgreSQL ledger: VACUUM (ANALYZE) and CHECKPOINT in %s", took.Round(100*time.Millisecond))
 	return took, nil
+}
+
+// serverCPU returns the CPU time (user and system) that the server's
+// postmaster and its children that have exited (the runs' backends)
+// have used, from /proc; 0 when it cannot be read.
+func serverCPU(srv *pgtest.Server) time.Duration {
+	pid, err := os.ReadFile(filepath.Join(srv.Dir, "data", "postmaster.pid"))
+	if err != nil {
+		return 0
+	}
+	first, _, _ := strings.Cut(string(pid), "\n")
+	stat, err := os.ReadFile(filepath.Join("/proc", strings.TrimSpace(first), "stat"))
+	if err != nil {
+		return 0
+	}
+	// The fields after the command's closing parenthesis: utime, stime,
+	// cutime and cstime are the 12th to 15th, in clock ticks (100/s).
+	_, rest, _ := strings.Cut(string(stat), ") ")
+	f := strings.Fields(rest)
+	var ticks int64
+	for i := 11; i <= 14 && i < len(f); i++ {
+		n, _ := strconv.ParseInt(f[i], 10, 64)
+		ticks += n
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond
 }
 
 // facts reads the filled database's size and entries, and times the load
@@ -154,8 +183,9 @@ func (r pgRerun) text() string {
 			"filled by the same fill from the same export and configuration, with `ledger.OpenPostgres` instead of `ledger.Open` behind the same batching wrapper (`convpipe-bench fill -ledger-url`, the password in PGPASSWORD): "+
 			"%s entries (%s of them accepted), %s (`pg_database_size`). The server is temporary, so this ledger is filled again in every run of the suite: in %s this time, then `VACUUM (ANALYZE)` and `CHECKPOINT` (%s) before the timed runs, as autovacuum would long since have done to a ledger filled night by night (right after the fill, autovacuum's passes over the table and the first scan's setting of every row's hint bits would fall on the timed runs). "+
 			"The runs name it by `ledger.url` in their configuration, without the password (PGPASSWORD is in their environment). "+
-			"Loading the in-memory index a run answers `Settled` from (one binary-format `SELECT event_type, order_id, state, payload_hash` of the account's rows, then a sort) took %s, timed on its own in the suite's process after the runs.",
-		r.Version, fmtInt(r.Entries), fmtInt(r.Accepted), fmtBytes(r.Size), r.Fill.Round(100*time.Millisecond), r.Vacuum.Round(100*time.Millisecond), fmtSec(r.Index))
+			"Loading the in-memory index a run answers `Settled` from (one binary-format `SELECT event_type, order_id, state, payload_hash` of the account's rows, then a sort) took %s, timed on its own in the suite's process after the runs. "+
+			"The CPU column is convpipe's; the server used %s more per run (its postmaster's and exited backends' CPU time, from /proc).",
+		r.Version, fmtInt(r.Entries), fmtInt(r.Accepted), fmtBytes(r.Size), r.Fill.Round(100*time.Millisecond), r.Vacuum.Round(100*time.Millisecond), fmtSec(r.Index), fmtSec(r.Server))
 }
 
 // verdict is the verdict of the PostgreSQL rerun with --all.
