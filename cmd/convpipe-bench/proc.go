@@ -108,10 +108,14 @@ func (c child) run() (result, error) {
 	return res, nil
 }
 
-// command is the child's command line as the report shows it.
+// command is the child's command line as the report (and an error)
+// shows it: a password in its environment (PGPASSWORD) as NAME=….
 func (c child) command() string {
 	var b strings.Builder
 	for _, e := range c.Env {
+		if k, _, _ := strings.Cut(e, "="); strings.Contains(k, "PASSWORD") {
+			e = k + "=…"
+		}
 		b.WriteString(e + " ")
 	}
 	for i, a := range c.Args {
