@@ -2,7 +2,11 @@ package ledger
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
+	"sync"
+	"time"
 
 	"convpipe/pipeline"
 )
@@ -18,6 +22,57 @@ import (
 // several machines share a PostgreSQL ledger (see pgClaims): a SQLite
 // file on a network file system is no ledger to share (WAL needs the
 // shared memory of one machine).
+
+// leases is what the claims of a shared ledger have in common on both
+// backends (sqliteClaims, pgClaims): the Ledger's owner id, the lease
+// its claims get and the renewing of it every lease/3 while it is open.
+type leases struct {
+	owner  string        // this Ledger's claims
+	lease  time.Duration // how long a claim outlives its last renewal
+	holder string        // the Holder as JSON, for a person reading the table
+	stop   chan struct{}
+	done   chan struct{}
+	ended  sync.Once
+}
+
+// newLeases returns the leases of a Ledger opened with opts, under a new
+// random owner id.
+func newLeases(opts Options, holder string) leases {
+	lease := opts.Lease
+	if lease <= 0 {
+		lease = DefaultLease
+	}
+	b := make([]byte, 12)
+	rand.Read(b)
+	return leases{owner: hex.EncodeToString(b), lease: lease, holder: holder,
+		stop: make(chan struct{}), done: make(chan struct{})}
+}
+
+// keep calls renew every lease/3 until end; it is the Ledger's renewing
+// goroutine.
+func (c *leases) keep(renew func()) {
+	defer close(c.done)
+	t := time.NewTicker(c.lease / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-t.C:
+		}
+		renew()
+	}
+}
+
+// end stops the renewals and waits for keep to return, then runs then;
+// later calls do nothing.
+func (c *leases) end(then func()) {
+	c.ended.Do(func() {
+		close(c.stop)
+		<-c.done
+		then()
+	})
+}
 
 // ClaimObject claims obj for this run: granted at once to a run that
 // holds the ledger alone (its file lock holds everything).

@@ -2,11 +2,8 @@ package ledger
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -35,14 +32,7 @@ var (
 // leases of all its claims every lease/3; a run that dies (SIGKILL, its
 // machine gone) stops renewing, and its claims lapse after the lease.
 // Close drops the Ledger's claims at once.
-type pgClaims struct {
-	owner  string        // this Ledger's claims
-	lease  time.Duration // how long a claim outlives its last renewal
-	holder string        // the Holder as JSON, for a person reading the table
-	stop   chan struct{}
-	done   chan struct{}
-	once   sync.Once
-}
+type pgClaims struct{ leases }
 
 // DefaultLease is how long a shared ledger's claims outlive their
 // runner's last renewal when ledger.lease is not set.
@@ -60,20 +50,13 @@ const pgRenewSQL = `UPDATE convpipe.claims SET expires = clock_timestamp() + mak
 
 // newPgClaims makes the claims state of a Ledger opened with opts.
 func newPgClaims(opts Options, holder string) *pgClaims {
-	lease := opts.Lease
-	if lease <= 0 {
-		lease = DefaultLease
-	}
-	b := make([]byte, 12)
-	rand.Read(b)
-	return &pgClaims{owner: hex.EncodeToString(b), lease: lease, holder: holder,
-		stop: make(chan struct{}), done: make(chan struct{})}
+	return &pgClaims{newLeases(opts, holder)}
 }
 
 // renew renews the leases of l's claims every lease/3 until stopClaims.
 func (l *Postgres) renew() {
 	c := l.claims
-	renewLeases(c.lease, c.stop, c.done, func() {
+	c.keep(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), c.lease/3)
 		defer cancel()
 		// A renewal that fails is tried again at the next tick; a
@@ -82,32 +65,13 @@ func (l *Postgres) renew() {
 	})
 }
 
-// renewLeases calls renew every lease/3 until stop is closed, then
-// closes done: the renewals of a shared ledger's claims, on both
-// backends.
-func renewLeases(lease time.Duration, stop <-chan struct{}, done chan<- struct{}, renew func()) {
-	defer close(done)
-	t := time.NewTicker(lease / 3)
-	defer t.Stop()
-	for {
-		select {
-		case <-stop:
-			return
-		case <-t.C:
-		}
-		renew()
-	}
-}
-
 // stopClaims stops the renewals and drops l's claims.
 func (l *Postgres) stopClaims() {
 	c := l.claims
 	if c == nil {
 		return
 	}
-	c.once.Do(func() {
-		close(c.stop)
-		<-c.done
+	c.end(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		// Left behind, they lapse with their lease.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -77,25 +78,14 @@ func childMain(mode string) int {
 			say("error: %v", err)
 			return 1
 		}
-		var next sync.Mutex
-		n := 0
-		var wg sync.WaitGroup
-		for range 8 {
-			wg.Go(func() {
-				for {
-					next.Lock()
-					i := n
-					n++
-					next.Unlock()
-					if err := l.Put(ctx, crashEntry(i)); err != nil {
-						say("error: %v", err)
-						return
-					}
-					say("put %d", i)
-				}
-			})
-		}
-		wg.Wait()
+		eachIndex(8, math.MaxInt, func(i int) bool {
+			if err := l.Put(ctx, crashEntry(i)); err != nil {
+				say("error: %v", err)
+				return false
+			}
+			say("put %d", i)
+			return true
+		})
 		return 1
 	case "claim":
 		// Open the ledger shared with a lease of arg ms, claim the object
@@ -480,4 +470,27 @@ func TestStorageFaults(t *testing.T) {
 			t.Errorf("Put after Close = %v", err)
 		}
 	})
+}
+
+// eachIndex hands the indexes 0 … limit-1 out to workers goroutines, in
+// order, each calling fn with the next one until fn returns false or
+// none is left, and returns when all have stopped.
+func eachIndex(workers, limit int, fn func(i int) bool) {
+	var mu sync.Mutex
+	n := 0
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for {
+				mu.Lock()
+				i := n
+				n++
+				mu.Unlock()
+				if i >= limit || !fn(i) {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

@@ -2,9 +2,7 @@ package ledger
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"time"
@@ -34,13 +32,7 @@ import (
 // never failing for it. The in-memory index then answers only what this
 // run wrote or read at its load: Get reads the database (other runs
 // write it), as ClaimOrder does.
-type sqliteClaims struct {
-	owner  string        // this Ledger's claims
-	lease  time.Duration // how long a claim outlives its last renewal
-	holder string        // the Holder as JSON, for a person reading the table
-	stop   chan struct{}
-	done   chan struct{}
-}
+type sqliteClaims struct{ leases }
 
 // sharedTablesSQL is the claims table and the quota table (one row per
 // account: the requests its runs took in the current window, see
@@ -73,15 +65,8 @@ const sqliteRenewSQL = `UPDATE claims SET expires = ? WHERE owner = ?`
 
 // startClaims makes l's claims state and starts renewing its leases.
 func (l *Ledger) startClaims(opts Options) {
-	lease := opts.Lease
-	if lease <= 0 {
-		lease = DefaultLease
-	}
-	b := make([]byte, 12)
-	rand.Read(b)
 	h, _ := json.Marshal(l.lock.current())
-	l.claims = &sqliteClaims{owner: hex.EncodeToString(b), lease: lease, holder: string(h),
-		stop: make(chan struct{}), done: make(chan struct{})}
+	l.claims = &sqliteClaims{newLeases(opts, string(h))}
 	go l.renew()
 }
 
@@ -89,7 +74,7 @@ func (l *Ledger) startClaims(opts Options) {
 // stopRenewing.
 func (l *Ledger) renew() {
 	c := l.claims
-	renewLeases(c.lease, c.stop, c.done, func() {
+	c.keep(func() {
 		// A renewal that fails is tried again at the next tick; a ledger
 		// that cannot be written fails the run's writes too.
 		_ = l.write(context.Background(), "renew claims", func(ctx context.Context) error {
@@ -104,8 +89,7 @@ func (l *Ledger) stopRenewing() {
 	if l.claims == nil {
 		return
 	}
-	close(l.claims.stop)
-	<-l.claims.done
+	l.claims.end(func() {})
 }
 
 // dropClaims deletes l's claims, once its writer is done.

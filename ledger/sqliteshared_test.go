@@ -56,30 +56,16 @@ func sharedPutChild(ctx context.Context, path string, c int, say func(string, ..
 		return 1
 	}
 	run := fmt.Sprintf("child-%d", c)
-	var next sync.Mutex
-	n := 0
 	var failed sync.Once
 	code := 0
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Go(func() {
-			for {
-				next.Lock()
-				i := n
-				n++
-				next.Unlock()
-				if i >= sharedKeys {
-					return
-				}
-				if err := sharedStep(ctx, l, run, c, i, say); err != nil {
-					failed.Do(func() { code = 1 })
-					say("error: %v", err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
+	eachIndex(4, sharedKeys, func(i int) bool {
+		if err := sharedStep(ctx, l, run, c, i, say); err != nil {
+			failed.Do(func() { code = 1 })
+			say("error: %v", err)
+			return false
+		}
+		return true
+	})
 	if code != 0 {
 		return code
 	}
