@@ -15,7 +15,7 @@ import (
 )
 
 const entryColumns = `event_type, order_id, state, payload_hash, sent_hash, attempts, http_status,
-	messages, submission_id, queued_uri, maybe_sent, refs, run_id, created, updated, ` + reconcileColumns
+	messages, submission_id, queued_uri, maybe_sent, refs, run_id, created, updated, ` + reconcileColumns + `, source`
 
 const getSQL = `SELECT ` + entryColumns + ` FROM conversions WHERE account = ? AND event_type = ? AND order_id = ?`
 
@@ -23,13 +23,13 @@ const getSQL = `SELECT ` + entryColumns + ` FROM conversions WHERE account = ? A
 // was first written.
 const putSQL = `INSERT INTO conversions (account, ` + entryColumns + `)
 	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
-		?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 	ON CONFLICT (account, event_type, order_id) DO UPDATE SET
 		state = excluded.state, payload_hash = excluded.payload_hash, sent_hash = excluded.sent_hash,
 		attempts = excluded.attempts, http_status = excluded.http_status, messages = excluded.messages,
 		submission_id = excluded.submission_id, queued_uri = excluded.queued_uri,
 		maybe_sent = excluded.maybe_sent, refs = excluded.refs, run_id = excluded.run_id,
-		updated = excluded.updated, ` + reconcileSet
+		updated = excluded.updated, source = excluded.source, ` + reconcileSet
 
 // validStates are the states the ledger stores.
 var validStates = map[pipeline.State]bool{
@@ -117,7 +117,7 @@ func (l *Ledger) PutAll(ctx context.Context, es []pipeline.Entry) error {
 func putArgs(account string, e pipeline.Entry, c entryCol) []any {
 	return append([]any{account, e.Key.EventType, e.Key.OrderID, string(e.State), e.PayloadHash, e.SentHash,
 		e.Attempts, e.HTTPStatus, c.msgs, e.SubmissionID, e.QueuedURI, e.MaybeSent, c.refs,
-		e.RunID, c.created, c.updated}, reconcileArgs(e)...)
+		e.RunID, c.created, c.updated}, append(reconcileArgs(e), e.Source)...)
 }
 
 // entryCol holds the stored forms of an entry's fields that need encoding.
@@ -254,7 +254,7 @@ func scanEntry(s scanner) (pipeline.Entry, error) {
 	)
 	err := s.Scan(append([]any{&e.Key.EventType, &e.Key.OrderID, &state, &e.PayloadHash, &e.SentHash,
 		&attempts, &hts, &msgs, &e.SubmissionID, &e.QueuedURI, &maybeSent, &refs,
-		&e.RunID, &created, &upd}, rc.dests()...)...)
+		&e.RunID, &created, &upd}, append(rc.dests(), &e.Source)...)...)
 	if err != nil {
 		return e, err
 	}

@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"time"
 
 	"convpipe/pipeline"
 )
@@ -40,10 +41,18 @@ type index struct {
 	// leading bits b (h>>shift); dir[b+1] ends that run. See buildDir.
 	dir   []uint32
 	shift uint
-	delta map[uint64]uint64
+	delta map[uint64]slot
 }
 
-type slot struct{ h, v uint64 }
+// slot is one key's summary: h its hash, v its packed state and payload
+// prefix; src the first 64 bits of its source fingerprint and ev its
+// accepted EventDate (Unix nanoseconds), both zero unless the entry's
+// Source matches its payload hash (see sourceOf). A slot written since the
+// load has no src.
+type slot struct {
+	h, v, src uint64
+	ev        int64
+}
 
 // Packed values: the payload prefix in the high 56 bits, the state code in
 // the low 7, and noPayload when the stored payload hash is not hex.
@@ -65,12 +74,18 @@ var codeStates = func() map[uint64]pipeline.State {
 // payloadPrefix returns the first 56 bits of a hex payload hash, in the
 // high bits.
 func payloadPrefix[T ~string | ~[]byte](ph T) (uint64, bool) {
-	if len(ph) < 16 {
+	p, ok := hex64(ph)
+	return p &^ 0xff, ok
+}
+
+// hex64 reads the first 16 hex digits of s.
+func hex64[T ~string | ~[]byte](s T) (uint64, bool) {
+	if len(s) < 16 {
 		return 0, false
 	}
 	var p uint64
 	for i := range 16 {
-		c := ph[i]
+		c := s[i]
 		switch {
 		case c >= '0' && c <= '9':
 			c -= '0'
@@ -83,7 +98,22 @@ func payloadPrefix[T ~string | ~[]byte](ph T) (uint64, bool) {
 		}
 		p = p<<4 | uint64(c)
 	}
-	return p &^ 0xff, true
+	return p, true
+}
+
+// sourceOf returns the first 64 bits of the fingerprint in an entry's
+// Source, or 0 when Source is not bound to its payload hash (written by
+// pipeline.SourceFor for this very payload hash).
+func sourceOf[T ~string | ~[]byte](source, payloadHash T) uint64 {
+	n := len(source)
+	if n < 16+1+16 || len(payloadHash) < 16 || source[n-17] != '/' || string(source[n-16:]) != string(payloadHash[:16]) {
+		return 0
+	}
+	fp, ok := hex64(source)
+	if !ok {
+		return 0
+	}
+	return fp
 }
 
 // stateCode returns the code of a state read as text.
@@ -121,7 +151,7 @@ func pack[T ~string | ~[]byte](state, payloadHash T) uint64 {
 }
 
 func newIndex() *index {
-	ix := &index{seed: maphash.MakeSeed(), delta: make(map[uint64]uint64)}
+	ix := &index{seed: maphash.MakeSeed(), delta: make(map[uint64]slot)}
 	ix.buildDir()
 	return ix
 }
@@ -176,29 +206,36 @@ func (ix *index) buildDir() {
 }
 
 func (ix *index) lookup(h uint64) (uint64, bool) {
+	s, ok := ix.find(h)
+	return s.v, ok
+}
+
+// find returns the slot of hash h.
+func (ix *index) find(h uint64) (slot, bool) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
-	if v, ok := ix.delta[h]; ok {
-		return v, true
+	if s, ok := ix.delta[h]; ok {
+		return s, true
 	}
 	b := h >> ix.shift
 	run := ix.base[ix.dir[b]:ix.dir[b+1]]
 	for _, s := range run {
 		if s.h == h {
-			return s.v, true
+			return s, true
 		}
 		if s.h > h {
 			break
 		}
 	}
-	return 0, false
+	return slot{}, false
 }
 
-// set records a committed write.
+// set records a committed write. The slot has no source: an entry written
+// since the load is mapped again when it comes back.
 func (ix *index) set(h, v uint64) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	ix.delta[h] = v
+	ix.delta[h] = slot{h: h, v: v}
 	if len(ix.delta) >= max(1<<16, len(ix.base)/4) {
 		ix.merge()
 	}
@@ -207,8 +244,8 @@ func (ix *index) set(h, v uint64) {
 // merge folds delta into base: sort the delta, then one merge pass.
 func (ix *index) merge() {
 	d := make([]slot, 0, len(ix.delta))
-	for h, v := range ix.delta {
-		d = append(d, slot{h, v})
+	for _, s := range ix.delta {
+		d = append(d, s)
 	}
 	slices.SortFunc(d, func(a, b slot) int { return cmp.Compare(a.h, b.h) })
 	out := make([]slot, 0, len(ix.base)+len(d))
@@ -242,7 +279,7 @@ func (ix *index) merge() {
 // It answers from memory. The first call loads the index (a scan of the
 // ledger's table, in parts at once unless the ledger is shared: 1.8 s
 // for a million entries on this project's 2-core machine, against 2.5 s
-// in one scan; writes wait meanwhile; about 17 bytes per entry stay in
+// in one scan; writes wait meanwhile; about 33 bytes per entry stay in
 // memory for the life of the Ledger); later calls take well under a
 // microsecond, and once the index is loaded Get answers "no entry" from it
 // without SQL as well. In a Ledger opened for writing the index is kept
@@ -263,6 +300,40 @@ func (l *Ledger) Settled(ctx context.Context, key pipeline.Key, payloadHash stri
 		return "", false, err
 	}
 	return settledIn(ix, key, p)
+}
+
+// SettledSource reports whether key is accepted (or tracked or not
+// tracked since) with the payload that lines of fingerprint fp were
+// mapped to (see pipeline.SourceSettler), from the index Settled uses.
+// An entry written since the index was loaded is not vouched for: its
+// lines are mapped again.
+func (l *Ledger) SettledSource(ctx context.Context, key pipeline.Key, fp string, oldest time.Time) (pipeline.State, bool, error) {
+	ix, err := l.loadIndex(ctx)
+	if err != nil {
+		return "", false, err
+	}
+	st, ok := settledSourceIn(ix, key, fp, oldest)
+	return st, ok, nil
+}
+
+// settledSourceIn answers SettledSource from ix.
+func settledSourceIn(ix *index, key pipeline.Key, fp string, oldest time.Time) (pipeline.State, bool) {
+	want, ok := hex64(fp)
+	if !ok || want == 0 {
+		return "", false
+	}
+	s, ok := ix.find(ix.hash(key))
+	if !ok || s.src != want || s.v&noPayload != 0 {
+		return "", false
+	}
+	if !oldest.IsZero() && (s.ev == 0 || s.ev < oldest.UnixNano()) {
+		return "", false
+	}
+	switch st := codeStates[s.v&stateMask]; st {
+	case pipeline.StateAccepted, pipeline.StateTracked, pipeline.StateNotTracked:
+		return st, true
+	}
+	return "", false
 }
 
 // settledIn answers Settled from ix for a payload hash whose prefix is p.
@@ -327,11 +398,11 @@ type queryFunc func(ctx context.Context, query string, args ...any) (*sql.Rows, 
 // part 5). A ledger of many accounts is
 // scanned whole, which stays the faster way up to a score of accounts
 // of the same size (PostgreSQL serves many more).
-const indexSQL = `SELECT event_type, order_id, state, payload_hash FROM conversions WHERE +account = ?`
+const indexSQL = `SELECT event_type, order_id, state, payload_hash, source, event_date FROM conversions WHERE +account = ?`
 
 // indexPartSQL is indexSQL over one range of rowids: a seek to the first,
 // then the table's pages in order, as the whole scan reads them.
-const indexPartSQL = `SELECT event_type, order_id, state, payload_hash FROM conversions WHERE rowid BETWEEN ? AND ? AND +account = ?`
+const indexPartSQL = `SELECT event_type, order_id, state, payload_hash, source, event_date FROM conversions WHERE rowid BETWEEN ? AND ? AND +account = ?`
 
 // minPartRows is the fewest rowids scanIndexParts gives a part of its own.
 var minPartRows int64 = 100_000
@@ -387,12 +458,13 @@ func scanIndexPart(ctx context.Context, ix *index, db *sql.DB, account string, f
 	}
 	defer rows.Close()
 	var out []slot
-	var et, oid, state, ph sql.RawBytes
+	var et, oid, state, ph, src sql.RawBytes
+	var ev int64
 	for rows.Next() {
-		if err := rows.Scan(&et, &oid, &state, &ph); err != nil {
+		if err := rows.Scan(&et, &oid, &state, &ph, &src, &ev); err != nil {
 			return nil, err
 		}
-		out = append(out, slot{ix.hashBytes(et, oid), pack(state, ph)})
+		out = append(out, loadedSlot(ix, et, oid, state, ph, src, ev))
 	}
 	return out, rows.Err()
 }
@@ -405,16 +477,26 @@ func scanIndex(ctx context.Context, ix *index, query queryFunc, account string) 
 	}
 	defer rows.Close()
 	// RawBytes: no allocation per row.
-	var et, oid, state, ph sql.RawBytes
+	var et, oid, state, ph, src sql.RawBytes
+	var ev int64
 	for rows.Next() {
-		if err := rows.Scan(&et, &oid, &state, &ph); err != nil {
+		if err := rows.Scan(&et, &oid, &state, &ph, &src, &ev); err != nil {
 			return err
 		}
-		ix.base = append(ix.base, slot{ix.hashBytes(et, oid), pack(state, ph)})
+		ix.base = append(ix.base, loadedSlot(ix, et, oid, state, ph, src, ev))
 	}
 	if err := rows.Err(); err != nil {
 		return err
 	}
 	ix.sort()
 	return nil
+}
+
+// loadedSlot is the slot of one entry read from the ledger's table.
+func loadedSlot(ix *index, et, oid, state, ph, src []byte, ev int64) slot {
+	s := slot{h: ix.hashBytes(et, oid), v: pack(state, ph), src: sourceOf(src, ph)}
+	if s.src != 0 {
+		s.ev = ev
+	}
+	return s
 }

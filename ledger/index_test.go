@@ -32,7 +32,7 @@ func TestIndexLookup(t *testing.T) {
 				want[h] = rng.Uint64()
 			}
 			for h, v := range want {
-				ix.base = append(ix.base, slot{h, v})
+				ix.base = append(ix.base, slot{h: h, v: v})
 			}
 			ix.sort()
 			check := func(stage string) {

@@ -1130,7 +1130,7 @@ func TestIndexLoadInParts(t *testing.T) {
 	if err := scanIndexParts(ctx, ix, l.rdb, "A", 4); err != nil {
 		t.Fatal(err)
 	}
-	one := &index{seed: ix.seed, delta: map[uint64]uint64{}}
+	one := &index{seed: ix.seed, delta: map[uint64]slot{}}
 	if err := scanIndex(ctx, one, l.rdb.QueryContext, "A"); err != nil {
 		t.Fatal(err)
 	}

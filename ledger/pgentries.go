@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,20 +16,20 @@ import (
 )
 
 const pgEntryColumns = `event_type, order_id, state, payload_hash, sent_hash, attempts, http_status,
-	messages, submission_id, queued_uri, maybe_sent, refs, run_id, created, updated, ` + reconcileColumns
+	messages, submission_id, queued_uri, maybe_sent, refs, run_id, created, updated, ` + reconcileColumns + `, source`
 
 const pgGetSQL = `SELECT ` + pgEntryColumns + ` FROM convpipe.conversions WHERE account = $1 AND event_type = $2 AND order_id = $3`
 
 // pgPutSQL replaces every column but created, as putSQL does.
 const pgPutSQL = `INSERT INTO convpipe.conversions (account, ` + pgEntryColumns + `)
 	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-		$17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31)
+		$17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32)
 	ON CONFLICT (account, event_type, order_id) DO UPDATE SET
 		state = excluded.state, payload_hash = excluded.payload_hash, sent_hash = excluded.sent_hash,
 		attempts = excluded.attempts, http_status = excluded.http_status, messages = excluded.messages,
 		submission_id = excluded.submission_id, queued_uri = excluded.queued_uri,
 		maybe_sent = excluded.maybe_sent, refs = excluded.refs, run_id = excluded.run_id,
-		updated = excluded.updated, ` + reconcileSet
+		updated = excluded.updated, source = excluded.source, ` + reconcileSet
 
 // Get returns the entry of key, and false when there is none.
 func (l *Postgres) Get(ctx context.Context, key pipeline.Key) (pipeline.Entry, bool, error) {
@@ -85,7 +86,7 @@ func (l *Postgres) PutAll(ctx context.Context, es []pipeline.Entry) error {
 func pgPutArgs(account string, e pipeline.Entry, c entryCol) []any {
 	return append([]any{account, []byte(e.Key.EventType), []byte(e.Key.OrderID), string(e.State),
 		e.PayloadHash, e.SentHash, e.Attempts, e.HTTPStatus, c.msgs, e.SubmissionID, e.QueuedURI,
-		e.MaybeSent, c.refs, e.RunID, c.created, c.updated}, reconcileArgs(e)...)
+		e.MaybeSent, c.refs, e.RunID, c.created, c.updated}, append(reconcileArgs(e), e.Source)...)
 }
 
 // Entries calls fn for each entry that f selects, in key order, until fn
@@ -167,7 +168,7 @@ func pgScanEntry(row pgx.Row) (pipeline.Entry, error) {
 		rc            pgReconcileScan
 	)
 	err := row.Scan(append([]any{&et, &oid, &state, &e.PayloadHash, &e.SentHash, &attempts, &hts, &msgs,
-		&e.SubmissionID, &e.QueuedURI, &e.MaybeSent, &refs, &e.RunID, &created, &upd}, rc.dests()...)...)
+		&e.SubmissionID, &e.QueuedURI, &e.MaybeSent, &refs, &e.RunID, &created, &upd}, append(rc.dests(), &e.Source)...)...)
 	if err != nil {
 		return e, err
 	}
@@ -407,6 +408,17 @@ func (l *Postgres) Settled(ctx context.Context, key pipeline.Key, payloadHash st
 	return settledIn(ix, key, p)
 }
 
+// SettledSource answers as the SQLite ledger's SettledSource does, from
+// the same in-memory index.
+func (l *Postgres) SettledSource(ctx context.Context, key pipeline.Key, fp string, oldest time.Time) (pipeline.State, bool, error) {
+	ix, err := l.loadIndex(ctx)
+	if err != nil {
+		return "", false, err
+	}
+	st, ok := settledSourceIn(ix, key, fp, oldest)
+	return st, ok, nil
+}
+
 // loadIndex returns the index, loading it on first use: in the writer
 // for a ledger open for a run, so that no commit falls between the scan
 // and the moment the index starts taking updates.
@@ -448,7 +460,7 @@ func (l *Postgres) loadIndex(ctx context.Context) (*index, error) {
 // pgScanIndex fills ix from the entries of account, reading each row's
 // raw binary values (no allocation per row).
 func pgScanIndex(ctx context.Context, ix *index, conn *pgx.Conn, account string) error {
-	rows, err := conn.Query(ctx, `SELECT event_type, order_id, state, payload_hash FROM convpipe.conversions WHERE account = $1`,
+	rows, err := conn.Query(ctx, `SELECT event_type, order_id, state, payload_hash, source, event_date FROM convpipe.conversions WHERE account = $1`,
 		pgx.QueryResultFormats{pgx.BinaryFormatCode}, account)
 	if err != nil {
 		return err
@@ -456,7 +468,10 @@ func pgScanIndex(ctx context.Context, ix *index, conn *pgx.Conn, account string)
 	defer rows.Close()
 	for rows.Next() {
 		v := rows.RawValues()
-		ix.base = append(ix.base, slot{ix.hashBytes(v[0], v[1]), pack(v[2], v[3])})
+		if len(v) != 6 || len(v[5]) != 8 {
+			return fmt.Errorf("index row: want 6 values and an 8-byte event_date, got %d", len(v))
+		}
+		ix.base = append(ix.base, loadedSlot(ix, v[0], v[1], v[2], v[3], v[4], int64(binary.BigEndian.Uint64(v[5]))))
 	}
 	if err := rows.Err(); err != nil {
 		return err

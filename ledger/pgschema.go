@@ -135,6 +135,8 @@ var pgMigrations = []string{
 	CREATE INDEX corrections_order ON convpipe.corrections (account, order_id);`,
 	// 6: batch files and the place of each order in them (pgbatch.go).
 	pgBatchTablesSQL,
+	// 7: what each entry's payload was built from (pipeline.Entry.Source).
+	`ALTER TABLE convpipe.conversions ADD COLUMN source text NOT NULL DEFAULT ''`,
 }
 
 // pgSchemaVersion is the version this code reads and writes.

@@ -142,6 +142,8 @@ var migrations = []string{
 	batchTablesSQL,
 	// 6: the claims and the quota of a shared ledger (sqliteclaims.go).
 	sharedTablesSQL,
+	// 7: what each entry's payload was built from (pipeline.Entry.Source).
+	`ALTER TABLE conversions ADD COLUMN source TEXT NOT NULL DEFAULT ''`,
 }
 
 // accountTables are the tables whose rows belong to an account.

@@ -226,7 +226,7 @@ func TestSQLiteMigrateToClaims(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	rawSQL(t, path, "DROP TABLE claims; DROP TABLE quota; PRAGMA user_version = 5;")
+	rawSQL(t, path, "DROP TABLE claims; DROP TABLE quota; ALTER TABLE conversions DROP COLUMN source; PRAGMA user_version = 5;")
 	a := sqliteBackend.openShared(t, path, "", 0)
 	b := sqliteBackend.openShared(t, path, "", 0)
 	for _, id := range []string{"O-1", "O-2"} {

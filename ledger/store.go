@@ -22,6 +22,7 @@ const URLEnv = "CONVPIPE_LEDGER_URL"
 type Store interface {
 	pipeline.Ledger
 	pipeline.Settler
+	pipeline.SourceSettler
 	pipeline.Claimer // see claims.go and pgclaims.go
 	pipeline.Quota   // see pgquota.go
 	pipeline.CorrectionLedger

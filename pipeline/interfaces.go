@@ -180,6 +180,24 @@ type Entry struct {
 	AcceptedAt time.Time `json:"accepted_at,omitzero"`
 	// Reconciled is what the last reconcile learned; nil before any.
 	Reconciled *Reconciliation `json:"reconciled,omitempty"`
+	// Source, when the run that built PayloadHash knew it, says what the
+	// payload was built from: the Fingerprinter's fingerprint of the
+	// order's lines and mapping, bound to the payload (SourceFor). A rerun
+	// that finds the same fingerprint knows the payload without mapping
+	// the lines again (SourceSettler). A later write that changes
+	// PayloadHash without it leaves a Source that no longer matches, which
+	// is then ignored.
+	Source string `json:"source,omitempty"`
+}
+
+// SourceFor is the Entry.Source of a payload hash built from lines whose
+// fingerprint is fp: the fingerprint, a slash and the first 16 hex digits
+// of the payload hash. It is "" when either is missing.
+func SourceFor(fp, payloadHash string) string {
+	if fp == "" || len(payloadHash) < 16 {
+		return ""
+	}
+	return fp + "/" + payloadHash[:16]
 }
 
 // Filter selects ledger entries; zero fields select everything.
@@ -234,4 +252,31 @@ type Settler interface {
 	// Settled reports whether key is in a final state with exactly this
 	// payload hash, and which state. False means "ask Get".
 	Settled(ctx context.Context, key Key, payloadHash string) (State, bool, error)
+}
+
+// A Fingerprinter (a Mapper) tells whether the lines of an order are those
+// it mapped before, without mapping them: a rerun of an unchanged export
+// then skips the mapping, encoding and hashing of every order it sent.
+type Fingerprinter interface {
+	// Fingerprint returns a digest of the lines (every value, null and
+	// column name, in order) and of the mapping itself, as hex; the same
+	// lines under the same mapping give the same fingerprint, wherever
+	// they are read from. key is the key Map would most likely give the
+	// lines, read without mapping them: only a ledger entry of that key
+	// whose Source holds fp vouches for it.
+	Fingerprint(lines []Row) (key Key, fp string)
+	// OldestEvent is the oldest EventDate Map accepts now (its
+	// max_event_age), or zero when it accepts any.
+	OldestEvent() time.Time
+}
+
+// SourceSettler is implemented by ledgers that can tell cheaply whether
+// a key was accepted with a payload built from lines of a given
+// fingerprint (Entry.Source).
+type SourceSettler interface {
+	// SettledSource reports whether key is accepted (or tracked or not
+	// tracked since) with the payload that lines of fingerprint fp were
+	// mapped to, and which state; when oldest is not zero, also that the
+	// accepted EventDate is not before it. False means "map the lines".
+	SettledSource(ctx context.Context, key Key, fp string, oldest time.Time) (State, bool, error)
 }
