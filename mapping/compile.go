@@ -49,6 +49,9 @@ type Mapping struct {
 	maxAge   time.Duration
 	maxItems int
 	now      func() time.Time
+	// digest starts every Fingerprint: the configuration's, nil when it
+	// cannot be encoded.
+	digest []byte
 
 	// header caches the column positions of the last header seen.
 	header atomic.Pointer[resolved]
@@ -152,6 +155,7 @@ func compile(cfg Config) (*Mapping, error) {
 		maxAge:    time.Duration(cmp.Or(cfg.MaxEventAge, Age(DefaultMaxEventAge))),
 		maxItems:  cfg.MaxItems,
 		now:       time.Now,
+		digest:    fingerprintDigest(cfg),
 	}
 	if m.tolerance == 0 {
 		m.tolerance = DefaultFutureTolerance

@@ -584,21 +584,34 @@ func (m *Mapping) key(vals []string) pipeline.Key {
 	return k
 }
 
+// lineKey returns the key that the key fields' values on r make, as key
+// does from an order's values.
+func (m *Mapping) lineKey(r *pipeline.Row, idx []int) pipeline.Key {
+	var k pipeline.Key
+	code := ""
+	for _, p := range m.order {
+		switch p.role {
+		case roleEventTypeID:
+			k.EventType, _, _, _ = p.value(r, idx)
+		case roleEventTypeCode:
+			code, _, _, _ = p.value(r, idx)
+		case roleOrderID:
+			k.OrderID, _, _, _ = p.value(r, idx)
+		}
+	}
+	if k.EventType == "" {
+		k.EventType = code
+	}
+	return k
+}
+
 // skipOrder returns out as the skip of the whole order, with its key and
 // every line's ref.
 func (m *Mapping) skipOrder(out pipeline.Mapped, lines []pipeline.Row, cols *columns, reason string) pipeline.Mapped {
 	conv := out.Conversion
 	conv.Fields, conv.Items = nil, nil
 	conv.Refs = refsOf(lines)
-	r := &lines[0]
-	idx := cols.at(r)
-	vals := make([]string, len(m.order))
-	for i, p := range m.order {
-		if p.role == roleEventTypeID || p.role == roleEventTypeCode || p.role == roleOrderID {
-			vals[i], _, _, _ = p.value(r, idx)
-		}
-	}
-	conv.Key = m.key(vals)
+	conv.Key = m.lineKey(&lines[0], cols.at(&lines[0]))
 	out.Skip = reason
 	out.Problems = nil
 	return out

@@ -43,6 +43,10 @@ func (r *runner) order(ctx context.Context, o *objectState, p prepared, jobs cha
 // reading the whole entry.
 func (r *runner) lookup(ctx context.Context, p prepared) (known, error) {
 	var k known
+	if p.settled != "" {
+		k.Settled = p.settled // answered by the fingerprint of the lines
+		return k, nil
+	}
 	if p.valid {
 		k.Settled = r.settled(ctx, p.key, p.hash)
 		if answered(k.Settled, r.policy) {
@@ -92,7 +96,7 @@ func (r *runner) queue(ctx context.Context, o *objectState, p prepared, prev *pi
 	c.Key = p.key
 	c.MaybeSent = prev != nil && (prev.State == pipeline.StatePending || prev.MaybeSent)
 	select {
-	case jobs <- job{conv: c, hash: p.hash, prev: prev, obj: o}:
+	case jobs <- job{conv: c, hash: p.hash, source: p.source, prev: prev, obj: o}:
 		return r.fatalErr()
 	case <-ctx.Done():
 		r.mu.Lock()

@@ -153,6 +153,7 @@ func decideValid(p prepared, prev *pipeline.Entry, pol policy) (verdict, *pipeli
 		// The payload is back to what was accepted.
 		e := base(p, prev)
 		e.State, e.PayloadHash = reconciledState(prev), p.hash
+		e.Source = pipeline.SourceFor(p.source, p.hash)
 		return v, e
 	case ActionChanged:
 		v := verdict{Action: ActionChanged, Counts: pipeline.Counts{Changed: 1}}
@@ -164,6 +165,7 @@ func decideValid(p prepared, prev *pipeline.Entry, pol policy) (verdict, *pipeli
 			e.SentHash = prev.PayloadHash
 		}
 		e.State, e.PayloadHash = pipeline.StateChanged, p.hash
+		e.Source = pipeline.SourceFor(p.source, p.hash)
 		e.Messages = []pipeline.Message{{Text: "accepted earlier with a different payload; needs a correction (PUT/DELETE Actions), not a new conversion"}}
 		return v, e
 	}

@@ -69,11 +69,35 @@ type prepared struct {
 	// has an event window.
 	event time.Time
 	dated bool
+	// source is the fingerprint of the lines (pipeline.Fingerprinter),
+	// recorded with the payload it was mapped to; "" when the run does
+	// not fingerprint or the mapping left some of the lines out.
+	source string
+	// settled, when set, is the ledger's state for the key with the
+	// payload these lines were mapped to before, learnt by their
+	// fingerprint without mapping them: m then holds only the key.
+	settled pipeline.State
 }
 
 // prepare maps the lines of one order; a valid conversion is encoded and
-// hashed.
+// hashed. In a run that sends, the lines are fingerprinted first: when
+// the ledger has their key accepted with the payload that lines of this
+// fingerprint were mapped to (a rerun of an unchanged export), the order
+// is already sent, and its mapping, encoding and hashing are skipped.
 func (r *runner) prepare(lines []pipeline.Row) prepared {
+	var fp string
+	if r.fingerprints != nil {
+		var key pipeline.Key
+		key, fp = r.fingerprints.Fingerprint(lines)
+		if r.sources != nil && fp != "" && key.OrderID != "" && key.EventType != "" {
+			// An error is the ledger's: the lookup that follows reports it.
+			st, ok, err := r.sources.SettledSource(r.readCtx, key, fp, r.oldest)
+			if err == nil && ok {
+				return prepared{m: pipeline.Mapped{Conversion: &pipeline.Conversion{Key: key}}, key: key, valid: true,
+					lines: len(lines), source: fp, settled: st}
+			}
+		}
+	}
 	m := r.opt.Mapper.Map(lines)
 	c := m.Conversion
 	if c == nil {
@@ -98,6 +122,9 @@ func (r *runner) prepare(lines []pipeline.Row) prepared {
 	if p.valid {
 		p.body = c.Encode()
 		p.hash = pipeline.PayloadHash(p.body)
+		if len(m.SkippedRows) == 0 {
+			p.source = fp
+		}
 	}
 	return p
 }

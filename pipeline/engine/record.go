@@ -68,6 +68,7 @@ func pendingEntry(j job) pipeline.Entry {
 		e.Refs = j.conv.Refs
 	}
 	e.State, e.PayloadHash = pipeline.StatePending, j.hash
+	e.Source = pipeline.SourceFor(j.source, j.hash)
 	return e
 }
 

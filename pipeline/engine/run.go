@@ -25,8 +25,11 @@ type objectState struct {
 type job struct {
 	conv *pipeline.Conversion
 	hash string
-	prev *pipeline.Entry
-	obj  *objectState
+	// source is the fingerprint of the order's lines, or "" (see
+	// prepared.source).
+	source string
+	prev   *pipeline.Entry
+	obj    *objectState
 }
 
 type runner struct {
@@ -70,6 +73,14 @@ type runner struct {
 	// enqueue takes an order decided for sending: queue in a run that
 	// sends, countOnly in a check.
 	enqueue func(context.Context, *objectState, prepared, *pipeline.Entry, chan<- job) error
+	// fingerprints, when set, fingerprints each order's lines, so that
+	// the ledger can learn what each payload was built from: in a run
+	// that sends, with a Mapper that can. sources, when set, is the
+	// ledger that vouches for the payload of lines by their fingerprint
+	// (see prepare), with oldest the oldest EventDate the Mapper takes.
+	fingerprints pipeline.Fingerprinter
+	sources      pipeline.SourceSettler
+	oldest       time.Time
 }
 
 // writer is the part of the ledger a run writes.
@@ -298,6 +309,13 @@ func newRunner(opt Options) (*runner, error) {
 		r.enqueue = r.countOnly
 	case Send:
 		r.w = opt.Ledger
+		r.fingerprints, _ = opt.Mapper.(pipeline.Fingerprinter)
+	}
+	// The shortcut answers "already sent" without the conversion: not
+	// when the run's event window needs its EventDate or OnDecision its
+	// body.
+	if ss, ok := opt.Ledger.(pipeline.SourceSettler); ok && r.fingerprints != nil && opt.Events.IsZero() && opt.OnDecision == nil {
+		r.sources, r.oldest = ss, r.fingerprints.OldestEvent()
 	}
 	return r, nil
 }

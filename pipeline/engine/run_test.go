@@ -117,6 +117,7 @@ type runOpts struct {
 	burst              int    // default 20
 	onProgress         func(engine.Progress)
 	group              group.Config
+	mapper             pipeline.Mapper // default h.mapper
 }
 
 func (h *harness) run(o runOpts) (pipeline.Summary, error) {
@@ -144,7 +145,7 @@ func (h *harness) run(o runOpts) (pipeline.Summary, error) {
 		ctx = h.t.Context()
 	}
 	return engine.Run(ctx, engine.Options{
-		Mode: engine.Send, Source: src, Mapper: h.mapper, Sink: sink, Ledger: led, Workers: workers,
+		Mode: engine.Send, Source: src, Mapper: cmp.Or[pipeline.Mapper](o.mapper, h.mapper), Sink: sink, Ledger: led, Workers: workers,
 		All: o.all, RetryRejected: o.retryRejected, RunID: fmt.Sprintf("run-%d", time.Now().UnixNano()),
 		Grace: 5 * time.Second, OnOutcome: o.onOutcome, OnProgress: o.onProgress, ProgressEvery: 10 * time.Millisecond,
 		Group: o.group,
