@@ -135,6 +135,11 @@ const (
 // Decision is what Run decided for one order.
 type Decision struct {
 	Action Action
+	// Mapped is the order mapped. An order of a run that sends whose
+	// lines the ledger knows by their fingerprint as accepted with their
+	// payload (pipeline.SourceSettler) is decided ActionAlreadySent
+	// without being mapped: its Conversion holds only the Key, and Body
+	// and Hash are empty.
 	Mapped pipeline.Mapped
 	// Body is the encoded request body of a valid conversion.
 	Body string

@@ -312,9 +312,8 @@ func newRunner(opt Options) (*runner, error) {
 		r.fingerprints, _ = opt.Mapper.(pipeline.Fingerprinter)
 	}
 	// The shortcut answers "already sent" without the conversion: not
-	// when the run's event window needs its EventDate or OnDecision its
-	// body.
-	if ss, ok := opt.Ledger.(pipeline.SourceSettler); ok && r.fingerprints != nil && opt.Events.IsZero() && opt.OnDecision == nil {
+	// when the run's event window needs its EventDate.
+	if ss, ok := opt.Ledger.(pipeline.SourceSettler); ok && r.fingerprints != nil && opt.Events.IsZero() {
 		r.sources, r.oldest = ss, r.fingerprints.OldestEvent()
 	}
 	return r, nil
