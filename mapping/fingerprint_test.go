@@ -74,18 +74,7 @@ func TestFingerprint(t *testing.T) {
 	mappings := map[string]*Mapping{
 		"another transform":     mustMapping(t, strings.Replace(unitYAML, "{default: EUR}", "{default: USD}", 1)),
 		"another max_event_age": mustMapping(t, "max_event_age: 30d\n"+unitYAML),
-		"allow old": func() *Mapping {
-			cfg, err := ParseConfig([]byte(unitYAML))
-			if err != nil {
-				t.Fatal(err)
-			}
-			cfg.AllowOld = true
-			mm, err := New(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return mm
-		}(),
+		"allow old":             allowOld(t, unitYAML),
 	}
 	for name, mm := range mappings {
 		if _, got := mm.Fingerprint(two); got == fp || got == "" {
@@ -108,18 +97,24 @@ func TestOldestEvent(t *testing.T) {
 	if got, want := m.OldestEvent(), testNow.Add(-29*24*time.Hour); !got.Equal(want) {
 		t.Errorf("OldestEvent = %v, want %v (30 days ago, a day of margin)", got, want)
 	}
-	cfg, err := ParseConfig([]byte(unitYAML))
+	if got := allowOld(t, unitYAML).OldestEvent(); !got.IsZero() {
+		t.Errorf("--allow-old: OldestEvent = %v, want zero", got)
+	}
+}
+
+// allowOld compiles the mapping y as a run with --allow-old does.
+func allowOld(t *testing.T, y string) *Mapping {
+	t.Helper()
+	cfg, err := ParseConfig([]byte(y))
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.AllowOld = true
-	mm, err := New(cfg)
+	m, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := mm.OldestEvent(); !got.IsZero() {
-		t.Errorf("--allow-old: OldestEvent = %v, want zero", got)
-	}
+	return m
 }
 
 func reversed(s []string) []string {

@@ -1,11 +1,8 @@
 package mapping
 
 import (
-	"encoding/csv"
 	"slices"
-	"strings"
 	"testing"
-	"time"
 
 	"convpipe/pipeline"
 )
@@ -21,15 +18,7 @@ func FuzzFingerprint(f *testing.F) {
 	f.Add("de,1,2024-05-01 10:00:00,clk,C1,jane@example.com,new,eur,\"1,000.00\",S1,2,\"9,99\",,0\nde,1,2024-05-01 10:00:00,clk,C1,jane@example.com,new,eur,\"1,000.00\",S2,1,\"1,00\",,0\n")
 	f.Add("de,2,1714557600,,x@y.example,a@b.example,cancelled,usd,(5),S1,2.5,fifty,3,1\nde,3,1714557600,,x@y.example,a@b.example,paid,usd,(5),S1,2.5,fifty,3,1\n")
 	f.Add("de,4,2024-05-01 10:00:00,c,,,,,,S1,1,1.00,,\nde,5,2024-05-01 10:00:00,c,,,,,,S1,1,1.00,,\nde,4,2024-05-01 10:00:00,c,,,,,,S1,1,1.00,,\n")
-	cfg, err := ParseConfig([]byte(fuzzMappingYAML))
-	if err != nil {
-		f.Fatal(err)
-	}
-	m, err := New(cfg)
-	if err != nil {
-		f.Fatal(err)
-	}
-	m.now = func() time.Time { return testNow }
+	m := fuzzMapping(f)
 	h := pipeline.NewHeader(fuzzHeader)
 	// The other header: the columns reversed, and one more.
 	other := append(slices.Clone(fuzzHeader), "unread")
@@ -46,19 +35,8 @@ func FuzzFingerprint(f *testing.F) {
 		return result{md.Conversion.Key, md.Conversion.Encode(), md.Skip, len(md.Problems), len(md.SkippedRows)}
 	}
 	f.Fuzz(func(t *testing.T, data string) {
-		cr := csv.NewReader(strings.NewReader(data))
-		cr.FieldsPerRecord = -1
-		cr.LazyQuotes = true
-		var rows []pipeline.Row
-		for line := int64(2); len(rows) < 200; line++ {
-			rec, err := cr.Read()
-			if err != nil {
-				break
-			}
-			rows = append(rows, pipeline.Row{Object: obj, Line: line, Header: h, Values: rec})
-		}
 		seen := map[string]result{}
-		for _, lines := range group(m, rows) {
+		for _, lines := range group(m, fuzzRows(data, obj, h)) {
 			key, fp := m.Fingerprint(lines)
 			if len(fp) != 32 {
 				t.Fatalf("fingerprint %q", fp)

@@ -135,30 +135,11 @@ func FuzzMapping(f *testing.F) {
 	f.Add("de,1,2024-05-01 10:00:00,clk,C1,jane@example.com,new,eur,\"1,000.00\",S1,2,\"9,99\",,0\nde,1,2024-05-01 10:00:00,clk,C1,jane@example.com,new,eur,\"1,000.00\",S2,1,\"1,00\",,0\n")
 	f.Add("de,2,1714557600,,x@y.example,a@b.example,cancelled,usd,(5),S1,2.5,fifty,3,1\n")
 	f.Add("de,3,2999-01-01 00:00:00,c,,,,,,,,,,\nde,3,2024-05-01 10:00:00,d,,,,,,,,,,\n")
-	cfg, err := ParseConfig([]byte(fuzzMappingYAML))
-	if err != nil {
-		f.Fatal(err)
-	}
-	m, err := New(cfg)
-	if err != nil {
-		f.Fatal(err)
-	}
-	m.now = func() time.Time { return testNow }
+	m := fuzzMapping(f)
 	h := pipeline.NewHeader(fuzzHeader)
 	obj := &pipeline.Object{Key: "fuzz.csv"}
 	f.Fuzz(func(t *testing.T, data string) {
-		cr := csv.NewReader(strings.NewReader(data))
-		cr.FieldsPerRecord = -1
-		cr.LazyQuotes = true
-		var rows []pipeline.Row
-		for line := int64(2); len(rows) < 200; line++ {
-			rec, err := cr.Read()
-			if err != nil {
-				break
-			}
-			rows = append(rows, pipeline.Row{Object: obj, Line: line, Header: h, Values: rec})
-		}
-		for _, lines := range group(m, rows) {
+		for _, lines := range group(m, fuzzRows(data, obj, h)) {
 			md := m.Map(lines)
 			if md.Conversion == nil {
 				t.Fatal("nil conversion")
@@ -184,4 +165,35 @@ func FuzzMapping(f *testing.F) {
 			}
 		}
 	})
+}
+
+// fuzzMapping compiles fuzzMappingYAML, at testNow.
+func fuzzMapping(f *testing.F) *Mapping {
+	cfg, err := ParseConfig([]byte(fuzzMappingYAML))
+	if err != nil {
+		f.Fatal(err)
+	}
+	m, err := New(cfg)
+	if err != nil {
+		f.Fatal(err)
+	}
+	m.now = func() time.Time { return testNow }
+	return m
+}
+
+// fuzzRows reads up to 200 CSV records of data, leniently, as rows of obj
+// under header h.
+func fuzzRows(data string, obj *pipeline.Object, h *pipeline.Header) []pipeline.Row {
+	cr := csv.NewReader(strings.NewReader(data))
+	cr.FieldsPerRecord = -1
+	cr.LazyQuotes = true
+	var rows []pipeline.Row
+	for line := int64(2); len(rows) < 200; line++ {
+		rec, err := cr.Read()
+		if err != nil {
+			break
+		}
+		rows = append(rows, pipeline.Row{Object: obj, Line: line, Header: h, Values: rec})
+	}
+	return rows
 }
