@@ -90,7 +90,12 @@ func (r *runner) send(j job) {
 		r.notSent(j)
 		return
 	}
-	e := pendingEntry(j)
+	// A run that does not record (a dry run) builds no entries.
+	records := r.opt.Mode == Send
+	var e pipeline.Entry
+	if records {
+		e = pendingEntry(j)
+	}
 	announced, claimed := false, false
 	defer func() {
 		if claimed {
@@ -105,7 +110,7 @@ func (r *runner) send(j job) {
 		if claimed, err = r.claimOrder(j); err != nil {
 			return err
 		}
-		if !r.put(e) {
+		if records && !r.put(e) {
 			return ErrLedgerWrite
 		}
 		announced = true
@@ -140,11 +145,14 @@ func (r *runner) send(j job) {
 	r.mu.Lock()
 	r.sent++
 	r.mu.Unlock()
-	e, unfinished := settle(e, out)
-	if out.State == pipeline.StateAccepted {
-		e = acceptedEntry(e, j.conv, time.Now().UTC())
+	unfinished := !out.State.Final()
+	if records {
+		e, unfinished = settle(e, out)
+		if out.State == pipeline.StateAccepted {
+			e = acceptedEntry(e, j.conv, time.Now().UTC())
+		}
+		r.put(e)
 	}
-	r.put(e)
 	delta := outcomeCounts(out)
 	r.count(j.obj, func(c *pipeline.Counts) { c.Add(delta) })
 	if err != nil {
