@@ -65,8 +65,9 @@ func testSettledSource(t *testing.T, b backend) {
 		{"source not hex", "junk", "zz" + strings.Repeat("x", 30), time.Time{}, ""},
 		{"absent", "new", fp("new"), time.Time{}, ""},
 		{"empty fingerprint", "acc", "", time.Time{}, ""},
-		{"event not too old", "acc", fp("acc"), day.Add(-time.Hour), pipeline.StateAccepted},
-		{"event on the limit", "acc", fp("acc"), day, pipeline.StateAccepted},
+		{"event not too old", "acc", fp("acc"), day.Add(-24 * time.Hour), pipeline.StateAccepted},
+		{"event on the limit's day, the limit at its start", "acc", fp("acc"), day.Truncate(24 * time.Hour), pipeline.StateAccepted},
+		{"event after the limit on its day", "acc", fp("acc"), day.Add(-time.Hour), ""},
 		{"event too old", "acc", fp("acc"), day.Add(time.Hour), ""},
 		{"no event date, an age limit", "undated", fp("undated"), day, ""},
 		{"no event date, no limit", "undated", fp("undated"), time.Time{}, pipeline.StateAccepted},
@@ -110,5 +111,27 @@ func testSettledSourceMigrated(t *testing.T, b backend) {
 	}
 	if st, ok, err := l.SettledSource(t.Context(), e.Key, strings.Repeat("a", 32), time.Time{}); ok || err != nil {
 		t.Errorf("SettledSource of a migrated entry = %q, %v, %v; want false", st, ok, err)
+	}
+}
+
+// TestPackSource: a slot's source keeps the fingerprint's first 48 bits
+// and the event's day; an unknown or far-off day is 0.
+func TestPackSource(t *testing.T) {
+	fp := uint64(0x0123456789abcdef)
+	day := time.Date(2026, 11, 20, 23, 59, 0, 0, time.UTC)
+	tests := []struct {
+		name string
+		ev   int64
+		want uint64
+	}{
+		{"a day", day.UnixNano(), 0x0123456789ab0000 | uint64(day.Unix()/86400)},
+		{"unknown", 0, 0x0123456789ab0000},
+		{"before 1970", -day.UnixNano(), 0x0123456789ab0000},
+		{"after 2149", time.Date(2150, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano(), 0x0123456789ab0000},
+	}
+	for _, tt := range tests {
+		if got := packSource(fp, tt.ev); got != tt.want {
+			t.Errorf("%s: packSource = %x, want %x", tt.name, got, tt.want)
+		}
 	}
 }
