@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
 	"time"
@@ -78,6 +79,19 @@ func startCPUProfile(path string) (stop func(), err error) {
 	}, nil
 }
 
+// writeAllocProfile writes the allocations made so far to path.
+func writeAllocProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
 // convpipeGC sets the collector as `convpipe run` sets it (cmd/convpipe's
 // tuneGC and limitMemory, which a main package cannot export): GOGC=400
 // and a soft memory limit of the grouping budget plus 64 MiB, each unless
@@ -100,6 +114,7 @@ func dryRunMain(args []string) error {
 	source := fs.String("source", "", "overrides source.location")
 	mode := fs.String("group", "", "overrides group.mode")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file")
+	memProfile := fs.String("memprofile", "", "write an allocation profile (every allocation sampled, as go test -memprofile) to this file")
 	summaryJSON := fs.String("summary-json", "", "write the run's summary as JSON to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -124,10 +139,18 @@ func dryRunMain(args []string) error {
 		return err
 	}
 	defer stop()
+	if *memProfile != "" {
+		runtime.MemProfileRate = 1
+	}
 	sink := &sinks.Discard{}
 	sum, err := engine.Run(ctx, engine.Options{Source: src, Mapper: m, Mode: engine.DryRun, Sink: sink, Group: cfg.Group, Workers: 4})
 	if err != nil {
 		return err
+	}
+	if *memProfile != "" {
+		if err := writeAllocProfile(*memProfile); err != nil {
+			return err
+		}
 	}
 	fmt.Printf("rows=%d orders=%d sent=%d file_errors=%d\n", sum.Total.Rows, sum.Total.Orders, sink.Count(), sum.FileErrors)
 	if *summaryJSON != "" {

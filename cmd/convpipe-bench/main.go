@@ -12,7 +12,7 @@
 //
 // Subcommands used by the suite itself:
 //
-//	convpipe-bench discard -config FILE [-source PATH] [-group MODE] [-cpuprofile FILE] [-summary-json FILE]
+//	convpipe-bench discard -config FILE [-source PATH] [-group MODE] [-cpuprofile FILE] [-memprofile FILE] [-summary-json FILE]
 //	convpipe-bench floor csv|parquet FILE
 //	convpipe-bench fill -config FILE -ledger FILE
 //	convpipe-bench send -config FILE [-max-duration D] [-cpuprofile FILE]
