@@ -212,6 +212,32 @@ func TestOrderKey(t *testing.T) {
 	}
 }
 
+// TestOrderKeyer: the keyer returns what OrderKey returns for every row,
+// in any order (a key again, another, an empty one, a key that needs
+// normalising), and builds a key of several columns once per run of
+// rows that share it.
+func TestOrderKeyer(t *testing.T) {
+	m := mustMapping(t, strings.Replace(unitYAML, "order_key: [order_id]", "order_key: [click, order_id]", 1))
+	var rows []pipeline.Row
+	for _, id := range []string{"o1", "o1", "o2", " o2 ", "", "", "o1", "O\u00a01", "o3", "o3"} {
+		rows = append(rows, rowsOf("a.csv", unitHeader, unitLine(id, "S1"))...)
+	}
+	rows[5].Values[2] = "" // the click too: every key column empty
+	key := m.OrderKeyer()
+	for i, r := range rows {
+		if got, want := key(r), m.OrderKey(r); got != want {
+			t.Errorf("row %d (%q): keyer %+q, OrderKey %+q", i, r.Values, got, want)
+		}
+	}
+	if a := testing.AllocsPerRun(100, func() { key(rows[9]) }); a != 0 {
+		t.Errorf("the key of the row before again: %v allocations, want 0", a)
+	}
+	one := mustMapping(t, unitYAML).OrderKeyer()
+	if k := one(rows[0]); k != "o1" {
+		t.Errorf("one key column: %q", k)
+	}
+}
+
 func TestColumnsAndHeader(t *testing.T) {
 	m := mustMapping(t, unitYAML+"filters: [{skip: row, when: {column: status, equals: x}}]\n")
 	want := []string{"order_id", "click", "created", "currency", "sku", "qty", "price", "status"}

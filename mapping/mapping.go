@@ -188,17 +188,42 @@ func (m *Mapping) OrderKey(r pipeline.Row) string {
 	for _, s := range m.keySlots {
 		n += len(cell(&r, idx, s))
 	}
-	b := make([]byte, 0, n)
+	return string(m.appendKey(make([]byte, 0, n), &r, idx))
+}
+
+// appendKey appends the order key of r, of several columns, to b; it
+// appends nothing when every key column is empty.
+func (m *Mapping) appendKey(b []byte, r *pipeline.Row, idx []int) []byte {
+	start := len(b)
 	for i, s := range m.keySlots {
 		if i > 0 {
 			b = append(b, '\x1f')
 		}
-		b = append(b, m.keyCell(&r, idx, s)...)
+		b = append(b, m.keyCell(r, idx, s)...)
 	}
-	if len(b) == len(m.keySlots)-1 {
-		return "" // only the separators: every key column is empty
+	if len(b)-start == len(m.keySlots)-1 {
+		return b[:start] // only the separators: every key column is empty
 	}
-	return string(b)
+	return b
+}
+
+// OrderKeyer returns OrderKey as a function for the rows one goroutine
+// reads, in order: when a row's key is that of the row before (the later
+// lines of an order), it returns the string it returned then instead of
+// building the key again, so that grouping costs no allocation per line.
+func (m *Mapping) OrderKeyer() func(pipeline.Row) string {
+	if len(m.keySlots) == 1 {
+		return m.OrderKey // the key is the cell itself: nothing to build
+	}
+	var buf []byte
+	var last string
+	return func(r pipeline.Row) string {
+		buf = m.appendKey(buf[:0], &r, m.resolve(r.Header).idx)
+		if string(buf) != last {
+			last = string(buf)
+		}
+		return last
+	}
 }
 
 // keyEmpty reports whether every order-key column of r is empty (after

@@ -115,7 +115,7 @@ func (r *runner) readRows(ctx context.Context, o *objectState, jobs chan<- job) 
 	}
 	pipe := r.newOrderPipe(ctx, o, jobs)
 	defer pipe.close()
-	g := group.New(r.opt.Group, r.opt.Mapper.OrderKey, pipe.order)
+	g := group.New(r.opt.Group, orderKeyer(r.opt.Mapper), pipe.order)
 	defer g.Close()
 	var rows, rowErrs int64
 	pos, _ := rr.(pipeline.Positioner)
@@ -142,14 +142,17 @@ func (r *runner) readRows(ctx context.Context, o *objectState, jobs chan<- job) 
 			flush()
 			break
 		}
-		var re *pipeline.RowError
-		if errors.As(err, &re) {
-			rowErrs++
-			pipe.rowError(re)
-			continue
-		}
-		// A file error is reported once the orders before it are decided.
 		if err != nil {
+			// re is declared here: errors.As moves it to the heap, which
+			// would cost every row an allocation.
+			var re *pipeline.RowError
+			if errors.As(err, &re) {
+				rowErrs++
+				pipe.rowError(re)
+				continue
+			}
+			// A file error is reported once the orders before it are
+			// decided.
 			pipe.close()
 			if ctx.Err() == nil {
 				r.fileError(o, err)
@@ -179,4 +182,17 @@ func (r *runner) readRows(ctx context.Context, o *objectState, jobs chan<- job) 
 		return false
 	}
 	return ctx.Err() == nil && r.fatalErr() == nil
+}
+
+// orderKeyer returns the order-key function of m for one object's rows:
+// its OrderKeyer when it has one (mapping.Mapping's, which builds a key of
+// several columns once per order instead of once per line), else
+// m.OrderKey.
+func orderKeyer(m pipeline.Mapper) func(pipeline.Row) string {
+	if k, ok := m.(interface {
+		OrderKeyer() func(pipeline.Row) string
+	}); ok {
+		return k.OrderKeyer()
+	}
+	return m.OrderKey
 }
