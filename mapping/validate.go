@@ -14,11 +14,9 @@ import (
 // convpipe's own (convpipe/pipeline/rules), and returns what is wrong, or
 // "".
 func checkValue(d *fieldDef, v string) string {
-	r := rules.Check(d.api, v)
+	r := rules.CheckValue(&d.api, v)
 	if r == rules.None {
-		if r = rules.CheckPolicy(d.api, v); r == rules.None {
-			return ""
-		}
+		return ""
 	}
 	return valueText(r, d, v)
 }

@@ -236,11 +236,28 @@ func AttributionKeys() []string {
 // the rule it breaks, or None; an empty value breaks none (a field that
 // is required is checked by CheckConversion). EventDate may be NOW.
 func Check(f Field, v string) Rule {
+	r, _ := check(&f, v)
+	return r
+}
+
+// CheckValue is Check and then, for a value that passes it, CheckPolicy:
+// every rule a single value can break, in that order, from one pass over
+// the value. It is what a validator calls for each value.
+func CheckValue(f *Field, v string) Rule {
+	r, plain := check(f, v)
+	if r != None || v == "" {
+		return r
+	}
+	return policy(f, v, plain)
+}
+
+// check is Check; plain reports that v is ASCII without "@".
+func check(f *Field, v string) (r Rule, plain bool) {
 	if v == "" {
-		return None
+		return None, true
 	}
 	// One pass tells plain ASCII without "@" (the common case) apart.
-	plain := true
+	plain = true
 	for i := 0; i < len(v); i++ {
 		if c := v[i]; c >= utf8.RuneSelf || c == '@' {
 			plain = false
@@ -248,17 +265,17 @@ func Check(f Field, v string) Rule {
 		}
 	}
 	if !plain && !utf8.ValidString(v) {
-		return NotUTF8
+		return NotUTF8, false
 	}
 	if f.Max > 0 && len(v) > f.Max && utf8.RuneCountInString(v) > f.Max {
-		return TooLong
+		return TooLong, plain
 	}
-	return checkKind(f, v, plain)
+	return checkKind(f, v, plain), plain
 }
 
 // checkKind checks a non-empty, valid UTF-8 value against its field's
 // kind. plain says that v is ASCII without "@".
-func checkKind(f Field, v string, plain bool) Rule {
+func checkKind(f *Field, v string, plain bool) Rule {
 	switch f.Kind {
 	case Text:
 		if f.Name == "CustomerId" && !plain && HasEmail(v) {
@@ -312,6 +329,13 @@ func checkKind(f Field, v string, plain bool) Rule {
 // or None. The API's rules come first: call it for a value that passes
 // Check.
 func CheckPolicy(f Field, v string) Rule {
+	_, plain := check(&f, v)
+	return policy(&f, v, plain)
+}
+
+// policy is CheckPolicy; plain says that v is ASCII without "@" (it then
+// holds no e-mail address).
+func policy(f *Field, v string, plain bool) Rule {
 	if f.Name == "OrderId" {
 		for _, r := range v {
 			if unicode.IsControl(r) {
@@ -319,7 +343,7 @@ func CheckPolicy(f Field, v string) Rule {
 			}
 		}
 	}
-	if f.Kind == Text && f.Name != "CustomerId" && HasEmail(v) {
+	if f.Kind == Text && f.Name != "CustomerId" && !plain && HasEmail(v) {
 		return EmailInValue
 	}
 	return None

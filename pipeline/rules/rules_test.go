@@ -76,3 +76,35 @@ func TestCheckConversion(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckValue: CheckValue is Check and then CheckPolicy, for every
+// field of the API and values that break each rule or none (the
+// validator calls CheckValue; the simulator calls the two).
+func TestCheckValue(t *testing.T) {
+	values := []string{"", "1000", "12345678901", "5.00", "5.005", "5,00", "-12.125", "0", "-3", "2.5",
+		"NOW", "2026-02-30", "2026-11-20T10:00:00", "2026-11-20T10:00:00+01:00", strings.Repeat("a", 40),
+		"jane@example.com", "mail jane@example.com now", "a@b", "C-1", "EUR", "eur", "1", "true", "::1", "1.2.3",
+		"caf\xe9", "café", "O-1\x07", "O-1\u0085", strings.Repeat("é", 65), strings.Repeat("x", 3000)}
+	fields := append(append([]Field(nil), OrderFields...), ItemFields...)
+	if len(fields) < 20 {
+		t.Fatalf("only %d fields", len(fields))
+	}
+	policyBroken := 0
+	for _, f := range fields {
+		for _, v := range values {
+			want := Check(f, v)
+			if want == None {
+				want = CheckPolicy(f, v)
+				if want != None {
+					policyBroken++
+				}
+			}
+			if got := CheckValue(&f, v); got != want {
+				t.Errorf("CheckValue(%s, %+q) = %v, Check then CheckPolicy %v", f.Name, v, got, want)
+			}
+		}
+	}
+	if policyBroken == 0 {
+		t.Error("no value broke a policy rule: the corpus does not test them")
+	}
+}
