@@ -91,38 +91,28 @@ func (r *runner) send(j job) {
 		return
 	}
 	// A run that does not record (a dry run) builds no entries.
-	records := r.opt.Mode == Send
-	var e pipeline.Entry
-	if records {
-		e = pendingEntry(j)
+	st := sending{r: r, j: j, records: r.opt.Mode == Send}
+	if st.records {
+		st.e = pendingEntry(j)
 	}
-	announced, claimed := false, false
 	defer func() {
-		if claimed {
+		if st.claimed {
 			r.releaseOrder(key)
 		}
 	}()
-	leaving := func() error {
-		if r.readCtx.Err() != nil {
-			return errStopping // no new request once the run stops
-		}
-		var err error
-		if claimed, err = r.claimOrder(j); err != nil {
-			return err
-		}
-		if records && !r.put(e) {
-			return ErrLedgerWrite
-		}
-		announced = true
-		return nil
-	}
 	var out pipeline.Outcome
 	var err error
 	if an, ok := r.opt.Sink.(pipeline.Announcer); ok {
-		out, err = an.SendAnnounced(r.sendCtx, j.conv, leaving)
-	} else if err = leaving(); err == nil {
+		// The sink keeps leave until the request goes out: its state
+		// moves to the heap here only, not for a sink without requests.
+		hs := new(sending)
+		*hs = st
+		out, err = an.SendAnnounced(r.sendCtx, j.conv, hs.leave)
+		st = *hs
+	} else if err = st.leave(); err == nil {
 		out, err = r.opt.Sink.Send(r.sendCtx, j.conv)
 	}
+	records, e, announced := st.records, st.e, st.announced
 	if !announced {
 		// No request left (the run stopped while the order waited for
 		// the quota or a request slot, the time is up, the ledger or the
@@ -159,6 +149,35 @@ func (r *runner) send(j job) {
 		r.setFatal(err)
 	}
 	r.release(j.obj, unfinished)
+}
+
+// sending is what send knows of one order while it waits to go out.
+type sending struct {
+	r       *runner
+	j       job
+	e       pipeline.Entry // the order's pending entry, when records
+	records bool
+	// claimed: the order is claimed (shared ledger); announced: its
+	// entry is written and its request may go out.
+	claimed, announced bool
+}
+
+// leave is called when the order's request is about to go out: it claims
+// the order and writes its pending entry. An error keeps the request from
+// going out.
+func (s *sending) leave() error {
+	if s.r.readCtx.Err() != nil {
+		return errStopping // no new request once the run stops
+	}
+	var err error
+	if s.claimed, err = s.r.claimOrder(s.j); err != nil {
+		return err
+	}
+	if s.records && !s.r.put(s.e) {
+		return ErrLedgerWrite
+	}
+	s.announced = true
+	return nil
 }
 
 // acceptedEntry is e once the API accepted c at now: the CampaignId and
