@@ -106,9 +106,25 @@ reliability: ## the built binary under SIGKILLs, fault storms, bad input, storag
 	CONVPIPE_RELIABILITY=full $(GO) test -count=1 -timeout 30m -run '^TestParquetCSVTwins$$' ./sources
 	@cat docs/reliability.md
 
-bench: build ## measure throughput, memory, quota use, rerun, ledger and reconcile cost beside their floors; writes docs/benchmarks.md (about 10 minutes)
+# The commit whose code issue 12 measured CSV parse+map on (43% of the
+# bare read on 2 cores, 24% on one, in docs/benchmarks.md of 2026-11-23):
+# make bench builds its convpipe-bench from git (git archive, no checkout)
+# and runs its discard beside today's, alternating, on the same export and
+# configuration. A clone without that commit (shallow) runs without it.
+BENCH_BASELINE := 5cc1f1d
+BASELINE_BENCH := bin/convpipe-bench-$(BENCH_BASELINE)
+
+bench: build ## measure throughput, memory, quota use, rerun, ledger and reconcile cost beside their floors; writes docs/benchmarks.md (about 12 minutes)
 	$(GO) build -o bin/convpipe-bench ./cmd/convpipe-bench
-	GO=$(GO) bin/convpipe-bench -convpipe $(BIN) -out docs/benchmarks.md
+	@$(MAKE) --no-print-directory $(BASELINE_BENCH)
+	GO=$(GO) bin/convpipe-bench -convpipe $(BIN) -baseline $(BASELINE_BENCH) -baseline-rev $(BENCH_BASELINE) -out docs/benchmarks.md
+
+$(BASELINE_BENCH):
+	@if git cat-file -e '$(BENCH_BASELINE)^{commit}' 2>/dev/null; then \
+	  echo "building convpipe-bench at $(BENCH_BASELINE) (the baseline of make bench) into $@"; \
+	  rm -rf out/baseline-src && mkdir -p out/baseline-src && git archive $(BENCH_BASELINE) | tar -x -C out/baseline-src && \
+	  (cd out/baseline-src && CGO_ENABLED=0 $(GO) build -o $(CURDIR)/$@ ./cmd/convpipe-bench) && rm -rf out/baseline-src; \
+	else echo "commit $(BENCH_BASELINE) is not in this clone (shallow?): make bench runs without its baseline"; fi
 
 # The container image, without a Docker daemon (cmd/convpipe-image, with
 # go-containerregistry): scratch, the static binary, this machine's CA

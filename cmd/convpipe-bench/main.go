@@ -26,6 +26,7 @@
 package main
 
 import (
+	"cmp"
 	"flag"
 	"fmt"
 	"os"
@@ -65,9 +66,12 @@ type bench struct {
 	work     string // out/bench
 	data     *dataMaker
 	repeat   int
-	only     map[string]bool
-	started  time.Time
-	report   *report
+	// baseline, when set, is a convpipe-bench built from an earlier
+	// commit (baselineRev), whose discard runs beside this one's.
+	baseline, baselineRev string
+	only                  map[string]bool
+	started               time.Time
+	report                *report
 }
 
 func (b *bench) logf(format string, args ...any) {
@@ -83,6 +87,8 @@ func suiteMain(args []string) error {
 	out := fs.String("out", "docs/benchmarks.md", "the report to write")
 	work := fs.String("work", "out/bench", "working folder (git-ignored): data, ledgers, configs, profiles")
 	repeat := fs.Int("repeat", 3, "runs of each throughput measurement; the median is reported")
+	baseline := fs.String("baseline", "", "a convpipe-bench built from an earlier commit (make bench builds one): its discard runs of the CSV export alternate with this one's, and the report divides the two")
+	baselineRev := fs.String("baseline-rev", "", "the commit -baseline was built from, as the report names it")
 	only := fs.String("only", "", "comma-separated parts to run (throughput,memory,quota,faults,cost,rerun,ledger,reconcile,gobench,profile); the report then lacks the others")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -99,6 +105,13 @@ func suiteMain(args []string) error {
 	}
 	if _, err := os.Stat(b.convpipe); err != nil {
 		return fmt.Errorf("-convpipe: %w (run `make build` first)", err)
+	}
+	if *baseline != "" {
+		if _, err := os.Stat(*baseline); err != nil {
+			b.logf("-baseline: %v: the report has no baseline figure", err)
+		} else {
+			b.baseline, b.baselineRev = *baseline, cmp.Or(*baselineRev, filepath.Base(*baseline))
+		}
 	}
 	if err := os.MkdirAll(b.work, 0o755); err != nil {
 		return err

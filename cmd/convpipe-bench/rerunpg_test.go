@@ -181,3 +181,44 @@ func TestFillNeedsOneLedger(t *testing.T) {
 		}
 	}
 }
+
+// TestPairedRunsWithABaseline: the floor, the two discard runs and, with
+// a baseline binary (here this one), the baseline's two runs alternate
+// in rounds over one export and configuration, and each median run read
+// every row; the verdict divides this code's rates by the baseline's.
+func TestPairedRunsWithABaseline(t *testing.T) {
+	b, dir, data, _, _ := rerunSetup(t, 600)
+	b.work, b.baseline, b.baselineRev = dir, b.self, "self"
+	b.report = newReport()
+	runs, err := b.pairedRuns(tpFormats[0], data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"floor", "discard/sorted", "discard/sorted/1", "baseline/sorted", "baseline/sorted/1"} {
+		r, ok := runs[k]
+		if !ok {
+			t.Fatalf("no %s run among %v", k, runs)
+		}
+		if r.Rows != 600 {
+			t.Errorf("%s read %d rows, want 600", k, r.Rows)
+		}
+	}
+	if got := runs["baseline/sorted/1"].Procs; got != "1" {
+		t.Errorf("the baseline's one-core run has GOMAXPROCS %s", got)
+	}
+	if !strings.Contains(runs["baseline/sorted"].Cmd, b.self+" discard") {
+		t.Errorf("baseline command %q", runs["baseline/sorted"].Cmd)
+	}
+	results := map[string]tpRun{}
+	for k, r := range runs {
+		results["CSV/"+k] = r
+	}
+	b.baselineVerdict(results)
+	if len(b.report.verdicts) != 1 || !strings.Contains(b.report.verdicts[0].Measured, "on 2 cores") {
+		t.Fatalf("verdicts %+v", b.report.verdicts)
+	}
+	b.baseline = ""
+	if runs, err = b.pairedRuns(tpFormats[0], data); err != nil || len(runs) != 3 {
+		t.Fatalf("without a baseline: %d runs, %v", len(runs), err)
+	}
+}
