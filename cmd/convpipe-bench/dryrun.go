@@ -93,15 +93,18 @@ func writeAllocProfile(path string) error {
 }
 
 // convpipeGC sets the collector as `convpipe run` sets it (cmd/convpipe's
-// tuneGC and limitMemory, which a main package cannot export): GOGC=400
-// and a soft memory limit of the grouping budget plus 64 MiB, each unless
-// the environment sets it. Keep the two in step.
+// tuneGC and limitMemory, which a main package cannot export): a soft
+// memory limit of the grouping budget plus 64 MiB and, under it, GOGC=1600
+// (GOGC=400 when GOMEMLIMIT is set instead), each unless the environment
+// sets it. Keep the two in step.
 func convpipeGC(budget group.ByteSize) {
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(400)
-	}
+	gogc := 400
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(int64(budget) + 64<<20)
+		gogc = 1600
+	}
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(gogc)
 	}
 }
 
