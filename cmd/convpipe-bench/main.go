@@ -69,9 +69,12 @@ type bench struct {
 	// baseline, when set, is a convpipe-bench built from an earlier
 	// commit (baselineRev), whose discard runs beside this one's.
 	baseline, baselineRev string
-	only                  map[string]bool
-	started               time.Time
-	report                *report
+	// baselineRatios holds, per baseline series ("baseline/sorted"…),
+	// the median over the rounds of this code's rate ÷ the baseline's.
+	baselineRatios map[string]float64
+	only           map[string]bool
+	started        time.Time
+	report         *report
 }
 
 func (b *bench) logf(format string, args ...any) {

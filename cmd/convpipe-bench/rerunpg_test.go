@@ -209,6 +209,12 @@ func TestPairedRunsWithABaseline(t *testing.T) {
 	if !strings.Contains(runs["baseline/sorted"].Cmd, b.self+" discard") {
 		t.Errorf("baseline command %q", runs["baseline/sorted"].Cmd)
 	}
+	for _, k := range []string{"baseline/sorted", "baseline/sorted/1"} {
+		// The same binary on both sides: the rounds' ratios are near 1.
+		if r := b.baselineRatios[k]; r < 0.2 || r > 5 {
+			t.Errorf("%s: median ratio %.2f", k, r)
+		}
+	}
 	results := map[string]tpRun{}
 	for k, r := range runs {
 		results["CSV/"+k] = r
