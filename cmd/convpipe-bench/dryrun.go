@@ -94,14 +94,14 @@ func writeAllocProfile(path string) error {
 
 // convpipeGC sets the collector as `convpipe run` sets it (cmd/convpipe's
 // tuneGC and limitMemory, which a main package cannot export): a soft
-// memory limit of the grouping budget plus 64 MiB and, under it, GOGC=1600
+// memory limit of the grouping budget plus 64 MiB and, under it, GOGC=800
 // (GOGC=400 when GOMEMLIMIT is set instead), each unless the environment
 // sets it. Keep the two in step.
 func convpipeGC(budget group.ByteSize) {
 	gogc := 400
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(int64(budget) + 64<<20)
-		gogc = 1600
+		gogc = 800
 	}
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(gogc)

@@ -78,7 +78,7 @@ func (b *bench) memory() error {
 		Measured: fmt.Sprintf("%s → %s (×%.2f)", fmtMiB(c1.U.MaxRSS), fmtMiB(c10.U.MaxRSS), ratio),
 		Target:   "flat (≤ ×1.5) and < 150 MiB",
 		Met:      met(ratio <= 1.5 && c1.U.MaxRSS < limit && c10.U.MaxRSS < limit),
-		Why:      "auto holds rows up to the 64 MiB budget, then spills them to one sequential file and streams it back; convpipe sets a soft memory limit of the budget plus 64 MiB and, under it, GOGC=1600, so the heap grows past the live rows only up to that limit.",
+		Why:      "auto holds rows up to the 64 MiB budget, then spills them to one sequential file and streams it back; convpipe sets a soft memory limit of the budget plus 64 MiB and, under it, GOGC=800, so the heap grows past the live rows only up to that limit.",
 	})
 	sc1, sc10 := res["1m/scattered/auto"], res["10m/scattered/auto"]
 	slimit := int64(budget + 100<<20)

@@ -410,7 +410,7 @@ func csvOneCoreWhy(one, floor tpRun) string {
 func csvCoresWhy(two, gc100, floor tpRun) string {
 	why := fmt.Sprintf("Run maps, encodes and hashes orders on every core while one goroutine reads and groups; that goroutine (encoding/csv, whose bare loop reaches %s rows/s here, the copy of each row, grouping) bounds the rate.", fmtRate(floor.rate()))
 	if gc100.Rows > 0 {
-		why += fmt.Sprintf(" The collector is set as convpipe sets it (a soft limit of the grouping budget plus 64 MiB and GOGC=1600 under it); with Go's default (GOGC=100) the same run reaches %s rows/s (%s CPU).", fmtRate(gc100.rate()), fmtSec(gc100.U.CPU()))
+		why += fmt.Sprintf(" The collector is set as convpipe sets it (a soft limit of the grouping budget plus 64 MiB and GOGC=800 under it); with Go's default (GOGC=100) the same run reaches %s rows/s (%s CPU).", fmtRate(gc100.rate()), fmtSec(gc100.U.CPU()))
 	}
 	return why
 }
