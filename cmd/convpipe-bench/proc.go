@@ -163,7 +163,12 @@ func median[T any](n int, wall func(T) time.Duration, fn func() (T, error)) (T, 
 		}
 		all = append(all, r)
 	}
-	sorted := slices.Clone(all)
+	return middle(all, wall), all, nil
+}
+
+// middle returns the run of runs with the median wall time.
+func middle[T any](runs []T, wall func(T) time.Duration) T {
+	sorted := slices.Clone(runs)
 	slices.SortFunc(sorted, func(a, b T) int { return int(wall(a) - wall(b)) })
-	return sorted[len(sorted)/2], all, nil
+	return sorted[len(sorted)/2]
 }

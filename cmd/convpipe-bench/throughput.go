@@ -167,9 +167,7 @@ func (b *bench) pairedRuns(f tpFormat, path string) (map[string]tpRun, error) {
 	}
 	out := map[string]tpRun{}
 	for _, s := range all {
-		rs := slices.Clone(runs[s.key])
-		slices.SortFunc(rs, func(a, b tpRun) int { return int(a.U.Wall - b.U.Wall) })
-		out[s.key] = rs[len(rs)/2]
+		out[s.key] = middle(runs[s.key], func(r tpRun) time.Duration { return r.U.Wall })
 		b.logRun(out[s.key])
 	}
 	for key, base := range runs {
@@ -370,7 +368,7 @@ func (b *bench) baselineVerdict(results map[string]tpRun) {
 			r2, r1, fmtRate(two.rate()), fmtRate(base.rate()), fmtRate(one.rate()), fmtRate(base1.rate()), b.baselineRev, 100*base.rate()/floor.rate(), 100*base1.rate()/floor.rate()),
 		Target: "≥ 0.90 on both (issue 12: parse+map within a tenth of its ratio then)",
 		Met:    met(r2 >= 0.9 && r1 >= 0.9),
-		Why:    "the ratio to the bare read depends on how much of the second core the shared machine leaves the pipeline (the bare read uses one), so it moves between runs of the suite by more than a tenth; the earlier code run in the same rounds carries the same load. Since then the mapping has learned order values on the first line only, packed items, expressions, encodings, times that keep their offset, ItemCategory's requirement and the record limit, and a dry run builds no ledger entries.",
+		Why:    "the ratio to the bare read depends on how much of the second core the shared machine leaves the pipeline (the bare read uses one), so it moves between runs of the suite by more than a tenth; the earlier code run in the same rounds carries the same load. Since then the mapping has learned order values on the first line only, packed items, expressions, encodings, times that keep their offset and ItemCategory's requirement, the CSV reader a record limit, and a dry run builds no ledger entries.",
 	}
 	if two.Rows != base.Rows || one.Rows != base1.Rows {
 		v.Met = met(false)

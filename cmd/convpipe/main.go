@@ -44,7 +44,7 @@ func limitMemory(budget group.ByteSize) {
 }
 
 // gcPercentUnderLimit is GOGC under limitMemory's limit: the collector's
-// smallest heap goal is then 32 MiB. (At 1600, a 64 MiB goal, a sorted run
-// was some 3% faster still, but an auto run over 10M rows peaked at up to
-// 159 MiB instead of 145: its heap rode the soft limit.)
+// smallest heap goal is then 32 MiB. At 1600 (a 64 MiB goal) make bench's
+// auto run over 10M rows (part 2) peaked at 157 MiB against its 150 MiB
+// target, its heap riding the limit; at 800 it stays at 145 MiB.
 const gcPercentUnderLimit = 800

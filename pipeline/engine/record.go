@@ -112,8 +112,7 @@ func (r *runner) send(j job) {
 	} else if err = st.leave(); err == nil {
 		out, err = r.opt.Sink.Send(r.sendCtx, j.conv)
 	}
-	records, e, announced := st.records, st.e, st.announced
-	if !announced {
+	if !st.announced {
 		// No request left (the run stopped while the order waited for
 		// the quota or a request slot, the time is up, the ledger or the
 		// credentials failed): the order keeps its entry, and the next
@@ -136,11 +135,12 @@ func (r *runner) send(j job) {
 	r.sent++
 	r.mu.Unlock()
 	unfinished := !out.State.Final()
-	if records {
-		e, unfinished = settle(e, out)
+	if st.records {
+		e, fin := settle(st.e, out)
 		if out.State == pipeline.StateAccepted {
 			e = acceptedEntry(e, j.conv, time.Now().UTC())
 		}
+		unfinished = fin
 		r.put(e)
 	}
 	delta := outcomeCounts(out)

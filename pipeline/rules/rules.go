@@ -256,14 +256,7 @@ func check(f *Field, v string) (r Rule, plain bool) {
 	if v == "" {
 		return None, true
 	}
-	// One pass tells plain ASCII without "@" (the common case) apart.
-	plain = true
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; c >= utf8.RuneSelf || c == '@' {
-			plain = false
-			break
-		}
-	}
+	plain = isPlain(v)
 	if !plain && !utf8.ValidString(v) {
 		return NotUTF8, false
 	}
@@ -329,8 +322,18 @@ func checkKind(f *Field, v string, plain bool) Rule {
 // or None. The API's rules come first: call it for a value that passes
 // Check.
 func CheckPolicy(f Field, v string) Rule {
-	_, plain := check(&f, v)
-	return policy(&f, v, plain)
+	return policy(&f, v, isPlain(v))
+}
+
+// isPlain reports whether v is ASCII without "@" (the common case): it
+// then holds no e-mail address and is valid UTF-8.
+func isPlain(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c >= utf8.RuneSelf || c == '@' {
+			return false
+		}
+	}
+	return true
 }
 
 // policy is CheckPolicy; plain says that v is ASCII without "@" (it then
